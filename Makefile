@@ -1,0 +1,31 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Fills DATABASE_URL / DRAMATIQ_BROKER_URL with project-owned servers under var/ when unset.
+SERVICES = eval "$$($(PY) -m smsplatform.embedded env)"
+APPS   := tenants compliance billing delivery
+
+.PHONY: run test lint bench stop clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+run: $(VENV)/.installed
+	$(SERVICES) && $(PY) manage.py bootstrap --demo && $(PY) manage.py runserver 127.0.0.1:8000
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(SERVICES) && $(PY) manage.py makemigrations --check --dry-run $(APPS) && $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+stop:
+	$(PY) -m smsplatform.embedded stop
+
+clean: stop
+	rm -rf var/pgdata var/redis

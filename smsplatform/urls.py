@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tenants.api import AccountView
+
+# Each app adds its customer endpoints in its own api_urls.py (included below when present).
+api_v1 = [
+    path("account", AccountView.as_view(), name="account"),
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/v1/", include("compliance.api_urls")),
+    path("api/v1/", include("billing.api_urls")),
+    path("api/v1/", include("delivery.api_urls")),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
+]
+
+handler404 = "smsplatform.errors.api_not_found"

@@ -1,0 +1,145 @@
+"""Tenants (customers), their domains, API keys and the platform's operation records.
+
+All of these live in the public schema. R-TEN-1..3, R-AUD-3.
+"""
+
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class TenantState(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    TERMINATED = "terminated", "Terminated"
+
+
+# R-TEN-3: terminated is final ("封号且不再开通").
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    TenantState.PENDING: frozenset({TenantState.ACTIVE, TenantState.TERMINATED}),
+    TenantState.ACTIVE: frozenset({TenantState.SUSPENDED, TenantState.TERMINATED}),
+    TenantState.SUSPENDED: frozenset({TenantState.ACTIVE, TenantState.TERMINATED}),
+    TenantState.TERMINATED: frozenset(),
+}
+
+
+class TenantKind(models.TextChoices):
+    ENTERPRISE = "enterprise", "Enterprise"
+    INDIVIDUAL = "individual", "Individual developer"
+    PLATFORM = "platform", "Platform (public schema)"
+
+
+class Tenant(TenantMixin):
+    """A customer with its own schema and its real-name profile (R-TEN-1)."""
+
+    name = models.CharField("legal name", max_length=200)
+    kind = models.CharField(max_length=20, choices=TenantKind.choices, default=TenantKind.ENTERPRISE)
+    # Business licence (统一社会信用代码) or ID number. Unique forever: a terminated tenant's
+    # number can never register again (R-TEN-3).
+    licence_number = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    contact_name = models.CharField(max_length=100, blank=True)
+    contact_phone = models.CharField(max_length=32, blank=True)
+    contact_email = models.EmailField(blank=True)
+    state = models.CharField(max_length=20, choices=TenantState.choices, default=TenantState.PENDING)
+    state_reason = models.TextField(blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Last login or API call, for dormancy (R-TEN-4).
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    auto_create_schema = True
+    auto_drop_schema = False  # a tenant's records outlive it (R-AUD-1)
+
+    class Meta:
+        permissions = [
+            ("change_tenant_state", "Can approve, suspend, reactivate or terminate tenants"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=TenantState.values), name="tenant_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.schema_name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == TenantState.ACTIVE
+
+
+class Domain(DomainMixin):
+    """Host names of a tenant. The API does not route by host (API keys pick the tenant)."""
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class ApiKey(models.Model):
+    """An access key id + secret pair (R-TEN-2).
+
+    The secret is shown once. It is stored as a SHA-256 hash for plain-header authentication and,
+    for HMAC-signed requests (which need the secret itself), encrypted with a key-encryption key
+    that lives outside the database (settings.API_KEY_KEK). A database dump reveals neither.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="api_keys")
+    access_key_id = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    secret_encrypted = models.BinaryField()
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Rotation may keep the old key valid for a grace period; revocation ends it at once.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        permissions = [("manage_api_keys", "Can issue, rotate and revoke API keys")]
+
+    def __str__(self) -> str:
+        return self.access_key_id
+
+
+class ApiNonce(models.Model):
+    """Nonces of HMAC-signed requests seen within the freshness window (replay refused)."""
+
+    access_key_id = models.CharField(max_length=32)
+    nonce = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["access_key_id", "nonce"], name="api_nonce_once"),
+        ]
+
+
+class OperationRecord(models.Model):
+    """Append-only trail of operator actions and customer writes (R-AUD-3).
+
+    A database trigger refuses UPDATE and DELETE (migration 0002).
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_kind = models.CharField(max_length=20)  # user | api_key | system
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=200)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="operation_records"
+    )
+    action = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

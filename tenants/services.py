@@ -1,0 +1,380 @@
+"""Every state change of tenants and API keys, each recorded in the operation trail.
+
+R-TEN-1 (real-name profile), R-TEN-2 (credentials), R-TEN-3 (states), R-AUD-3 (records).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+
+from smsplatform.errors import DomainError
+
+from .models import (
+    ALLOWED_TRANSITIONS,
+    ApiKey,
+    ApiNonce,
+    Domain,
+    OperationRecord,
+    Tenant,
+    TenantKind,
+    TenantState,
+)
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class TenantError(DomainError):
+    code = "tenant_error"
+
+
+class LicenceAlreadyRegistered(TenantError):
+    code = "licence_registered"
+    http_status = status.HTTP_409_CONFLICT
+    default_message = "This licence number is already registered."
+
+
+class LicenceTerminated(TenantError):
+    code = "licence_terminated"
+    http_status = status.HTTP_409_CONFLICT
+    default_message = "This licence number belongs to a terminated account and cannot register again."
+
+
+class InvalidStateTransition(TenantError):
+    code = "invalid_state_transition"
+    http_status = status.HTTP_409_CONFLICT
+
+
+class AuthenticationError(DomainError):
+    code = "authentication_failed"
+    http_status = status.HTTP_401_UNAUTHORIZED
+    default_message = "Invalid access key or secret."
+
+
+class SignatureExpired(AuthenticationError):
+    code = "signature_expired"
+    default_message = "The request timestamp is outside the allowed window."
+
+
+class NonceReused(AuthenticationError):
+    code = "nonce_reused"
+    default_message = "This nonce was already used: replayed request refused."
+
+
+# --- actors and the operation trail ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: an operator (Django user), a customer API key, or the system."""
+
+    kind: str
+    id: str
+    label: str
+    ip_address: str | None = None
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(kind="system", id="", label=label)
+
+    @classmethod
+    def for_user(cls, user, ip_address: str | None = None) -> Actor:
+        return cls(kind="user", id=str(user.pk), label=f"user:{user.get_username()}", ip_address=ip_address)
+
+    @classmethod
+    def for_api_key(cls, key: ApiKey, ip_address: str | None = None) -> Actor:
+        return cls(kind="api_key", id=str(key.pk), label=f"key:{key.access_key_id}", ip_address=ip_address)
+
+
+def record_operation(
+    *,
+    actor: Actor,
+    action: str,
+    tenant: Tenant | None = None,
+    obj: Any = None,
+    reason: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> OperationRecord:
+    """Append one entry to the operation trail (R-AUD-3). Call it inside the changing transaction."""
+    return OperationRecord.objects.create(
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_label=actor.label,
+        ip_address=actor.ip_address,
+        tenant=tenant,
+        action=action,
+        object_type=type(obj).__name__ if obj is not None else "",
+        object_id=str(getattr(obj, "pk", "") or "") if obj is not None else "",
+        reason=reason,
+        before=before,
+        after=after,
+    )
+
+
+# --- tenants ---------------------------------------------------------------------------------
+
+PROFILE_FIELDS = ("name", "kind", "licence_number", "contact_name", "contact_phone", "contact_email")
+CUSTOMER_EDITABLE_FIELDS = ("contact_name", "contact_phone", "contact_email")
+
+
+def _check_licence_free(licence_number: str) -> None:
+    existing = Tenant.objects.filter(licence_number=licence_number).only("state").first()
+    if existing is None:
+        return
+    if existing.state == TenantState.TERMINATED:
+        raise LicenceTerminated(details={"licence_number": licence_number})
+    raise LicenceAlreadyRegistered(details={"licence_number": licence_number})
+
+
+def register_tenant(
+    *,
+    name: str,
+    licence_number: str,
+    contact_name: str,
+    contact_phone: str,
+    contact_email: str,
+    actor: Actor,
+    kind: str = TenantKind.ENTERPRISE,
+    schema_name: str | None = None,
+    activate: bool = False,
+) -> Tenant:
+    """Create a tenant and its schema (cloned from the template schema: fast).
+
+    New tenants wait in `pending` for real-name review unless `activate` (an operator who has
+    reviewed the documents already) (R-TEN-1, R-TEN-3).
+    """
+    licence_number = licence_number.strip().upper()
+    _check_licence_free(licence_number)
+    schema_name = schema_name or f"t_{secrets.token_hex(5)}"
+    with transaction.atomic():
+        tenant = Tenant(
+            schema_name=schema_name,
+            name=name,
+            kind=kind,
+            licence_number=licence_number,
+            contact_name=contact_name,
+            contact_phone=contact_phone,
+            contact_email=contact_email,
+            state=TenantState.PENDING,
+            state_changed_at=timezone.now(),
+        )
+        try:
+            with transaction.atomic():
+                tenant.save(verbosity=0)  # creates the schema (auto_create_schema)
+        except IntegrityError as exc:  # lost a race on the licence number
+            raise LicenceAlreadyRegistered(details={"licence_number": licence_number}) from exc
+        Domain.objects.create(domain=f"{schema_name.replace('_', '-')}.tenants.local", tenant=tenant, is_primary=True)
+        record_operation(actor=actor, action="tenant.register", tenant=tenant, obj=tenant, after=_profile(tenant))
+        if activate:
+            change_tenant_state(tenant=tenant, to_state=TenantState.ACTIVE, actor=actor, reason="registered active")
+    return tenant
+
+
+def _profile(tenant: Tenant) -> dict:
+    return {field: getattr(tenant, field) for field in PROFILE_FIELDS}
+
+
+def update_tenant_profile(*, tenant: Tenant, changes: dict[str, Any], actor: Actor) -> Tenant:
+    """Keep real-name data current (R-TEN-1); the before/after goes into the trail."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise TenantError(f"Not profile fields: {', '.join(sorted(unknown))}", code="invalid_field")
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if "licence_number" in changes:
+            changes["licence_number"] = changes["licence_number"].strip().upper()
+            if changes["licence_number"] != tenant.licence_number:
+                _check_licence_free(changes["licence_number"])
+        before = _profile(tenant)
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        tenant.save(update_fields=list(changes))
+        record_operation(
+            actor=actor, action="tenant.update_profile", tenant=tenant, obj=tenant, before=before, after=_profile(tenant)
+        )
+    return tenant
+
+
+def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: str) -> Tenant:
+    """The one gate for tenant states (R-TEN-3). Terminated is permanent."""
+    if not reason.strip():
+        raise TenantError("A reason is required.", code="reason_required")
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if to_state not in ALLOWED_TRANSITIONS[locked.state]:
+            raise InvalidStateTransition(
+                f"A {locked.state} tenant cannot become {to_state}.",
+                details={"from": locked.state, "to": to_state},
+            )
+        before = {"state": locked.state}
+        locked.state = to_state
+        locked.state_reason = reason
+        locked.state_changed_at = timezone.now()
+        locked.save(update_fields=["state", "state_reason", "state_changed_at"])
+        if to_state == TenantState.TERMINATED:
+            # A terminated tenant cannot call the API again with any key.
+            locked.api_keys.filter(revoked_at__isnull=True).update(
+                revoked_at=locked.state_changed_at, revoked_reason="tenant terminated"
+            )
+        record_operation(
+            actor=actor,
+            action=f"tenant.{to_state}",
+            tenant=locked,
+            obj=locked,
+            reason=reason,
+            before=before,
+            after={"state": to_state},
+        )
+    tenant.state, tenant.state_reason, tenant.state_changed_at = locked.state, locked.state_reason, locked.state_changed_at
+    return tenant
+
+
+def approve_tenant(*, tenant: Tenant, actor: Actor, reason: str = "real-name review passed") -> Tenant:
+    return change_tenant_state(tenant=tenant, to_state=TenantState.ACTIVE, actor=actor, reason=reason)
+
+
+def suspend_tenant(*, tenant: Tenant, actor: Actor, reason: str) -> Tenant:
+    return change_tenant_state(tenant=tenant, to_state=TenantState.SUSPENDED, actor=actor, reason=reason)
+
+
+def reactivate_tenant(*, tenant: Tenant, actor: Actor, reason: str) -> Tenant:
+    return change_tenant_state(tenant=tenant, to_state=TenantState.ACTIVE, actor=actor, reason=reason)
+
+
+def terminate_tenant(*, tenant: Tenant, actor: Actor, reason: str) -> Tenant:
+    return change_tenant_state(tenant=tenant, to_state=TenantState.TERMINATED, actor=actor, reason=reason)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+def _fernet() -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(settings.API_KEY_KEK.encode()).digest()))
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256-bit random strings, so a fast hash is as strong as a slow KDF here.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_api_key(*, tenant: Tenant, actor: Actor, label: str = "") -> tuple[ApiKey, str]:
+    """Create a key; returns (key, secret). The secret is never retrievable again (R-TEN-2)."""
+    if tenant.state == TenantState.TERMINATED:
+        raise InvalidStateTransition("A terminated tenant gets no keys.")
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            tenant=tenant,
+            access_key_id="AK" + secrets.token_hex(10).upper(),
+            secret_hash=hash_secret(secret),
+            secret_encrypted=_fernet().encrypt(secret.encode()),
+            label=label,
+            created_by=actor.label,
+        )
+        record_operation(actor=actor, action="api_key.issue", tenant=tenant, obj=key, after={"access_key_id": key.access_key_id})
+    return key, secret
+
+
+def revoke_api_key(*, key: ApiKey, actor: Actor, reason: str = "") -> ApiKey:
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.revoked_reason = reason
+            key.save(update_fields=["revoked_at", "revoked_reason"])
+            record_operation(actor=actor, action="api_key.revoke", tenant=key.tenant, obj=key, reason=reason)
+    return key
+
+
+def rotate_api_key(*, key: ApiKey, actor: Actor, grace: timedelta = timedelta(0)) -> tuple[ApiKey, str]:
+    """Issue a successor; the old key stops working after `grace` (immediately by default)."""
+    with transaction.atomic():
+        new_key, secret = issue_api_key(tenant=key.tenant, actor=actor, label=key.label)
+        if grace:
+            ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + grace)
+            record_operation(
+                actor=actor, action="api_key.rotate", tenant=key.tenant, obj=key, after={"successor": new_key.access_key_id}
+            )
+        else:
+            revoke_api_key(key=key, actor=actor, reason=f"rotated to {new_key.access_key_id}")
+    return new_key, secret
+
+
+def _usable_key(access_key_id: str) -> ApiKey:
+    key = ApiKey.objects.select_related("tenant").filter(access_key_id=access_key_id).first()
+    now = timezone.now()
+    if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        raise AuthenticationError()
+    return key
+
+
+def authenticate_plain(*, access_key_id: str, secret: str) -> ApiKey:
+    key = _usable_key(access_key_id)
+    if not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
+        raise AuthenticationError()
+    _touch(key)
+    return key
+
+
+def canonical_request(*, method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """What a client signs in HMAC mode (docs/api.md shows a client in ten lines)."""
+    query = "&".join(sorted(part for part in query.split("&") if part))
+    return "\n".join([method.upper(), path, query, timestamp, nonce, hashlib.sha256(body).hexdigest()])
+
+
+def sign_request(*, secret: str, canonical: str) -> str:
+    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def authenticate_signed(*, access_key_id: str, timestamp: str, nonce: str, signature: str, canonical: str) -> ApiKey:
+    """HMAC-SHA256 mode: fresh timestamp, valid signature, nonce never seen before (R-TEN-2)."""
+    key = _usable_key(access_key_id)
+    try:
+        sent_at = int(timestamp)
+    except ValueError as exc:
+        raise SignatureExpired("The timestamp must be Unix seconds.") from exc
+    now = timezone.now()
+    window = settings.API_HMAC_MAX_SKEW_SECONDS
+    if abs(now.timestamp() - sent_at) > window:
+        raise SignatureExpired()
+    if not nonce or len(nonce) > 64:
+        raise AuthenticationError("The nonce must be 1 to 64 characters.", code="invalid_nonce")
+    secret = _fernet().decrypt(bytes(key.secret_encrypted)).decode()
+    if not hmac.compare_digest(sign_request(secret=secret, canonical=canonical), signature.lower()):
+        raise AuthenticationError("The request signature does not match.", code="signature_mismatch")
+    try:
+        with transaction.atomic():
+            ApiNonce.objects.create(access_key_id=access_key_id, nonce=nonce)
+    except IntegrityError as exc:
+        raise NonceReused() from exc
+    _touch(key)
+    return key
+
+
+def purge_expired_nonces() -> int:
+    """Nonces older than the window can never be replayed (the timestamp check refuses them)."""
+    cutoff = timezone.now() - timedelta(seconds=2 * settings.API_HMAC_MAX_SKEW_SECONDS)
+    deleted, _ = ApiNonce.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def _touch(key: ApiKey) -> None:
+    """Record the last use, at most once per resolution period (keeps writes off the hot path)."""
+    now = timezone.now()
+    resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    if key.last_used_at is None or now - key.last_used_at >= resolution:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        Tenant.objects.filter(pk=key.tenant_id).update(last_activity_at=now)
+        key.last_used_at = now

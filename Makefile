@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Fills DATABASE_URL / DRAMATIQ_BROKER_URL with project-owned servers under var/ when unset.
-SERVICES = eval "$$($(PY) -m smsplatform.embedded env)"
+SERVICES = services="$$($(PY) -m smsplatform.embedded env)" && eval "$$services"
 APPS   := tenants compliance billing delivery
 
 .PHONY: run test lint bench stop clean

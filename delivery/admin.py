@@ -37,7 +37,7 @@ class ChannelForm(forms.ModelForm):
             return Channel.objects.get(pk=self.instance.pk).password
         if not value:
             raise forms.ValidationError("A password is required for a new channel.")
-        return value
+        return services.encrypt_secret(value)
 
 
 class RouteInline(admin.TabularInline):

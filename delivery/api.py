@@ -132,7 +132,10 @@ class MaintenanceOut(serializers.ModelSerializer):
 
 class CallbackSettingsOut(serializers.Serializer):
     callback_url = serializers.URLField(allow_blank=True)
-    callback_secret = serializers.CharField(help_text="HMAC-SHA256 key for the X-Signature header")
+    callback_secret = serializers.SerializerMethodField(help_text="HMAC-SHA256 key for the X-Signature header")
+
+    def get_callback_secret(self, obj) -> str:
+        return services.decrypt_secret(obj.callback_secret)
 
 
 class CallbackSettingsIn(serializers.Serializer):

@@ -36,7 +36,8 @@ class Channel(models.Model):
     host = models.CharField(max_length=200)
     port = models.PositiveIntegerField(default=2775)
     system_id = models.CharField(max_length=16)
-    password = models.CharField(max_length=64)
+    # Encrypted at rest (services.encrypt_secret); the clear text only reaches the bind.
+    password = models.CharField(max_length=300)
     system_type = models.CharField(max_length=13, blank=True)
     source_addr = models.CharField("source address", max_length=21, blank=True)
     bind_count = models.PositiveSmallIntegerField(default=1)
@@ -146,7 +147,7 @@ class DeliverySettings(models.Model):
 
     tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="delivery_settings")
     callback_url = models.URLField(blank=True)
-    callback_secret = models.CharField(max_length=64)
+    callback_secret = models.CharField(max_length=300, help_text="encrypted at rest (services.encrypt_secret)")
 
     class Meta:
         verbose_name_plural = "delivery settings"

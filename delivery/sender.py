@@ -85,7 +85,8 @@ class SessionRegistry:
         holder = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint)
         channel_id = channel.pk
         holder.session = SmppSession(
-            host=channel.host, port=channel.port, system_id=channel.system_id, password=channel.password,
+            host=channel.host, port=channel.port, system_id=channel.system_id,
+            password=services.decrypt_secret(channel.password),
             system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
             tps=float(channel.tps_limit) if channel.tps_limit else None,
             on_result=holder.results.append,
@@ -255,7 +256,7 @@ def apply_submit_results(*, channel_id: int, results: list) -> dict:
 
 
 def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]]) -> dict:
-    from billing.services import Capture, capture_holds, release_holds
+    from billing.services import Capture, capture_holds
 
     now = timezone.now()
     schema = connection.schema_name
@@ -313,9 +314,7 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
         if captures:
             capture_holds(captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures]))
         if failed:
-            hold_ids = [m.hold_id for m in failed if m.hold_id]
-            if hold_ids:
-                release_holds(hold_ids=hold_ids, idempotency_key=_hash_key(f"release:{schema}:", hold_ids), reason="submit refused")
+            services.release_messages_holds(messages=failed, key_prefix="refused", reason="submit refused")
             for m in failed:
                 services.enqueue_status_callback(tenant=tenant, message=m)
         if retry:
@@ -334,8 +333,6 @@ def _apply_pending_after_commit(carrier_ids: list[str]) -> None:
 def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | None, reason: str) -> None:
     """Back to queued on the next channel that has not been tried (failover, R-DLV-2); when all
     were tried, on the first one again after a back-off. Too many attempts → failed + release."""
-    from billing.services import release_holds
-
     if not messages:
         return
     now = timezone.now()
@@ -368,11 +365,7 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
             services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id)
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:
-            release_holds(
-                hold_ids=[m.hold_id for m in give_up if m.hold_id],
-                idempotency_key=_hash_key(f"release:{connection.schema_name}:", [m.pk for m in give_up]),
-                reason=reason[:200],
-            )
+            services.release_messages_holds(messages=give_up, key_prefix="giveup", reason=reason[:200])
             for m in give_up:
                 services.enqueue_status_callback(tenant=tenant, message=m)
         planned = [(services.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()]

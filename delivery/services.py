@@ -378,8 +378,6 @@ CANCELLABLE = frozenset({S.ACCEPTED, S.SCHEDULED, S.HELD, S.QUEUED})
 
 def cancel_message(*, tenant: Tenant, message_id: int, actor: Actor) -> Message:
     """Cancel a message not yet submitted and release its hold (R-DLV-1, R-BIL-2)."""
-    from billing.services import release_holds
-
     with transaction.atomic():
         message = Message.objects.select_for_update().filter(pk=message_id).first()
         if message is None:
@@ -388,10 +386,7 @@ def cancel_message(*, tenant: Tenant, message_id: int, actor: Actor) -> Message:
             raise NotCancellable(details={"status": message.status})
         before = message.status
         transition(message=message, to_status=S.CANCELLED, detail="cancelled by customer")
-        if message.hold_id:
-            release_holds(
-                hold_ids=[message.hold_id], idempotency_key=f"cancel:{connection.schema_name}:{message.pk}", reason="cancelled"
-            )
+        release_messages_holds(messages=[message], key_prefix="cancel", reason="cancelled")
         record_operation(
             actor=actor, action="delivery.cancel", tenant=tenant, obj=message, before={"status": before},
             after={"status": S.CANCELLED},
@@ -455,8 +450,6 @@ def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None
 
 
 def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTable, now: datetime) -> list[ChannelJob]:
-    from billing.services import release_holds
-
     messages = list(
         Message.objects.select_for_update().filter(pk__in=message_ids, status__in=[S.ACCEPTED, S.SCHEDULED]).order_by("pk")
     )
@@ -481,11 +474,7 @@ def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTa
     Message.objects.bulk_update(changed, ["status", "status_at", "channel_id", "reason"])
     StatusEvent.objects.bulk_create([e for e in events if e])
     if failed:
-        release_holds(
-            hold_ids=[m.hold_id for m in failed if m.hold_id],
-            idempotency_key=f"noroute:{connection.schema_name}:{failed[0].pk}:{len(failed)}",
-            reason="no route",
-        )
+        release_messages_holds(messages=failed, key_prefix="noroute", reason="no route")
         for m in failed:
             enqueue_status_callback(tenant=tenant, message=m)
     if waiting:
@@ -499,6 +488,17 @@ def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTa
         for channel_id, group in per_channel.items()
         for i in range(0, len(group), chunk)
     ]
+
+
+def release_messages_holds(*, messages: list[Message], key_prefix: str, reason: str) -> int:
+    """Give back the held money of messages that will never be submitted (R-BIL-2)."""
+    hold_ids = sorted(m.hold_id for m in messages if m.hold_id)
+    if not hold_ids:
+        return 0
+    from billing.services import release_holds
+
+    digest = hashlib.sha1(",".join(map(str, hold_ids)).encode(), usedforsecurity=False).hexdigest()
+    return release_holds(hold_ids=hold_ids, idempotency_key=f"{key_prefix}:{connection.schema_name}:{digest}", reason=reason)
 
 
 def send_channel_jobs(jobs: list[ChannelJob], *, delay_ms: int | None = None) -> None:
@@ -607,6 +607,26 @@ def mark_channel_up(*, channel_id: int) -> None:
     Channel.objects.filter(pk=channel_id, down_until__isnull=False).update(down_until=None)
 
 
+# --- secrets at rest ---------------------------------------------------------------------------
+
+
+def encrypt_secret(value: str) -> str:
+    """SMPP passwords and callback secrets are stored encrypted with the platform key (R-TEN-2)."""
+    from tenants.services import _fernet
+
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    from tenants.services import _fernet
+
+    return _fernet().decrypt(token.encode()).decode()
+
+
+def create_channel(*, actor: Actor, password: str, **fields) -> Channel:
+    return save_channel(channel=Channel(password=encrypt_secret(password), **fields), actor=actor, changed=list(fields))
+
+
 # --- tenant numbers and settings --------------------------------------------------------------
 
 
@@ -619,7 +639,7 @@ def assign_tenant_number(*, tenant: Tenant, extension: str, actor: Actor) -> Ten
 
 def delivery_settings_for(*, tenant: Tenant) -> DeliverySettings:
     settings_row, _ = DeliverySettings.objects.get_or_create(
-        tenant=tenant, defaults={"callback_secret": secrets.token_hex(32)}
+        tenant=tenant, defaults={"callback_secret": encrypt_secret(secrets.token_hex(32))}
     )
     return settings_row
 
@@ -631,7 +651,7 @@ def update_callback_settings(*, tenant: Tenant, callback_url: str, actor: Actor,
         before = {"callback_url": row.callback_url}
         row.callback_url = callback_url
         if rotate_secret:
-            row.callback_secret = secrets.token_hex(32)
+            row.callback_secret = encrypt_secret(secrets.token_hex(32))
         row.save()
         record_operation(
             actor=actor, action="delivery.callback_settings", tenant=tenant, obj=row, before=before,
@@ -706,7 +726,7 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
         )
         if item is None:
             return None
-        secret = delivery_settings_for(tenant=item.tenant).callback_secret
+        secret = decrypt_secret(delivery_settings_for(tenant=item.tenant).callback_secret)
         body = item.body.encode()
         request = urllib.request.Request(  # noqa: S310 (tenant-configured http(s) URL)
             item.url, data=body, method="POST",

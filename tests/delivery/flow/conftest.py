@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.models import Channel, Message, MessageStatus, OutboxEntry, Route, SendRequest, StatusEvent
+from delivery.services import encrypt_secret
 
 _seq = itertools.count(1)
 
@@ -16,7 +17,7 @@ _seq = itertools.count(1)
 def make_channel(db):
     def make(*, name=None, port=2775, priority=100, weight=1, route=True, **fields):
         channel = Channel.objects.create(
-            name=name or f"ch-{next(_seq)}", host="127.0.0.1", port=port, system_id="demo", password="demo",
+            name=name or f"ch-{next(_seq)}", host="127.0.0.1", port=port, system_id="demo", password=encrypt_secret("demo"),
             source_addr=fields.pop("source_addr", "1069"), **fields,
         )
         if route:

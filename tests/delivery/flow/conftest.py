@@ -2,6 +2,8 @@
 that operators edit (channels/routes) or the send path's own rows."""
 
 import itertools
+import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -81,8 +83,10 @@ def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000
     compliance.approve_template_version(version=template.versions.get(), actor=_actor("reviewer"))
     plan = billing.default_plan()
     if not Price.objects.filter(plan=plan, message_type=message_type, country="CN").exists():
+        starts = timezone.now() + timedelta(milliseconds=50)  # a price never starts in the past
         billing.announce_price(plan=plan, message_type=message_type, country="CN", unit_price=PRICE,
-                               effective_from=timezone.now(), actor=_actor("finance"))
+                               effective_from=starts, actor=_actor("finance"))
+        time.sleep(0.06)
     if balance:
         billing.topup(tenant=tenant, amount=balance, actor=_actor("finance"), idempotency_key=f"topup:{tenant.pk}:{next(_seq)}")
     return template.code

@@ -96,3 +96,47 @@ def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000
 def _compliance_test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.COMPLIANCE_SPIKE_MULTIPLE = 0  # a fresh tenant's first sends are not a spike
+
+
+@pytest.fixture
+def worker(live_db):
+    """start(threads=2) → a real dramatiq Worker on the Redis broker, in this process."""
+    import dramatiq
+
+    import smsplatform.worker  # noqa: F401  (imports every actor)
+
+    broker = dramatiq.get_broker()
+    broker.client.flushdb()
+    started = []
+
+    def start(threads: int = 2):
+        w = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+        w.start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop(timeout=10_000)
+
+
+@pytest.fixture
+def listener(live_db):
+    """start(channel_id) → the receipt/reply listener (run_listener's loop) in a thread."""
+    import threading
+
+    from delivery.management.commands.run_listener import listen
+
+    stop = threading.Event()
+    threads = []
+
+    def start(channel_id: int):
+        thread = threading.Thread(target=listen, args=(channel_id, stop), daemon=True)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=5)

@@ -95,15 +95,14 @@ def statuses(tenant, ids=None) -> dict[int, str]:
     return result
 
 
-def worker_process(*queues: str, threads: int = 2) -> subprocess.Popen:
+def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> subprocess.Popen:
     """`dramatiq smsplatform.worker` as a child process on the test database."""
     settings_db = connection.settings_dict
-    env = {
+    full_env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT']}/{settings_db['NAME']}",
         "DELIVERY_RECEIPT_LINGER_SECONDS": "0.3",
+        **(env or {}),
     }
     command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]
-    if queues:
-        command += ["-Q", *queues]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL)

@@ -5,7 +5,6 @@ smpplib → simulator socket → submit_sm_resp → capture → receipt → deli
 a local HTTP endpoint → billing shows the hold captured with the carrier id.
 """
 
-import dramatiq
 import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
@@ -24,26 +23,6 @@ def endpoint():
     ep = CallbackEndpoint()
     yield ep
     ep.close()
-
-
-@pytest.fixture
-def worker(live_db):
-    """A real dramatiq Worker on the Redis broker, in this process (2 threads)."""
-    import smsplatform.worker  # noqa: F401  (imports every actor)
-
-    broker = dramatiq.get_broker()
-    broker.client.flushdb()
-    started = []
-
-    def start(**options):
-        w = dramatiq.Worker(broker, worker_threads=options.get("threads", 2), worker_timeout=100)
-        w.start()
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.stop(timeout=10_000)
 
 
 def test_send_to_delivered_callback_and_capture_end_to_end(live_db, smsc_factory, endpoint, worker):

@@ -106,3 +106,19 @@ def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> su
     }
     command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]
     return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL)
+
+
+def wait_all_delivered(tenant, ids, *, timeout: float = 60.0) -> None:
+    from collections import Counter
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = statuses(tenant, ids)
+        if set(states.values()) == {"delivered"}:
+            return
+        time.sleep(0.1)
+    with tenant_context(tenant):
+        stuck = list(Message.objects.filter(pk__in=ids).exclude(status="delivered").values(
+            "pk", "status", "submit_attempts", "reason", "detail", "tried_channels")[:5])
+    connection.set_schema_to_public()
+    raise AssertionError(f"not all delivered: {Counter(states.values())}; e.g. {stuck}")

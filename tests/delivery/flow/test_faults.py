@@ -18,7 +18,7 @@ from delivery.sender import mark_stale_submissions, reconcile_unknown_submission
 from delivery.services import requeue_stale_queued
 
 from .conftest import PRICE, make_sendable
-from .live import live_tenant, only_channel, statuses, wait_for, worker_process
+from .live import live_tenant, only_channel, statuses, wait_all_delivered, wait_for, worker_process
 
 S = MessageStatus
 pytestmark = pytest.mark.faults
@@ -60,7 +60,7 @@ def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker):
     worker()
     numbers = numbers_for("138", 30)
     ids = send_batch(client, template, numbers)
-    wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=60, what="all delivered")
+    wait_all_delivered(tenant, ids)
     assert sim.disconnects >= 3
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)
 
@@ -73,7 +73,7 @@ def test_simulator_throttles(live_db, smsc_factory, worker):
     worker()
     numbers = numbers_for("139", 20)
     ids = send_batch(client, template, numbers)
-    wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=60, what="all delivered")
+    wait_all_delivered(tenant, ids)
     assert sim.throttled >= 4
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)
 
@@ -126,7 +126,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
                 outcome = reconcile_unknown_submissions()
             assert outcome["reconciled"] == len(reached_smsc)
             assert outcome["requeued"] == len(unknown) - len(reached_smsc)
-            wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=90, what="all delivered")
+            wait_all_delivered(tenant, ids, timeout=90)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=20)

@@ -54,7 +54,8 @@ class ChannelSession:
     results: list = field(default_factory=list)
 
     def take_results(self) -> list:
-        taken, self.results = self.results, []
+        taken = list(self.results)  # the session appends to this very list: clear it in place
+        del self.results[: len(taken)]
         return taken
 
 

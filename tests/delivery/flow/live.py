@@ -102,6 +102,7 @@ def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> su
         **os.environ,
         "DATABASE_URL": f"postgres://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT']}/{settings_db['NAME']}",
         "DELIVERY_RECEIPT_LINGER_SECONDS": "0.3",
+        "DELIVERY_RETRY_BACKOFF_MS": "100",
         **(env or {}),
     }
     command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]

@@ -52,7 +52,8 @@ def numbers_for(prefix: str, n: int) -> list[str]:
     return [f"+86{prefix}{i:08d}" for i in range(n)]
 
 
-def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker):
+def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker, settings):
+    settings.DELIVERY_RETRY_BACKOFF_MS = 100
     sim = smsc_factory(credentials={"demo": "demo"}, disconnect_every=7)
     only_channel(port=sim.port)
     tenant, client = live_tenant("Disconnect Co.")
@@ -65,7 +66,8 @@ def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker):
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)
 
 
-def test_simulator_throttles(live_db, smsc_factory, worker):
+def test_simulator_throttles(live_db, smsc_factory, worker, settings):
+    settings.DELIVERY_RETRY_BACKOFF_MS = 100
     sim = smsc_factory(credentials={"demo": "demo"}, throttle_every=4)
     only_channel(port=sim.port)
     tenant, client = live_tenant("Throttle Co.")

@@ -106,7 +106,17 @@ def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> su
         **(env or {}),
     }
     command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]
-    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL)
+    # Own process group: dramatiq's main process forks the worker process; signals go to both.
+    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL,
+                            stderr=log or subprocess.DEVNULL, start_new_session=True)
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the dramatiq main process and its worker processes (the whole group)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def wait_all_delivered(tenant, ids, *, timeout: float = 60.0) -> None:

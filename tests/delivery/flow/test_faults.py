@@ -18,7 +18,7 @@ from delivery.sender import mark_stale_submissions, reconcile_unknown_submission
 from delivery.services import requeue_stale_queued
 
 from .conftest import PRICE, make_sendable
-from .live import live_tenant, only_channel, statuses, wait_all_delivered, wait_for, worker_process
+from .live import live_tenant, only_channel, signal_group, statuses, wait_all_delivered, wait_for, worker_process
 
 S = MessageStatus
 pytestmark = pytest.mark.faults
@@ -99,7 +99,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
     try:
         ids = send_batch(client, template, numbers)
         wait_for(lambda: len(sim.submitted) >= 25, timeout=60, what="the first worker to be mid-batch")
-        first.send_signal(signal.SIGKILL)
+        signal_group(first, signal.SIGKILL)
         first.wait(timeout=10)
         killed_at = len(sim.submitted)
         assert killed_at < len(numbers)
@@ -130,9 +130,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
             assert outcome["requeued"] == len(unknown) - len(reached_smsc)
             wait_all_delivered(tenant, ids, timeout=90)
         finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(timeout=20)
+            signal_group(second, signal.SIGTERM)
+            second.wait(timeout=30)
     finally:
-        if first.poll() is None:
-            first.kill()
+        signal_group(first, signal.SIGKILL)
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)

@@ -10,7 +10,7 @@ from delivery.services import assign_tenant_number, decrypt_secret, delivery_set
 from .live import SYSTEM, CallbackEndpoint, live_tenant, only_channel, wait_for
 
 
-def test_reply_routes_by_extension_and_opts_out_R_DLV_5(live_db, smsc_factory, listener):
+def test_reply_routes_by_extension_and_opts_out_R_DLV_5(live_db, smsc_factory, listener, worker):
     from compliance.models import OptOut
 
     endpoint = CallbackEndpoint()
@@ -22,6 +22,7 @@ def test_reply_routes_by_extension_and_opts_out_R_DLV_5(live_db, smsc_factory, l
         ext = str(channel.pk % 100).zfill(2) + str(tenant.pk % 1000).zfill(3)
         assign_tenant_number(tenant=tenant, extension=ext, actor=SYSTEM)
         assign_tenant_number(tenant=other, extension=ext + "9", actor=SYSTEM)  # a longer, different extension
+        worker(threads=1)
         listener(channel.pk)
         wait_for(lambda: sim.binds >= 1, what="listener bound")
         sim.inject_mo("8613800138001", f"10690{ext}", "TD")

@@ -118,6 +118,9 @@ def worker(live_db):
     yield start
     for w in started:
         w.stop(timeout=10_000)
+        # dramatiq never removes a stopped Worker's middleware: it would keep adding consumers
+        # (that fetch and never run jobs) for queues declared later in this process.
+        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not w]
 
 
 @pytest.fixture

@@ -24,10 +24,12 @@ class ChannelQueues(Middleware):
 
     refresh_seconds = 5.0
 
+    poll_seconds = 0.2
+
     def after_worker_boot(self, broker, worker):
         self._stop = threading.Event()
-        thread = threading.Thread(target=self._refresh_loop, args=(broker,), name="channel-queues", daemon=True)
-        thread.start()
+        threading.Thread(target=self._refresh_loop, args=(broker, self._stop), name="channel-queues", daemon=True).start()
+        threading.Thread(target=self._idle_poll_loop, args=(self._stop,), name="idle-binds", daemon=True).start()
 
     def before_worker_shutdown(self, broker, worker):
         stop = getattr(self, "_stop", None)
@@ -38,15 +40,25 @@ class ChannelQueues(Middleware):
         sender.SessionRegistry.close_all()
         connection.close()
 
-    def _refresh_loop(self, broker):
-        while not self._stop.is_set():
+    def _refresh_loop(self, broker, stop):
+        while not stop.is_set():
             try:
                 declare_channel_queues(broker)
             except Exception:  # the database may be briefly away; try again next round
                 log.exception("declaring channel queues failed")
             finally:
                 close_old_connections()
-            self._stop.wait(self.refresh_seconds)
+            stop.wait(self.refresh_seconds)
+
+    def _idle_poll_loop(self, stop):
+        """Idle binds still get receipts, replies and enquire_links: read them between jobs."""
+        while not stop.is_set():
+            try:
+                sender.SessionRegistry.poll_idle()
+            except Exception:  # a receipt that fails is answered with an error and redelivered
+                log.exception("polling idle binds failed")
+            stop.wait(self.poll_seconds)
+        connection.close()
 
 
 def declare_channel_queues(broker) -> list[str]:

@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -44,14 +45,19 @@ S = MessageStatus
 # --- the per-thread session registry ----------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class ChannelSession:
-    """One SmppSession owned by one thread, plus the results it has collected."""
+    """One SmppSession owned by one worker thread, plus the results it has collected.
+
+    `lock` is held by the owner while it submits; between jobs the worker's idle poller takes
+    it for a moment to read the bind (receipts, replies, enquire_link), so an idle bind never
+    sits on deliver_sm. The session is never used by two threads at once."""
 
     channel_id: int
     fingerprint: tuple
     session: object = None
     results: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_results(self) -> list:
         taken = list(self.results)  # the session appends to this very list: clear it in place
@@ -64,6 +70,8 @@ class SessionRegistry:
     between threads (smpplib is not thread-safe)."""
 
     _local = threading.local()
+    _all: ClassVar[set] = set()  # every live ChannelSession of this process (for the idle poller)
+    _all_lock = threading.Lock()
 
     @classmethod
     def _sessions(cls) -> dict[int, ChannelSession]:
@@ -95,14 +103,19 @@ class SessionRegistry:
         )
         holder.session.connect()
         sessions[channel.pk] = holder
+        with cls._all_lock:
+            cls._all.add(holder)
         return holder
 
     @classmethod
     def drop(cls, channel_id: int) -> None:
         holder = cls._sessions().pop(channel_id, None)
         if holder is not None:
+            with cls._all_lock:
+                cls._all.discard(holder)
             try:
-                holder.session.close()
+                with holder.lock:
+                    holder.session.close()
             except Exception:  # a broken socket cannot unbind; it is gone either way
                 log.debug("closing session of channel %s failed", channel_id, exc_info=True)
 
@@ -110,6 +123,31 @@ class SessionRegistry:
     def close_all(cls) -> None:
         for channel_id in list(cls._sessions()):
             cls.drop(channel_id)
+
+    @classmethod
+    def poll_idle(cls) -> int:
+        """Read every idle bind of this process once (called by the worker's idle poller)."""
+        from .smpp import SmppError
+
+        with cls._all_lock:
+            holders = list(cls._all)
+        polled = 0
+        for holder in holders:
+            if not holder.lock.acquire(blocking=False):
+                continue  # its owner is submitting: it reads the bind itself
+            try:
+                if holder.session.connected:
+                    holder.session.poll(0)
+                    polled += 1
+                results = holder.take_results()
+            except (SmppError, OSError):
+                log.info("idle bind of channel %s lost; its owner reconnects on the next job", holder.channel_id)
+                results = holder.take_results()
+            finally:
+                holder.lock.release()
+            if results:  # late submit responses of an earlier job
+                apply_submit_results(channel_id=holder.channel_id, results=results)
+        return polled
 
 
 def _on_inbound(channel_id: int, pdu) -> None:
@@ -183,26 +221,27 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         source = source_address(channel=channel, tenant=tenant)
     schema = tenant.schema_name
     broken = None
-    for m in claimed:
-        try:
-            holder.session.submit(
-                ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
-            )
-        except (SmppError, OSError) as exc:
-            # The session reported every part it had taken (answered, or transient); messages
-            # after this one were never handed over.
-            broken = exc
-            break
-    if broken is None:
-        try:
-            holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
-            _linger(holder)
-        except (SmppError, OSError) as exc:
-            broken = exc
+    with holder.lock:
+        for m in claimed:
+            try:
+                holder.session.submit(
+                    ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
+                )
+            except (SmppError, OSError) as exc:
+                # The session reported every part it had taken (answered, or transient); messages
+                # after this one were never handed over.
+                broken = exc
+                break
+        if broken is None:
+            try:
+                holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
+                _linger(holder)
+            except (SmppError, OSError) as exc:
+                broken = exc
+        results = holder.take_results()  # under the lock: the idle poller cannot take them first
     if broken is not None:
         SessionRegistry.drop(channel_id)
         log.warning("channel %s session lost: %s", channel_id, broken)
-    results = holder.take_results()
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results)
     with tenant_context(tenant):

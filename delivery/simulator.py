@@ -98,6 +98,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.unacked: dict[int, tuple[_PendingDeliver, DeliverRecord]] = {}
         self.timers: list[asyncio.TimerHandle] = []
+        self.pending_responses = 0  # delayed submit_sm_resp not written yet
 
     # -- asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -107,17 +108,25 @@ class _Connection(asyncio.Protocol):
         if self.sim.disconnect_after:
             self.timers.append(self.sim._loop.call_later(self.sim.disconnect_after, self.drop))
 
+    def _cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+        self.sim._outstanding -= self.pending_responses  # those answers will never be written
+        self.pending_responses = 0
+
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.sim._connections.discard(self)
-        for timer in self.timers:
-            timer.cancel()
+        self._cancel_timers()
         # deliver_sm never acknowledged: the SMSC keeps them and redelivers on the next bind.
         for pending, _record in self.unacked.values():
             self.sim._retry_queue.setdefault(self.system_id, []).append(pending)
         self.unacked.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # dropped: ignore whatever still arrives
         self.buffer += data
         while len(self.buffer) >= 4:
             (length,) = struct.unpack(">L", self.buffer[:4])
@@ -154,11 +163,21 @@ class _Connection(asyncio.Protocol):
         self.transport.write(pdu.generate())
         return pdu.sequence
 
-    def drop(self) -> None:
-        """Close the TCP connection (buffered writes are flushed first, like a clean FIN)."""
-        if not self.closed and self.transport is not None:
-            self.sim.disconnects += 1
-            self.closed = True
+    def drop(self, *, abort: bool = False) -> None:
+        """Drop the connection. Default: like an SMSC that closes cleanly — answers already written
+        are flushed, a FIN follows, later PDUs are read and ignored, the socket closes 0.5 s later
+        (so the ESME sees every answer, then EOF, not a reset). abort=True: TCP RST at once."""
+        if self.closed or self.transport is None:
+            return
+        self.sim.disconnects += 1
+        self.closed = True
+        self._cancel_timers()
+        if abort:
+            self.transport.abort()
+        elif self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.timers.append(self.sim._loop.call_later(0.5, self.transport.close))
+        else:
             self.transport.close()
 
     # -- PDU handling
@@ -254,8 +273,10 @@ class _Connection(asyncio.Protocol):
         sim._outstanding += 1
         sim.max_outstanding = max(sim.max_outstanding, sim._outstanding)
 
-        def respond() -> None:
+        def respond(delayed: bool = False) -> None:
             sim._outstanding -= 1
+            if delayed:
+                self.pending_responses -= 1
             if record.registered_delivery & 0x03 and sim.receipt_before_response:
                 sim._schedule_receipt(self, record, 0.0)
             self.send("submit_sm_resp", sequence=pdu.sequence, message_id=message_id)
@@ -263,7 +284,11 @@ class _Connection(asyncio.Protocol):
                 sim._schedule_receipt(self, record, sim.receipt_delay)
 
         if sim.response_delay:
-            self.timers.append(sim._loop.call_later(sim.response_delay, respond))
+            if len(self.timers) > 1000:
+                now = sim._loop.time()
+                self.timers = [t for t in self.timers if not t.cancelled() and t.when() > now]
+            self.pending_responses += 1
+            self.timers.append(sim._loop.call_later(sim.response_delay, respond, True))
         else:
             respond()
 
@@ -443,13 +468,13 @@ class SmscSimulator:
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout)
 
     # -- switches usable from tests
-    def drop_connections(self) -> int:
-        """Drop every open connection now; returns how many."""
+    def drop_connections(self, *, abort: bool = False) -> int:
+        """Drop every open connection now (abort=True: TCP reset); returns how many."""
 
         def drop_all() -> int:
             conns = [c for c in self._connections if not c.closed]
             for conn in conns:
-                conn.drop()
+                conn.drop(abort=abort)
             return len(conns)
 
         return self.call(drop_all)

@@ -590,8 +590,43 @@ class SmppSession:
             except OSError:
                 pass
 
+    def _salvage(self) -> None:
+        """Before giving up on a socket, process submit responses already received (the SMSC may
+        have answered, then closed): reporting those as lost would make the caller resend messages
+        the SMSC accepted. Other PDUs are left unanswered (the SMSC redelivers deliver_sm)."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.setblocking(False)
+            while True:
+                data = sock.recv(262144)
+                if not data:
+                    break
+                self._buf += data
+        except OSError:
+            pass
+        buf = self._buf
+        while len(buf) >= 16:
+            length = int.from_bytes(buf[:4], "big")
+            if length < 16 or len(buf) < length:
+                break
+            raw = bytes(buf[:length])
+            del buf[:length]
+            try:
+                pdu = smpp.parse_pdu(raw, client=self._client, sequence=0, allow_unknown_opt_params=True)
+            except Exception:  # noqa: BLE001, S112 - broken leftovers of a dead link
+                continue
+            if pdu is not None and pdu.command in ("submit_sm_resp", "generic_nack"):
+                pending = self._pending.pop(pdu.sequence, None)
+                if pending is not None:
+                    message_id = _text(getattr(pdu, "message_id", None)) if pdu.status == 0 else None
+                    self._report(pending, message_id, pdu.status)
+
     def _lost(self, reason: str, *, raise_: bool = True) -> None:
         """Tear down; report all outstanding parts transient (STATUS_DISCONNECTED)."""
+        if raise_:
+            self._salvage()
         if self._client is not None:
             self._close_socket(self._client)
         self._client, self._sock = None, None

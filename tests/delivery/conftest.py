@@ -1,11 +1,12 @@
 """Fixtures for the SMPP layer: a real SMSC simulator on a free loopback port (no database)."""
 
+import socket
 import time
 
 import pytest
 
 from delivery.simulator import SmscSimulator
-from delivery.smpp import SmppSession
+from delivery.smpp import SmppDisconnected, SmppSession
 
 SYSTEM_ID = "esme1"
 PASSWORD = "secret1"
@@ -40,12 +41,15 @@ class Recorder:
     def __init__(self):
         self.results = []
         self.inbound = []
+        self.events = []  # ("result" | "inbound", object) in callback order
 
     def on_result(self, result):
         self.results.append(result)
+        self.events.append(("result", result))
 
     def on_inbound(self, pdu):
         self.inbound.append(pdu)
+        self.events.append(("inbound", pdu))
 
     @property
     def receipts(self):
@@ -83,6 +87,39 @@ def session_factory(recorder):
             session.close()
         except Exception:  # noqa: BLE001 - best effort teardown
             pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def send_all(session, recorder, messages, *, attempts=20, reconnect=True):
+    """Submit {ref: (destination, text)}; resubmit messages with a transient result (after a
+    reconnect when the link dropped) until every part of every message is OK. Returns the
+    number of rounds. This is the retry loop the delivery flow runs, in miniature."""
+    todo = dict(messages)
+    rounds = 0
+    while todo and rounds < attempts:
+        rounds += 1
+        start = len(recorder.results)
+        try:
+            for ref, (destination, text) in todo.items():
+                session.submit(ref=ref, source="10690001", destination=destination, text=text)
+            session.drain(10)
+        except SmppDisconnected:
+            if not reconnect:
+                raise
+        if not session.connected:
+            session.connect_with_backoff(max_attempts=5, base_delay=0.01)
+        round_results = recorder.results[start:]
+        failed = {r.ref for r in round_results if not r.ok}
+        assert all(r.transient for r in round_results if not r.ok)
+        done = {r.ref for r in round_results if r.ok} - failed
+        # a multipart message with a failed part is resent whole (tests use single parts here)
+        todo = {ref: todo[ref] for ref in todo if ref not in done}
+    return rounds
 
 
 def poll_until(session, predicate, timeout=5.0):

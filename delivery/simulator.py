@@ -153,13 +153,21 @@ class _Connection(asyncio.Protocol):
                 return
 
     # -- helpers
-    def send(self, command: str, **fields) -> int:
-        if self.closed or self.transport is None or self.transport.is_closing():
-            return 0
+    @property
+    def writable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    def make(self, command: str, **fields):
         sequence = fields.pop("sequence", None)
         pdu = smpp.make_pdu(command, client=self.seq, **fields)
         if sequence is not None:
             pdu.sequence = sequence  # smpplib ignores a sequence kwarg (its property shadows it)
+        return pdu
+
+    def send(self, command: str, **fields) -> int:
+        if not self.writable:
+            return 0
+        pdu = self.make(command, **fields)
         self.transport.write(pdu.generate())
         return pdu.sequence
 
@@ -221,7 +229,7 @@ class _Connection(asyncio.Protocol):
         self.sim.binds += 1
         self.send(resp, sequence=pdu.sequence, system_id=self.sim.smsc_system_id)
         if self.can_receive:
-            for pending in self.sim._retry_queue.pop(system_id, []):
+            for pending in self.sim._retry_queue.pop(system_id, []) + self.sim._retry_queue.pop(None, []):
                 self.sim._loop.call_soon(self.sim._deliver, system_id, pending, None)
 
     def on_submit(self, pdu) -> None:
@@ -479,9 +487,10 @@ class SmscSimulator:
 
         return self.call(drop_all)
 
-    def inject_mo(self, source: str, destination: str, text: str, *, system_id: str | None = None) -> None:
-        """Send a mobile-originated deliver_sm to a receiving bind (of system_id, or any).
-        Long texts go in message_payload. Raises RuntimeError when no receiving bind exists."""
+    def inject_mo(self, source: str, destination: str, text: str, *, system_id: str | None = None) -> bool:
+        """Send a mobile-originated deliver_sm to a receiving bind (of system_id, or any). Long
+        texts go in message_payload. Returns True when sent now, False when queued for the next
+        receiving bind (like an SMSC storing MO while the ESME is away)."""
         data_coding, chunks = receipts.text_chunks(text)
         payload = receipts.encode_text(text, data_coding)
         fields = {
@@ -497,8 +506,7 @@ class SmscSimulator:
         def go() -> bool:
             return self._deliver(system_id, pending, None)
 
-        if not self.call(go):
-            raise RuntimeError("no receiving bind to deliver the MO to")
+        return self.call(go)
 
     def messages(self) -> list[tuple[str, str]]:
         """Accepted submits reassembled: [(destination, full text)] in arrival order of the last part."""
@@ -540,18 +548,20 @@ class SmscSimulator:
             self._retry_queue.setdefault(system_id, []).append(pending)
             return False
         conn = targets[0]
-        seq = conn.send("deliver_sm", **pending.fields)
-        if not seq:
+        if not conn.writable:
             self._retry_queue.setdefault(system_id, []).append(pending)
             return False
+        pdu = conn.make("deliver_sm", **pending.fields)
         record = DeliverRecord(kind=pending.kind, message_id=pending.message_id, text=pending.text,
-                               sequence=seq, attempt=pending.attempt)
-        conn.unacked[seq] = (pending, record)
+                               sequence=pdu.sequence, attempt=pending.attempt)
+        # book-keeping before the write: a test thread reading the socket sees consistent counters
+        conn.unacked[pdu.sequence] = (pending, record)
         self.delivered.append(record)
         if pending.kind == "receipt":
             self.receipts_sent += 1
         else:
             self.mo_sent += 1
+        conn.transport.write(pdu.generate())
         return True
 
     def _pick_outcome(self) -> str:

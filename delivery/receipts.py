@@ -332,14 +332,13 @@ def parse_receipt_date(value: str | None) -> datetime | None:
     if not value:
         return None
     digits = re.sub(r"\D", "", value)
+    if len(digits) not in (10, 12):
+        return None
+    n = [int(digits[i : i + 2]) for i in range(0, len(digits), 2)]
     try:
-        if len(digits) == 10:
-            return datetime.strptime(digits, "%y%m%d%H%M").replace(tzinfo=UTC)
-        if len(digits) == 12:
-            return datetime.strptime(digits, "%y%m%d%H%M%S").replace(tzinfo=UTC)
+        return datetime(2000 + n[0], n[1], n[2], n[3], n[4], n[5] if len(n) == 6 else 0, tzinfo=UTC)
     except ValueError:
         return None
-    return None
 
 
 def _tlv(tlvs: dict, name: str, code: int):

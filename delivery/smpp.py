@@ -243,6 +243,8 @@ class SmppSession:
         self._throttle_delay = 0.0
         self._throttle_started = 0.0
         self._unbind_seq: int | None = None
+        self._out = bytearray()  # answers (deliver_sm_resp…) batched until the read batch ends
+        self._sends_since_read = 0
         self.stats = {
             "parts_sent": 0, "ok": 0, "transient": 0, "permanent": 0, "throttled": 0, "timeouts": 0,
             "disconnects": 0, "enquire_links_sent": 0, "inbound": 0, "receipts": 0, "inbound_errors": 0,
@@ -385,8 +387,10 @@ class SmppSession:
                     self._read(wait)
                     continue
                 self.limiter.take(now)
-            # opportunistically read what is already there (cheap, keeps receipts flowing)
-            self._read(0.0)
+            # now and then read what is already there (keeps receipts flowing with a large window)
+            self._sends_since_read += 1
+            if self._sends_since_read >= 8:
+                self._read(0.0)
             return
 
     def _next_deadline(self, now: float) -> float:
@@ -420,6 +424,7 @@ class SmppSession:
         if sock is None:
             raise SmppDisconnected("not connected")
         handled = 0
+        self._sends_since_read = 0
         try:
             readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
             while readable:
@@ -430,6 +435,7 @@ class SmppSession:
                 handled += self._handle_buffer()
                 if self._sock is None:
                     break
+                self._flush()
                 readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, exceptions.ConnectionError) as exc:
             self._lost(f"socket error: {exc}")
@@ -474,7 +480,7 @@ class SmppSession:
         elif command == "deliver_sm":
             self._on_deliver(pdu)
         elif command == "enquire_link":
-            self._send("enquire_link_resp", sequence=pdu.sequence)
+            self._send("enquire_link_resp", sequence=pdu.sequence, flush=False)
         elif command == "enquire_link_resp":
             self._enquire_sent_at = None
         elif command == "unbind":
@@ -542,7 +548,7 @@ class SmppSession:
             logger.exception("SMPP: on_inbound failed; answering ESME_RX_T_APPN for redelivery")
             self.stats["inbound_errors"] += 1
             status = consts.SMPP_ESME_RX_T_APPN
-        self._send("deliver_sm_resp", sequence=pdu.sequence, status=status)
+        self._send("deliver_sm_resp", sequence=pdu.sequence, status=status, flush=False)
 
     def _housekeeping(self) -> None:
         if self._sock is None:
@@ -566,18 +572,28 @@ class SmppSession:
             self.stats["enquire_links_sent"] += 1
 
     # -- low level --------------------------------------------------------------------------------
-    def _send(self, command: str, **fields) -> int:
+    def _send(self, command: str, *, flush: bool = True, **fields) -> int:
+        """Encode with smpplib's PDU classes and write (flush=False: batch until _flush())."""
         if self._sock is None:
             raise SmppDisconnected("not connected")
         sequence = fields.pop("sequence", None)
         pdu = smpp.make_pdu(command, client=self._client, **fields)
         if sequence is not None:
             pdu.sequence = sequence  # smpplib ignores a sequence kwarg (its property shadows it)
+        self._out += pdu.generate()
+        if flush:
+            self._flush()
+        return pdu.sequence
+
+    def _flush(self) -> None:
+        if not self._out or self._sock is None:
+            return
+        data = bytes(self._out)
+        self._out.clear()
         try:
-            self._sock.sendall(pdu.generate())
+            self._sock.sendall(data)
         except OSError as exc:
             self._lost(f"send failed: {exc}")
-        return pdu.sequence
 
     @staticmethod
     def _close_socket(client: smpp_client.Client) -> None:
@@ -631,6 +647,7 @@ class SmppSession:
             self._close_socket(self._client)
         self._client, self._sock = None, None
         self._buf.clear()
+        self._out.clear()
         self._unbind_seq = None
         self._enquire_sent_at = None
         pending = list(self._pending.values())

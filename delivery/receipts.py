@@ -209,6 +209,37 @@ def split_text(text: str, *, reference: int) -> tuple[int, list[bytes], list[byt
     return data_coding, payloads, udhs
 
 
+class ConcatBuffer:
+    """Reassembles concatenated MO parts (InboundPdu.concat = (ref, total, seq)) in memory.
+
+    add() returns the full text once every part of (key, ref, total) arrived, else None. `key`
+    should identify the sender, e.g. (source_addr, destination_addr). Incomplete messages older
+    than `max_age` seconds are dropped by add() (pass `now`, e.g. time.monotonic())."""
+
+    def __init__(self, max_age: float = 300.0) -> None:
+        self.max_age = max_age
+        self._parts: dict[tuple, tuple[float, dict[int, str]]] = {}
+
+    def add(self, key, concat: tuple[int, int, int] | None, text: str, *, now: float = 0.0) -> str | None:
+        if concat is None:
+            return text
+        ref, total, seq = concat
+        if total <= 1:
+            return text
+        for stale in [k for k, (t, _) in self._parts.items() if now - t > self.max_age]:
+            del self._parts[stale]
+        full_key = (key, ref, total)
+        _, parts = self._parts.setdefault(full_key, (now, {}))
+        parts[seq] = text
+        if len(parts) < total or any(i not in parts for i in range(1, total + 1)):
+            return None
+        del self._parts[full_key]
+        return "".join(parts[i] for i in range(1, total + 1))
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+
 # --- message ids ----------------------------------------------------------------------------------
 
 _HEX = re.compile(r"^[0-9a-f]+$")

@@ -213,7 +213,7 @@ class SmppSession:
                  response_timeout: float = 30.0, enquire_link_timeout: float | None = None,
                  tps_burst: float | None = None, throttle_backoff: float = 0.05,
                  throttle_backoff_max: float = 2.0, socket_timeout: float = 10.0,
-                 dest_addr_ton: int = consts.SMPP_TON_INTL) -> None:
+                 dest_addr_ton: int = consts.SMPP_TON_INTL, inbound_default_alphabet: str = "gsm7") -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
         self.host, self.port = host, int(port)
@@ -228,6 +228,11 @@ class SmppSession:
         self.throttle_backoff_max = throttle_backoff_max
         self.socket_timeout = socket_timeout
         self.dest_addr_ton = dest_addr_ton
+        if inbound_default_alphabet not in ("gsm7", "latin1"):
+            raise ValueError("inbound_default_alphabet is 'gsm7' or 'latin1'")
+        #: how MO short_message with data_coding 0 is read: GSM 03.38 unpacked septets (default) or
+        #: ASCII/Latin-1 (some SMSCs). Receipts with data_coding 0 are always read as ASCII.
+        self.inbound_default_alphabet = inbound_default_alphabet
         self.on_result = on_result
         self.on_inbound = on_inbound
         self.limiter = TokenBucket(tps, tps_burst, history=100_000) if tps else None
@@ -530,9 +535,12 @@ class SmppSession:
             concat, body = parse_udh(body)
         tlvs = {name: getattr(pdu, name) for name in ("receipted_message_id", "message_state", "network_error_code")
                 if getattr(pdu, name, None) is not None}
-        text = decode_text(body, data_coding)
         is_receipt = (esm_class & MESSAGE_TYPE_MASK) in (MESSAGE_TYPE_RECEIPT, MESSAGE_TYPE_INTERMEDIATE) \
             or "receipted_message_id" in tlvs
+        if data_coding == 0 and (is_receipt or self.inbound_default_alphabet == "latin1"):
+            text = body.decode("latin-1")  # receipt texts are IA5/ASCII whatever data_coding says
+        else:
+            text = decode_text(body, data_coding)
         receipt = parse_receipt(short_message=text, tlvs=tlvs) if is_receipt else None
         inbound = InboundPdu(
             is_receipt=is_receipt, receipt=receipt, source_addr=_text(pdu.source_addr),

@@ -216,3 +216,40 @@ def test_mo_without_receiver_is_queued_for_next_bind(smsc, raw_client):
     assert smsc.inject_mo("8613900000002", "10690001", "later") is False
     client = raw_client(smsc, bind="transceiver")
     assert read(client, "deliver_sm").short_message == b"later"
+
+
+def test_management_command_runs_the_simulator(tmp_path):
+    """`manage.py smsc_simulator` serves binds and submits until interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from delivery.smpp import SmppSession
+    from tests.delivery.conftest import free_port, poll_until
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(root / "manage.py"), "smsc_simulator", "--port", str(port), "--system-id", "cmd",
+         "--password", "pw", "--receipt-delay", "0", "--stats-every", "0"],
+        cwd=root, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if "listening" in line:
+                break
+        results, inbound = [], []
+        session = SmppSession(host="127.0.0.1", port=port, system_id="cmd", password="pw",
+                              on_result=results.append, on_inbound=inbound.append)
+        session.connect()
+        session.submit(ref="c", source="10690001", destination="+8613800000001", text="via manage.py")
+        session.drain(5)
+        assert poll_until(session, lambda: inbound)
+        session.close()
+        assert results[0].ok
+        assert inbound[0].receipt.message_id == results[0].message_id
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)

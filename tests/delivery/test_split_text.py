@@ -144,3 +144,18 @@ def test_property_parts_count_equals_billing_segments_r_bil_2(text):
     assert all(len(p) <= limit for p in payloads)
     if segments > 1:
         assert all(u is not None and u[4] == segments for u in udhs)
+
+
+def test_concat_buffer_reassembles_mo_parts_in_any_order_r_dlv_5():
+    from delivery.receipts import ConcatBuffer
+
+    buf = ConcatBuffer(max_age=10)
+    key = ("8613900000001", "10690001")
+    assert buf.add(key, (5, 3, 2), "b", now=0) is None
+    assert buf.add(key, (5, 3, 3), "c", now=1) is None
+    assert buf.add(key, None, "single", now=1) == "single"
+    assert buf.add(key, (5, 3, 1), "a", now=2) == "abc"
+    assert len(buf) == 0
+    assert buf.add(key, (6, 2, 1), "x", now=0) is None
+    assert buf.add(key, (7, 2, 1), "y", now=20) is None  # (6, …) expired meanwhile
+    assert len(buf) == 1

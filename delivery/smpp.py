@@ -265,6 +265,18 @@ class SmppSession:
     def connected(self) -> bool:
         return self._sock is not None
 
+    def is_alive(self) -> bool:
+        """Read whatever is pending without waiting and tell whether the bind is still up. Use it
+        before reusing a session that sat idle (an SMSC that closed the socket meanwhile is only
+        noticed on the next read); a dead link is torn down (outstanding parts reported)."""
+        if self._sock is None:
+            return False
+        try:
+            self._read(0.0)
+        except SmppDisconnected:
+            return False
+        return self._sock is not None
+
     # -- connection ---------------------------------------------------------------------------------
     def connect(self) -> None:
         """Connect (TCP_NODELAY) + bind_transceiver. Raises SmppConnectError / SmppBindError."""

@@ -188,6 +188,17 @@ def test_poll_detects_dropped_idle_connection_r_dlv_3(smsc, session_factory):
         session.submit(ref="x", source="1", destination="+8613800000006", text="x")
 
 
+def test_is_alive_notices_a_link_closed_while_idle_r_dlv_3(smsc, session_factory):
+    session = session_factory(smsc)
+    assert session.is_alive()
+    smsc.drop_connections()
+    deadline = time.monotonic() + 2
+    while session.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not session.is_alive()
+    assert not session.connected
+
+
 def test_connect_with_backoff_retries_until_smsc_is_up_r_dlv_3(session_factory):
     port = free_port()
     sim = SmscSimulator("127.0.0.1", port, credentials={SYSTEM_ID: PASSWORD})

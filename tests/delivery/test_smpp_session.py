@@ -75,7 +75,7 @@ def test_gsm7_escape_at_part_boundary_not_split_on_the_wire_r_dlv_3(smsc, sessio
 
 
 def test_window_never_exceeded_and_filled_r_dlv_3(smsc_factory, session_factory, recorder):
-    sim = smsc_factory(response_delay=0.02)
+    sim = smsc_factory(response_delay=0.05)
     session = session_factory(sim, window=4)
     for i in range(30):
         session.submit(ref=f"w{i}", source="10690001", destination=f"+86138000010{i:02d}", text="window")
@@ -102,10 +102,12 @@ def test_tps_limit_respected_r_dlv_3(smsc, session_factory, recorder):
     for i, t0 in enumerate(grants):
         within = sum(1 for t in grants[i:] if t - t0 <= 0.2)
         assert within <= limiter.burst + rate * 0.2 + 1e-9
-    # and loosely from the SMSC's clock (lower bound on time only: never flaky on slow machines)
+    # and loosely from the clocks: lower bounds only (a loaded machine makes things slower, never
+    # faster); the SMSC saw the 60 submits spread over well above a burst (expected ~0.55 s)
     assert elapsed >= (60 - limiter.burst) / rate * 0.9
     stamps = [r.received_at for r in smsc.submitted]
-    assert max(sum(1 for t in stamps if t0 <= t < t0 + 0.2) for t0 in stamps) <= rate * 0.2 + limiter.burst + 5
+    assert len(stamps) == 60
+    assert stamps[-1] - stamps[0] >= 0.25
 
 
 def test_token_bucket_decisions_are_pure():

@@ -245,7 +245,7 @@ class _Connection(asyncio.Protocol):
             sim.throttled += 1
             self.send("submit_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RTHROTTLED)
             return
-        if sim._tps_bucket is not None and not sim._tps_bucket.try_take(time.monotonic()):
+        if sim.tps_cap and not sim._bucket_for(self.system_id).try_take(time.monotonic()):
             sim.throttled += 1
             self.send("submit_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RTHROTTLED)
             return
@@ -394,7 +394,7 @@ class SmscSimulator:
         self.smsc_system_id = smsc_system_id
         self.random = random.Random(seed)
         self._ids = itertools.count(first_message_id)
-        self._tps_bucket = _Bucket(tps_cap, max(1.0, tps_cap / 10)) if tps_cap else None
+        self._tps_buckets: dict[str, _Bucket] = {}
 
         # observable state
         self.submitted: list[SubmitRecord] = []
@@ -528,6 +528,12 @@ class SmscSimulator:
         return out
 
     # -- internals (loop thread)
+    def _bucket_for(self, system_id: str) -> _Bucket:
+        bucket = self._tps_buckets.get(system_id)
+        if bucket is None or bucket.rate != self.tps_cap:
+            bucket = self._tps_buckets[system_id] = _Bucket(self.tps_cap, max(1.0, self.tps_cap / 10))
+        return bucket
+
     @staticmethod
     def _format_id(number: int, fmt: str) -> str:
         return f"{number:010X}" if fmt == "hex" else f"{number:010d}"

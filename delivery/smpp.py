@@ -292,6 +292,12 @@ class SmppSession:
             raise SmppConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         sock = client._socket  # smpplib exposes no accessor; it is a plain socket
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.password) > 8 or len(self.system_id) > 15:
+            # SMPP 3.4: password ≤ 8, system_id ≤ 15 octets; smpplib silently truncates them
+            logger.warning("SMPP %s: system_id/password longer than SMPP 3.4 allows; smpplib truncates them",
+                           self.system_id[:15])
+        # smpplib logs every PDU in hex at DEBUG, the bind PDU includes the password: never at bind
+        client.logger.setLevel(max(logging.INFO, client.logger.getEffectiveLevel()))
         try:
             client.bind_transceiver(system_id=self.system_id, password=self.password,
                                     system_type=self.system_type)

@@ -360,3 +360,15 @@ def test_close_unbinds_cleanly(smsc, session_factory, recorder):
     assert not session.connected
     assert session.stats["disconnects"] == 0
     assert recorder.results == []
+
+
+def test_bind_password_not_logged_even_at_debug(smsc, session_factory, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    session = session_factory(smsc)
+    session.submit(ref="log", source="10690001", destination="+8613800000012", text="log")
+    session.drain(5)
+    assert session.connected
+    assert PASSWORD not in caplog.text
+    assert PASSWORD.encode().hex() not in caplog.text

@@ -213,9 +213,16 @@ class SmppSession:
                  response_timeout: float = 30.0, enquire_link_timeout: float | None = None,
                  tps_burst: float | None = None, throttle_backoff: float = 0.05,
                  throttle_backoff_max: float = 2.0, socket_timeout: float = 10.0,
-                 dest_addr_ton: int = consts.SMPP_TON_INTL, inbound_default_alphabet: str = "gsm7") -> None:
+                 dest_addr_ton: int = consts.SMPP_TON_INTL, inbound_default_alphabet: str = "gsm7",
+                 bind: str = "transceiver") -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
+        if bind not in ("transceiver", "transmitter", "receiver"):
+            raise ValueError("bind is 'transceiver', 'transmitter' or 'receiver'")
+        #: bind type: "transceiver" (default); "transmitter" for senders that are not read while
+        #: idle (the SMSC then sends deliver_sm only to receiving binds, e.g. a listener);
+        #: "receiver" for a listener that never submits.
+        self.bind = bind
         self.host, self.port = host, int(port)
         self.system_id, self.password, self.system_type = system_id, password, system_type
         self.source_addr = source_addr
@@ -279,7 +286,8 @@ class SmppSession:
 
     # -- connection ---------------------------------------------------------------------------------
     def connect(self) -> None:
-        """Connect (TCP_NODELAY) + bind_transceiver. Raises SmppConnectError / SmppBindError."""
+        """Connect (TCP_NODELAY) + bind_transceiver (or the `bind` type chosen).
+        Raises SmppConnectError / SmppBindError."""
         if self._sock is not None:
             return
         client = smpp_client.Client(self.host, self.port, timeout=self.socket_timeout,
@@ -299,12 +307,12 @@ class SmppSession:
         # smpplib logs every PDU in hex at DEBUG, the bind PDU includes the password: never at bind
         client.logger.setLevel(max(logging.INFO, client.logger.getEffectiveLevel()))
         try:
-            client.bind_transceiver(system_id=self.system_id, password=self.password,
-                                    system_type=self.system_type)
+            getattr(client, f"bind_{self.bind}")(system_id=self.system_id, password=self.password,
+                                                 system_type=self.system_type)
         except exceptions.PDUError as exc:
             self._close_socket(client)
             status = exc.args[1] if len(exc.args) > 1 else None
-            raise SmppBindError(f"bind_transceiver refused: {exc.args[0]}", command_status=status) from exc
+            raise SmppBindError(f"bind_{self.bind} refused: {exc.args[0]}", command_status=status) from exc
         except (exceptions.ConnectionError, OSError) as exc:
             self._close_socket(client)
             raise SmppConnectError(f"connection lost during bind: {exc}") from exc
@@ -312,7 +320,7 @@ class SmppSession:
         self._buf.clear()
         self._last_rx = time.monotonic()
         self._enquire_sent_at = None
-        logger.info("SMPP bound transceiver %s@%s:%s", self.system_id, self.host, self.port)
+        logger.info("SMPP bound %s %s@%s:%s", self.bind, self.system_id, self.host, self.port)
 
     def connect_with_backoff(self, max_attempts: int = 5, base_delay: float = 0.5, *, max_delay: float = 30.0,
                              jitter: float = 0.1, retry_bind_errors: bool = False,
@@ -368,6 +376,8 @@ class SmppSession:
         the middle it reports every outstanding and unsent part transient, then raises."""
         if self._sock is None:
             raise SmppDisconnected("not connected")
+        if self.bind == "receiver":
+            raise SmppError("a receiver bind cannot submit")
         data_coding, payloads, udhs = split_text(text, reference=self._next_concat_ref())
         parts = len(payloads)
         src, src_ton, src_npi = _address(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)

@@ -372,3 +372,25 @@ def test_bind_password_not_logged_even_at_debug(smsc, session_factory, caplog):
     assert session.connected
     assert PASSWORD not in caplog.text
     assert PASSWORD.encode().hex() not in caplog.text
+
+
+def test_transmitter_sender_gets_receipts_on_the_listener_bind_r_dlv_4(smsc, session_factory, recorder):
+    from tests.delivery.conftest import Recorder
+
+    listener_events = Recorder()
+    listener = session_factory(smsc, bind="receiver", on_result=listener_events.on_result,
+                               on_inbound=listener_events.on_inbound)
+    sender = session_factory(smsc, bind="transmitter")
+    sender.submit(ref="tx", source="10690001", destination="+8613800000013", text="via listener")
+    sender.drain(5)
+    assert poll_until(listener, lambda: listener_events.receipts)
+    assert listener_events.receipts[0].message_id == recorder.results[0].message_id
+    assert recorder.inbound == []
+
+
+def test_receiver_bind_refuses_to_submit(smsc, session_factory):
+    from delivery.smpp import SmppError
+
+    listener = session_factory(smsc, bind="receiver")
+    with pytest.raises(SmppError, match="receiver"):
+        listener.submit(ref="x", source="1", destination="+8613800000014", text="x")

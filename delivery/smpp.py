@@ -1,7 +1,8 @@
 """SMPP 3.4 client session over smpplib (R-DLV-3, R-DLV-4).
 
-One `SmppSession` is one bind_transceiver. It is NOT thread-safe: one thread calls submit(),
-poll(), drain() and close(); the callbacks run in that thread. See docs/smpp.md for the design.
+One `SmppSession` is one bind (bind_transceiver unless `bind=` says otherwise). It is NOT
+thread-safe: one thread calls submit(), poll(), drain() and close(); the callbacks run in that
+thread. See docs/smpp.md for the design.
 
 - connect(): smpplib ``Client.connect()`` + TCP_NODELAY on the socket right away (without it a
   windowed sender stalls on Nagle/delayed-ACK) + ``bind_transceiver``.

@@ -494,12 +494,14 @@ def check_price_notice(*, plan: Plan, message_type: str, country: str, carrier: 
         )
 
 
-def announce_price(*, plan: Plan, message_type: str, country: str, unit_price: int, effective_from: datetime,
-                   actor: Actor, carrier: str = "") -> Price:
-    """Announce a price (a new row; history is kept). R-BIL-4."""
+def announce_price(*, plan: Plan, message_type: str, country: str, unit_price: int, actor: Actor,
+                   effective_from: datetime | None = None, carrier: str = "") -> Price:
+    """Announce a price (a new row; history is kept). R-BIL-4. `effective_from` None = now
+    (allowed only for the first price of a destination)."""
     if not isinstance(unit_price, int) or unit_price < 0:
         raise InvalidAmount("A unit price is a whole, non-negative number of micro-units.")
     now = timezone.now()
+    effective_from = effective_from or now
     country = country.upper()
     with transaction.atomic():
         Plan.objects.select_for_update().get(pk=plan.pk)  # serialise announcements per plan

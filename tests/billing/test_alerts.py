@@ -1,0 +1,85 @@
+"""R-BIL-6: crossing the low-balance threshold notifies once (e-mail + signed webhook, after
+commit) until a top-up brings the balance back to the threshold."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core import mail
+
+from billing import actors, services
+from billing.models import Account
+
+from .conftest import DELIVERY, FINANCE, fund, key, lines
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook_server():
+    _Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, _Receiver.received
+    server.shutdown()
+    server.server_close()
+
+
+def spend(tenant, n):
+    services.hold_messages(tenant=tenant, lines=lines(n), idempotency_key=key(), actor=DELIVERY)
+
+
+def test_r_bil_6_crossing_the_threshold_enqueues_one_alert_after_commit(tenant, django_capture_on_commit_callbacks):
+    fund(tenant, 1_000_000)
+    services.set_low_balance_alert(tenant=tenant, threshold=900_000, actor=FINANCE)
+    with django_capture_on_commit_callbacks() as callbacks:
+        spend(tenant, 2)  # 930_000: still above
+    assert callbacks == []
+    with django_capture_on_commit_callbacks() as callbacks:
+        spend(tenant, 1)  # 895_000: crossed
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        spend(tenant, 1)  # still below: no second alert
+    assert callbacks == []
+    assert Account.objects.get(tenant=tenant).low_balance_alerted
+
+
+def test_r_bil_6_topup_above_threshold_rearms_the_alert(tenant, django_capture_on_commit_callbacks):
+    fund(tenant, 1_000_000)
+    services.set_low_balance_alert(tenant=tenant, threshold=990_000, actor=FINANCE)
+    spend(tenant, 1)
+    fund(tenant, 100_000)  # 1_065_000 >= threshold: re-armed
+    assert not Account.objects.get(tenant=tenant).low_balance_alerted
+    with django_capture_on_commit_callbacks() as callbacks:
+        spend(tenant, 3)  # 960_000: crossed again
+    assert len(callbacks) == 1
+
+
+def test_r_bil_6_alert_sends_mail_and_signed_webhook(tenant, webhook_server, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    server, received = webhook_server
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/billing"
+    account = services.set_low_balance_alert(tenant=tenant, threshold=500_000, actor=FINANCE, webhook_url=url)
+    actors.send_low_balance_alert.fn(account.pk, 400_000, 500_000)
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [tenant.contact_email]
+    assert "CNY 0.400000" in mail.outbox[0].body
+    headers, body = received[0]
+    assert json.loads(body) == {"event": "billing.low_balance", "tenant": tenant.schema_name, "balance": 400_000,
+                                "threshold": 500_000, "currency": "CNY"}
+    expected = services.sign_webhook(secret=account.alert_webhook_secret, timestamp=headers["X-Billing-Timestamp"],
+                                     body=body)
+    assert headers["X-Billing-Signature"] == expected

@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core import mail
+from django.db import connections
 
 from billing import actors, services
 from billing.models import Account
@@ -83,3 +84,34 @@ def test_r_bil_6_alert_sends_mail_and_signed_webhook(tenant, webhook_server, set
     expected = services.sign_webhook(secret=account.alert_webhook_secret, timestamp=headers["X-Billing-Timestamp"],
                                      body=body)
     assert headers["X-Billing-Signature"] == expected
+
+
+def test_r_bil_6_alert_reaches_mail_through_a_real_worker_after_commit(live_db, settings):
+    """End to end: the crossing commits, on_commit enqueues on the Redis broker, a dramatiq worker
+    runs the actor, the mail goes out."""
+    import dramatiq
+    from dramatiq import Worker
+
+    from ..conftest import create_tenant
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    broker = dramatiq.get_broker()
+    broker.flush("billing")
+    tenant = create_tenant("Alert Worker Co.")
+    fund(tenant, 1_000_000)
+    services.set_low_balance_alert(tenant=tenant, threshold=980_000, actor=FINANCE)
+    spend(tenant, 1)  # 965_000: crossed, committed → enqueued
+    worker = Worker(broker, queues={"billing"}, worker_threads=1, worker_timeout=100)
+    db_settings = connections.settings["default"]
+    max_age = db_settings["CONN_MAX_AGE"]
+    db_settings["CONN_MAX_AGE"] = 0  # the worker thread closes its connection after each job
+    worker.start()
+    try:
+        broker.join("billing", timeout=20_000)
+        worker.join()
+    finally:
+        worker.stop()
+        db_settings["CONN_MAX_AGE"] = max_age
+    assert [m.to for m in mail.outbox] == [[tenant.contact_email]]
+    assert "CNY 0.965000" in mail.outbox[0].body

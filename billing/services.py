@@ -379,6 +379,8 @@ def _settle(*, hold_ids: list[int], idempotency_key: str, to_state: str, values_
 
     Skips accounts whose entry for this key exists already (a retry moves no money).
     """
+    if not idempotency_key:
+        raise InvalidAmount("An idempotency key is required.", code="idempotency_key_required")
     table = Hold._meta.db_table
     candidates = set(Hold.objects.filter(pk__in=hold_ids, state=HoldState.HELD).values_list("account_id", flat=True))
     if not candidates:

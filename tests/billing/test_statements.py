@@ -44,7 +44,9 @@ def test_r_bil_8_billed_summary_counts_captured_messages_only(tenant):
     (y, m), _ = months()
     start, end = selectors.month_bounds(y, m)
     summary = selectors.billed_summary(tenant=tenant, start=start, end=end)
-    assert summary["captured_messages"] == 2 and summary["captured_segments"] == 4 and summary["amount"] == 140_000
+    assert summary["captured_messages"] == 2
+    assert summary["captured_segments"] == 4
+    assert summary["amount"] == 140_000
 
 
 @given(st.integers(min_value=-(10**15), max_value=10**15))

@@ -811,7 +811,8 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
     notice = timedelta(days=settings.BILLING_DORMANCY_NOTICE_DAYS)
     opened = []
     open_cases = set(DormancyCase.objects.filter(state=DormancyState.NOTIFIED).values_list("tenant_id", "kind"))
-    tenants = Tenant.objects.exclude(schema_name="public").exclude(state=TenantState.TERMINATED)
+    # Pending tenants never started; terminated ones are over: neither is dormant.
+    tenants = Tenant.objects.exclude(schema_name="public").filter(state__in=[TenantState.ACTIVE, TenantState.SUSPENDED])
     for tenant in tenants.iterator():
         account = Account.objects.filter(tenant=tenant).first()
         last_use = (last_use_of(account) if account else None) or (account.created_at if account else tenant.created_at)

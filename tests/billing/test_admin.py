@@ -124,3 +124,39 @@ def test_r_bil_7_statement_page_shows_the_month(client, finance_user, account, t
     client.force_login(finance_user)
     page = client.get(f"/admin/billing/account/{account.pk}/statement/").content.decode()
     assert "CNY 3.000000" in page
+
+
+def test_r_bil_9_account_pages_render_for_auditors(client, auditor_user, account, tenant):
+    fund(tenant, 1_000_000)
+    client.force_login(auditor_user)
+    for url in (f"/admin/billing/account/{account.pk}/change/", "/admin/billing/account/", "/admin/billing/hold/",
+                "/admin/billing/ledgerentry/?kind__exact=topup", "/admin/billing/dormancycase/",
+                "/admin/billing/price/", "/admin/billing/invoice/", "/admin/billing/dispute/"):
+        assert client.get(url).status_code == 200, url
+
+
+def test_r_bil_8_finance_decides_a_dispute_within_the_cap(client, finance_user, tenant):
+    from datetime import date
+
+    from billing.models import DisputeState
+
+    fund(tenant, 10_000_000)
+    now = timezone.localtime()
+    dispute = services.open_dispute(tenant=tenant, month=date(now.year, now.month, 1), description="x", actor=FINANCE)
+    client.force_login(finance_user)
+    url = f"/admin/billing/dispute/{dispute.pk}/decide/"
+    over = client.post(url, {"decision": "resolve", "compensation": "0.01", "resolution": "no usage"}, follow=True)
+    assert "capped" in over.content.decode()
+    client.post(url, {"decision": "reject", "resolution": "counts match"})
+    dispute.refresh_from_db()
+    assert dispute.state == DisputeState.REJECTED
+
+
+def test_r_bil_7_finance_issues_an_invoice_against_a_topup(client, finance_user, tenant):
+    from billing.models import Invoice
+
+    entry = fund(tenant, 10_000_000)
+    client.force_login(finance_user)
+    response = client.post(f"/admin/billing/ledgerentry/{entry.pk}/invoice/", {"number": "INV-0001", "amount": "10"})
+    assert response.status_code == 302
+    assert Invoice.objects.get(number="INV-0001").amount == 10_000_000

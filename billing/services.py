@@ -175,7 +175,8 @@ def _store_account(account: Account, *, credited: bool = False) -> None:
         from .actors import send_low_balance_alert
 
         account_id, balance = account.pk, account.balance
-        transaction.on_commit(lambda: send_low_balance_alert.send(account_id, balance, threshold))
+        # robust: a broker hiccup after commit must not fail the send that crossed the threshold
+        transaction.on_commit(lambda: send_low_balance_alert.send(account_id, balance, threshold), robust=True)
 
 
 def _book(*, tenant: Tenant, kind: str, amount: int, key: str, actor: Actor, reference: str = "",
@@ -636,6 +637,8 @@ def issue_invoice(*, entry: LedgerEntry, number: str, amount: int, actor: Actor)
         invoiced = Invoice.objects.filter(entry=entry).aggregate(total=Sum("amount"))["total"] or 0
         if invoiced + amount > entry.amount:
             raise InvoiceRefused(details={"top_up": entry.amount, "already_invoiced": invoiced})
+        if Invoice.objects.filter(number=number).exists():
+            raise InvoiceRefused(f"Invoice number {number} is already used.", details={"number": number})
         invoice = Invoice.objects.create(account_id=entry.account_id, entry=entry, number=number, amount=amount)
         record_operation(actor=actor, action="billing.issue_invoice", tenant=entry.account.tenant, obj=invoice,
                          after={"number": number, "amount": amount, "entry": entry.pk})
@@ -737,6 +740,8 @@ def set_low_balance_alert(*, tenant: Tenant, threshold: int | None, actor: Actor
         account.low_balance_threshold = threshold
         account.low_balance_alerted = False
         if webhook_url is not None:
+            if webhook_url and not webhook_url.startswith(("https://", "http://")):
+                raise BillingError("The webhook must be an http(s) URL.", code="invalid_webhook_url")
             account.alert_webhook_url = webhook_url
             if webhook_url and not account.alert_webhook_secret:
                 account.alert_webhook_secret = secrets.token_hex(32)
@@ -842,7 +847,7 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
                                  tenant=tenant, obj=case, reason=DormancyKind(kind).label,
                                  after={"kind": kind, "act_after": case.act_after.isoformat()})
                 case_id = case.pk
-                transaction.on_commit(lambda case_id=case_id: _enqueue_dormancy_notice(case_id))
+                transaction.on_commit(lambda case_id=case_id: _enqueue_dormancy_notice(case_id), robust=True)
             opened.append(case)
     return opened
 

@@ -115,3 +115,8 @@ def test_r_bil_6_alert_reaches_mail_through_a_real_worker_after_commit(live_db, 
         db_settings["CONN_MAX_AGE"] = max_age
     assert [m.to for m in mail.outbox] == [[tenant.contact_email]]
     assert "CNY 0.965000" in mail.outbox[0].body
+
+
+def test_r_bil_6_webhook_must_be_http(tenant):
+    with pytest.raises(services.BillingError):
+        services.set_low_balance_alert(tenant=tenant, threshold=1, actor=FINANCE, webhook_url="file:///etc/passwd")

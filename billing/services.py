@@ -125,7 +125,7 @@ def _replayed(key: str, account: Account, kind: str) -> LedgerEntry | None:
 
 def _entry(
     *, account: Account, kind: str, amount: int, held_delta: int, key: str, actor: Actor,
-    reference: str = "", reason: str = "", details: dict | None = None,
+    reference: str = "", reason: str = "", details: dict | None = None, created_at: datetime | None = None,
 ) -> LedgerEntry:
     """Build (not save) the next entry of a locked account and move the cached sums along.
 
@@ -143,7 +143,7 @@ def _entry(
     return LedgerEntry(
         account=account, kind=kind, amount=amount, held_delta=held_delta, balance_after=balance, held_after=held,
         reference=reference[:200], reason=reason, actor_kind=actor.kind, actor_label=actor.label,
-        idempotency_key=key, details=details or {},
+        idempotency_key=key, details=details or {}, created_at=created_at or timezone.now(),
     )
 
 
@@ -349,6 +349,7 @@ def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str
             actor=actor, reference=lines[0].reference if len(lines) == 1 else f"{len(lines)} messages",
             details={"holds": len(lines), "segments": sum(line.segments for line in lines),
                      "package_segments": sum(p for _, p, _ in plans)},
+            created_at=now,
         )
         _save_entries([entry])
         holds = Hold.objects.bulk_create([
@@ -374,7 +375,7 @@ def _lock_accounts(account_ids: set[int]) -> dict[int, Account]:
 
 
 def _settle(*, hold_ids: list[int], idempotency_key: str, to_state: str, values_sql: str, values: list,
-            reason: str = "") -> tuple[list[tuple[int, int, int]], dict[int, Account]]:
+            now: datetime, reason: str = "") -> tuple[list[tuple[int, int, int]], dict[int, Account]]:
     """Move holds from held to `to_state` exactly once; returns the (hold id, account id, amount)
     settled now and the locked accounts.
 
@@ -392,7 +393,6 @@ def _settle(*, hold_ids: list[int], idempotency_key: str, to_state: str, values_
     todo = [aid for aid in accounts if aid not in replayed]
     if not todo:
         return [], accounts
-    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {table} AS h SET state = %s, settled_at = %s, release_reason = %s {values_sql}
@@ -404,7 +404,7 @@ def _settle(*, hold_ids: list[int], idempotency_key: str, to_state: str, values_
 
 
 def _book_settlement(settled: list[tuple[int, int, int]], accounts: dict[int, Account], *, kind: str,
-                     idempotency_key: str, actor: Actor, reason: str = "") -> None:
+                     idempotency_key: str, actor: Actor, now: datetime, reason: str = "") -> None:
     per_account: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for _, account_id, amount in settled:
         per_account[account_id][0] += 1
@@ -415,7 +415,7 @@ def _book_settlement(settled: list[tuple[int, int, int]], accounts: dict[int, Ac
         amount = total if kind == EntryKind.RELEASE else 0
         entries.append(_entry(account=account, kind=kind, amount=amount, held_delta=-total,
                               key=f"{idempotency_key}#{account_id}", actor=actor, reason=reason,
-                              reference=f"{count} holds", details={"holds": count}))
+                              reference=f"{count} holds", details={"holds": count}, created_at=now))
     _save_entries(entries)
     for account_id in per_account:
         _store_account(accounts[account_id], credited=False)
@@ -429,15 +429,16 @@ def capture_holds(*, captures: list[Capture], idempotency_key: str) -> int:
     if not by_id:
         return 0
     ids = list(by_id)
+    now = timezone.now()  # the hold's settled_at and the entry's created_at: one instant, one month
     with transaction.atomic():
         settled, accounts = _settle(
-            hold_ids=ids, idempotency_key=idempotency_key, to_state=HoldState.CAPTURED,
+            hold_ids=ids, idempotency_key=idempotency_key, to_state=HoldState.CAPTURED, now=now,
             values_sql=", carrier_message_id = v.cid, submitted_at = v.ts "
                        "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, cid, ts)",
             values=[ids, [by_id[i].carrier_message_id[:100] for i in ids], [by_id[i].submitted_at for i in ids]],
         )
         if settled:
-            _book_settlement(settled, accounts, kind=EntryKind.CAPTURE, idempotency_key=idempotency_key,
+            _book_settlement(settled, accounts, kind=EntryKind.CAPTURE, idempotency_key=idempotency_key, now=now,
                              actor=Actor.system("billing.capture"))
     return len(settled)
 
@@ -448,9 +449,10 @@ def release_holds(*, hold_ids: list[int], idempotency_key: str, reason: str = ""
     ids = list(dict.fromkeys(hold_ids))
     if not ids:
         return 0
+    now = timezone.now()
     with transaction.atomic():
         settled, accounts = _settle(
-            hold_ids=ids, idempotency_key=idempotency_key, to_state=HoldState.RELEASED,
+            hold_ids=ids, idempotency_key=idempotency_key, to_state=HoldState.RELEASED, now=now,
             values_sql="FROM unnest(%s::bigint[]) AS v(id)", values=[ids], reason=reason,
         )
         if not settled:
@@ -465,7 +467,7 @@ def release_holds(*, hold_ids: list[int], idempotency_key: str, reason: str = ""
                     WHERE g.id = u.grant_id AND g.state = 'active'""",  # noqa: S608 - names from model meta
                 [released],
             )
-        _book_settlement(settled, accounts, kind=EntryKind.RELEASE, idempotency_key=idempotency_key,
+        _book_settlement(settled, accounts, kind=EntryKind.RELEASE, idempotency_key=idempotency_key, now=now,
                          actor=Actor.system("billing.release"), reason=reason)
     return len(settled)
 

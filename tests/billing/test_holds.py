@@ -189,3 +189,15 @@ def test_r_bil_3_paid_package_books_topup_and_purchase(tenant):
     assert kinds == [("topup", 3_000_000), ("package", -3_000_000)]
     assert grant.expires_at > timezone.now() + timedelta(days=29)
     assert selectors.balance_of(tenant=tenant) == 0
+
+
+def test_r_bil_2_holds_work_from_inside_a_tenant_schema(tenant):
+    """Delivery accepts messages inside the tenant's schema: billing's public tables still serve."""
+    from django_tenants.utils import tenant_context
+
+    fund(tenant, 1_000_000)
+    with tenant_context(tenant):
+        holds = services.hold_messages(tenant=tenant, lines=lines(2), idempotency_key=key(), actor=DELIVERY)
+        assert services.capture_holds(captures=captures_for(holds[:1]), idempotency_key=key()) == 1
+        assert services.release_holds(hold_ids=[holds[1].pk], idempotency_key=key()) == 1
+        assert selectors.balance_of(tenant=tenant) == 965_000

@@ -34,27 +34,40 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
     actor = Actor.system("bench")
-    tenant = register_tenant(name="Bench Billing Co.", licence_number=f"BENCH{secrets.token_hex(6).upper()}",
-                             contact_name="Bench", contact_phone="+8613800000000", contact_email="bench@example.com",
-                             actor=actor, activate=True)
+    tenant = register_tenant(
+        name="Bench Billing Co.",
+        licence_number=f"BENCH{secrets.token_hex(6).upper()}",
+        contact_name="Bench",
+        contact_phone="+8613800000000",
+        contact_email="bench@example.com",
+        actor=actor,
+        activate=True,
+    )
     connection.set_schema_to_public()
     services.topup(tenant=tenant, amount=10**15, actor=actor, idempotency_key=f"bench-{secrets.token_hex(8)}")
     hold_s = capture_s = release_s = 0.0
     queries = 0
     for round_ in range(args.rounds):
-        lines = [services.HoldLine(reference=f"bench:{round_}:{i}", segments=1 + i % 3, unit_price=35_000)
-                 for i in range(args.batch)]
+        lines = [
+            services.HoldLine(reference=f"bench:{round_}:{i}", segments=1 + i % 3, unit_price=35_000)
+            for i in range(args.batch)
+        ]
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as ctx:
-            holds = services.hold_messages(tenant=tenant, lines=lines, idempotency_key=f"bench-h-{secrets.token_hex(8)}",
-                                           actor=actor)
+            holds = services.hold_messages(
+                tenant=tenant, lines=lines, idempotency_key=f"bench-h-{secrets.token_hex(8)}", actor=actor
+            )
         hold_s += time.perf_counter() - started
         queries = len([q for q in ctx.captured_queries if not q["sql"].startswith("SET search_path")])
         half = len(holds) // 2
         now = timezone.now()
         started = time.perf_counter()
-        services.capture_holds(captures=[services.Capture(hold_id=h.pk, carrier_message_id=f"{h.pk:x}", submitted_at=now)
-                                         for h in holds[:half]], idempotency_key=f"bench-c-{secrets.token_hex(8)}")
+        services.capture_holds(
+            captures=[
+                services.Capture(hold_id=h.pk, carrier_message_id=f"{h.pk:x}", submitted_at=now) for h in holds[:half]
+            ],
+            idempotency_key=f"bench-c-{secrets.token_hex(8)}",
+        )
         capture_s += time.perf_counter() - started
         started = time.perf_counter()
         services.release_holds(hold_ids=[h.pk for h in holds[half:]], idempotency_key=f"bench-r-{secrets.token_hex(8)}")

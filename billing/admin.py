@@ -86,13 +86,16 @@ class TopupForm(KeyedForm):
 
 class PackageForm(KeyedForm):
     product = forms.ModelChoiceField(queryset=PackageProduct.objects.filter(active=True))
-    paid = forms.BooleanField(required=False, initial=True,
-                              help_text="Paid now (booked as a top-up); unticked: taken from the cash balance.")
+    paid = forms.BooleanField(
+        required=False, initial=True, help_text="Paid now (booked as a top-up); unticked: taken from the cash balance."
+    )
 
 
 class RefundForm(KeyedForm):
-    cause = forms.ChoiceField(choices=RefundCause.choices,
-                              help_text="R-BIL-5: refunds only when the platform ends the service or is in breach.")
+    cause = forms.ChoiceField(
+        choices=RefundCause.choices,
+        help_text="R-BIL-5: refunds only when the platform ends the service or is in breach.",
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -134,29 +137,41 @@ ACCOUNT_OPERATIONS = {
 def _run(operation: str, *, tenant, data: dict, actor) -> str:
     key = data["idempotency_key"]
     if operation == "topup":
-        entry = services.topup(tenant=tenant, amount=data["amount"], actor=actor, idempotency_key=key,
-                               reference=data["reference"], reason=data["reason"])
+        entry = services.topup(
+            tenant=tenant,
+            amount=data["amount"],
+            actor=actor,
+            idempotency_key=key,
+            reference=data["reference"],
+            reason=data["reason"],
+        )
         return f"Top-up of {format_money(entry.amount)} booked; balance {format_money(entry.balance_after)}."
     if operation == "package":
-        grant = services.buy_package(tenant=tenant, product=data["product"], paid=data["paid"], actor=actor,
-                                     idempotency_key=key)
+        grant = services.buy_package(
+            tenant=tenant, product=data["product"], paid=data["paid"], actor=actor, idempotency_key=key
+        )
         return f"Package {grant.product.name} booked, valid until {grant.expires_at:%Y-%m-%d}."
     if operation == "refund":
-        refund = services.request_refund(tenant=tenant, cause=data["cause"], reason=data["reason"], actor=actor,
-                                         idempotency_key=key)
+        refund = services.request_refund(
+            tenant=tenant, cause=data["cause"], reason=data["reason"], actor=actor, idempotency_key=key
+        )
         if refund.state == "completed":
             return f"Refunded {format_money(refund.amount)}."
         return "The refund waits until the issued invoices are returned (R-BIL-5)."
     if operation == "penalty":
-        entry = services.penalty(tenant=tenant, amount=data["amount"], reason=data["reason"], actor=actor,
-                                 idempotency_key=key)
-        return f"Penalty charged {format_money(-entry.amount)}; outstanding {format_money(entry.details['outstanding'])}."
+        entry = services.penalty(
+            tenant=tenant, amount=data["amount"], reason=data["reason"], actor=actor, idempotency_key=key
+        )
+        return (
+            f"Penalty charged {format_money(-entry.amount)}; outstanding {format_money(entry.details['outstanding'])}."
+        )
     if operation == "forfeit":
         entry = services.forfeit(tenant=tenant, reason=data["reason"], actor=actor, idempotency_key=key)
         return f"Forfeited {format_money(-entry.amount)} and {entry.details['package_segments']} package segments."
     if operation == "adjust":
-        entry = services.adjust(tenant=tenant, amount=data["amount"], reason=data["reason"], actor=actor,
-                                idempotency_key=key)
+        entry = services.adjust(
+            tenant=tenant, amount=data["amount"], reason=data["reason"], actor=actor, idempotency_key=key
+        )
         return f"Adjustment booked; balance {format_money(entry.balance_after)}."
     raise PermissionDenied
 
@@ -178,8 +193,19 @@ class AccountAdmin(ReadOnlyAdmin):
     list_select_related = ["tenant", "plan"]
     search_fields = ["tenant__name", "tenant__schema_name", "tenant__licence_number"]
     list_filter = ["plan", "low_balance_alerted"]
-    readonly_fields = ["tenant", "currency", "balance_display", "held_display", "plan", "threshold_display",
-                       "alert_webhook_url", "service_expires_at", "created_at", "packages", "operations"]
+    readonly_fields = [
+        "tenant",
+        "currency",
+        "balance_display",
+        "held_display",
+        "plan",
+        "threshold_display",
+        "alert_webhook_url",
+        "service_expires_at",
+        "created_at",
+        "packages",
+        "operations",
+    ]
     fields = readonly_fields
 
     @admin.display(description="balance")
@@ -197,26 +223,38 @@ class AccountAdmin(ReadOnlyAdmin):
     @admin.display(description="packages")
     def packages(self, obj):
         grants = obj.packages.filter(state="active").select_related("product")
-        return format_html_join(mark_safe("<br>"),  # noqa: S308 - a constant tag
-                                "{}: {} / {} until {}",
-                                ((g.product.name, g.segments_remaining, g.segments_total, f"{g.expires_at:%Y-%m-%d}")
-                                 for g in grants)) or "-"
+        return (
+            format_html_join(
+                mark_safe("<br>"),  # noqa: S308 - a constant tag
+                "{}: {} / {} until {}",
+                ((g.product.name, g.segments_remaining, g.segments_total, f"{g.expires_at:%Y-%m-%d}") for g in grants),
+            )
+            or "-"
+        )
 
     @admin.display(description="Operations")
     def operations(self, obj):
-        links = [(reverse(f"admin:billing_account_{name}", args=[obj.pk]), title)
-                 for name, (title, _, _) in ACCOUNT_OPERATIONS.items()]
+        links = [
+            (reverse(f"admin:billing_account_{name}", args=[obj.pk]), title)
+            for name, (title, _, _) in ACCOUNT_OPERATIONS.items()
+        ]
         links.append((reverse("admin:billing_account_statement", args=[obj.pk]), "Statement"))
         return format_html_join(" ", '<a class="button" href="{}">{}</a>', links)
 
     def get_urls(self):
         own = [
-            path(f"<int:pk>/{name}/", self.admin_site.admin_view(self._operation_view(name)),
-                 name=f"billing_account_{name}")
+            path(
+                f"<int:pk>/{name}/",
+                self.admin_site.admin_view(self._operation_view(name)),
+                name=f"billing_account_{name}",
+            )
             for name in ACCOUNT_OPERATIONS
         ]
-        own.append(path("<int:pk>/statement/", self.admin_site.admin_view(self.statement_view),
-                        name="billing_account_statement"))
+        own.append(
+            path(
+                "<int:pk>/statement/", self.admin_site.admin_view(self.statement_view), name="billing_account_statement"
+            )
+        )
         return own + super().get_urls()
 
     def _operation_view(self, name: str):
@@ -235,9 +273,15 @@ class AccountAdmin(ReadOnlyAdmin):
                 else:
                     messages.success(request, message)
                     return redirect("admin:billing_account_change", pk)
-            context = {**self.admin_site.each_context(request), "title": f"{title}: {account.tenant.name}",
-                       "form": form, "account": account, "opts": self.model._meta,
-                       "balance": format_money(account.balance, account.currency), "submit": title}
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{title}: {account.tenant.name}",
+                "form": form,
+                "account": account,
+                "opts": self.model._meta,
+                "balance": format_money(account.balance, account.currency),
+                "submit": title,
+            }
             return TemplateResponse(request, "admin/billing/operation.html", context)
 
         return view
@@ -251,10 +295,21 @@ class AccountAdmin(ReadOnlyAdmin):
         if form.is_valid():
             year, month = (int(x) for x in form.cleaned_data["month"].split("-"))
             statement = selectors.statement_for(tenant=account.tenant, year=year, month=month)
-            statement = [(k.replace("_", " "), format_money(v) if isinstance(v, int) and "segments" not in k
-                          and "messages" not in k else v) for k, v in statement.items()]
-        context = {**self.admin_site.each_context(request), "title": f"Statement: {account.tenant.name}",
-                   "form": form, "statement": statement, "account": account, "opts": self.model._meta}
+            statement = [
+                (
+                    k.replace("_", " "),
+                    format_money(v) if isinstance(v, int) and "segments" not in k and "messages" not in k else v,
+                )
+                for k, v in statement.items()
+            ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Statement: {account.tenant.name}",
+            "form": form,
+            "statement": statement,
+            "account": account,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/billing/statement.html", context)
 
 
@@ -262,8 +317,17 @@ class AccountAdmin(ReadOnlyAdmin):
 class LedgerEntryAdmin(ReadOnlyAdmin):
     """Append-only (R-BIL-9): browsable, never edited."""
 
-    list_display = ["created_at", "account", "kind", "amount_display", "held_delta", "balance_after_display",
-                    "reference", "actor_label", "invoice_link"]
+    list_display = [
+        "created_at",
+        "account",
+        "kind",
+        "amount_display",
+        "held_delta",
+        "balance_after_display",
+        "reference",
+        "actor_label",
+        "invoice_link",
+    ]
     list_filter = ["kind", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["account__tenant"]
     search_fields = ["account__tenant__name", "idempotency_key", "reference", "actor_label"]
@@ -281,11 +345,14 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     def invoice_link(self, obj):
         if obj.kind != EntryKind.TOPUP:
             return ""
-        return format_html('<a href="{}">issue invoice</a>', reverse("admin:billing_ledgerentry_invoice", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">issue invoice</a>', reverse("admin:billing_ledgerentry_invoice", args=[obj.pk])
+        )
 
     def get_urls(self):
-        return [path("<int:pk>/invoice/", self.admin_site.admin_view(self.invoice_view),
-                     name="billing_ledgerentry_invoice")] + super().get_urls()
+        return [
+            path("<int:pk>/invoice/", self.admin_site.admin_view(self.invoice_view), name="billing_ledgerentry_invoice")
+        ] + super().get_urls()
 
     def invoice_view(self, request, pk):
         """R-BIL-7: invoices follow actual top-ups."""
@@ -295,23 +362,44 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         form = InvoiceForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                invoice = services.issue_invoice(entry=entry, number=form.cleaned_data["number"],
-                                                 amount=form.cleaned_data["amount"], actor=admin_actor(request))
+                invoice = services.issue_invoice(
+                    entry=entry,
+                    number=form.cleaned_data["number"],
+                    amount=form.cleaned_data["amount"],
+                    actor=admin_actor(request),
+                )
             except DomainError as exc:
                 messages.error(request, exc.message)
             else:
                 messages.success(request, f"Invoice {invoice.number} issued.")
                 return redirect("admin:billing_invoice_changelist")
-        context = {**self.admin_site.each_context(request), "title": f"Issue an invoice for {entry}",
-                   "form": form, "opts": self.model._meta, "submit": "Issue invoice",
-                   "account": entry.account, "balance": format_money(entry.amount)}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Issue an invoice for {entry}",
+            "form": form,
+            "opts": self.model._meta,
+            "submit": "Issue invoice",
+            "account": entry.account,
+            "balance": format_money(entry.amount),
+        }
         return TemplateResponse(request, "admin/billing/operation.html", context)
 
 
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "tenant", "reference", "segments", "package_segments", "unit_price", "amount",
-                    "state", "carrier_message_id", "submitted_at", "settled_at"]
+    list_display = [
+        "created_at",
+        "tenant",
+        "reference",
+        "segments",
+        "package_segments",
+        "unit_price",
+        "amount",
+        "state",
+        "carrier_message_id",
+        "submitted_at",
+        "settled_at",
+    ]
     list_filter = ["state"]
     list_select_related = ["tenant"]
     search_fields = ["reference", "carrier_message_id", "tenant__name"]
@@ -331,9 +419,14 @@ class PriceForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            services.check_price_notice(plan=data["plan"], message_type=data["message_type"],
-                                        country=data["country"].upper(), carrier=data.get("carrier") or "",
-                                        effective_from=data["effective_from"], now=timezone.now())
+            services.check_price_notice(
+                plan=data["plan"],
+                message_type=data["message_type"],
+                country=data["country"].upper(),
+                carrier=data.get("carrier") or "",
+                effective_from=data["effective_from"],
+                now=timezone.now(),
+            )
         except services.PriceNoticeTooShort as exc:
             raise ValidationError(f"{exc.message} (R-BIL-4)") from exc
         return data
@@ -344,8 +437,16 @@ class PriceAdmin(admin.ModelAdmin):
     """Prices are announced, never edited or deleted (history, R-BIL-4)."""
 
     form = PriceForm
-    list_display = ["plan", "message_type", "country", "carrier", "unit_price_display", "effective_from", "announced_at",
-                    "announced_by"]
+    list_display = [
+        "plan",
+        "message_type",
+        "country",
+        "carrier",
+        "unit_price_display",
+        "effective_from",
+        "announced_at",
+        "announced_by",
+    ]
     list_filter = ["plan", "message_type", "country"]
 
     @admin.display(description="unit price")
@@ -360,11 +461,21 @@ class PriceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        price = services.announce_price(plan=data["plan"], message_type=data["message_type"], country=data["country"],
-                                        carrier=data.get("carrier") or "", unit_price=data["unit_price_cny"],
-                                        effective_from=data["effective_from"], actor=admin_actor(request))
+        price = services.announce_price(
+            plan=data["plan"],
+            message_type=data["message_type"],
+            country=data["country"],
+            carrier=data.get("carrier") or "",
+            unit_price=data["unit_price_cny"],
+            effective_from=data["effective_from"],
+            actor=admin_actor(request),
+        )
         obj.pk, obj.unit_price, obj.announced_at, obj.announced_by = (
-            price.pk, price.unit_price, price.announced_at, price.announced_by)
+            price.pk,
+            price.unit_price,
+            price.announced_at,
+            price.announced_by,
+        )
 
 
 @admin.register(Plan)
@@ -419,8 +530,12 @@ class RefundAdmin(ReadOnlyAdmin):
 
 class DisputeForm(forms.Form):
     decision = forms.ChoiceField(choices=[("resolve", "Resolve (compensate)"), ("reject", "Reject")])
-    compensation = CnyField(label="Compensation (CNY)", allow_zero=True, required=False,
-                            help_text="at most 10% of that month's usage (R-BIL-8)")
+    compensation = CnyField(
+        label="Compensation (CNY)",
+        allow_zero=True,
+        required=False,
+        help_text="at most 10% of that month's usage (R-BIL-8)",
+    )
     resolution = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
@@ -436,8 +551,9 @@ class DisputeAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">decide</a>', reverse("admin:billing_dispute_decide", args=[obj.pk]))
 
     def get_urls(self):
-        return [path("<int:pk>/decide/", self.admin_site.admin_view(self.decide_view),
-                     name="billing_dispute_decide")] + super().get_urls()
+        return [
+            path("<int:pk>/decide/", self.admin_site.admin_view(self.decide_view), name="billing_dispute_decide")
+        ] + super().get_urls()
 
     def decide_view(self, request, pk):
         if not request.user.has_perm("billing.resolve_dispute"):
@@ -448,8 +564,12 @@ class DisputeAdmin(ReadOnlyAdmin):
             data = form.cleaned_data
             try:
                 if data["decision"] == "resolve":
-                    services.resolve_dispute(dispute=dispute, compensation=data["compensation"] or 0,
-                                             resolution=data["resolution"], actor=admin_actor(request))
+                    services.resolve_dispute(
+                        dispute=dispute,
+                        compensation=data["compensation"] or 0,
+                        resolution=data["resolution"],
+                        actor=admin_actor(request),
+                    )
                 else:
                     services.reject_dispute(dispute=dispute, resolution=data["resolution"], actor=admin_actor(request))
             except DomainError as exc:
@@ -457,9 +577,15 @@ class DisputeAdmin(ReadOnlyAdmin):
             else:
                 messages.success(request, "Dispute closed.")
                 return redirect("admin:billing_dispute_changelist")
-        context = {**self.admin_site.each_context(request), "title": f"Decide: {dispute}", "form": form,
-                   "opts": self.model._meta, "submit": "Decide", "account": dispute.account,
-                   "balance": format_money(dispute.account.balance)}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Decide: {dispute}",
+            "form": form,
+            "opts": self.model._meta,
+            "submit": "Decide",
+            "account": dispute.account,
+            "balance": format_money(dispute.account.balance),
+        }
         return TemplateResponse(request, "admin/billing/operation.html", context)
 
 
@@ -467,8 +593,17 @@ class DisputeAdmin(ReadOnlyAdmin):
 class DormancyCaseAdmin(ReadOnlyAdmin):
     """R-TEN-4: candidates found by the daily job; acted on only after the notice period."""
 
-    list_display = ["tenant", "kind", "state", "last_use_at", "found_at", "notified_at", "act_after", "acted_at",
-                    "outcome"]
+    list_display = [
+        "tenant",
+        "kind",
+        "state",
+        "last_use_at",
+        "found_at",
+        "notified_at",
+        "act_after",
+        "acted_at",
+        "outcome",
+    ]
     list_filter = ["kind", "state"]
     list_select_related = ["tenant"]
     actions = ["cancel_cases"]

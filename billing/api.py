@@ -87,11 +87,15 @@ class AlertView(BillingReadable, APIView):
     """R-BIL-6: the low-balance alert threshold and webhook."""
 
     def _out(self, account):
-        return Response(AlertSerializer({
-            "threshold": account.low_balance_threshold if account else None,
-            "webhook_url": account.alert_webhook_url if account else "",
-            "webhook_secret": account.alert_webhook_secret if account else "",
-        }).data)
+        return Response(
+            AlertSerializer(
+                {
+                    "threshold": account.low_balance_threshold if account else None,
+                    "webhook_url": account.alert_webhook_url if account else "",
+                    "webhook_secret": account.alert_webhook_secret if account else "",
+                }
+            ).data
+        )
 
     @extend_schema(responses=AlertSerializer, operation_id="billing_alert_retrieve")
     def get(self, request):
@@ -102,8 +106,10 @@ class AlertView(BillingReadable, APIView):
         data = AlertInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         account = services.set_low_balance_alert(
-            tenant=caller_tenant(request), threshold=data.validated_data["threshold"],
-            webhook_url=data.validated_data.get("webhook_url"), actor=caller_actor(request),
+            tenant=caller_tenant(request),
+            threshold=data.validated_data["threshold"],
+            webhook_url=data.validated_data.get("webhook_url"),
+            actor=caller_actor(request),
         )
         return self._out(account)
 
@@ -114,8 +120,18 @@ class AlertView(BillingReadable, APIView):
 class LedgerEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = LedgerEntry
-        fields = ["id", "created_at", "kind", "amount", "held_delta", "balance_after", "held_after", "reference",
-                  "reason", "idempotency_key"]
+        fields = [
+            "id",
+            "created_at",
+            "kind",
+            "amount",
+            "held_delta",
+            "balance_after",
+            "held_after",
+            "reference",
+            "reason",
+            "idempotency_key",
+        ]
 
 
 class LedgerFilter(django_filters.FilterSet):
@@ -167,8 +183,9 @@ class StatementView(BillingReadable, APIView):
     @extend_schema(responses=StatementSerializer, operation_id="billing_statement")
     def get(self, request, month: str):
         year, number = parse_month(month)
-        return Response(StatementSerializer(selectors.statement_for(tenant=caller_tenant(request), year=year,
-                                                                    month=number)).data)
+        return Response(
+            StatementSerializer(selectors.statement_for(tenant=caller_tenant(request), year=year, month=number)).data
+        )
 
 
 class BilledMessageSerializer(serializers.ModelSerializer):
@@ -176,8 +193,18 @@ class BilledMessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Hold
-        fields = ["id", "reference", "message_type", "segments", "package_segments", "unit_price", "amount",
-                  "carrier_message_id", "submitted_at", "captured_at"]
+        fields = [
+            "id",
+            "reference",
+            "message_type",
+            "segments",
+            "package_segments",
+            "unit_price",
+            "amount",
+            "carrier_message_id",
+            "submitted_at",
+            "captured_at",
+        ]
 
 
 class BilledMessagesView(BillingReadable, generics.ListAPIView):
@@ -220,14 +247,18 @@ class DisputesView(BillingReadable, generics.ListCreateAPIView):
             return Dispute.objects.none()
         return Dispute.objects.filter(account__tenant=caller_tenant(self.request)).order_by("-created_at")
 
-    @extend_schema(request=DisputeInputSerializer, responses={201: DisputeSerializer}, operation_id="billing_dispute_create")
+    @extend_schema(
+        request=DisputeInputSerializer, responses={201: DisputeSerializer}, operation_id="billing_dispute_create"
+    )
     def post(self, request):
         data = DisputeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         year, number = parse_month(data.validated_data["month"])
         dispute = services.open_dispute(
-            tenant=caller_tenant(request), month=date(year, number, 1),
-            description=data.validated_data["description"], actor=caller_actor(request),
+            tenant=caller_tenant(request),
+            month=date(year, number, 1),
+            description=data.validated_data["description"],
+            actor=caller_actor(request),
         )
         return Response(DisputeSerializer(dispute).data, status=status.HTTP_201_CREATED)
 

@@ -31,7 +31,9 @@ class Plan(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="billing_one_default_plan"),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="billing_one_default_plan"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -58,10 +60,13 @@ class Price(models.Model):
         indexes = [models.Index(fields=["plan", "message_type", "country", "carrier", "-effective_from"])]
         constraints = [
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="billing_price_not_negative"),
-            models.CheckConstraint(condition=Q(effective_from__gte=F("announced_at")), name="billing_price_not_backdated"),
+            models.CheckConstraint(
+                condition=Q(effective_from__gte=F("announced_at")), name="billing_price_not_backdated"
+            ),
             models.CheckConstraint(condition=Q(message_type__in=MessageType.values), name="billing_price_type_valid"),
             models.UniqueConstraint(
-                fields=["plan", "message_type", "country", "carrier", "effective_from"], name="billing_price_unique_start"
+                fields=["plan", "message_type", "country", "carrier", "effective_from"],
+                name="billing_price_unique_start",
             ),
         ]
 
@@ -150,7 +155,9 @@ class LedgerEntry(models.Model):
         indexes = [models.Index(fields=["account", "created_at"])]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=EntryKind.values), name="billing_entry_kind_valid"),
-            models.CheckConstraint(condition=Q(balance_after__gte=0) & Q(held_after__gte=0), name="billing_entry_after_not_negative"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0) & Q(held_after__gte=0), name="billing_entry_after_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -34,8 +34,9 @@ def plan_of(*, tenant: Tenant) -> Plan | None:
     return Plan.objects.filter(is_default=True).first()
 
 
-def price_for(*, tenant: Tenant, message_type: str, country: str, carrier: str | None = None,
-              at: datetime | None = None) -> Price:
+def price_for(
+    *, tenant: Tenant, message_type: str, country: str, carrier: str | None = None, at: datetime | None = None
+) -> Price:
     """R-BIL-4: the unit price (per segment) in force at `at` (default now) for the tenant's plan.
 
     A carrier-specific price wins over the any-carrier price of the same destination.
@@ -47,22 +48,24 @@ def price_for(*, tenant: Tenant, message_type: str, country: str, carrier: str |
         raise NoPrice(details={"message_type": message_type, "country": country, "reason": "no plan"})
     carriers = [""] + ([carrier] if carrier else [])
     candidates = list(
-        Price.objects.filter(plan=plan, message_type=message_type, country=country.upper(), carrier__in=carriers,
-                             effective_from__lte=at).order_by("-effective_from", "-id")[:20]
+        Price.objects.filter(
+            plan=plan, message_type=message_type, country=country.upper(), carrier__in=carriers, effective_from__lte=at
+        ).order_by("-effective_from", "-id")[:20]
     )
     specific = [p for p in candidates if p.carrier]
     chosen = (specific or candidates or [None])[0]
     if chosen is None:
-        raise NoPrice(details={"message_type": message_type, "country": country, "carrier": carrier,
-                               "plan": plan.code})
+        raise NoPrice(details={"message_type": message_type, "country": country, "carrier": carrier, "plan": plan.code})
     return chosen
 
 
 def active_packages(*, tenant: Tenant, now: datetime | None = None) -> QuerySet[PackageGrant]:
     now = now or timezone.now()
-    return PackageGrant.objects.filter(
-        account__tenant=tenant, state=PackageState.ACTIVE, expires_at__gt=now
-    ).select_related("product").order_by("expires_at", "id")
+    return (
+        PackageGrant.objects.filter(account__tenant=tenant, state=PackageState.ACTIVE, expires_at__gt=now)
+        .select_related("product")
+        .order_by("expires_at", "id")
+    )
 
 
 def entries_of(*, tenant: Tenant) -> QuerySet[LedgerEntry]:
@@ -99,9 +102,7 @@ def statement_for(*, tenant: Tenant, year: int, month: int) -> dict:
     def total(field, **filters):
         return Coalesce(Sum(field, filter=Q(**filters)), 0)
 
-    opening = entries.filter(created_at__lt=start).aggregate(
-        balance=total("amount"), held=total("held_delta")
-    )
+    opening = entries.filter(created_at__lt=start).aggregate(balance=total("amount"), held=total("held_delta"))
     sums = entries.filter(created_at__gte=start, created_at__lt=end).aggregate(
         top_ups=total("amount", kind=EntryKind.TOPUP),
         package_purchases=total("amount", kind=EntryKind.PACKAGE),
@@ -165,5 +166,9 @@ def ledger_is_consistent(*, account: Account) -> bool:
     account.refresh_from_db()
     sums = account.entries.aggregate(balance=Coalesce(Sum("amount"), 0), held=Coalesce(Sum("held_delta"), 0))
     held_holds = account.holds.filter(state=HoldState.HELD).aggregate(total=Coalesce(Sum("amount"), 0))["total"]
-    return (sums["balance"] == account.balance and sums["held"] == account.held == held_holds
-            and account.balance >= 0 and account.held >= 0)
+    return (
+        sums["balance"] == account.balance
+        and sums["held"] == account.held == held_holds
+        and account.balance >= 0
+        and account.held >= 0
+    )

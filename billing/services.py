@@ -80,12 +80,41 @@ from .models import (
 from .rules import compensation_cap, format_money
 
 __all__ = [
-    "BillingError", "CompensationTooHigh", "DisputeRefused", "IdempotencyConflict", "InsufficientBalance",
-    "InvalidAmount", "InvalidState", "InvoiceRefused", "NoPrice", "PriceNoticeTooShort", "RefundRefused",
-    "Capture", "HoldLine", "account_for", "hold_messages", "capture_holds", "release_holds", "topup", "adjust",
-    "forfeit", "penalty", "buy_package", "request_refund", "issue_invoice", "return_invoice", "open_dispute",
-    "resolve_dispute", "reject_dispute", "announce_price", "assign_plan", "set_low_balance_alert",
-    "expire_packages", "scan_dormancy", "act_on_dormancy", "cancel_dormancy_case",
+    "BillingError",
+    "CompensationTooHigh",
+    "DisputeRefused",
+    "IdempotencyConflict",
+    "InsufficientBalance",
+    "InvalidAmount",
+    "InvalidState",
+    "InvoiceRefused",
+    "NoPrice",
+    "PriceNoticeTooShort",
+    "RefundRefused",
+    "Capture",
+    "HoldLine",
+    "account_for",
+    "hold_messages",
+    "capture_holds",
+    "release_holds",
+    "topup",
+    "adjust",
+    "forfeit",
+    "penalty",
+    "buy_package",
+    "request_refund",
+    "issue_invoice",
+    "return_invoice",
+    "open_dispute",
+    "resolve_dispute",
+    "reject_dispute",
+    "announce_price",
+    "assign_plan",
+    "set_low_balance_alert",
+    "expire_packages",
+    "scan_dormancy",
+    "act_on_dormancy",
+    "cancel_dormancy_case",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,8 +153,17 @@ def _replayed(key: str, account: Account, kind: str) -> LedgerEntry | None:
 
 
 def _entry(
-    *, account: Account, kind: str, amount: int, held_delta: int, key: str, actor: Actor,
-    reference: str = "", reason: str = "", details: dict | None = None, created_at: datetime | None = None,
+    *,
+    account: Account,
+    kind: str,
+    amount: int,
+    held_delta: int,
+    key: str,
+    actor: Actor,
+    reference: str = "",
+    reason: str = "",
+    details: dict | None = None,
+    created_at: datetime | None = None,
 ) -> LedgerEntry:
     """Build (not save) the next entry of a locked account and move the cached sums along.
 
@@ -134,16 +172,29 @@ def _entry(
     balance, held = account.balance + amount, account.held + held_delta
     if balance < 0:
         raise InsufficientBalance(
-            details={"required": -amount, "available": account.balance,
-                     "message": f"need {format_money(-amount)}, have {format_money(account.balance)}"}
+            details={
+                "required": -amount,
+                "available": account.balance,
+                "message": f"need {format_money(-amount)}, have {format_money(account.balance)}",
+            }
         )
     if held < 0:  # cannot happen through these services; the CHECK constraint would refuse it too
         raise BillingError("Held funds would go negative.", code="held_negative")
     account.balance, account.held = balance, held
     return LedgerEntry(
-        account=account, kind=kind, amount=amount, held_delta=held_delta, balance_after=balance, held_after=held,
-        reference=reference[:200], reason=reason, actor_kind=actor.kind, actor_label=actor.label,
-        idempotency_key=key, details=details or {}, created_at=created_at or timezone.now(),
+        account=account,
+        kind=kind,
+        amount=amount,
+        held_delta=held_delta,
+        balance_after=balance,
+        held_after=held,
+        reference=reference[:200],
+        reason=reason,
+        actor_kind=actor.kind,
+        actor_label=actor.label,
+        idempotency_key=key,
+        details=details or {},
+        created_at=created_at or timezone.now(),
     )
 
 
@@ -179,31 +230,65 @@ def _store_account(account: Account, *, credited: bool = False) -> None:
         transaction.on_commit(lambda: send_low_balance_alert.send(account_id, balance, threshold), robust=True)
 
 
-def _book(*, tenant: Tenant, kind: str, amount: int, key: str, actor: Actor, reference: str = "",
-          reason: str = "", details: dict | None = None, credited: bool = False) -> tuple[LedgerEntry, bool]:
+def _book(
+    *,
+    tenant: Tenant,
+    kind: str,
+    amount: int,
+    key: str,
+    actor: Actor,
+    reference: str = "",
+    reason: str = "",
+    details: dict | None = None,
+    credited: bool = False,
+) -> tuple[LedgerEntry, bool]:
     """Lock, replay or book one cash entry. Returns (entry, booked_now). Call inside atomic()."""
     account = _locked_account(tenant)
     previous = _replayed(key, account, kind)
     if previous is not None:
         return previous, False
-    entry = _entry(account=account, kind=kind, amount=amount, held_delta=0, key=key, actor=actor,
-                   reference=reference, reason=reason, details=details)
+    entry = _entry(
+        account=account,
+        kind=kind,
+        amount=amount,
+        held_delta=0,
+        key=key,
+        actor=actor,
+        reference=reference,
+        reason=reason,
+        details=details,
+    )
     _save_entries([entry])
     _store_account(account, credited=credited)
     return entry, True
 
 
-def topup(*, tenant: Tenant, amount: int, actor: Actor, idempotency_key: str, reference: str = "",
-          reason: str = "") -> LedgerEntry:
+def topup(
+    *, tenant: Tenant, amount: int, actor: Actor, idempotency_key: str, reference: str = "", reason: str = ""
+) -> LedgerEntry:
     """R-BIL-1: an operator books money received. `amount` in micro-units, > 0."""
     if not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount("A top-up must be a positive whole number of micro-units.")
     with transaction.atomic():
-        entry, booked = _book(tenant=tenant, kind=EntryKind.TOPUP, amount=amount, key=idempotency_key, actor=actor,
-                              reference=reference, reason=reason, credited=True)
+        entry, booked = _book(
+            tenant=tenant,
+            kind=EntryKind.TOPUP,
+            amount=amount,
+            key=idempotency_key,
+            actor=actor,
+            reference=reference,
+            reason=reason,
+            credited=True,
+        )
         if booked:
-            record_operation(actor=actor, action="billing.topup", tenant=tenant, obj=entry, reason=reason,
-                             after={"amount": amount, "balance": entry.balance_after})
+            record_operation(
+                actor=actor,
+                action="billing.topup",
+                tenant=tenant,
+                obj=entry,
+                reason=reason,
+                after={"amount": amount, "balance": entry.balance_after},
+            )
     return entry
 
 
@@ -214,11 +299,24 @@ def adjust(*, tenant: Tenant, amount: int, actor: Actor, reason: str, idempotenc
     if not reason.strip():
         raise BillingError("A reason is required.", code="reason_required")
     with transaction.atomic():
-        entry, booked = _book(tenant=tenant, kind=EntryKind.ADJUST, amount=amount, key=idempotency_key, actor=actor,
-                              reason=reason, credited=amount > 0)
+        entry, booked = _book(
+            tenant=tenant,
+            kind=EntryKind.ADJUST,
+            amount=amount,
+            key=idempotency_key,
+            actor=actor,
+            reason=reason,
+            credited=amount > 0,
+        )
         if booked:
-            record_operation(actor=actor, action="billing.adjust", tenant=tenant, obj=entry, reason=reason,
-                             after={"amount": amount, "balance": entry.balance_after})
+            record_operation(
+                actor=actor,
+                action="billing.adjust",
+                tenant=tenant,
+                obj=entry,
+                reason=reason,
+                after={"amount": amount, "balance": entry.balance_after},
+            )
     return entry
 
 
@@ -238,13 +336,21 @@ def penalty(*, tenant: Tenant, amount: int, actor: Actor, reason: str, idempoten
         if previous is not None:
             return previous
         charged = min(amount, account.balance)
-        entry = _entry(account=account, kind=EntryKind.PENALTY, amount=-charged, held_delta=0, key=idempotency_key,
-                       actor=actor, reason=reason,
-                       details={"assessed": amount, "charged": charged, "outstanding": amount - charged})
+        entry = _entry(
+            account=account,
+            kind=EntryKind.PENALTY,
+            amount=-charged,
+            held_delta=0,
+            key=idempotency_key,
+            actor=actor,
+            reason=reason,
+            details={"assessed": amount, "charged": charged, "outstanding": amount - charged},
+        )
         _save_entries([entry])
         _store_account(account)
-        record_operation(actor=actor, action="billing.penalty", tenant=tenant, obj=entry, reason=reason,
-                         after=entry.details)
+        record_operation(
+            actor=actor, action="billing.penalty", tenant=tenant, obj=entry, reason=reason, after=entry.details
+        )
     return entry
 
 
@@ -264,16 +370,24 @@ def forfeit(*, tenant: Tenant, actor: Actor, reason: str, idempotency_key: str) 
             return previous
         grants = list(PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE))
         segments = sum(g.segments_remaining for g in grants)
-        entry = _entry(account=account, kind=EntryKind.FORFEIT, amount=-account.balance, held_delta=0,
-                       key=idempotency_key, actor=actor, reason=reason,
-                       details={"cash": account.balance, "package_segments": segments, "packages": [g.pk for g in grants]})
+        entry = _entry(
+            account=account,
+            kind=EntryKind.FORFEIT,
+            amount=-account.balance,
+            held_delta=0,
+            key=idempotency_key,
+            actor=actor,
+            reason=reason,
+            details={"cash": account.balance, "package_segments": segments, "packages": [g.pk for g in grants]},
+        )
         _save_entries([entry])
         _store_account(account)
         PackageGrant.objects.filter(pk__in=[g.pk for g in grants]).update(
             state=PackageState.FORFEITED, segments_remaining=0, ended_at=now
         )
-        record_operation(actor=actor, action="billing.forfeit", tenant=tenant, obj=entry, reason=reason,
-                         after=entry.details)
+        record_operation(
+            actor=actor, action="billing.forfeit", tenant=tenant, obj=entry, reason=reason, after=entry.details
+        )
     return entry
 
 
@@ -345,26 +459,50 @@ def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str
             cash_total += need * line.unit_price
             plans.append((line, package_segments, takes))
         entry = _entry(
-            account=account, kind=EntryKind.HOLD, amount=-cash_total, held_delta=cash_total, key=idempotency_key,
-            actor=actor, reference=lines[0].reference if len(lines) == 1 else f"{len(lines)} messages",
-            details={"holds": len(lines), "segments": sum(line.segments for line in lines),
-                     "package_segments": sum(p for _, p, _ in plans)},
+            account=account,
+            kind=EntryKind.HOLD,
+            amount=-cash_total,
+            held_delta=cash_total,
+            key=idempotency_key,
+            actor=actor,
+            reference=lines[0].reference if len(lines) == 1 else f"{len(lines)} messages",
+            details={
+                "holds": len(lines),
+                "segments": sum(line.segments for line in lines),
+                "package_segments": sum(p for _, p, _ in plans),
+            },
             created_at=now,
         )
         _save_entries([entry])
-        holds = Hold.objects.bulk_create([
-            Hold(account=account, tenant_id=account.tenant_id, entry=entry, reference=line.reference,
-                 message_type=line.message_type or "", segments=line.segments, package_segments=package_segments,
-                 unit_price=line.unit_price, amount=(line.segments - package_segments) * line.unit_price,
-                 price_id=line.price_id, created_at=now)
-            for line, package_segments, _ in plans
-        ])
+        holds = Hold.objects.bulk_create(
+            [
+                Hold(
+                    account=account,
+                    tenant_id=account.tenant_id,
+                    entry=entry,
+                    reference=line.reference,
+                    message_type=line.message_type or "",
+                    segments=line.segments,
+                    package_segments=package_segments,
+                    unit_price=line.unit_price,
+                    amount=(line.segments - package_segments) * line.unit_price,
+                    price_id=line.price_id,
+                    created_at=now,
+                )
+                for line, package_segments, _ in plans
+            ]
+        )
         if used:
-            HoldPackageUse.objects.bulk_create([
-                HoldPackageUse(hold=hold, grant=grant, segments=take)
-                for hold, (_, _, takes) in zip(holds, plans, strict=True) for grant, take in takes
-            ])
-            PackageGrant.objects.bulk_update([g for g in grants if g.pk in used], ["segments_remaining", "last_used_at"])
+            HoldPackageUse.objects.bulk_create(
+                [
+                    HoldPackageUse(hold=hold, grant=grant, segments=take)
+                    for hold, (_, _, takes) in zip(holds, plans, strict=True)
+                    for grant, take in takes
+                ]
+            )
+            PackageGrant.objects.bulk_update(
+                [g for g in grants if g.pk in used], ["segments_remaining", "last_used_at"]
+            )
         _store_account(account)
     return holds
 
@@ -374,8 +512,16 @@ def _lock_accounts(account_ids: set[int]) -> dict[int, Account]:
     return {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")}
 
 
-def _settle(*, hold_ids: list[int], idempotency_key: str, to_state: str, values_sql: str, values: list,
-            now: datetime, reason: str = "") -> tuple[list[tuple[int, int, int]], dict[int, Account]]:
+def _settle(
+    *,
+    hold_ids: list[int],
+    idempotency_key: str,
+    to_state: str,
+    values_sql: str,
+    values: list,
+    now: datetime,
+    reason: str = "",
+) -> tuple[list[tuple[int, int, int]], dict[int, Account]]:
     """Move holds from held to `to_state` exactly once; returns the (hold id, account id, amount)
     settled now and the locked accounts.
 
@@ -403,8 +549,16 @@ def _settle(*, hold_ids: list[int], idempotency_key: str, to_state: str, values_
         return list(cursor.fetchall()), accounts
 
 
-def _book_settlement(settled: list[tuple[int, int, int]], accounts: dict[int, Account], *, kind: str,
-                     idempotency_key: str, actor: Actor, now: datetime, reason: str = "") -> None:
+def _book_settlement(
+    settled: list[tuple[int, int, int]],
+    accounts: dict[int, Account],
+    *,
+    kind: str,
+    idempotency_key: str,
+    actor: Actor,
+    now: datetime,
+    reason: str = "",
+) -> None:
     per_account: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for _, account_id, amount in settled:
         per_account[account_id][0] += 1
@@ -413,9 +567,20 @@ def _book_settlement(settled: list[tuple[int, int, int]], accounts: dict[int, Ac
     for account_id, (count, total) in sorted(per_account.items()):
         account = accounts[account_id]
         amount = total if kind == EntryKind.RELEASE else 0
-        entries.append(_entry(account=account, kind=kind, amount=amount, held_delta=-total,
-                              key=f"{idempotency_key}#{account_id}", actor=actor, reason=reason,
-                              reference=f"{count} holds", details={"holds": count}, created_at=now))
+        entries.append(
+            _entry(
+                account=account,
+                kind=kind,
+                amount=amount,
+                held_delta=-total,
+                key=f"{idempotency_key}#{account_id}",
+                actor=actor,
+                reason=reason,
+                reference=f"{count} holds",
+                details={"holds": count},
+                created_at=now,
+            )
+        )
     _save_entries(entries)
     for account_id in per_account:
         _store_account(accounts[account_id], credited=False)
@@ -432,14 +597,23 @@ def capture_holds(*, captures: list[Capture], idempotency_key: str) -> int:
     now = timezone.now()  # the hold's settled_at and the entry's created_at: one instant, one month
     with transaction.atomic():
         settled, accounts = _settle(
-            hold_ids=ids, idempotency_key=idempotency_key, to_state=HoldState.CAPTURED, now=now,
+            hold_ids=ids,
+            idempotency_key=idempotency_key,
+            to_state=HoldState.CAPTURED,
+            now=now,
             values_sql=", carrier_message_id = v.cid, submitted_at = v.ts "
-                       "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, cid, ts)",
+            "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, cid, ts)",
             values=[ids, [by_id[i].carrier_message_id[:100] for i in ids], [by_id[i].submitted_at for i in ids]],
         )
         if settled:
-            _book_settlement(settled, accounts, kind=EntryKind.CAPTURE, idempotency_key=idempotency_key, now=now,
-                             actor=Actor.system("billing.capture"))
+            _book_settlement(
+                settled,
+                accounts,
+                kind=EntryKind.CAPTURE,
+                idempotency_key=idempotency_key,
+                now=now,
+                actor=Actor.system("billing.capture"),
+            )
     return len(settled)
 
 
@@ -452,8 +626,13 @@ def release_holds(*, hold_ids: list[int], idempotency_key: str, reason: str = ""
     now = timezone.now()
     with transaction.atomic():
         settled, accounts = _settle(
-            hold_ids=ids, idempotency_key=idempotency_key, to_state=HoldState.RELEASED, now=now,
-            values_sql="FROM unnest(%s::bigint[]) AS v(id)", values=[ids], reason=reason,
+            hold_ids=ids,
+            idempotency_key=idempotency_key,
+            to_state=HoldState.RELEASED,
+            now=now,
+            values_sql="FROM unnest(%s::bigint[]) AS v(id)",
+            values=[ids],
+            reason=reason,
         )
         if not settled:
             return 0
@@ -467,8 +646,15 @@ def release_holds(*, hold_ids: list[int], idempotency_key: str, reason: str = ""
                     WHERE g.id = u.grant_id AND g.state = 'active'""",  # noqa: S608 - names from model meta
                 [released],
             )
-        _book_settlement(settled, accounts, kind=EntryKind.RELEASE, idempotency_key=idempotency_key, now=now,
-                         actor=Actor.system("billing.release"), reason=reason)
+        _book_settlement(
+            settled,
+            accounts,
+            kind=EntryKind.RELEASE,
+            idempotency_key=idempotency_key,
+            now=now,
+            actor=Actor.system("billing.release"),
+            reason=reason,
+        )
     return len(settled)
 
 
@@ -482,8 +668,9 @@ def default_plan() -> Plan:
     return plan
 
 
-def check_price_notice(*, plan: Plan, message_type: str, country: str, carrier: str, effective_from: datetime,
-                       now: datetime) -> None:
+def check_price_notice(
+    *, plan: Plan, message_type: str, country: str, carrier: str, effective_from: datetime, now: datetime
+) -> None:
     """R-BIL-4: a change takes effect no sooner than 7 days after it is announced.
 
     The first price of a destination is not a change (nobody was charged differently before),
@@ -491,16 +678,25 @@ def check_price_notice(*, plan: Plan, message_type: str, country: str, carrier: 
     """
     if effective_from < now:
         raise PriceNoticeTooShort("A price cannot take effect in the past.")
-    exists = Price.objects.filter(plan=plan, message_type=message_type, country=country.upper(),
-                                  carrier=carrier).exists()
+    exists = Price.objects.filter(
+        plan=plan, message_type=message_type, country=country.upper(), carrier=carrier
+    ).exists()
     if exists and effective_from < now + PRICE_NOTICE:
         raise PriceNoticeTooShort(
             details={"earliest": (now + PRICE_NOTICE).isoformat(), "effective_from": effective_from.isoformat()}
         )
 
 
-def announce_price(*, plan: Plan, message_type: str, country: str, unit_price: int, actor: Actor,
-                   effective_from: datetime | None = None, carrier: str = "") -> Price:
+def announce_price(
+    *,
+    plan: Plan,
+    message_type: str,
+    country: str,
+    unit_price: int,
+    actor: Actor,
+    effective_from: datetime | None = None,
+    carrier: str = "",
+) -> Price:
     """Announce a price (a new row; history is kept). R-BIL-4. `effective_from` None = now
     (allowed only for the first price of a destination)."""
     if not isinstance(unit_price, int) or unit_price < 0:
@@ -510,15 +706,37 @@ def announce_price(*, plan: Plan, message_type: str, country: str, unit_price: i
     country = country.upper()
     with transaction.atomic():
         Plan.objects.select_for_update().get(pk=plan.pk)  # serialise announcements per plan
-        check_price_notice(plan=plan, message_type=message_type, country=country, carrier=carrier,
-                           effective_from=effective_from, now=now)
-        price = Price.objects.create(plan=plan, message_type=message_type, country=country, carrier=carrier,
-                                     unit_price=unit_price, effective_from=effective_from, announced_at=now,
-                                     announced_by=actor.label)
-        record_operation(actor=actor, action="billing.announce_price", obj=price,
-                         after={"plan": plan.code, "message_type": message_type, "country": country,
-                                "carrier": carrier, "unit_price": unit_price,
-                                "effective_from": effective_from.isoformat()})
+        check_price_notice(
+            plan=plan,
+            message_type=message_type,
+            country=country,
+            carrier=carrier,
+            effective_from=effective_from,
+            now=now,
+        )
+        price = Price.objects.create(
+            plan=plan,
+            message_type=message_type,
+            country=country,
+            carrier=carrier,
+            unit_price=unit_price,
+            effective_from=effective_from,
+            announced_at=now,
+            announced_by=actor.label,
+        )
+        record_operation(
+            actor=actor,
+            action="billing.announce_price",
+            obj=price,
+            after={
+                "plan": plan.code,
+                "message_type": message_type,
+                "country": country,
+                "carrier": carrier,
+                "unit_price": unit_price,
+                "effective_from": effective_from.isoformat(),
+            },
+        )
     return price
 
 
@@ -528,16 +746,23 @@ def assign_plan(*, tenant: Tenant, plan: Plan | None, actor: Actor) -> Account:
         before = {"plan": account.plan.code if account.plan else None}
         Account.objects.filter(pk=account.pk).update(plan=plan)
         account.plan = plan
-        record_operation(actor=actor, action="billing.assign_plan", tenant=tenant, obj=account, before=before,
-                         after={"plan": plan.code if plan else None})
+        record_operation(
+            actor=actor,
+            action="billing.assign_plan",
+            tenant=tenant,
+            obj=account,
+            before=before,
+            after={"plan": plan.code if plan else None},
+        )
     return account
 
 
 # --- packages (R-BIL-3) --------------------------------------------------------------------------
 
 
-def buy_package(*, tenant: Tenant, product: PackageProduct, actor: Actor, idempotency_key: str,
-                paid: bool = True) -> PackageGrant:
+def buy_package(
+    *, tenant: Tenant, product: PackageProduct, actor: Actor, idempotency_key: str, paid: bool = True
+) -> PackageGrant:
     """Book a package. `paid`: the customer paid the product's price now (booked as a top-up
     immediately spent on the package); otherwise the price comes out of the cash balance."""
     now = timezone.now()
@@ -548,21 +773,54 @@ def buy_package(*, tenant: Tenant, product: PackageProduct, actor: Actor, idempo
             return PackageGrant.objects.get(entry=previous)
         entries = []
         if paid and product.price:
-            entries.append(_entry(account=account, kind=EntryKind.TOPUP, amount=product.price, held_delta=0,
-                                  key=f"{idempotency_key}#topup", actor=actor, reference=f"package {product.name}"))
-        entries.append(_entry(account=account, kind=EntryKind.PACKAGE, amount=-product.price, held_delta=0,
-                              key=idempotency_key, actor=actor, reference=f"package {product.name}",
-                              details={"product": product.pk, "segments": product.segments}))
+            entries.append(
+                _entry(
+                    account=account,
+                    kind=EntryKind.TOPUP,
+                    amount=product.price,
+                    held_delta=0,
+                    key=f"{idempotency_key}#topup",
+                    actor=actor,
+                    reference=f"package {product.name}",
+                )
+            )
+        entries.append(
+            _entry(
+                account=account,
+                kind=EntryKind.PACKAGE,
+                amount=-product.price,
+                held_delta=0,
+                key=idempotency_key,
+                actor=actor,
+                reference=f"package {product.name}",
+                details={"product": product.pk, "segments": product.segments},
+            )
+        )
         _save_entries(entries)
         _store_account(account)
         grant = PackageGrant.objects.create(
-            account=account, product=product, entry=entries[-1], segments_total=product.segments,
-            segments_remaining=product.segments, message_types=list(product.message_types or []), starts_at=now,
+            account=account,
+            product=product,
+            entry=entries[-1],
+            segments_total=product.segments,
+            segments_remaining=product.segments,
+            message_types=list(product.message_types or []),
+            starts_at=now,
             expires_at=now + timedelta(days=product.validity_days),
         )
-        record_operation(actor=actor, action="billing.buy_package", tenant=tenant, obj=grant,
-                         after={"product": product.name, "segments": product.segments, "price": product.price,
-                                "paid": paid, "expires_at": grant.expires_at.isoformat()})
+        record_operation(
+            actor=actor,
+            action="billing.buy_package",
+            tenant=tenant,
+            obj=grant,
+            after={
+                "product": product.name,
+                "segments": product.segments,
+                "price": product.price,
+                "paid": paid,
+                "expires_at": grant.expires_at.isoformat(),
+            },
+        )
     return grant
 
 
@@ -577,8 +835,14 @@ def expire_packages(*, account: Account, actor: Actor, reason: str) -> int:
         PackageGrant.objects.filter(pk__in=[g.pk for g in grants]).update(
             state=PackageState.EXPIRED, segments_remaining=0, ended_at=now
         )
-        record_operation(actor=actor, action="billing.expire_packages", tenant=account.tenant, obj=account,
-                         reason=reason, after={"segments": segments, "packages": [g.pk for g in grants]})
+        record_operation(
+            actor=actor,
+            action="billing.expire_packages",
+            tenant=account.tenant,
+            obj=account,
+            reason=reason,
+            after={"segments": segments, "packages": [g.pk for g in grants]},
+        )
     return segments
 
 
@@ -592,15 +856,34 @@ def _open_invoices(account: Account) -> int:
 def _complete_refund(refund: Refund, account: Account, actor: Actor) -> Refund:
     """Refund the remaining cash balance (the account is locked). Held funds settle on their own;
     packages are never refunded (R-BIL-3)."""
-    entry = _entry(account=account, kind=EntryKind.REFUND, amount=-account.balance, held_delta=0,
-                   key=f"refund:{refund.pk}", actor=actor, reason=refund.reason,
-                   reference=f"refund {refund.pk} ({refund.cause})", details={"cause": refund.cause})
+    entry = _entry(
+        account=account,
+        kind=EntryKind.REFUND,
+        amount=-account.balance,
+        held_delta=0,
+        key=f"refund:{refund.pk}",
+        actor=actor,
+        reason=refund.reason,
+        reference=f"refund {refund.pk} ({refund.cause})",
+        details={"cause": refund.cause},
+    )
     _save_entries([entry])
     _store_account(account)
-    refund.amount, refund.entry, refund.state, refund.completed_at = -entry.amount, entry, RefundState.COMPLETED, timezone.now()
+    refund.amount, refund.entry, refund.state, refund.completed_at = (
+        -entry.amount,
+        entry,
+        RefundState.COMPLETED,
+        timezone.now(),
+    )
     refund.save(update_fields=["amount", "entry", "state", "completed_at"])
-    record_operation(actor=actor, action="billing.refund", tenant=account.tenant, obj=refund, reason=refund.reason,
-                     after={"cause": refund.cause, "amount": refund.amount})
+    record_operation(
+        actor=actor,
+        action="billing.refund",
+        tenant=account.tenant,
+        obj=refund,
+        reason=refund.reason,
+        after={"cause": refund.cause, "amount": refund.amount},
+    )
     return refund
 
 
@@ -619,11 +902,23 @@ def request_refund(*, tenant: Tenant, cause: str, actor: Actor, reason: str, ide
             return existing
         if Refund.objects.filter(account=account, state=RefundState.WAITING_INVOICES).exists():
             raise InvalidState("A refund is already waiting for invoices to be returned.")
-        refund = Refund.objects.create(account=account, cause=cause, reason=reason, idempotency_key=idempotency_key,
-                                       requested_by=actor.label, state=RefundState.WAITING_INVOICES)
+        refund = Refund.objects.create(
+            account=account,
+            cause=cause,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            requested_by=actor.label,
+            state=RefundState.WAITING_INVOICES,
+        )
         if _open_invoices(account):
-            record_operation(actor=actor, action="billing.refund_waiting", tenant=tenant, obj=refund, reason=reason,
-                             after={"cause": cause, "open_invoices": _open_invoices(account)})
+            record_operation(
+                actor=actor,
+                action="billing.refund_waiting",
+                tenant=tenant,
+                obj=refund,
+                reason=reason,
+                after={"cause": cause, "open_invoices": _open_invoices(account)},
+            )
             return refund
         return _complete_refund(refund, account, actor)
 
@@ -642,8 +937,13 @@ def issue_invoice(*, entry: LedgerEntry, number: str, amount: int, actor: Actor)
         if Invoice.objects.filter(number=number).exists():
             raise InvoiceRefused(f"Invoice number {number} is already used.", details={"number": number})
         invoice = Invoice.objects.create(account_id=entry.account_id, entry=entry, number=number, amount=amount)
-        record_operation(actor=actor, action="billing.issue_invoice", tenant=entry.account.tenant, obj=invoice,
-                         after={"number": number, "amount": amount, "entry": entry.pk})
+        record_operation(
+            actor=actor,
+            action="billing.issue_invoice",
+            tenant=entry.account.tenant,
+            obj=invoice,
+            after={"number": number, "amount": amount, "entry": entry.pk},
+        )
     return invoice
 
 
@@ -656,8 +956,13 @@ def return_invoice(*, invoice: Invoice, actor: Actor) -> Invoice:
             raise InvalidState("This invoice was already returned.")
         invoice.state, invoice.returned_at = InvoiceState.RETURNED, timezone.now()
         invoice.save(update_fields=["state", "returned_at"])
-        record_operation(actor=actor, action="billing.return_invoice", tenant=account.tenant, obj=invoice,
-                         after={"number": invoice.number})
+        record_operation(
+            actor=actor,
+            action="billing.return_invoice",
+            tenant=account.tenant,
+            obj=invoice,
+            after={"number": invoice.number},
+        )
         if not _open_invoices(account):
             for refund in Refund.objects.filter(account=account, state=RefundState.WAITING_INVOICES):
                 _complete_refund(refund, account, actor)
@@ -672,17 +977,26 @@ def month_start(moment: datetime) -> date:
     return date(local.year, local.month, 1)
 
 
-def open_dispute(*, tenant: Tenant, month: date, description: str, actor: Actor, now: datetime | None = None) -> Dispute:
+def open_dispute(
+    *, tenant: Tenant, month: date, description: str, actor: Actor, now: datetime | None = None
+) -> Dispute:
     """R-BIL-8: a tenant disputes the current month's bill (only within that month)."""
     now = now or timezone.now()
     if month.replace(day=1) != month_start(now):
         raise DisputeRefused(details={"month": month.strftime("%Y-%m"), "current": month_start(now).strftime("%Y-%m")})
     with transaction.atomic():
         account = _locked_account(tenant)
-        dispute = Dispute.objects.create(account=account, month=month.replace(day=1), description=description,
-                                         created_at=now)
-        record_operation(actor=actor, action="billing.open_dispute", tenant=tenant, obj=dispute, reason=description,
-                         after={"month": dispute.month.isoformat()})
+        dispute = Dispute.objects.create(
+            account=account, month=month.replace(day=1), description=description, created_at=now
+        )
+        record_operation(
+            actor=actor,
+            action="billing.open_dispute",
+            tenant=tenant,
+            obj=dispute,
+            reason=description,
+            after={"month": dispute.month.isoformat()},
+        )
     return dispute
 
 
@@ -702,17 +1016,30 @@ def resolve_dispute(*, dispute: Dispute, compensation: int, resolution: str, act
         if compensation > cap:
             raise CompensationTooHigh(details={"cap": cap, "requested": compensation})
         if compensation:
-            entry = _entry(account=account, kind=EntryKind.COMPENSATION, amount=compensation, held_delta=0,
-                           key=f"dispute:{dispute.pk}", actor=actor, reason=resolution,
-                           reference=f"dispute {dispute.month:%Y-%m}")
+            entry = _entry(
+                account=account,
+                kind=EntryKind.COMPENSATION,
+                amount=compensation,
+                held_delta=0,
+                key=f"dispute:{dispute.pk}",
+                actor=actor,
+                reason=resolution,
+                reference=f"dispute {dispute.month:%Y-%m}",
+            )
             _save_entries([entry])
             _store_account(account, credited=True)
             dispute.entry = entry
         dispute.state, dispute.compensation, dispute.resolution = DisputeState.RESOLVED, compensation, resolution
         dispute.resolved_at = timezone.now()
         dispute.save(update_fields=["state", "compensation", "resolution", "resolved_at", "entry"])
-        record_operation(actor=actor, action="billing.resolve_dispute", tenant=account.tenant, obj=dispute,
-                         reason=resolution, after={"compensation": compensation, "cap": cap})
+        record_operation(
+            actor=actor,
+            action="billing.resolve_dispute",
+            tenant=account.tenant,
+            obj=dispute,
+            reason=resolution,
+            after={"compensation": compensation, "cap": cap},
+        )
     return dispute
 
 
@@ -723,15 +1050,18 @@ def reject_dispute(*, dispute: Dispute, resolution: str, actor: Actor) -> Disput
             raise InvalidState("This dispute is closed.")
         dispute.state, dispute.resolution, dispute.resolved_at = DisputeState.REJECTED, resolution, timezone.now()
         dispute.save(update_fields=["state", "resolution", "resolved_at"])
-        record_operation(actor=actor, action="billing.reject_dispute", tenant=dispute.account.tenant, obj=dispute,
-                         reason=resolution)
+        record_operation(
+            actor=actor, action="billing.reject_dispute", tenant=dispute.account.tenant, obj=dispute, reason=resolution
+        )
     return dispute
 
 
 # --- low-balance alerts (R-BIL-6) ---------------------------------------------------------------------
 
 
-def set_low_balance_alert(*, tenant: Tenant, threshold: int | None, actor: Actor, webhook_url: str | None = None) -> Account:
+def set_low_balance_alert(
+    *, tenant: Tenant, threshold: int | None, actor: Actor, webhook_url: str | None = None
+) -> Account:
     """The tenant's threshold (None switches alerts off) and optional webhook. Setting it arms the
     alert; a webhook gets a signing secret on first use (shown in the API response)."""
     if threshold is not None and (not isinstance(threshold, int) or threshold < 0):
@@ -747,10 +1077,17 @@ def set_low_balance_alert(*, tenant: Tenant, threshold: int | None, actor: Actor
             account.alert_webhook_url = webhook_url
             if webhook_url and not account.alert_webhook_secret:
                 account.alert_webhook_secret = secrets.token_hex(32)
-        account.save(update_fields=["low_balance_threshold", "low_balance_alerted", "alert_webhook_url",
-                                    "alert_webhook_secret"])
-        record_operation(actor=actor, action="billing.set_low_balance_alert", tenant=tenant, obj=account,
-                         before=before, after={"threshold": threshold, "webhook_url": account.alert_webhook_url})
+        account.save(
+            update_fields=["low_balance_threshold", "low_balance_alerted", "alert_webhook_url", "alert_webhook_secret"]
+        )
+        record_operation(
+            actor=actor,
+            action="billing.set_low_balance_alert",
+            tenant=tenant,
+            obj=account,
+            before=before,
+            after={"threshold": threshold, "webhook_url": account.alert_webhook_url},
+        )
     return account
 
 
@@ -765,17 +1102,25 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
     account = Account.objects.select_related("tenant").get(pk=account_id)
     tenant = account.tenant
     subject = f"Low balance: {format_money(balance, account.currency)}"
-    text = (f"The balance of {tenant.name} is {format_money(balance, account.currency)}, below your alert "
-            f"threshold of {format_money(threshold, account.currency)}. Please top up to keep sending.")
+    text = (
+        f"The balance of {tenant.name} is {format_money(balance, account.currency)}, below your alert "
+        f"threshold of {format_money(threshold, account.currency)}. Please top up to keep sending."
+    )
     sent = {"email": False, "webhook": None}
     if tenant.contact_email:
         send_mail(subject, text, None, [tenant.contact_email])
         sent["email"] = True
     if account.alert_webhook_url:
-        payload = {"event": "billing.low_balance", "tenant": tenant.schema_name, "balance": balance,
-                   "threshold": threshold, "currency": account.currency}
-        sent["webhook"] = post_signed_webhook(url=account.alert_webhook_url, secret=account.alert_webhook_secret,
-                                              payload=payload)
+        payload = {
+            "event": "billing.low_balance",
+            "tenant": tenant.schema_name,
+            "balance": balance,
+            "threshold": threshold,
+            "currency": account.currency,
+        }
+        sent["webhook"] = post_signed_webhook(
+            url=account.alert_webhook_url, secret=account.alert_webhook_secret, payload=payload
+        )
     return sent
 
 
@@ -783,9 +1128,14 @@ def post_signed_webhook(*, url: str, secret: str, payload: dict) -> int:
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(timezone.now().timestamp()))
     request = urllib.request.Request(  # noqa: S310 - tenant-configured http(s) URL (URLField)
-        url, data=body, method="POST",
-        headers={"Content-Type": "application/json", "X-Billing-Timestamp": timestamp,
-                 "X-Billing-Signature": sign_webhook(secret=secret, timestamp=timestamp, body=body)},
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "X-Billing-Timestamp": timestamp,
+            "X-Billing-Signature": sign_webhook(secret=secret, timestamp=timestamp, body=body),
+        },
     )
     timeout = settings.BILLING_WEBHOOK_TIMEOUT_SECONDS
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
@@ -835,7 +1185,9 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
             kinds.append(DormancyKind.NO_LOGIN)
         if account is not None:
             idle_after = now - timedelta(days=days["package_idle"])
-            for grant in PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE, segments_remaining__gt=0):
+            for grant in PackageGrant.objects.filter(
+                account=account, state=PackageState.ACTIVE, segments_remaining__gt=0
+            ):
                 if (grant.last_used_at or grant.starts_at) <= idle_after:
                     kinds.append(DormancyKind.PACKAGE_IDLE)
                     break
@@ -843,11 +1195,22 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
             if (tenant.pk, kind) in open_cases:
                 continue
             with transaction.atomic():
-                case = DormancyCase.objects.create(tenant=tenant, kind=kind, last_use_at=last_use, found_at=now,
-                                                   notified_at=now, act_after=now + notice)
-                record_operation(actor=Actor.system("billing.dormancy"), action="billing.dormancy_notice",
-                                 tenant=tenant, obj=case, reason=DormancyKind(kind).label,
-                                 after={"kind": kind, "act_after": case.act_after.isoformat()})
+                case = DormancyCase.objects.create(
+                    tenant=tenant,
+                    kind=kind,
+                    last_use_at=last_use,
+                    found_at=now,
+                    notified_at=now,
+                    act_after=now + notice,
+                )
+                record_operation(
+                    actor=Actor.system("billing.dormancy"),
+                    action="billing.dormancy_notice",
+                    tenant=tenant,
+                    obj=case,
+                    reason=DormancyKind(kind).label,
+                    after={"kind": kind, "act_after": case.act_after.isoformat()},
+                )
                 case_id = case.pk
                 transaction.on_commit(lambda case_id=case_id: _enqueue_dormancy_notice(case_id), robust=True)
             opened.append(case)
@@ -868,7 +1231,8 @@ def notify_dormancy(*, case_id: int) -> None:
             f"Notice: {DormancyKind(case.kind).label}",
             f"{tenant.name}: {DormancyKind(case.kind).label} (last use {case.last_use_at:%Y-%m-%d}). "
             f"Unless the account is used again, action is taken after {timezone.localtime(case.act_after):%Y-%m-%d}.",
-            None, [tenant.contact_email],
+            None,
+            [tenant.contact_email],
         )
 
 
@@ -876,7 +1240,7 @@ def _still_dormant(case: DormancyCase, now: datetime) -> bool:
     tenant = case.tenant
     account = Account.objects.filter(tenant=tenant).first()
     if case.kind in (DormancyKind.IDLE, DormancyKind.IDLE_EXPIRED):
-        last = (last_use_of(account) if account else None)
+        last = last_use_of(account) if account else None
         return last is None or last <= case.found_at
     if case.kind == DormancyKind.NO_LOGIN:
         return tenant.last_activity_at is None or tenant.last_activity_at <= case.found_at
@@ -905,19 +1269,31 @@ def act_on_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
             if not _still_dormant(case, now):
                 case.state, case.outcome = DormancyState.RESOLVED, "used again during the notice period"
             elif case.kind == DormancyKind.PACKAGE_IDLE:
-                segments = expire_packages(account=account_for(tenant), actor=actor, reason=DormancyKind(case.kind).label)
+                segments = expire_packages(
+                    account=account_for(tenant), actor=actor, reason=DormancyKind(case.kind).label
+                )
                 case.state, case.outcome = DormancyState.ACTED, f"expired {segments} idle package segments"
             else:
                 action = actions.get(case.kind, "suspend")
                 target = {"suspend": TenantState.SUSPENDED, "terminate": TenantState.TERMINATED}[action]
                 if tenant.state in (TenantState.ACTIVE, TenantState.SUSPENDED) and tenant.state != target:
-                    change_tenant_state(tenant=tenant, to_state=target, actor=actor,
-                                        reason=f"dormancy: {DormancyKind(case.kind).label} (R-TEN-4)")
+                    change_tenant_state(
+                        tenant=tenant,
+                        to_state=target,
+                        actor=actor,
+                        reason=f"dormancy: {DormancyKind(case.kind).label} (R-TEN-4)",
+                    )
                 case.state, case.outcome = DormancyState.ACTED, f"tenant {target}"
             case.acted_at = now
             case.save(update_fields=["state", "outcome", "acted_at"])
-            record_operation(actor=actor, action=f"billing.dormancy_{case.state}", tenant=tenant, obj=case,
-                             reason=case.outcome, after={"kind": case.kind})
+            record_operation(
+                actor=actor,
+                action=f"billing.dormancy_{case.state}",
+                tenant=tenant,
+                obj=case,
+                reason=case.outcome,
+                after={"kind": case.kind},
+            )
         done.append(case)
     return done
 

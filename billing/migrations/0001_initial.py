@@ -6,302 +6,587 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0002_operation_record_append_only'),
+        ("tenants", "0002_operation_record_append_only"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('currency', models.CharField(default='CNY', max_length=3)),
-                ('balance', models.BigIntegerField(default=0)),
-                ('held', models.BigIntegerField(default=0)),
-                ('low_balance_threshold', models.BigIntegerField(blank=True, null=True)),
-                ('low_balance_alerted', models.BooleanField(default=False)),
-                ('alert_webhook_url', models.URLField(blank=True)),
-                ('alert_webhook_secret', models.CharField(blank=True, max_length=64)),
-                ('service_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='billing_account', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("currency", models.CharField(default="CNY", max_length=3)),
+                ("balance", models.BigIntegerField(default=0)),
+                ("held", models.BigIntegerField(default=0)),
+                ("low_balance_threshold", models.BigIntegerField(blank=True, null=True)),
+                ("low_balance_alerted", models.BooleanField(default=False)),
+                ("alert_webhook_url", models.URLField(blank=True)),
+                ("alert_webhook_secret", models.CharField(blank=True, max_length=64)),
+                ("service_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="billing_account", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'permissions': [('topup_account', 'Can book top-ups and package purchases'), ('refund_account', 'Can refund an account'), ('forfeit_account', 'Can forfeit balance and packages'), ('penalize_account', 'Can book penalties'), ('adjust_account', 'Can book manual adjustments'), ('view_statement', 'Can view statements')],
+                "permissions": [
+                    ("topup_account", "Can book top-ups and package purchases"),
+                    ("refund_account", "Can refund an account"),
+                    ("forfeit_account", "Can forfeit balance and packages"),
+                    ("penalize_account", "Can book penalties"),
+                    ("adjust_account", "Can book manual adjustments"),
+                    ("view_statement", "Can view statements"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='LedgerEntry',
+            name="LedgerEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('topup', 'Top-up'), ('package', 'Package purchase'), ('hold', 'Hold'), ('capture', 'Capture (charge)'), ('release', 'Release'), ('refund', 'Refund'), ('forfeit', 'Forfeit'), ('penalty', 'Penalty'), ('compensation', 'Compensation'), ('adjust', 'Adjustment')], max_length=20)),
-                ('amount', models.BigIntegerField()),
-                ('held_delta', models.BigIntegerField(default=0)),
-                ('balance_after', models.BigIntegerField()),
-                ('held_after', models.BigIntegerField()),
-                ('reference', models.CharField(blank=True, max_length=200)),
-                ('reason', models.TextField(blank=True)),
-                ('actor_kind', models.CharField(max_length=20)),
-                ('actor_label', models.CharField(max_length=200)),
-                ('idempotency_key', models.CharField(max_length=200, unique=True)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='billing.account')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("topup", "Top-up"),
+                            ("package", "Package purchase"),
+                            ("hold", "Hold"),
+                            ("capture", "Capture (charge)"),
+                            ("release", "Release"),
+                            ("refund", "Refund"),
+                            ("forfeit", "Forfeit"),
+                            ("penalty", "Penalty"),
+                            ("compensation", "Compensation"),
+                            ("adjust", "Adjustment"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("amount", models.BigIntegerField()),
+                ("held_delta", models.BigIntegerField(default=0)),
+                ("balance_after", models.BigIntegerField()),
+                ("held_after", models.BigIntegerField()),
+                ("reference", models.CharField(blank=True, max_length=200)),
+                ("reason", models.TextField(blank=True)),
+                ("actor_kind", models.CharField(max_length=20)),
+                ("actor_label", models.CharField(max_length=200)),
+                ("idempotency_key", models.CharField(max_length=200, unique=True)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="entries", to="billing.account"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'ledger entries',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name_plural": "ledger entries",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=50, unique=True)),
-                ('amount', models.BigIntegerField()),
-                ('state', models.CharField(choices=[('issued', 'Issued'), ('returned', 'Returned')], default='issued', max_length=10)),
-                ('issued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('returned_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='billing.account')),
-                ('entry', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='billing.ledgerentry')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(max_length=50, unique=True)),
+                ("amount", models.BigIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("issued", "Issued"), ("returned", "Returned")], default="issued", max_length=10
+                    ),
+                ),
+                ("issued_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("returned_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="invoices", to="billing.account"
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoices",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
             options={
-                'permissions': [('issue_invoice', 'Can issue invoices and mark them returned')],
+                "permissions": [("issue_invoice", "Can issue invoices and mark them returned")],
             },
         ),
         migrations.CreateModel(
-            name='Hold',
+            name="Hold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(max_length=200)),
-                ('message_type', models.CharField(blank=True, max_length=20)),
-                ('segments', models.PositiveIntegerField()),
-                ('package_segments', models.PositiveIntegerField(default=0)),
-                ('unit_price', models.BigIntegerField()),
-                ('amount', models.BigIntegerField()),
-                ('state', models.CharField(choices=[('held', 'Held'), ('captured', 'Captured'), ('released', 'Released')], default='held', max_length=10)),
-                ('carrier_message_id', models.CharField(blank=True, max_length=100)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('settled_at', models.DateTimeField(blank=True, null=True)),
-                ('release_reason', models.CharField(blank=True, max_length=200)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='holds', to='billing.account')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='billing_holds', to='tenants.tenant')),
-                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='holds', to='billing.ledgerentry')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("reference", models.CharField(max_length=200)),
+                ("message_type", models.CharField(blank=True, max_length=20)),
+                ("segments", models.PositiveIntegerField()),
+                ("package_segments", models.PositiveIntegerField(default=0)),
+                ("unit_price", models.BigIntegerField()),
+                ("amount", models.BigIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("held", "Held"), ("captured", "Captured"), ("released", "Released")],
+                        default="held",
+                        max_length=10,
+                    ),
+                ),
+                ("carrier_message_id", models.CharField(blank=True, max_length=100)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("settled_at", models.DateTimeField(blank=True, null=True)),
+                ("release_reason", models.CharField(blank=True, max_length=200)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="holds", to="billing.account"
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="billing_holds", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="holds", to="billing.ledgerentry"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Dispute',
+            name="Dispute",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text='first day of the disputed month')),
-                ('description', models.TextField()),
-                ('state', models.CharField(choices=[('open', 'Open'), ('resolved', 'Resolved'), ('rejected', 'Rejected')], default='open', max_length=10)),
-                ('compensation', models.BigIntegerField(default=0)),
-                ('resolution', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='disputes', to='billing.account')),
-                ('entry', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.ledgerentry')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("month", models.DateField(help_text="first day of the disputed month")),
+                ("description", models.TextField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("open", "Open"), ("resolved", "Resolved"), ("rejected", "Rejected")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                ("compensation", models.BigIntegerField(default=0)),
+                ("resolution", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="disputes", to="billing.account"
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
             options={
-                'permissions': [('resolve_dispute', 'Can resolve bill disputes')],
+                "permissions": [("resolve_dispute", "Can resolve bill disputes")],
             },
         ),
         migrations.CreateModel(
-            name='PackageGrant',
+            name="PackageGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('segments_total', models.PositiveIntegerField()),
-                ('segments_remaining', models.IntegerField()),
-                ('message_types', models.JSONField(blank=True, default=list)),
-                ('starts_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('active', 'Active'), ('expired', 'Expired'), ('forfeited', 'Forfeited')], default='active', max_length=10)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='packages', to='billing.account')),
-                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.ledgerentry')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("segments_total", models.PositiveIntegerField()),
+                ("segments_remaining", models.IntegerField()),
+                ("message_types", models.JSONField(blank=True, default=list)),
+                ("starts_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("expired", "Expired"), ("forfeited", "Forfeited")],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="packages", to="billing.account"
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="billing.ledgerentry"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='HoldPackageUse',
+            name="HoldPackageUse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('segments', models.PositiveIntegerField()),
-                ('hold', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='package_uses', to='billing.hold')),
-                ('grant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='uses', to='billing.packagegrant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("segments", models.PositiveIntegerField()),
+                (
+                    "hold",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="package_uses", to="billing.hold"
+                    ),
+                ),
+                (
+                    "grant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="uses", to="billing.packagegrant"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PackageProduct',
+            name="PackageProduct",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('segments', models.PositiveIntegerField()),
-                ('price', models.BigIntegerField(help_text='micro-units')),
-                ('validity_days', models.PositiveIntegerField()),
-                ('message_types', models.JSONField(blank=True, default=list, help_text='empty = every type')),
-                ('active', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("segments", models.PositiveIntegerField()),
+                ("price", models.BigIntegerField(help_text="micro-units")),
+                ("validity_days", models.PositiveIntegerField()),
+                ("message_types", models.JSONField(blank=True, default=list, help_text="empty = every type")),
+                ("active", models.BooleanField(default=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('price__gte', 0)), name='billing_product_price_not_negative')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("price__gte", 0)), name="billing_product_price_not_negative"
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='packagegrant',
-            name='product',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='billing.packageproduct'),
+            model_name="packagegrant",
+            name="product",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="grants", to="billing.packageproduct"
+            ),
         ),
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('is_default', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=100)),
+                ("is_default", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='billing_one_default_plan')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_default", True)),
+                        fields=("is_default",),
+                        name="billing_one_default_plan",
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='account',
-            name='plan',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='billing.plan'),
+            model_name="account",
+            name="plan",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="accounts",
+                to="billing.plan",
+            ),
         ),
         migrations.CreateModel(
-            name='Price',
+            name="Price",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_type', models.CharField(choices=[('verification', 'Verification code'), ('notification', 'Notification'), ('marketing', 'Marketing'), ('member', 'Member service'), ('international', 'International')], max_length=20)),
-                ('country', models.CharField(help_text='ISO 3166-1 alpha-2, e.g. CN', max_length=2)),
-                ('carrier', models.CharField(blank=True, default='', help_text='empty = any carrier', max_length=50)),
-                ('unit_price', models.BigIntegerField(help_text='micro-units per segment')),
-                ('effective_from', models.DateTimeField()),
-                ('announced_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('announced_by', models.CharField(blank=True, max_length=200)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='prices', to='billing.plan')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "message_type",
+                    models.CharField(
+                        choices=[
+                            ("verification", "Verification code"),
+                            ("notification", "Notification"),
+                            ("marketing", "Marketing"),
+                            ("member", "Member service"),
+                            ("international", "International"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("country", models.CharField(help_text="ISO 3166-1 alpha-2, e.g. CN", max_length=2)),
+                ("carrier", models.CharField(blank=True, default="", help_text="empty = any carrier", max_length=50)),
+                ("unit_price", models.BigIntegerField(help_text="micro-units per segment")),
+                ("effective_from", models.DateTimeField()),
+                ("announced_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("announced_by", models.CharField(blank=True, max_length=200)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="prices", to="billing.plan"
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='hold',
-            name='price',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.price'),
+            model_name="hold",
+            name="price",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="billing.price"
+            ),
         ),
         migrations.CreateModel(
-            name='Refund',
+            name="Refund",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cause', models.CharField(choices=[('platform_ended', 'Platform ended the service'), ('platform_breach', 'Platform in breach'), ('customer_ended', 'Customer ended the service'), ('violation', 'Terminated for a violation')], max_length=20)),
-                ('reason', models.TextField(blank=True)),
-                ('state', models.CharField(choices=[('waiting_invoices', 'Waiting for invoices to be returned'), ('completed', 'Completed')], max_length=20)),
-                ('amount', models.BigIntegerField(default=0)),
-                ('idempotency_key', models.CharField(max_length=200, unique=True)),
-                ('requested_by', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='billing.account')),
-                ('entry', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='billing.ledgerentry')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "cause",
+                    models.CharField(
+                        choices=[
+                            ("platform_ended", "Platform ended the service"),
+                            ("platform_breach", "Platform in breach"),
+                            ("customer_ended", "Customer ended the service"),
+                            ("violation", "Terminated for a violation"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("waiting_invoices", "Waiting for invoices to be returned"),
+                            ("completed", "Completed"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("amount", models.BigIntegerField(default=0)),
+                ("idempotency_key", models.CharField(max_length=200, unique=True)),
+                ("requested_by", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="refunds", to="billing.account"
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.ledgerentry",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='DormancyCase',
+            name="DormancyCase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('idle', 'No use for 90 days'), ('idle_expired', 'No use for 180 days after the paid service expired'), ('no_login', 'No login or API call for 12 months'), ('package_idle', 'Package credits idle for 6 months')], max_length=20)),
-                ('state', models.CharField(choices=[('notified', 'Notified, waiting for the notice period'), ('acted', 'Acted'), ('resolved', 'Resolved (used again)'), ('cancelled', 'Cancelled by an operator')], default='notified', max_length=10)),
-                ('last_use_at', models.DateTimeField(blank=True, null=True)),
-                ('found_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('notified_at', models.DateTimeField(blank=True, null=True)),
-                ('act_after', models.DateTimeField()),
-                ('acted_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.TextField(blank=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dormancy_cases', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("idle", "No use for 90 days"),
+                            ("idle_expired", "No use for 180 days after the paid service expired"),
+                            ("no_login", "No login or API call for 12 months"),
+                            ("package_idle", "Package credits idle for 6 months"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("notified", "Notified, waiting for the notice period"),
+                            ("acted", "Acted"),
+                            ("resolved", "Resolved (used again)"),
+                            ("cancelled", "Cancelled by an operator"),
+                        ],
+                        default="notified",
+                        max_length=10,
+                    ),
+                ),
+                ("last_use_at", models.DateTimeField(blank=True, null=True)),
+                ("found_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("notified_at", models.DateTimeField(blank=True, null=True)),
+                ("act_after", models.DateTimeField()),
+                ("acted_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome", models.TextField(blank=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="dormancy_cases", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'permissions': [('manage_dormancy', 'Can cancel or act on dormancy cases')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state', 'notified')), fields=('tenant', 'kind'), name='billing_one_open_dormancy_case')],
+                "permissions": [("manage_dormancy", "Can cancel or act on dormancy cases")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state", "notified")),
+                        fields=("tenant", "kind"),
+                        name="billing_one_open_dormancy_case",
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='ledgerentry',
-            index=models.Index(fields=['account', 'created_at'], name='billing_led_account_eeede7_idx'),
+            model_name="ledgerentry",
+            index=models.Index(fields=["account", "created_at"], name="billing_led_account_eeede7_idx"),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['topup', 'package', 'hold', 'capture', 'release', 'refund', 'forfeit', 'penalty', 'compensation', 'adjust'])), name='billing_entry_kind_valid'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "kind__in",
+                        [
+                            "topup",
+                            "package",
+                            "hold",
+                            "capture",
+                            "release",
+                            "refund",
+                            "forfeit",
+                            "penalty",
+                            "compensation",
+                            "adjust",
+                        ],
+                    )
+                ),
+                name="billing_entry_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('balance_after__gte', 0), ('held_after__gte', 0)), name='billing_entry_after_not_negative'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("balance_after__gte", 0), ("held_after__gte", 0)),
+                name="billing_entry_after_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='billing_invoice_amount_positive'),
+            model_name="invoice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="billing_invoice_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dispute',
-            constraint=models.CheckConstraint(condition=models.Q(('compensation__gte', 0)), name='billing_dispute_compensation_ok'),
+            model_name="dispute",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("compensation__gte", 0)), name="billing_dispute_compensation_ok"
+            ),
         ),
         migrations.AddIndex(
-            model_name='packagegrant',
-            index=models.Index(fields=['account', 'state', 'expires_at'], name='billing_pac_account_192b6e_idx'),
+            model_name="packagegrant",
+            index=models.Index(fields=["account", "state", "expires_at"], name="billing_pac_account_192b6e_idx"),
         ),
         migrations.AddConstraint(
-            model_name='packagegrant',
-            constraint=models.CheckConstraint(condition=models.Q(('segments_remaining__gte', 0), ('segments_remaining__lte', models.F('segments_total'))), name='billing_package_remaining_in_range'),
+            model_name="packagegrant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("segments_remaining__gte", 0), ("segments_remaining__lte", models.F("segments_total"))
+                ),
+                name="billing_package_remaining_in_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('balance__gte', 0)), name='billing_account_balance_not_negative'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("balance__gte", 0)), name="billing_account_balance_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('held__gte', 0)), name='billing_account_held_not_negative'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("held__gte", 0)), name="billing_account_held_not_negative"
+            ),
         ),
         migrations.AddIndex(
-            model_name='price',
-            index=models.Index(fields=['plan', 'message_type', 'country', 'carrier', '-effective_from'], name='billing_pri_plan_id_5ae2af_idx'),
+            model_name="price",
+            index=models.Index(
+                fields=["plan", "message_type", "country", "carrier", "-effective_from"],
+                name="billing_pri_plan_id_5ae2af_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='price',
-            constraint=models.CheckConstraint(condition=models.Q(('unit_price__gte', 0)), name='billing_price_not_negative'),
+            model_name="price",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("unit_price__gte", 0)), name="billing_price_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='price',
-            constraint=models.CheckConstraint(condition=models.Q(('effective_from__gte', models.F('announced_at'))), name='billing_price_not_backdated'),
+            model_name="price",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("effective_from__gte", models.F("announced_at"))),
+                name="billing_price_not_backdated",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='price',
-            constraint=models.CheckConstraint(condition=models.Q(('message_type__in', ['verification', 'notification', 'marketing', 'member', 'international'])), name='billing_price_type_valid'),
+            model_name="price",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("message_type__in", ["verification", "notification", "marketing", "member", "international"])
+                ),
+                name="billing_price_type_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='price',
-            constraint=models.UniqueConstraint(fields=('plan', 'message_type', 'country', 'carrier', 'effective_from'), name='billing_price_unique_start'),
+            model_name="price",
+            constraint=models.UniqueConstraint(
+                fields=("plan", "message_type", "country", "carrier", "effective_from"),
+                name="billing_price_unique_start",
+            ),
         ),
         migrations.AddIndex(
-            model_name='hold',
-            index=models.Index(fields=['account', 'state', 'settled_at'], name='billing_hol_account_30b26c_idx'),
+            model_name="hold",
+            index=models.Index(fields=["account", "state", "settled_at"], name="billing_hol_account_30b26c_idx"),
         ),
         migrations.AddIndex(
-            model_name='hold',
-            index=models.Index(fields=['account', 'created_at'], name='billing_hol_account_b1f99c_idx'),
+            model_name="hold",
+            index=models.Index(fields=["account", "created_at"], name="billing_hol_account_b1f99c_idx"),
         ),
         migrations.AddIndex(
-            model_name='hold',
-            index=models.Index(fields=['reference'], name='billing_hol_referen_3079cb_idx'),
+            model_name="hold",
+            index=models.Index(fields=["reference"], name="billing_hol_referen_3079cb_idx"),
         ),
         migrations.AddConstraint(
-            model_name='hold',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['held', 'captured', 'released'])), name='billing_hold_state_valid'),
+            model_name="hold",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("state__in", ["held", "captured", "released"])), name="billing_hold_state_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='hold',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0), ('unit_price__gte', 0), ('package_segments__lte', models.F('segments'))), name='billing_hold_amounts_valid'),
+            model_name="hold",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount__gte", 0), ("unit_price__gte", 0), ("package_segments__lte", models.F("segments"))
+                ),
+                name="billing_hold_amounts_valid",
+            ),
         ),
     ]

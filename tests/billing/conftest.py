@@ -23,7 +23,9 @@ def fund(tenant, amount: int):
 
 def lines(n: int, *, segments: int = 1, unit_price: int = 35_000, prefix: str = "msg", message_type=None):
     return [
-        services.HoldLine(reference=f"{prefix}:{i}", segments=segments, unit_price=unit_price, message_type=message_type)
+        services.HoldLine(
+            reference=f"{prefix}:{i}", segments=segments, unit_price=unit_price, message_type=message_type
+        )
         for i in range(n)
     ]
 

@@ -45,7 +45,9 @@ def test_r_bil_1_finance_tops_up_in_cny_converted_exactly(client, finance_user, 
     client.force_login(finance_user)
     url = f"/admin/billing/account/{account.pk}/topup/"
     k = form_key(client, url)
-    response = client.post(url, {"amount": "1000.123456", "reference": "BANK-1", "reason": "wire", "idempotency_key": k})
+    response = client.post(
+        url, {"amount": "1000.123456", "reference": "BANK-1", "reason": "wire", "idempotency_key": k}
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert selectors.balance_of(tenant=tenant) == 1_000_123_456
     assert OperationRecord.objects.filter(tenant=tenant, action="billing.topup", actor_label="user:finance1").exists()
@@ -66,8 +68,12 @@ def test_r_bil_9_auditor_views_but_cannot_move_money(client, auditor_user, accou
     client.force_login(auditor_user)
     assert client.get("/admin/billing/ledgerentry/").status_code == 200
     assert client.get(f"/admin/billing/account/{account.pk}/statement/").status_code == 200
-    assert client.post(f"/admin/billing/account/{account.pk}/topup/", {"amount": "1", "idempotency_key": key()}
-                       ).status_code == 403
+    assert (
+        client.post(
+            f"/admin/billing/account/{account.pk}/topup/", {"amount": "1", "idempotency_key": key()}
+        ).status_code
+        == 403
+    )
     assert client.get(f"/admin/billing/account/{account.pk}/refund/").status_code == 403
 
 
@@ -94,8 +100,10 @@ def test_r_bil_5_refund_with_cause_from_the_admin(client, finance_user, account,
 def test_r_cmp_6_forfeit_from_the_admin_is_recorded(client, finance_user, account, tenant):
     fund(tenant, 2_000_000)
     client.force_login(finance_user)
-    client.post(f"/admin/billing/account/{account.pk}/forfeit/",
-                {"reason": "fraud (R-CMP-6)", "confirm": "on", "idempotency_key": key()})
+    client.post(
+        f"/admin/billing/account/{account.pk}/forfeit/",
+        {"reason": "fraud (R-CMP-6)", "confirm": "on", "idempotency_key": key()},
+    )
     assert Account.objects.get(pk=account.pk).balance == 0
     assert OperationRecord.objects.filter(tenant=tenant, action="billing.forfeit", reason="fraud (R-CMP-6)").exists()
 
@@ -105,15 +113,33 @@ def test_r_bil_4_price_form_refuses_a_change_with_less_than_7_days_notice(client
     services.announce_price(plan=plan, message_type="marketing", country="CN", unit_price=40_000, actor=FINANCE)
     client.force_login(finance_user)
     soon = timezone.localtime() + timedelta(days=3)
-    response = client.post("/admin/billing/price/add/", {
-        "plan": plan.pk, "message_type": "marketing", "country": "CN", "carrier": "", "unit_price_cny": "0.045",
-        "effective_from_0": soon.strftime("%Y-%m-%d"), "effective_from_1": soon.strftime("%H:%M:%S")})
+    response = client.post(
+        "/admin/billing/price/add/",
+        {
+            "plan": plan.pk,
+            "message_type": "marketing",
+            "country": "CN",
+            "carrier": "",
+            "unit_price_cny": "0.045",
+            "effective_from_0": soon.strftime("%Y-%m-%d"),
+            "effective_from_1": soon.strftime("%H:%M:%S"),
+        },
+    )
     assert response.status_code == 200
     assert "7 days" in response.content.decode()
     later = timezone.localtime() + timedelta(days=8)
-    response = client.post("/admin/billing/price/add/", {
-        "plan": plan.pk, "message_type": "marketing", "country": "CN", "carrier": "", "unit_price_cny": "0.045",
-        "effective_from_0": later.strftime("%Y-%m-%d"), "effective_from_1": later.strftime("%H:%M:%S")})
+    response = client.post(
+        "/admin/billing/price/add/",
+        {
+            "plan": plan.pk,
+            "message_type": "marketing",
+            "country": "CN",
+            "carrier": "",
+            "unit_price_cny": "0.045",
+            "effective_from_0": later.strftime("%Y-%m-%d"),
+            "effective_from_1": later.strftime("%H:%M:%S"),
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Price.objects.filter(plan=plan, message_type="marketing", unit_price=45_000).exists()
     assert OperationRecord.objects.filter(action="billing.announce_price", actor_label="user:finance1").exists()
@@ -129,9 +155,16 @@ def test_r_bil_7_statement_page_shows_the_month(client, finance_user, account, t
 def test_r_bil_9_account_pages_render_for_auditors(client, auditor_user, account, tenant):
     fund(tenant, 1_000_000)
     client.force_login(auditor_user)
-    for url in (f"/admin/billing/account/{account.pk}/change/", "/admin/billing/account/", "/admin/billing/hold/",
-                "/admin/billing/ledgerentry/?kind__exact=topup", "/admin/billing/dormancycase/",
-                "/admin/billing/price/", "/admin/billing/invoice/", "/admin/billing/dispute/"):
+    for url in (
+        f"/admin/billing/account/{account.pk}/change/",
+        "/admin/billing/account/",
+        "/admin/billing/hold/",
+        "/admin/billing/ledgerentry/?kind__exact=topup",
+        "/admin/billing/dormancycase/",
+        "/admin/billing/price/",
+        "/admin/billing/invoice/",
+        "/admin/billing/dispute/",
+    ):
         assert client.get(url).status_code == 200, url
 
 

@@ -79,10 +79,16 @@ def test_r_bil_6_alert_sends_mail_and_signed_webhook(tenant, webhook_server, set
     assert mail.outbox[0].to == [tenant.contact_email]
     assert "CNY 0.400000" in mail.outbox[0].body
     headers, body = received[0]
-    assert json.loads(body) == {"event": "billing.low_balance", "tenant": tenant.schema_name, "balance": 400_000,
-                                "threshold": 500_000, "currency": "CNY"}
-    expected = services.sign_webhook(secret=account.alert_webhook_secret, timestamp=headers["X-Billing-Timestamp"],
-                                     body=body)
+    assert json.loads(body) == {
+        "event": "billing.low_balance",
+        "tenant": tenant.schema_name,
+        "balance": 400_000,
+        "threshold": 500_000,
+        "currency": "CNY",
+    }
+    expected = services.sign_webhook(
+        secret=account.alert_webhook_secret, timestamp=headers["X-Billing-Timestamp"], body=body
+    )
     assert headers["X-Billing-Signature"] == expected
 
 

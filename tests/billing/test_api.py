@@ -33,8 +33,9 @@ def test_r_bil_7_balance_is_per_tenant(client_a, client_b, tenant_a):
 
 
 def test_r_bil_6_tenant_sets_the_threshold_and_webhook(client_a, tenant_a):
-    response = client_a.put("/api/v1/billing/alert", {"threshold": 5_000_000, "webhook_url": "https://example.com/h"},
-                            format="json")
+    response = client_a.put(
+        "/api/v1/billing/alert", {"threshold": 5_000_000, "webhook_url": "https://example.com/h"}, format="json"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["threshold"] == 5_000_000
     assert len(response.json()["webhook_secret"]) == 64
@@ -54,9 +55,13 @@ def test_r_bil_9_ledger_filters_by_kind_and_date(client_a, tenant_a):
 def test_r_bil_7_monthly_statement_comes_from_the_ledger(client_a, tenant_a):
     fund(tenant_a, 10_000_000)
     holds = services.hold_messages(tenant=tenant_a, lines=lines(4, segments=2), idempotency_key=key(), actor=DELIVERY)
-    services.capture_holds(captures=[services.Capture(hold_id=h.pk, carrier_message_id=f"M{h.pk}",
-                                                      submitted_at=timezone.now()) for h in holds[:3]],
-                           idempotency_key=key())
+    services.capture_holds(
+        captures=[
+            services.Capture(hold_id=h.pk, carrier_message_id=f"M{h.pk}", submitted_at=timezone.now())
+            for h in holds[:3]
+        ],
+        idempotency_key=key(),
+    )
     services.penalty(tenant=tenant_a, amount=1_000_000, actor=FINANCE, reason="illegal message", idempotency_key=key())
     body = client_a.get(f"/api/v1/billing/statements/{this_month()}").json()
     assert body["opening"] == 0
@@ -72,17 +77,21 @@ def test_r_bil_7_monthly_statement_comes_from_the_ledger(client_a, tenant_a):
 def test_r_bil_8_detailed_bill_lists_captured_messages_with_carrier_ids(client_a, tenant_a):
     fund(tenant_a, 10_000_000)
     holds = services.hold_messages(tenant=tenant_a, lines=lines(2), idempotency_key=key(), actor=DELIVERY)
-    services.capture_holds(captures=[services.Capture(hold_id=holds[0].pk, carrier_message_id="ABC123",
-                                                      submitted_at=timezone.now())], idempotency_key=key())
+    services.capture_holds(
+        captures=[services.Capture(hold_id=holds[0].pk, carrier_message_id="ABC123", submitted_at=timezone.now())],
+        idempotency_key=key(),
+    )
     rows = client_a.get(f"/api/v1/billing/statements/{this_month()}/messages").json()["results"]
     assert [(r["reference"], r["carrier_message_id"], r["unit_price"], r["amount"]) for r in rows] == [
-        ("msg:0", "ABC123", 35_000, 35_000)]
+        ("msg:0", "ABC123", 35_000, 35_000)
+    ]
     assert rows[0]["submitted_at"] is not None
 
 
 def test_r_bil_8_dispute_for_the_current_month_only(client_a):
-    created = client_a.post("/api/v1/billing/disputes", {"month": this_month(), "description": "100 missing"},
-                            format="json")
+    created = client_a.post(
+        "/api/v1/billing/disputes", {"month": this_month(), "description": "100 missing"}, format="json"
+    )
     assert created.status_code == 201, created.content
     refused = client_a.post("/api/v1/billing/disputes", {"month": "2020-01", "description": "old"}, format="json")
     assert refused.status_code == 409
@@ -96,6 +105,12 @@ def test_r_bil_7_bad_month_is_404(client_a):
 
 def test_r_bil_7_billing_endpoints_are_in_the_openapi_schema(db):
     schema = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
-    for path in ("/api/v1/billing/balance", "/api/v1/billing/ledger", "/api/v1/billing/statements/{month}",
-                 "/api/v1/billing/statements/{month}/messages", "/api/v1/billing/disputes", "/api/v1/billing/alert"):
+    for path in (
+        "/api/v1/billing/balance",
+        "/api/v1/billing/ledger",
+        "/api/v1/billing/statements/{month}",
+        "/api/v1/billing/statements/{month}/messages",
+        "/api/v1/billing/disputes",
+        "/api/v1/billing/alert",
+    ):
         assert path in schema["paths"], path

@@ -50,11 +50,14 @@ def test_r_bil_9_concurrent_holds_and_captures_never_overdraw_and_lose_nothing(l
         rng = random.Random(index)
         mine = {"held": [], "refused": 0}
         for round_ in range(30):
-            lines = [services.HoldLine(reference=f"cc:{index}:{round_}:{i}", segments=rng.randint(1, 2), unit_price=35_000)
-                     for i in range(rng.randint(1, 3))]
+            lines = [
+                services.HoldLine(reference=f"cc:{index}:{round_}:{i}", segments=rng.randint(1, 2), unit_price=35_000)
+                for i in range(rng.randint(1, 3))
+            ]
             try:
-                holds = services.hold_messages(tenant=tenant, lines=lines, idempotency_key=key(f"cc-{index}"),
-                                               actor=DELIVERY)
+                holds = services.hold_messages(
+                    tenant=tenant, lines=lines, idempotency_key=key(f"cc-{index}"), actor=DELIVERY
+                )
             except services.InsufficientBalance:
                 mine["refused"] += 1
                 continue
@@ -63,8 +66,12 @@ def test_r_bil_9_concurrent_holds_and_captures_never_overdraw_and_lose_nothing(l
             capture = [h for h in settle_now if not with_releases or rng.random() < 0.6]
             release = [h for h in settle_now if h not in capture]
             services.capture_holds(
-                captures=[services.Capture(hold_id=h.pk, carrier_message_id=f"c{h.pk}", submitted_at=timezone.now())
-                          for h in capture], idempotency_key=key("cc-cap"))
+                captures=[
+                    services.Capture(hold_id=h.pk, carrier_message_id=f"c{h.pk}", submitted_at=timezone.now())
+                    for h in capture
+                ],
+                idempotency_key=key("cc-cap"),
+            )
             services.release_holds(hold_ids=[h.pk for h in release], idempotency_key=key("cc-rel"))
         results[index] = mine
 
@@ -95,9 +102,12 @@ def test_r_bil_9_concurrent_calls_with_one_idempotency_key_book_one_entry(live_d
     returned: list[list[int]] = []
 
     def worker(index):
-        holds = services.hold_messages(tenant=tenant, lines=[services.HoldLine(reference="ck:1", segments=1,
-                                                                                unit_price=35_000)],
-                                       idempotency_key=hold_key, actor=DELIVERY)
+        holds = services.hold_messages(
+            tenant=tenant,
+            lines=[services.HoldLine(reference="ck:1", segments=1, unit_price=35_000)],
+            idempotency_key=hold_key,
+            actor=DELIVERY,
+        )
         returned.append([h.pk for h in holds])
         services.topup(tenant=tenant, amount=500_000, actor=FINANCE, idempotency_key=topup_key)
 
@@ -114,17 +124,26 @@ def test_r_bil_2_concurrent_captures_of_the_same_holds_capture_each_once(live_db
     tenant = create_tenant("Concurrent Captures Co.")
     services.topup(tenant=tenant, amount=100_000_000, actor=FINANCE, idempotency_key=key("cx-topup"))
     holds = services.hold_messages(
-        tenant=tenant, lines=[services.HoldLine(reference=f"cx:{i}", segments=1, unit_price=35_000) for i in range(200)],
-        idempotency_key=key("cx-hold"), actor=DELIVERY)
+        tenant=tenant,
+        lines=[services.HoldLine(reference=f"cx:{i}", segments=1, unit_price=35_000) for i in range(200)],
+        idempotency_key=key("cx-hold"),
+        actor=DELIVERY,
+    )
     counts: list[int] = []
 
     def worker(index):
         order = list(holds)
         random.Random(index).shuffle(order)
         if index % 2:
-            counts.append(services.capture_holds(
-                captures=[services.Capture(hold_id=h.pk, carrier_message_id=f"x{h.pk}", submitted_at=timezone.now())
-                          for h in order], idempotency_key=key("cx-cap")))
+            counts.append(
+                services.capture_holds(
+                    captures=[
+                        services.Capture(hold_id=h.pk, carrier_message_id=f"x{h.pk}", submitted_at=timezone.now())
+                        for h in order
+                    ],
+                    idempotency_key=key("cx-cap"),
+                )
+            )
         else:
             counts.append(-services.release_holds(hold_ids=[h.pk for h in order], idempotency_key=key("cx-rel")))
 
@@ -139,4 +158,6 @@ def test_r_bil_2_concurrent_captures_of_the_same_holds_capture_each_once(live_db
     assert account.held == 0
     assert account.balance == 100_000_000 - captured * 35_000
     assert LedgerEntry.objects.filter(account=account, kind=EntryKind.CAPTURE).aggregate(t=Sum("held_delta"))["t"] in (
-        None, -captured * 35_000)
+        None,
+        -captured * 35_000,
+    )

@@ -37,7 +37,9 @@ def test_r_ten_4_90_days_without_use_opens_a_case_and_notifies(tenant, django_ca
     assert case.notified_at == now + 91 * DAY
     assert case.act_after == now + (91 + 30) * DAY
     assert len(callbacks) >= 1
-    assert OperationRecord.objects.filter(tenant=tenant, action="billing.dormancy_notice", object_id=str(case.pk)).exists()
+    assert OperationRecord.objects.filter(
+        tenant=tenant, action="billing.dormancy_notice", object_id=str(case.pk)
+    ).exists()
     services.scan_dormancy(now=now + 92 * DAY)
     assert cases(tenant, DormancyKind.IDLE).count() == 1  # one open case, not one a day
 

@@ -19,8 +19,9 @@ def captures_for(holds, prefix="cm"):
 
 def test_r_bil_2_hold_moves_cash_from_balance_to_held(tenant):
     fund(tenant, 1_000_000)
-    holds = services.hold_messages(tenant=tenant, lines=lines(3, segments=2, unit_price=35_000), idempotency_key=key(),
-                                   actor=DELIVERY)
+    holds = services.hold_messages(
+        tenant=tenant, lines=lines(3, segments=2, unit_price=35_000), idempotency_key=key(), actor=DELIVERY
+    )
     assert [h.amount for h in holds] == [70_000] * 3
     assert all(h.state == HoldState.HELD for h in holds)
     account = Account.objects.get(tenant=tenant)
@@ -100,8 +101,9 @@ def test_r_bil_2_batch_hold_uses_constant_queries(tenant, django_assert_max_num_
     with CaptureQueriesContext(connection) as small:
         services.hold_messages(tenant=tenant, lines=lines(10, prefix="s"), idempotency_key=key(), actor=DELIVERY)
     with django_assert_num_queries(len(small.captured_queries)):
-        holds = services.hold_messages(tenant=tenant, lines=lines(1000, prefix="b"), idempotency_key=key(),
-                                       actor=DELIVERY)
+        holds = services.hold_messages(
+            tenant=tenant, lines=lines(1000, prefix="b"), idempotency_key=key(), actor=DELIVERY
+        )
     assert len(holds) == 1000
     assert len(statements(small)) <= 8
     locks = [q for q in small.captured_queries if "FOR UPDATE" in q["sql"]]
@@ -131,16 +133,19 @@ def test_r_bil_2_batch_capture_and_release_use_constant_queries(tenant):
 
 
 def product(segments=100, price=3_000_000, days=30, message_types=None):
-    return PackageProduct.objects.create(name=f"{segments} segs", segments=segments, price=price, validity_days=days,
-                                         message_types=message_types or [])
+    return PackageProduct.objects.create(
+        name=f"{segments} segs", segments=segments, price=price, validity_days=days, message_types=message_types or []
+    )
 
 
 def test_r_bil_3_packages_are_used_before_cash_soonest_expiring_first(tenant):
     fund(tenant, 1_000_000)
-    later = services.buy_package(tenant=tenant, product=product(segments=10, days=60), actor=FINANCE,
-                                 idempotency_key=key())
-    sooner = services.buy_package(tenant=tenant, product=product(segments=3, days=10), actor=FINANCE,
-                                  idempotency_key=key())
+    later = services.buy_package(
+        tenant=tenant, product=product(segments=10, days=60), actor=FINANCE, idempotency_key=key()
+    )
+    sooner = services.buy_package(
+        tenant=tenant, product=product(segments=3, days=10), actor=FINANCE, idempotency_key=key()
+    )
     holds = services.hold_messages(tenant=tenant, lines=lines(5, segments=3), idempotency_key=key(), actor=DELIVERY)
     sooner.refresh_from_db()
     later.refresh_from_db()
@@ -165,13 +170,19 @@ def test_r_bil_3_release_gives_back_the_same_package_segments(tenant):
 
 
 def test_r_bil_3_package_limited_to_message_types_only_serves_those(tenant):
-    services.buy_package(tenant=tenant, product=product(segments=10, message_types=["verification"]), actor=FINANCE,
-                         idempotency_key=key())
+    services.buy_package(
+        tenant=tenant,
+        product=product(segments=10, message_types=["verification"]),
+        actor=FINANCE,
+        idempotency_key=key(),
+    )
     fund(tenant, 1_000_000)
-    marketing = services.hold_messages(tenant=tenant, lines=lines(1, message_type="marketing", prefix="m"),
-                                       idempotency_key=key(), actor=DELIVERY)
-    verification = services.hold_messages(tenant=tenant, lines=lines(1, message_type="verification", prefix="v"),
-                                          idempotency_key=key(), actor=DELIVERY)
+    marketing = services.hold_messages(
+        tenant=tenant, lines=lines(1, message_type="marketing", prefix="m"), idempotency_key=key(), actor=DELIVERY
+    )
+    verification = services.hold_messages(
+        tenant=tenant, lines=lines(1, message_type="verification", prefix="v"), idempotency_key=key(), actor=DELIVERY
+    )
     assert (marketing[0].package_segments, marketing[0].amount) == (0, 35_000)
     assert (verification[0].package_segments, verification[0].amount) == (1, 0)
 

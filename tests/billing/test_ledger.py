@@ -87,8 +87,9 @@ def test_r_bil_9_topup_refuses_non_positive_or_float_amounts(tenant):
 
 def test_r_cmp_6_penalty_charges_1000_per_illegal_message(tenant):
     fund(tenant, 5_000 * 1_000_000)
-    entry = services.penalty(tenant=tenant, amount=2 * 1000 * 1_000_000, actor=FINANCE, reason="2 illegal messages",
-                             idempotency_key=key())
+    entry = services.penalty(
+        tenant=tenant, amount=2 * 1000 * 1_000_000, actor=FINANCE, reason="2 illegal messages", idempotency_key=key()
+    )
     assert entry.kind == EntryKind.PENALTY
     assert entry.amount == -2_000_000_000
     assert selectors.balance_of(tenant=tenant) == 3_000_000_000
@@ -96,8 +97,9 @@ def test_r_cmp_6_penalty_charges_1000_per_illegal_message(tenant):
 
 def test_r_cmp_6_penalty_beyond_balance_charges_what_is_there_and_records_the_rest(tenant):
     fund(tenant, 10_000_000)
-    entry = services.penalty(tenant=tenant, amount=50_000_000_000, actor=FINANCE, reason="channel cut",
-                             idempotency_key=key())
+    entry = services.penalty(
+        tenant=tenant, amount=50_000_000_000, actor=FINANCE, reason="channel cut", idempotency_key=key()
+    )
     assert entry.amount == -10_000_000
     assert entry.details == {"assessed": 50_000_000_000, "charged": 10_000_000, "outstanding": 49_990_000_000}
     assert selectors.balance_of(tenant=tenant) == 0

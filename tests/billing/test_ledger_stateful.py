@@ -52,8 +52,9 @@ class LedgerMachine(RuleBasedStateMachine):
         lines = [services.HoldLine(reference=f"sm:{i}", segments=s, unit_price=p) for i, (s, p) in enumerate(sizes)]
         cost = sum(s * p for s, p in sizes)
         try:
-            created = services.hold_messages(tenant=self.tenant, lines=lines, idempotency_key=key("sm-hold"),
-                                             actor=DELIVERY)
+            created = services.hold_messages(
+                tenant=self.tenant, lines=lines, idempotency_key=key("sm-hold"), actor=DELIVERY
+            )
         except services.InsufficientBalance:
             assert cost > self.balance
             return multiple()
@@ -68,7 +69,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def capture(self, hold_ids):
         from django.utils import timezone
 
-        captures = [services.Capture(hold_id=i, carrier_message_id=f"c{i}", submitted_at=timezone.now()) for i in hold_ids]
+        captures = [
+            services.Capture(hold_id=i, carrier_message_id=f"c{i}", submitted_at=timezone.now()) for i in hold_ids
+        ]
         expected = {i for i in hold_ids if self.states[i][1] == HoldState.HELD}
         assert services.capture_holds(captures=captures, idempotency_key=key("sm-cap")) == len(expected)
         for i in expected:
@@ -86,8 +89,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def refund(self):
-        services.request_refund(tenant=self.tenant, cause="platform_ended", actor=FINANCE, reason="service ends",
-                                idempotency_key=key("sm-refund"))
+        services.request_refund(
+            tenant=self.tenant,
+            cause="platform_ended",
+            actor=FINANCE,
+            reason="service ends",
+            idempotency_key=key("sm-refund"),
+        )
         self.balance = 0
 
     def teardown(self):
@@ -120,6 +128,7 @@ def test_r_bil_9_random_operation_sequences_keep_the_ledger_exact(tenant):
     LedgerMachine.tenant = tenant
     run_state_machine_as_test(
         LedgerMachine,
-        settings=settings(max_examples=40, stateful_step_count=25, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow]),
+        settings=settings(
+            max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        ),
     )

@@ -19,8 +19,15 @@ def plan(db):
 
 
 def announce(plan, unit_price, *, after=None, country="CN", message_type="verification", carrier=""):
-    return services.announce_price(plan=plan, message_type=message_type, country=country, carrier=carrier,
-                                   unit_price=unit_price, effective_from=after and timezone.now() + after, actor=FINANCE)
+    return services.announce_price(
+        plan=plan,
+        message_type=message_type,
+        country=country,
+        carrier=carrier,
+        unit_price=unit_price,
+        effective_from=after and timezone.now() + after,
+        actor=FINANCE,
+    )
 
 
 def test_r_bil_4_first_price_of_a_destination_applies_at_once(tenant, plan):
@@ -40,16 +47,24 @@ def test_r_bil_4_price_in_force_at_acceptance_applies_and_history_is_kept(tenant
     new = announce(plan, 40_000, after=timedelta(days=7, minutes=1))
     now = timezone.now()
     assert selectors.price_for(tenant=tenant, message_type="verification", country="CN", at=now).id == old.id
-    assert selectors.price_for(tenant=tenant, message_type="verification", country="CN",
-                               at=now + timedelta(days=8)).id == new.id
+    assert (
+        selectors.price_for(tenant=tenant, message_type="verification", country="CN", at=now + timedelta(days=8)).id
+        == new.id
+    )
     assert Price.objects.filter(plan=plan, message_type="verification", country="CN").count() == 2
 
 
 def test_r_bil_4_carrier_specific_price_wins(tenant, plan):
     announce(plan, 35_000)
     mobile = announce(plan, 33_000, carrier="china_mobile")
-    assert selectors.price_for(tenant=tenant, message_type="verification", country="CN", carrier="china_mobile").id == mobile.id
-    assert selectors.price_for(tenant=tenant, message_type="verification", country="CN", carrier="china_unicom").unit_price == 35_000
+    assert (
+        selectors.price_for(tenant=tenant, message_type="verification", country="CN", carrier="china_mobile").id
+        == mobile.id
+    )
+    assert (
+        selectors.price_for(tenant=tenant, message_type="verification", country="CN", carrier="china_unicom").unit_price
+        == 35_000
+    )
 
 
 def test_r_bil_4_no_price_raises_no_price_422(tenant, plan):
@@ -70,5 +85,11 @@ def test_r_bil_4_tenant_plan_overrides_the_default(tenant, plan):
 def test_r_bil_4_database_refuses_a_backdated_price(plan):
     now = timezone.now()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Price.objects.create(plan=plan, message_type="verification", country="CN", unit_price=1,
-                             announced_at=now, effective_from=now - timedelta(days=1))
+        Price.objects.create(
+            plan=plan,
+            message_type="verification",
+            country="CN",
+            unit_price=1,
+            announced_at=now,
+            effective_from=now - timedelta(days=1),
+        )

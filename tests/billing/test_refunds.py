@@ -15,10 +15,13 @@ from .conftest import DELIVERY, FINANCE, fund, key, lines
 def test_r_bil_5_platform_ending_service_refunds_the_remaining_cash(tenant):
     fund(tenant, 10_000_000)
     holds = services.hold_messages(tenant=tenant, lines=lines(10), idempotency_key=key(), actor=DELIVERY)
-    services.capture_holds(captures=[services.Capture(hold_id=h.pk, carrier_message_id="x", submitted_at=timezone.now())
-                                     for h in holds], idempotency_key=key())
-    refund = services.request_refund(tenant=tenant, cause="platform_ended", actor=FINANCE, reason="product retired",
-                                     idempotency_key=key())
+    services.capture_holds(
+        captures=[services.Capture(hold_id=h.pk, carrier_message_id="x", submitted_at=timezone.now()) for h in holds],
+        idempotency_key=key(),
+    )
+    refund = services.request_refund(
+        tenant=tenant, cause="platform_ended", actor=FINANCE, reason="product retired", idempotency_key=key()
+    )
     assert refund.state == RefundState.COMPLETED
     assert refund.amount == 10_000_000 - 350_000  # less what was used
     assert refund.entry.kind == EntryKind.REFUND
@@ -38,8 +41,9 @@ def test_r_bil_3_packages_are_never_refunded(tenant):
     product = PackageProduct.objects.create(name="p", segments=100, price=3_000_000, validity_days=30)
     grant = services.buy_package(tenant=tenant, product=product, actor=FINANCE, idempotency_key=key())
     fund(tenant, 1_000_000)
-    refund = services.request_refund(tenant=tenant, cause="platform_breach", actor=FINANCE, reason="outage",
-                                     idempotency_key=key())
+    refund = services.request_refund(
+        tenant=tenant, cause="platform_breach", actor=FINANCE, reason="outage", idempotency_key=key()
+    )
     grant.refresh_from_db()
     assert refund.amount == 1_000_000
     assert grant.segments_remaining == 100  # still usable until the service ends, never paid back
@@ -48,8 +52,9 @@ def test_r_bil_3_packages_are_never_refunded(tenant):
 def test_r_bil_5_refund_waits_for_issued_invoices_to_return(tenant):
     entry = fund(tenant, 10_000_000)
     invoice = services.issue_invoice(entry=entry, number=key("INV"), amount=10_000_000, actor=FINANCE)
-    refund = services.request_refund(tenant=tenant, cause="platform_ended", actor=FINANCE, reason="ends",
-                                     idempotency_key=key())
+    refund = services.request_refund(
+        tenant=tenant, cause="platform_ended", actor=FINANCE, reason="ends", idempotency_key=key()
+    )
     assert refund.state == RefundState.WAITING_INVOICES
     assert selectors.balance_of(tenant=tenant) == 10_000_000
     services.return_invoice(invoice=invoice, actor=FINANCE)
@@ -89,8 +94,10 @@ def test_r_bil_8_dispute_only_for_the_current_month(tenant):
 def test_r_bil_8_compensation_capped_at_10_percent_of_month_usage(tenant):
     fund(tenant, 100_000_000)
     holds = services.hold_messages(tenant=tenant, lines=lines(100), idempotency_key=key(), actor=DELIVERY)  # 3.5 CNY
-    services.capture_holds(captures=[services.Capture(hold_id=h.pk, carrier_message_id="x", submitted_at=timezone.now())
-                                     for h in holds], idempotency_key=key())
+    services.capture_holds(
+        captures=[services.Capture(hold_id=h.pk, carrier_message_id="x", submitted_at=timezone.now()) for h in holds],
+        idempotency_key=key(),
+    )
     month = date(timezone.localtime().year, timezone.localtime().month, 1)
     dispute = services.open_dispute(tenant=tenant, month=month, description="missing receipts", actor=FINANCE)
     with pytest.raises(services.CompensationTooHigh):

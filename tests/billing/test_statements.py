@@ -23,8 +23,10 @@ def months():
 def test_r_bil_7_next_month_opens_with_this_months_closing(tenant):
     fund(tenant, 5_000_000)
     holds = services.hold_messages(tenant=tenant, lines=lines(3), idempotency_key=key(), actor=DELIVERY)
-    services.capture_holds(captures=[services.Capture(hold_id=holds[0].pk, carrier_message_id="a",
-                                                      submitted_at=timezone.now())], idempotency_key=key())
+    services.capture_holds(
+        captures=[services.Capture(hold_id=holds[0].pk, carrier_message_id="a", submitted_at=timezone.now())],
+        idempotency_key=key(),
+    )
     services.request_refund(tenant=tenant, cause="platform_ended", actor=FINANCE, reason="", idempotency_key=key())
     (y1, m1), (y2, m2) = months()
     this = selectors.statement_for(tenant=tenant, year=y1, month=m1)
@@ -38,8 +40,12 @@ def test_r_bil_7_next_month_opens_with_this_months_closing(tenant):
 def test_r_bil_8_billed_summary_counts_captured_messages_only(tenant):
     fund(tenant, 5_000_000)
     holds = services.hold_messages(tenant=tenant, lines=lines(3, segments=2), idempotency_key=key(), actor=DELIVERY)
-    services.capture_holds(captures=[services.Capture(hold_id=h.pk, carrier_message_id="a", submitted_at=timezone.now())
-                                     for h in holds[:2]], idempotency_key=key())
+    services.capture_holds(
+        captures=[
+            services.Capture(hold_id=h.pk, carrier_message_id="a", submitted_at=timezone.now()) for h in holds[:2]
+        ],
+        idempotency_key=key(),
+    )
     services.release_holds(hold_ids=[holds[2].pk], idempotency_key=key())
     (y, m), _ = months()
     start, end = selectors.month_bounds(y, m)

@@ -19,7 +19,7 @@ from tenants.authentication import caller_actor, caller_tenant
 from . import selectors, services
 from .models import Dispute, EntryKind, Hold, Invoice, LedgerEntry, PackageGrant
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^(20\d{2})-(0[1-9]|1[0-2])$")  # 2000-2099: no year 0 or 10000 to overflow
 
 
 def parse_month(value: str) -> tuple[int, int]:

@@ -78,6 +78,8 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
     )
 }
+# Each request is one transaction: a refused request leaves nothing half-written.
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
 
 # --- Django --------------------------------------------------------------------------------
 MIDDLEWARE = [

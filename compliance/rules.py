@@ -5,6 +5,7 @@ instructions, opt-out keywords, phone numbers. R-CMP-1, R-CMP-2, R-CMP-4, R-CMP-
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 
 import phonenumbers
@@ -42,8 +43,8 @@ URL_ALLOWED_TYPES = ("notification", "marketing", "member")
 TEXT_MAX_LENGTH_LIMIT = 50
 DEFAULT_MAX_LENGTH = {"number": 12, "date": 20, "text": 20, "url": 100}
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d", "%Y年%m月%d日", "%m-%d", "%H:%M")
-_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
-_CODE_RE = re.compile(r"\d{4,8}")
+_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_CODE_RE = re.compile(r"[0-9]{4,8}")  # ASCII only: \d would accept full-width digits
 _URL_PARAM_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~%/?#=&+-]*)?")
 
 
@@ -141,7 +142,7 @@ def check_parameter(*, name: str, spec: dict, value) -> str:
     if kind == "date" and not _is_date(text):
         raise ParameterError(f"Parameter {name} must be a date (YYYY-MM-DD[ HH:MM]).", parameter=name)
     if kind == "text":
-        if URL_RE.search(text):
+        if URL_RE.search(unicodedata.normalize("NFKC", text)):  # full-width dots and letters too
             raise ParameterError(f"Parameter {name} must not carry a URL.", parameter=name)
         if "【" in text or "】" in text:
             raise ParameterError(f"Parameter {name} must not contain 【】.", parameter=name)
@@ -186,8 +187,6 @@ OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP"})
 
 def inbound_keyword(text: str) -> str | None:
     """'opt_out', 'opt_in' or None for an inbound reply (whole message, case and width ignored)."""
-    import unicodedata
-
     word = unicodedata.normalize("NFKC", text or "").strip().strip(".!。！").upper()
     if word in OPT_OUT_KEYWORDS:
         return "opt_out"

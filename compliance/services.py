@@ -898,3 +898,16 @@ def escalate_overdue_complaints(*, now: datetime | None = None) -> int:
                 _action(tenant=complaint.tenant, kind=ActionKind.SUSPEND, actor=actor, reason=reason, violation=None)
             escalated += 1
     return escalated
+
+
+def prune_volume_counters(*, now: datetime | None = None) -> int:
+    """Drop counter buckets nobody reads any more: minutes after 2 days, hours after 30 days (the spike
+    baseline needs COMPLIANCE_SPIKE_BASELINE_HOURS), days after 400 days."""
+    now = now or _now()
+    keep = {"minute": timedelta(days=2), "hour": timedelta(days=30, hours=settings.COMPLIANCE_SPIKE_BASELINE_HOURS),
+            "day": timedelta(days=400)}
+    deleted = 0
+    for granularity, age in keep.items():
+        count, _ = VolumeCounter.objects.filter(granularity=granularity, bucket_start__lt=now - age).delete()
+        deleted += count
+    return deleted

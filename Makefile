@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Fills DATABASE_URL / DRAMATIQ_BROKER_URL with project-owned servers under var/ when unset.
-SERVICES = eval "$$($(PY) -m smsplatform.embedded env)"
+SERVICES = services="$$($(PY) -m smsplatform.embedded env)" && eval "$$services"
 APPS   := tenants compliance billing delivery
 
 .PHONY: run test lint bench stop clean
@@ -20,6 +20,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(SERVICES) && $(PY) manage.py makemigrations --check --dry-run $(APPS) && $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(SERVICES) && $(PY) manage.py bootstrap && $(PY) bench/run_all.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

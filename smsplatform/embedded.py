@@ -24,6 +24,7 @@ DB_NAME = "smsplatform"
 def postgres_url() -> str:
     import pgserver
 
+    PG_DATA.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(PG_DATA, cleanup_mode=None)  # keeps running until `stop`
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
     if "1 row" not in exists:

@@ -131,6 +131,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "noreply@smsplatform.l
 # --- Admin login protection (django-axes) --------------------------------------------------
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = 1  # hours
+AXES_VERBOSE = False
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 # Only trust X-Forwarded-For when a proxy we run sets it; otherwise REMOTE_ADDR (no spoofing).
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
@@ -145,6 +146,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "smsplatform.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.ApiKeyRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -161,8 +163,26 @@ SPECTACULAR_SETTINGS = {
 }
 # R-TEN-2: HMAC-signed requests must be this fresh; their nonces are refused when reused.
 API_HMAC_MAX_SKEW_SECONDS = env_int("API_HMAC_MAX_SKEW_SECONDS", 300)
+# Per API key, fixed window (tenants.throttling); over it: 429 rate_limited with Retry-After.
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "6000/minute")
 # Writing last_used_at on every call would put a write on the hot path; once a minute is enough.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
+
+# --- Cache (rate limits): Redis shared by all processes, from CACHE_URL or the Redis broker --
+def _cache_location() -> str | None:
+    url = os.environ.get("CACHE_URL") or os.environ.get("DRAMATIQ_BROKER_URL", "")
+    if url.startswith("redis+socket://"):
+        return "unix://" + url.removeprefix("redis+socket://")
+    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
+
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_location(), "KEY_PREFIX": "sms"}
+        if _cache_location()
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- Background work -----------------------------------------------------------------------
 # make run / make test fill this from smsplatform/embedded.py when the environment does not.

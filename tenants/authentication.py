@@ -9,6 +9,7 @@ Two modes (R-TEN-2), see docs/api.md:
 from dataclasses import dataclass
 
 from django.db import connection
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -103,3 +104,17 @@ class IsActiveTenant(BasePermission):
             f"This account is {tenant.state}: {tenant.state_reason or 'contact your operator'}.",
             code=f"tenant_{tenant.state}",
         )
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents both modes in the OpenAPI schema (security schemes)."""
+
+    target_class = "tenants.authentication.ApiKeyAuthentication"
+    name = ["AccessKeyId", "AccessKeySecret"]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "apiKey", "in": "header", "name": "X-Access-Key-Id"},
+            {"type": "apiKey", "in": "header", "name": "X-Access-Key-Secret",
+             "description": "Or sign the request: X-Timestamp, X-Nonce, X-Signature (see docs/api.md)."},
+        ]

@@ -3,8 +3,11 @@
 All of these live in the public schema. R-TEN-1..3, R-AUD-3.
 """
 
-from django.db import models
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, models, transaction
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.utils import get_public_schema_name
 
 
 class TenantState(models.TextChoices):
@@ -66,6 +69,25 @@ class Tenant(TenantMixin):
     @property
     def is_active(self) -> bool:
         return self.state == TenantState.ACTIVE
+
+    def create_schema(self, check_if_exists=False, sync_schema=True, verbosity=1):
+        """Clone the template schema (fast path) when it exists; else django-tenants' migrate."""
+        from django_tenants.utils import schema_exists
+
+        from smsplatform.tenancy import clone_template_schema
+
+        template = settings.TENANT_BASE_SCHEMA
+        if self.schema_name == get_public_schema_name() or not sync_schema or not schema_exists(template):
+            return super().create_schema(check_if_exists, sync_schema, verbosity)
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        with transaction.atomic():
+            clone_template_schema(self.schema_name)
+            # A no-op when the template is current; catches up if someone migrated without
+            # refreshing it (manage.py bootstrap does both).
+            call_command("migrate_schemas", schema_name=self.schema_name, interactive=False, verbosity=0)
+        connection.set_schema_to_public()
+        return True
 
 
 class Domain(DomainMixin):

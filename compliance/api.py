@@ -278,12 +278,16 @@ class OptOutViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(summary="Import opt-outs from a CSV file", request={"multipart/form-data": ImportFileSerializer},
                    responses={200: inline_serializer("OptOutImport", fields={
-                       "added": serializers.IntegerField(), "invalid": serializers.ListField(child=serializers.CharField())})})
+                       "added": serializers.IntegerField(), "invalid": serializers.ListField(child=serializers.CharField())}),
+                       400: ERROR})
     @action(detail=False, methods=["post"], url_path="import")
     def import_file(self, request):
         data = ImportFileSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        text = data.validated_data["file"].read().decode("utf-8-sig")
+        try:
+            text = data.validated_data["file"].read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise services.ComplianceError("The file must be UTF-8 CSV.", code="invalid_file") from exc
         rows = list(csv.reader(io.StringIO(text)))
         if rows and rows[0] and rows[0][0].strip().lower() == "number":
             rows = rows[1:]

@@ -14,10 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django_tenants.utils import tenant_context
 from import_export.admin import ImportExportModelAdmin
 
 from smsplatform.errors import DomainError
 from tenants.admin import admin_actor
+from tenants.models import Tenant, TenantKind
 
 from . import selectors, services
 from .models import (
@@ -28,14 +30,19 @@ from .models import (
     ComplianceSettings,
     EnforcementAction,
     GlobalBlock,
+    OptOut,
+    OptOutRemoval,
+    OptOutSource,
     ReviewStatus,
     Signature,
     SignatureProof,
     Template,
     TemplateVersion,
     Violation,
+    VolumeCounter,
 )
 from .resources import BannedRuleResource, GlobalBlockResource
+from .rules import normalise_number
 from .scanner import validate_pattern
 
 
@@ -368,6 +375,7 @@ class GlobalBlockAdmin(ImportExportModelAdmin):
     """R-CMP-4 platform-wide block list."""
 
     resource_classes = [GlobalBlockResource]
+    change_list_template = "admin/compliance/globalblock/change_list.html"
     list_display = ["number", "reason", "source", "created_by", "created_at"]
     search_fields = ["number", "reason"]
     list_filter = ["source"]
@@ -384,9 +392,62 @@ class GlobalBlockAdmin(ImportExportModelAdmin):
     def delete_model(self, request, obj):
         services.unblock_number(number=obj.number, actor=admin_actor(request), reason="removed in admin")
 
+    def get_urls(self):
+        return [
+            path("opt-outs/", self.admin_site.admin_view(self.opt_outs_view), name="compliance_globalblock_optouts"),
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "opt_outs_url": reverse("admin:compliance_globalblock_optouts")}
+        return super().changelist_view(request, extra_context)
+
+    def opt_outs_view(self, request):
+        """A tenant's opt-out for one number: look up, add, or lift it with a reason (R-CMP-4).
+
+        Opt-outs live in the tenant's schema; this page enters it for the one lookup."""
+        if not request.user.has_perm("compliance.manage_opt_outs"):
+            raise PermissionDenied
+        form = OptOutForm(request.POST or request.GET or None)
+        found = removals = None
+        if form.is_bound and form.is_valid():
+            tenant, number = form.cleaned_data["tenant"], form.cleaned_data["number"]
+            operation = form.cleaned_data.get("operation") or "lookup"
+            try:
+                if operation == "remove":
+                    services.remove_opt_out(tenant=tenant, number=number, actor=admin_actor(request),
+                                            reason=form.cleaned_data.get("reason") or "")
+                    messages.success(request, f"Opt-out of {number} lifted for {tenant.name} (recorded).")
+                elif operation == "add":
+                    services.add_opt_out(tenant=tenant, number=number, actor=admin_actor(request),
+                                         source=OptOutSource.OPERATOR)
+                    messages.success(request, f"{number} opted out of {tenant.name}.")
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            with tenant_context(tenant):
+                found = OptOut.objects.filter(number=number).first()
+                removals = list(OptOutRemoval.objects.filter(number=number)[:20])
+        context = {**self.admin_site.each_context(request), "title": "Tenant opt-outs", "form": form,
+                   "found": found, "removals": removals, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/compliance/opt_outs.html", context)
+
     def delete_queryset(self, request, queryset):
         for block in queryset:
             self.delete_model(request, block)
+
+
+class OptOutForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"))
+    number = forms.CharField(max_length=32)
+    operation = forms.ChoiceField(required=False, choices=[("lookup", "Look up"), ("add", "Opt out"),
+                                                           ("remove", "Lift the opt-out")])
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Required to lift an opt-out (e.g. the recipient asked by phone).")
+
+    def clean_number(self):
+        try:
+            return normalise_number(self.cleaned_data["number"])
+        except ValueError as exc:
+            raise forms.ValidationError("Not a phone number.") from exc
 
 
 # --- enforcement -----------------------------------------------------------------------------
@@ -630,3 +691,23 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
         row = services.update_compliance_settings(tenant=form.cleaned_data["tenant"], changes=changes,
                                                   actor=admin_actor(request), reason="changed in admin")
         obj.pk = row.pk
+
+
+@admin.register(VolumeCounter)
+class VolumeCounterAdmin(admin.ModelAdmin):
+    """R-CMP-8: what each tenant sent, per minute / hour / day (read-only)."""
+
+    list_display = ["tenant", "granularity", "bucket_start", "count"]
+    list_filter = ["granularity"]
+    search_fields = ["tenant__name"]
+    ordering = ["-bucket_start"]
+    date_hierarchy = "bucket_start"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

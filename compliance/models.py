@@ -213,6 +213,7 @@ class GlobalBlock(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "global block"
+        permissions = [("manage_opt_outs", "Can look up, add and lift tenants' opt-outs (recorded)")]
 
     def __str__(self) -> str:
         return self.number

@@ -4,7 +4,7 @@ _VIEW_ALL = [
     "compliance.view_signature", "compliance.view_signatureproof", "compliance.view_template",
     "compliance.view_templateversion", "compliance.view_bannedrule", "compliance.view_globalblock",
     "compliance.view_violation", "compliance.view_enforcementaction", "compliance.view_complaint",
-    "compliance.view_compliancesettings",
+    "compliance.view_compliancesettings", "compliance.view_volumecounter",
 ]
 
 ROLE_PERMISSIONS = {
@@ -19,6 +19,7 @@ ROLE_PERMISSIONS = {
         *_VIEW_ALL,
         "compliance.add_bannedrule", "compliance.change_bannedrule", "compliance.delete_bannedrule",
         "compliance.add_globalblock", "compliance.change_globalblock", "compliance.delete_globalblock",
+        "compliance.manage_opt_outs",
         "compliance.add_violation", "compliance.change_violation", "compliance.enforce",
         "compliance.add_complaint", "compliance.change_complaint", "compliance.handle_complaint",
         "compliance.add_compliancesettings", "compliance.change_compliancesettings",

@@ -6,6 +6,7 @@ Tenant-schema rows (opt-outs, consents) are touched inside tenant_context(tenant
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 import threading
@@ -49,6 +50,8 @@ from .models import (
     VolumeCounter,
 )
 from .scanner import Rule, Scanner, ScanResult, validate_pattern
+
+logger = logging.getLogger(__name__)
 
 # --- errors ----------------------------------------------------------------------------------
 
@@ -143,6 +146,8 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
         raise InvalidSignature(problem, details={"text": text})
     if not proofs:
         raise InvalidSignature("At least one proof document is required.", code="proof_required")
+    for upload in proofs:
+        _check_proof(upload)
     others = list(
         Signature.objects.filter(text=text, status=ReviewStatus.APPROVED)
         .exclude(tenant=tenant)
@@ -169,6 +174,19 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
             after={"text": text, "proofs": len(proofs), "impersonation_suspected": bool(others)},
         )
     return signature
+
+
+PROOF_EXTENSIONS = (".pdf", ".jpg", ".jpeg", ".png")
+
+
+def _check_proof(upload) -> None:
+    name = (getattr(upload, "name", "") or "").lower()
+    if not name.endswith(PROOF_EXTENSIONS):
+        raise InvalidSignature(f"Proof documents must be {', '.join(PROOF_EXTENSIONS)} files.", code="invalid_proof",
+                               details={"file": name})
+    if upload.size > settings.COMPLIANCE_PROOF_MAX_BYTES:
+        raise InvalidSignature(f"A proof document may be at most {settings.COMPLIANCE_PROOF_MAX_BYTES} bytes.",
+                               code="invalid_proof", details={"file": name})
 
 
 def _review(obj, *, to_status: str, actor: Actor, reason: str, action: str, tenant: Tenant):
@@ -313,8 +331,17 @@ def reject_template_version(*, version: TemplateVersion, actor: Actor, reason: s
                        action="template.reject", tenant=version.template.tenant)
 
 
+def render(*, template: Template, params: dict, version: TemplateVersion | None = None) -> str:
+    """render(template, params): the approved version (or the given one) filled in; every parameter
+    checked against its kind and length, unknown or missing ones refused (R-CMP-2)."""
+    version = version or template.approved_version
+    if version is None:
+        raise TemplateNotApproved(details={"template": template.code})
+    return render_template(version=version, params=params)
+
+
 def render_template(*, version: TemplateVersion, params: dict) -> str:
-    """render(template, params): every parameter checked against its kind and length (R-CMP-2)."""
+    """Render one version: every parameter checked against its kind and length (R-CMP-2)."""
     try:
         return pure.render(body=version.body, variables=version.variables, params=params)
     except pure.ParameterError as exc:
@@ -668,6 +695,11 @@ def apply_inbound_keyword(*, tenant, number: str, text: str) -> str | None:
     Must be called inside the tenant's schema context (it enters it again to be safe)."""
     action = pure.inbound_keyword(text)
     if action is None:
+        return None
+    try:
+        pure.normalise_number(number)
+    except ValueError:
+        logger.warning("Opt-%s keyword from an unusable number %r ignored", action.removeprefix("opt_"), number)
         return None
     actor = Actor.system("inbound-keyword")
     if action == "opt_out":

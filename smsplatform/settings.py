@@ -214,3 +214,5 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "ReviewStatusEnum": "compliance.models.ReviewStatus",
     "ComplaintStatusEnum": "compliance.models.ComplaintStatus",
 })
+# R-CMP-1: largest accepted signature proof document.
+COMPLIANCE_PROOF_MAX_BYTES = env_int("COMPLIANCE_PROOF_MAX_BYTES", 10 * 1024 * 1024)

@@ -226,3 +226,39 @@ def test_operator_files_a_complaint_in_admin(client, operator_user, tenant_a):
     assert response.status_code == 302, response.content[:2000]
     complaint = Complaint.objects.get(tenant=tenant_a)
     assert complaint.answer_due_at - complaint.created_at >= timedelta(hours=71, minutes=59)
+
+
+def test_r_cmp_4_operator_looks_up_and_lifts_an_opt_out_with_a_record(client, operator_user, tenant_a):
+    from django_tenants.utils import tenant_context
+
+    from compliance.models import OptOut, OptOutRemoval
+
+    services.add_opt_out(tenant=tenant_a, number="+8613800138001", actor=CUSTOMER)
+    client.force_login(operator_user)
+    changelist = client.get("/admin/compliance/globalblock/").content.decode()
+    assert "Tenant opt-outs" in changelist
+    assert "/admin/compliance/globalblock/import/" in changelist
+    url = "/admin/compliance/globalblock/opt-outs/"
+    page = client.post(url, {"tenant": tenant_a.pk, "number": "13800138001", "operation": "lookup"}).content.decode()
+    assert "Opted out since" in page
+    refused = client.post(url, {"tenant": tenant_a.pk, "number": "13800138001", "operation": "remove", "reason": ""})
+    assert "A reason is required" in refused.content.decode()
+    page = client.post(url, {"tenant": tenant_a.pk, "number": "13800138001", "operation": "remove",
+                             "reason": "recipient asked by phone"}).content.decode()
+    assert "Not opted out." in page
+    with tenant_context(tenant_a):
+        assert not OptOut.objects.exists()
+        assert OptOutRemoval.objects.get().removed_by == "user:operator1"
+
+
+def test_r_cmp_4_reviewer_cannot_touch_opt_outs(client, reviewer_user, tenant_a):
+    client.force_login(reviewer_user)
+    assert client.get("/admin/compliance/globalblock/opt-outs/").status_code == 403
+
+
+def test_r_cmp_8_operator_sees_volume_counters(client, operator_user, tenant_a):
+    from compliance.models import VolumeCounter
+
+    VolumeCounter.objects.create(tenant=tenant_a, granularity="day", bucket_start=timezone.now(), count=1234)
+    client.force_login(operator_user)
+    assert "1234" in client.get("/admin/compliance/volumecounter/").content.decode()

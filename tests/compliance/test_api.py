@@ -199,3 +199,12 @@ def test_compliance_endpoints_are_in_the_openapi_schema(client):
                  "/api/v1/templates/{code}/versions", "/api/v1/opt-outs", "/api/v1/opt-outs/{number}",
                  "/api/v1/consents", "/api/v1/violations", "/api/v1/complaints/{id}/answer"]:
         assert path in schema["paths"], path
+
+
+def test_r_cmp_1_proof_must_be_a_document_or_image(client_a):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    bad = SimpleUploadedFile("run.exe", b"MZ", content_type="application/octet-stream")
+    response = client_a.post("/api/v1/signatures", {"text": "AcmeBrand", "proofs": [bad]}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_proof"

@@ -247,3 +247,10 @@ def test_check_message_query_count_does_not_grow_with_recipients(tenant_a):
 def test_signature_record_is_public_schema(tenant_a):
     approved_signature(tenant_a)
     assert Signature.objects.filter(tenant=tenant_a).count() == 1
+
+
+def test_r_cmp_2_render_uses_the_approved_version_and_checks_parameters(tenant_a):
+    template = approved_template(tenant_a)
+    assert services.render(template=template, params={"code": "8888"}) == "Your code is 8888."
+    with pytest.raises(services.InvalidParameter):
+        services.render(template=template, params={"code": "8888", "other": "x"})

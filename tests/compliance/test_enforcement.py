@@ -146,3 +146,9 @@ def test_r_cmp_8_prune_keeps_recent_counters(tenant_a):
     VolumeCounter.objects.create(tenant=tenant_a, granularity="minute", bucket_start=now - timedelta(days=3), count=5)
     VolumeCounter.objects.create(tenant=tenant_a, granularity="minute", bucket_start=now, count=5)
     assert services.prune_volume_counters(now=now) == 1
+
+
+def test_r_cmp_4_inbound_keyword_from_an_unusable_number_is_ignored(tenant_a):
+    with tenant_context(tenant_a):
+        assert services.apply_inbound_keyword(tenant=tenant_a, number="ALIPAY", text="T") is None
+        assert not OptOut.objects.exists()

@@ -208,3 +208,14 @@ def test_r_cmp_1_proof_must_be_a_document_or_image(client_a):
     response = client_a.post("/api/v1/signatures", {"text": "AcmeBrand", "proofs": [bad]}, format="multipart")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_proof"
+
+
+def test_r_aud_3_customer_writes_are_recorded(client_a, tenant_a):
+    client_a.post("/api/v1/opt-outs", {"number": CN1}, format="json")
+    client_a.post("/api/v1/consents", {"number": CN1, "source": "shop counter"}, format="json")
+    client_a.post("/api/v1/templates", {"name": "x", "type": "verification", "body": "Code ${code}",
+                                        "variables": {"code": {"kind": "code"}}}, format="json")
+    complaint = services.file_complaint(tenant=tenant_a, source="12321", number=CN1, text="spam", actor=OPERATOR)
+    client_a.post(f"/api/v1/complaints/{complaint.pk}/answer", {"answer": "removed"}, format="json")
+    recorded = set(OperationRecord.objects.filter(tenant=tenant_a, actor_kind="api_key").values_list("action", flat=True))
+    assert {"opt_out.add", "consent.record", "template.file", "complaint.answer"} <= recorded

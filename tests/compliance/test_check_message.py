@@ -254,3 +254,23 @@ def test_r_cmp_2_render_uses_the_approved_version_and_checks_parameters(tenant_a
     assert services.render(template=template, params={"code": "8888"}) == "Your code is 8888."
     with pytest.raises(services.InvalidParameter):
         services.render(template=template, params={"code": "8888", "other": "x"})
+
+
+def test_r_cmp_2_another_tenants_template_code_cannot_send(tenant_a, tenant_b):
+    approved_signature(tenant_a)
+    foreign = approved_template(tenant_b)
+    with pytest.raises(services.TemplateNotApproved):
+        _check(tenant_a, foreign, [CN1])
+
+
+def test_check_message_inside_the_tenant_schema_keeps_the_schema(tenant_a):
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    approved_signature(tenant_a)
+    template = approved_template(tenant_a)
+    services.add_opt_out(tenant=tenant_a, number=CN2, actor=CUSTOMER)
+    with tenant_context(tenant_a):
+        result = _check(tenant_a, template, [CN1, CN2])
+        assert connection.schema_name == tenant_a.schema_name
+    assert [v.reason for v in result.verdicts] == [None, "opted_out"]

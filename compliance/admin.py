@@ -209,8 +209,10 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
         )
         rows = [("Signature", f"【{obj.text}】"), ("Tenant", obj.tenant), ("Purpose", obj.purpose),
                 ("Filed", obj.created_at), ("Proof documents", proofs)]
-        if obj.impersonation_suspected:
-            rows.append(("⚠ Possible impersonation", obj.flag_detail))
+        # Checked again now: another tenant's filing may have been approved since this one came in.
+        others = services.approved_elsewhere(tenant=obj.tenant, match_key=obj.match_key)
+        if others:
+            rows.append(("⚠ Possible impersonation", f"Already approved for: {', '.join(others)}"))
         return rows
 
     def get_urls(self):

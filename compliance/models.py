@@ -38,6 +38,9 @@ class Signature(models.Model):
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="signatures")
     text = models.CharField(max_length=20)
+    # The text folded for comparison (width, case, spaces and punctuation ignored): "ＢｉｇＢａｎｋ",
+    # "big bank" and "BigBank" are the same brand when looking for impersonation.
+    match_key = models.CharField(max_length=40, db_index=True, default="")
     purpose = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
     review_reason = models.TextField(blank=True)

@@ -148,17 +148,15 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
         raise InvalidSignature("At least one proof document is required.", code="proof_required")
     for upload in proofs:
         _check_proof(upload)
-    others = list(
-        Signature.objects.filter(text=text, status=ReviewStatus.APPROVED)
-        .exclude(tenant=tenant)
-        .values_list("tenant__name", flat=True)[:5]
-    )
+    key = signature_match_key(text)
+    others = approved_elsewhere(tenant=tenant, match_key=key)
     with transaction.atomic():
         try:
             with transaction.atomic():
                 signature = Signature.objects.create(
                     tenant=tenant,
                     text=text,
+                    match_key=key,
                     purpose=purpose,
                     impersonation_suspected=bool(others),
                     flag_detail=f"Already approved for: {', '.join(others)}" if others else "",
@@ -174,6 +172,22 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
             after={"text": text, "proofs": len(proofs), "impersonation_suspected": bool(others)},
         )
     return signature
+
+
+def signature_match_key(text: str) -> str:
+    from .scanner import normalise
+
+    return normalise(text)[:40]
+
+
+def approved_elsewhere(*, tenant: Tenant, match_key: str) -> list[str]:
+    """Names of other tenants holding an approved signature for the same brand (R-CMP-1)."""
+    return list(
+        Signature.objects.filter(match_key=match_key, status=ReviewStatus.APPROVED)
+        .exclude(tenant=tenant)
+        .values_list("tenant__name", flat=True)
+        .distinct()[:5]
+    )
 
 
 PROOF_EXTENSIONS = (".pdf", ".jpg", ".jpeg", ".png")

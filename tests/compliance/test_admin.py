@@ -262,3 +262,11 @@ def test_r_cmp_8_operator_sees_volume_counters(client, operator_user, tenant_a):
     VolumeCounter.objects.create(tenant=tenant_a, granularity="day", bucket_start=timezone.now(), count=1234)
     client.force_login(operator_user)
     assert "1234" in client.get("/admin/compliance/volumecounter/").content.decode()
+
+
+def test_r_cmp_1_review_page_flags_a_brand_approved_after_filing(client, reviewer_user, tenant_a, tenant_b):
+    early = _file(tenant_a, "LateBrand")
+    services.approve_signature(signature=_file(tenant_b, "LateBrand"), actor=OPERATOR)
+    client.force_login(reviewer_user)
+    page = client.get(f"/admin/compliance/signature/{early.pk}/review/").content.decode()
+    assert "Possible impersonation" in page

@@ -219,3 +219,10 @@ def test_r_aud_3_customer_writes_are_recorded(client_a, tenant_a):
     client_a.post(f"/api/v1/complaints/{complaint.pk}/answer", {"answer": "removed"}, format="json")
     recorded = set(OperationRecord.objects.filter(tenant=tenant_a, actor_kind="api_key").values_list("action", flat=True))
     assert {"opt_out.add", "consent.record", "template.file", "complaint.answer"} <= recorded
+
+
+def test_r_cmp_1_impersonation_check_ignores_width_case_and_spacing(client_a, tenant_b):
+    approved_signature(tenant_b, "BigBank")
+    response = client_a.post("/api/v1/signatures", {"text": "ＢＩＧ ｂａｎｋ", "proofs": [proof()]}, format="multipart")
+    assert response.status_code == 201
+    assert Signature.objects.get(pk=response.json()["id"]).impersonation_suspected

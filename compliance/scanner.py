@@ -15,18 +15,20 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-# Characters kept by normalise(): letters (L*) and digits (N*). Everything else (spaces,
-# punctuation, symbols, zero-width and control characters) is what spammers insert to split words.
-_KEEP = ("L", "N")
-_strip_cache: dict[str, bool] = {}
+
+class _StripTable(dict):
+    """str.translate table built lazily: letters (L*) and digits (N*) are kept, everything else
+    (spaces, punctuation, symbols, zero-width and control characters: what spammers insert to
+    split words) is deleted. Each distinct character is classified once per process."""
+
+    def __missing__(self, codepoint: int) -> int | None:
+        keep = unicodedata.category(chr(codepoint))[0] in ("L", "N")
+        value = codepoint if keep else None
+        self[codepoint] = value
+        return value
 
 
-def _kept(char: str) -> bool:
-    keep = _strip_cache.get(char)
-    if keep is None:
-        keep = unicodedata.category(char)[0] in _KEEP
-        _strip_cache[char] = keep
-    return keep
+_STRIP = _StripTable()
 
 
 def fold(text: str) -> str:
@@ -39,7 +41,7 @@ def normalise(text: str) -> str:
     folded = fold(text)
     if folded.isalnum():
         return folded
-    return "".join(char for char in folded if _kept(char))
+    return folded.translate(_STRIP)
 
 
 @dataclass(frozen=True)

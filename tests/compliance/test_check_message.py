@@ -274,3 +274,18 @@ def test_check_message_inside_the_tenant_schema_keeps_the_schema(tenant_a):
         result = _check(tenant_a, template, [CN1, CN2])
         assert connection.schema_name == tenant_a.schema_name
     assert [v.reason for v in result.verdicts] == [None, "opted_out"]
+
+
+def test_check_message_per_recipient_params_do_not_query_per_recipient(tenant_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    approved_signature(tenant_a)
+    template = approved_template(tenant_a)
+    numbers = [f"+86138{n:08d}" for n in range(200)]
+    with CaptureQueriesContext(connection) as few:
+        _check(tenant_a, template, numbers[:2], params=[{"code": "1234"}] * 2)
+    with CaptureQueriesContext(connection) as many:
+        result = _check(tenant_a, template, numbers, params=[{"code": f"{n:04d}"} for n in range(200)])
+    assert result.verdicts[199].content == "【AcmeBrand】Your code is 0199."
+    assert len(many) == len(few)

@@ -679,7 +679,17 @@ class ComplianceSettingsForm(forms.ModelForm):
 @admin.register(ComplianceSettings)
 class ComplianceSettingsAdmin(admin.ModelAdmin):
     form = ComplianceSettingsForm
-    list_display = ["tenant", "consent_policy", "per_minute_cap", "per_day_cap", "spike_multiple", "countries"]
+    list_display = ["tenant", "consent_policy", "per_minute_cap", "per_day_cap", "spike_multiple", "countries",
+                    "rectification"]
+
+    @admin.display(description="Rectification deadline", ordering="rectification_deadline")
+    def rectification(self, obj):
+        if obj.rectification_deadline is None:
+            return ""
+        shown = timezone.localtime(obj.rectification_deadline).strftime("%Y-%m-%d %H:%M")
+        if obj.rectification_deadline < timezone.now():
+            return format_html('<strong style="color:#ba2121">PASSED {}</strong>', shown)
+        return shown
 
     @admin.display(description="International countries")
     def countries(self, obj):

@@ -270,3 +270,32 @@ def test_r_cmp_1_review_page_flags_a_brand_approved_after_filing(client, reviewe
     client.force_login(reviewer_user)
     page = client.get(f"/admin/compliance/signature/{early.pk}/review/").content.decode()
     assert "Possible impersonation" in page
+
+
+def test_every_compliance_admin_page_renders_for_a_superuser(client, superuser, tenant_a):
+    signature = _file(tenant_a, "AcmeBrand")
+    template = services.file_template(tenant=tenant_a, name="t", message_type="verification", body="Code ${code}",
+                                      variables={"code": "code"}, actor=CUSTOMER)
+    violation = services.record_violation(tenant=tenant_a, category="gambling", evidence="e", actor=OPERATOR)
+    complaint = services.file_complaint(tenant=tenant_a, source="s", number="+8613800138001", text="t", actor=OPERATOR)
+    services.order_rectification(tenant=tenant_a, deadline=timezone.now() - timedelta(days=1), actor=OPERATOR,
+                                 reason="late")
+    client.force_login(superuser)
+    pages = [
+        "/admin/compliance/", "/admin/compliance/signature/?status__exact=pending",
+        f"/admin/compliance/signature/{signature.pk}/change/",
+        "/admin/compliance/templateversion/?status__exact=pending",
+        f"/admin/compliance/templateversion/{template.versions.get().pk}/change/",
+        "/admin/compliance/template/", f"/admin/compliance/template/{template.pk}/change/",
+        "/admin/compliance/bannedrule/", "/admin/compliance/bannedrule/add/", "/admin/compliance/bannedrule/import/",
+        "/admin/compliance/bannedrule/export/", "/admin/compliance/globalblock/", "/admin/compliance/globalblock/add/",
+        "/admin/compliance/globalblock/opt-outs/", "/admin/compliance/violation/", "/admin/compliance/violation/add/",
+        f"/admin/compliance/violation/{violation.pk}/change/", f"/admin/compliance/violation/{violation.pk}/enforce/",
+        "/admin/compliance/enforcementaction/", "/admin/compliance/complaint/", "/admin/compliance/complaint/add/",
+        f"/admin/compliance/complaint/{complaint.pk}/change/", "/admin/compliance/compliancesettings/",
+        "/admin/compliance/compliancesettings/add/", "/admin/compliance/volumecounter/",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    assert "PASSED" in client.get("/admin/compliance/compliancesettings/").content.decode()

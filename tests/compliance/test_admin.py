@@ -299,3 +299,20 @@ def test_every_compliance_admin_page_renders_for_a_superuser(client, superuser, 
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
     assert "PASSED" in client.get("/admin/compliance/compliancesettings/").content.decode()
+
+
+def test_roles_grant_review_to_reviewers_enforcement_to_operators_and_view_only_to_auditors(db):
+    from django.contrib.auth.models import Group
+
+    def perms(role):
+        return {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=role).permissions.all()
+                if p.content_type.app_label == "compliance"}
+
+    reviewer, operator, auditor = perms("reviewer"), perms("operator"), perms("auditor")
+    assert {"compliance.review_signature", "compliance.review_template"} <= reviewer
+    assert "compliance.enforce" not in reviewer
+    assert {"compliance.enforce", "compliance.handle_complaint", "compliance.change_bannedrule",
+            "compliance.add_globalblock", "compliance.manage_opt_outs"} <= operator
+    assert "compliance.review_signature" not in operator
+    assert auditor
+    assert all(perm.split(".")[1].startswith("view_") for perm in auditor)

@@ -29,6 +29,9 @@ class _StripTable(dict):
 
 
 _STRIP = _StripTable()
+# Cyrillic and Greek letters that look like Latin ones ("саsinо" with Cyrillic а, о): folded to the
+# Latin letter on both sides (rules and messages), so a keyword cannot be dodged with look-alikes.
+_STRIP.update({ord(k): ord(v) for k, v in zip("аеорсхуіјѕкмтвнαορτυνικ", "aeopcxyijskmtbhaoptuvik", strict=True)})
 
 
 def fold(text: str) -> str:

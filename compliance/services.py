@@ -140,6 +140,7 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
     """File a signature for review with its proof documents (R-CMP-1).
 
     A text already approved for another tenant is flagged for the reviewer (possible impersonation).
+    A brand matching a banned rule (R-CMP-3) is rejected at once (reject rule) or flagged (hold rule).
     """
     problem = pure.signature_problem(text)
     if problem:
@@ -150,6 +151,14 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
         _check_proof(upload)
     key = signature_match_key(text)
     others = approved_elsewhere(tenant=tenant, match_key=key)
+    flags = [f"Already approved for: {', '.join(others)}"] if others else []
+    scan = scan_text(text)
+    if scan.hold is not None:
+        flags.append(f"Banned-content hold rule: {scan.hold.detail}")
+    screened = {}
+    if scan.reject is not None:
+        screened = {"status": ReviewStatus.REJECTED, "review_reason": f"Banned content: {scan.reject.detail}",
+                    "reviewed_by": "system:screening", "reviewed_at": _now()}
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -159,7 +168,8 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
                     match_key=key,
                     purpose=purpose,
                     impersonation_suspected=bool(others),
-                    flag_detail=f"Already approved for: {', '.join(others)}" if others else "",
+                    flag_detail="\n".join(flags),
+                    **screened,
                 )
         except IntegrityError as exc:
             raise ReviewConflict(

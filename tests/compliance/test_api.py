@@ -226,3 +226,10 @@ def test_r_cmp_1_impersonation_check_ignores_width_case_and_spacing(client_a, te
     response = client_a.post("/api/v1/signatures", {"text": "ＢＩＧ ｂａｎｋ", "proofs": [proof()]}, format="multipart")
     assert response.status_code == 201
     assert Signature.objects.get(pk=response.json()["id"]).impersonation_suspected
+
+
+def test_r_cmp_3_signature_with_banned_content_is_rejected_at_filing(client_a):
+    response = client_a.post("/api/v1/signatures", {"text": "博彩之家", "proofs": [proof()]}, format="multipart")
+    assert response.status_code == 201
+    assert response.json()["status"] == "rejected"
+    assert "gambling" in response.json()["review_reason"]

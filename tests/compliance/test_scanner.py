@@ -80,3 +80,7 @@ def test_r_cmp_3_seed_set_covers_every_category(db):
 def test_r_cmp_3_invalid_regex_is_refused(db):
     with pytest.raises(services.InvalidRule):
         services.create_banned_rule(kind="regex", pattern="(unclosed", category="gambling", actor=OPERATOR)
+
+
+def test_r_cmp_3_cyrillic_look_alikes_do_not_dodge_a_keyword(db):
+    assert services.scan_text("big саsinо night").reject is not None  # Cyrillic а and о

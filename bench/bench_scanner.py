@@ -82,14 +82,17 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     rate = len(messages) / elapsed
 
-    print_table(f"Banned-content scanner, {args.rules} rules, one core", [
-        ("rules (keywords + regexes)", f"{args.rules} ({args.rules - args.regexes} + {args.regexes})", "rules", ""),
-        ("scanner build time", f"{build * 1000:.0f}", "ms", ""),
-        ("messages scanned", f"{len(messages)}", "messages", ""),
-        ("messages with a match", f"{hits}", "messages", ""),
-        ("throughput (one core)", f"{rate:,.0f}", "messages/s", ">= 50,000"),
-        ("latency per message", f"{elapsed / len(messages) * 1e6:.1f}", "µs", ""),
-    ])
+    print_table(
+        f"Banned-content scanner, {args.rules} rules, one core",
+        [
+            ("rules (keywords + regexes)", f"{args.rules} ({args.rules - args.regexes} + {args.regexes})", "rules", ""),
+            ("scanner build time", f"{build * 1000:.0f}", "ms", ""),
+            ("messages scanned", f"{len(messages)}", "messages", ""),
+            ("messages with a match", f"{hits}", "messages", ""),
+            ("throughput (one core)", f"{rate:,.0f}", "messages/s", ">= 50,000"),
+            ("latency per message", f"{elapsed / len(messages) * 1e6:.1f}", "µs", ""),
+        ],
+    )
     if not args.no_db:
         bench_check_message(batches=args.batches)
 
@@ -114,32 +117,50 @@ def bench_check_message(*, batches: int) -> None:
     ensure_public_tenant()
     actor = tenant_services.Actor.system("bench")
     tenant = tenant_services.register_tenant(
-        name="Bench Scanner Co.", licence_number=f"BENCH{secrets.token_hex(6).upper()}", contact_name="bench",
-        contact_phone="+8613800000000", contact_email="bench@example.com", actor=actor, activate=True,
+        name="Bench Scanner Co.",
+        licence_number=f"BENCH{secrets.token_hex(6).upper()}",
+        contact_name="bench",
+        contact_phone="+8613800000000",
+        contact_email="bench@example.com",
+        actor=actor,
+        activate=True,
     )
     services.update_compliance_settings(tenant=tenant, changes={"spike_multiple": 1e9}, actor=actor)
-    signature = services.file_signature(tenant=tenant, text="BenchBrand", purpose="bench", actor=actor,
-                                        proofs=[_proof()])
+    signature = services.file_signature(
+        tenant=tenant, text="BenchBrand", purpose="bench", actor=actor, proofs=[_proof()]
+    )
     services.approve_signature(signature=signature, actor=actor)
-    template = services.file_template(tenant=tenant, name="bench", message_type="notification", actor=actor,
-                                      body="尊敬的${name}，您的订单${order}已发货。", variables={
-                                          "name": {"kind": "text", "max_length": 10}, "order": {"kind": "number"}})
+    template = services.file_template(
+        tenant=tenant,
+        name="bench",
+        message_type="notification",
+        actor=actor,
+        body="尊敬的${name}，您的订单${order}已发货。",
+        variables={"name": {"kind": "text", "max_length": 10}, "order": {"kind": "number"}},
+    )
     services.approve_template_version(version=template.versions.get(), actor=actor)
     recipients = [f"+86139{n:08d}" for n in range(1000)]
     per_recipient = [{"name": f"客户{n}", "order": str(n)} for n in range(1000)]
     timings = {}
-    for label, params in (("one parameter set", {"name": "张三", "order": "42"}), ("per-recipient parameters", per_recipient)):
+    for label, params in (
+        ("one parameter set", {"name": "张三", "order": "42"}),
+        ("per-recipient parameters", per_recipient),
+    ):
         started = time.perf_counter()
         for _ in range(batches):
             with transaction.atomic():
-                services.check_message(tenant=tenant, signature="BenchBrand", template=template.code,
-                                       params=params, recipients=recipients)
+                services.check_message(
+                    tenant=tenant, signature="BenchBrand", template=template.code, params=params, recipients=recipients
+                )
         timings[label] = (time.perf_counter() - started) / batches
-    print_table("check_message, 1000 recipients a call (PostgreSQL)", [
-        (f"latency, {label}", f"{seconds * 1000:.1f}", "ms per call", "") for label, seconds in timings.items()
-    ] + [
-        (f"recipients/s, {label}", f"{1000 / seconds:,.0f}", "recipients/s", "") for label, seconds in timings.items()
-    ])
+    print_table(
+        "check_message, 1000 recipients a call (PostgreSQL)",
+        [(f"latency, {label}", f"{seconds * 1000:.1f}", "ms per call", "") for label, seconds in timings.items()]
+        + [
+            (f"recipients/s, {label}", f"{1000 / seconds:,.0f}", "recipients/s", "")
+            for label, seconds in timings.items()
+        ],
+    )
 
 
 def _proof():

@@ -48,8 +48,11 @@ from .scanner import validate_pattern
 
 class ReviewForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
-                             help_text="Required when rejecting; the customer sees it.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Required when rejecting; the customer sees it.",
+    )
 
     def clean(self):
         data = super().clean()
@@ -98,8 +101,9 @@ class ReviewAdminMixin:
     def review_link(self, obj):
         if obj.status != ReviewStatus.PENDING:
             return "-"
-        return format_html('<a class="button" href="{}">Review</a>',
-                           reverse(f"admin:{self._url_name('review')}", args=[obj.pk]))
+        return format_html(
+            '<a class="button" href="{}">Review</a>', reverse(f"admin:{self._url_name('review')}", args=[obj.pk])
+        )
 
     def review_view(self, request, pk):
         if not self.has_review_permission(request):
@@ -116,9 +120,14 @@ class ReviewAdminMixin:
                 messages.success(request, f"{obj} {'approved' if decision == 'approve' else 'rejected'}.")
                 return redirect(f"admin:{self._url_name('changelist')}")
         context = {
-            **self.admin_site.each_context(request), "title": f"Review {obj}", "obj": obj, "form": form,
-            "opts": self.model._meta, "details": self.review_details(obj),
-            "history": selectors.tenant_review_history(tenant=self.tenant_of(obj)), "tenant": self.tenant_of(obj),
+            **self.admin_site.each_context(request),
+            "title": f"Review {obj}",
+            "obj": obj,
+            "form": form,
+            "opts": self.model._meta,
+            "details": self.review_details(obj),
+            "history": selectors.tenant_review_history(tenant=self.tenant_of(obj)),
+            "tenant": self.tenant_of(obj),
         }
         return TemplateResponse(request, "admin/compliance/review.html", context)
 
@@ -145,9 +154,14 @@ class ReviewAdminMixin:
             return None
         if request.POST.get("confirm") == "yes":
             messages.error(request, "A reason is required to reject.")
-        context = {**self.admin_site.each_context(request), "title": "Reject filings", "objects": pending,
-                   "opts": self.model._meta, "action": "reject_selected",
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject filings",
+            "objects": pending,
+            "opts": self.model._meta,
+            "action": "reject_selected",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         return TemplateResponse(request, "admin/compliance/reject_reason.html", context)
 
 
@@ -166,8 +180,11 @@ class SignatureProofInline(admin.TabularInline):
 
     @admin.display(description="File")
     def download(self, proof):
-        return format_html('<a href="{}">{}</a>', reverse("admin:compliance_signature_proof", args=[proof.signature_id, proof.pk]),
-                           proof.file.name.rsplit("/", 1)[-1])
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:compliance_signature_proof", args=[proof.signature_id, proof.pk]),
+            proof.file.name.rsplit("/", 1)[-1],
+        )
 
 
 @admin.register(Signature)
@@ -178,8 +195,18 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
     list_display = ["signature", "tenant", "status", "impersonation", "created_at", "review_link"]
     list_filter = ["status", "impersonation_suspected"]
     search_fields = ["text", "tenant__name"]
-    readonly_fields = ["tenant", "text", "purpose", "status", "review_reason", "reviewed_by", "reviewed_at",
-                       "impersonation_suspected", "flag_detail", "created_at"]
+    readonly_fields = [
+        "tenant",
+        "text",
+        "purpose",
+        "status",
+        "review_reason",
+        "reviewed_by",
+        "reviewed_at",
+        "impersonation_suspected",
+        "flag_detail",
+        "created_at",
+    ]
     inlines = [SignatureProofInline]
 
     @admin.display(description="Signature", ordering="text")
@@ -203,12 +230,20 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     def review_details(self, obj):
         proofs = format_html_join(
-            ", ", '<a href="{}">{}</a>',
-            ((reverse("admin:compliance_signature_proof", args=[obj.pk, p.pk]), p.file.name.rsplit("/", 1)[-1])
-             for p in obj.proofs.all()),
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:compliance_signature_proof", args=[obj.pk, p.pk]), p.file.name.rsplit("/", 1)[-1])
+                for p in obj.proofs.all()
+            ),
         )
-        rows = [("Signature", f"【{obj.text}】"), ("Tenant", obj.tenant), ("Purpose", obj.purpose),
-                ("Filed", obj.created_at), ("Proof documents", proofs)]
+        rows = [
+            ("Signature", f"【{obj.text}】"),
+            ("Tenant", obj.tenant),
+            ("Purpose", obj.purpose),
+            ("Filed", obj.created_at),
+            ("Proof documents", proofs),
+        ]
         # Checked again now: another tenant's filing may have been approved since this one came in.
         others = services.approved_elsewhere(tenant=obj.tenant, match_key=obj.match_key)
         if others:
@@ -217,8 +252,11 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<int:pk>/proof/<int:proof_id>/", self.admin_site.admin_view(self.proof_view),
-                 name="compliance_signature_proof"),
+            path(
+                "<int:pk>/proof/<int:proof_id>/",
+                self.admin_site.admin_view(self.proof_view),
+                name="compliance_signature_proof",
+            ),
         ] + super().get_urls()
 
     def proof_view(self, request, pk, proof_id):
@@ -240,12 +278,31 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """R-CMP-2 review queue: every filed version (a revision of an approved template too)."""
 
     review_perm = "compliance.review_template"
-    list_display = ["template_code", "number", "tenant", "message_type", "short_body", "status", "flagged",
-                    "created_at", "review_link"]
+    list_display = [
+        "template_code",
+        "number",
+        "tenant",
+        "message_type",
+        "short_body",
+        "status",
+        "flagged",
+        "created_at",
+        "review_link",
+    ]
     list_filter = ["status", "template__message_type"]
     search_fields = ["template__code", "body", "template__tenant__name"]
-    readonly_fields = ["template", "number", "body", "variables", "status", "review_reason", "reviewed_by",
-                       "reviewed_at", "flags", "created_at"]
+    readonly_fields = [
+        "template",
+        "number",
+        "body",
+        "variables",
+        "status",
+        "review_reason",
+        "reviewed_by",
+        "reviewed_at",
+        "flags",
+        "created_at",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("template__tenant", "template__approved_version")
@@ -283,9 +340,14 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     def review_details(self, obj):
         approved = obj.template.approved_version
-        rows = [("Template", f"{obj.template.code} {obj.template.name}"), ("Tenant", obj.template.tenant),
-                ("Type", obj.template.get_message_type_display()), ("Version", obj.number), ("Body", obj.body),
-                ("Variables", obj.variables)]
+        rows = [
+            ("Template", f"{obj.template.code} {obj.template.name}"),
+            ("Tenant", obj.template.tenant),
+            ("Type", obj.template.get_message_type_display()),
+            ("Version", obj.number),
+            ("Body", obj.body),
+            ("Variables", obj.variables),
+        ]
         if approved is not None and approved.pk != obj.pk:
             rows.append((f"Currently sending (v{approved.number})", approved.body))
         for flag in obj.flags:
@@ -361,14 +423,16 @@ class BannedRuleAdmin(ImportExportModelAdmin):
 
     @admin.action(description="Enable selected rules", permissions=["change"])
     def enable_rules(self, request, queryset):
-        count = services.set_rules_enabled(rule_ids=list(queryset.values_list("pk", flat=True)), enabled=True,
-                                           actor=admin_actor(request))
+        count = services.set_rules_enabled(
+            rule_ids=list(queryset.values_list("pk", flat=True)), enabled=True, actor=admin_actor(request)
+        )
         messages.success(request, f"Enabled {count} rule(s).")
 
     @admin.action(description="Disable selected rules", permissions=["change"])
     def disable_rules(self, request, queryset):
-        count = services.set_rules_enabled(rule_ids=list(queryset.values_list("pk", flat=True)), enabled=False,
-                                           actor=admin_actor(request))
+        count = services.set_rules_enabled(
+            rule_ids=list(queryset.values_list("pk", flat=True)), enabled=False, actor=admin_actor(request)
+        )
         messages.success(request, f"Disabled {count} rule(s).")
 
 
@@ -387,8 +451,9 @@ class GlobalBlockAdmin(ImportExportModelAdmin):
         return False if obj is not None else super().has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
-        block = services.block_number(number=obj.number, reason=obj.reason, source=obj.source or "operator",
-                                      actor=admin_actor(request))
+        block = services.block_number(
+            number=obj.number, reason=obj.reason, source=obj.source or "operator", actor=admin_actor(request)
+        )
         obj.pk = block.pk
 
     def delete_model(self, request, obj):
@@ -416,20 +481,31 @@ class GlobalBlockAdmin(ImportExportModelAdmin):
             operation = form.cleaned_data.get("operation") or "lookup"
             try:
                 if operation == "remove":
-                    services.remove_opt_out(tenant=tenant, number=number, actor=admin_actor(request),
-                                            reason=form.cleaned_data.get("reason") or "")
+                    services.remove_opt_out(
+                        tenant=tenant,
+                        number=number,
+                        actor=admin_actor(request),
+                        reason=form.cleaned_data.get("reason") or "",
+                    )
                     messages.success(request, f"Opt-out of {number} lifted for {tenant.name} (recorded).")
                 elif operation == "add":
-                    services.add_opt_out(tenant=tenant, number=number, actor=admin_actor(request),
-                                         source=OptOutSource.OPERATOR)
+                    services.add_opt_out(
+                        tenant=tenant, number=number, actor=admin_actor(request), source=OptOutSource.OPERATOR
+                    )
                     messages.success(request, f"{number} opted out of {tenant.name}.")
             except DomainError as exc:
                 messages.error(request, exc.message)
             with tenant_context(tenant):
                 found = OptOut.objects.filter(number=number).first()
                 removals = list(OptOutRemoval.objects.filter(number=number)[:20])
-        context = {**self.admin_site.each_context(request), "title": "Tenant opt-outs", "form": form,
-                   "found": found, "removals": removals, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Tenant opt-outs",
+            "form": form,
+            "found": found,
+            "removals": removals,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/compliance/opt_outs.html", context)
 
     def delete_queryset(self, request, queryset):
@@ -440,10 +516,14 @@ class GlobalBlockAdmin(ImportExportModelAdmin):
 class OptOutForm(forms.Form):
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"))
     number = forms.CharField(max_length=32)
-    operation = forms.ChoiceField(required=False, choices=[("lookup", "Look up"), ("add", "Opt out"),
-                                                           ("remove", "Lift the opt-out")])
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Required to lift an opt-out (e.g. the recipient asked by phone).")
+    operation = forms.ChoiceField(
+        required=False, choices=[("lookup", "Look up"), ("add", "Opt out"), ("remove", "Lift the opt-out")]
+    )
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required to lift an opt-out (e.g. the recipient asked by phone).",
+    )
 
     def clean_number(self):
         try:
@@ -461,8 +541,12 @@ class EnforcementForm(forms.Form):
     deadline = forms.DateTimeField(required=False, help_text="Rectification: by when (YYYY-MM-DD HH:MM).")
     per_minute = forms.IntegerField(required=False, min_value=0, help_text="Volume cap: messages per minute.")
     per_day = forms.IntegerField(required=False, min_value=0, help_text="Volume cap: messages per day.")
-    illegal_messages = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Penalty: illegal messages.")
-    channels_cut = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Penalty: carrier channels cut.")
+    illegal_messages = forms.IntegerField(
+        required=False, min_value=0, initial=0, help_text="Penalty: illegal messages."
+    )
+    channels_cut = forms.IntegerField(
+        required=False, min_value=0, initial=0, help_text="Penalty: carrier channels cut."
+    )
 
     def clean(self):
         data = super().clean()
@@ -487,8 +571,9 @@ def take_enforcement_action(*, violation: Violation, data: dict, actor) -> Enfor
     if kind == ActionKind.FORFEIT:
         return services.forfeit_balance(**common)
     if kind == ActionKind.PENALTY:
-        return services.charge_penalty(illegal_messages=data.get("illegal_messages") or 0,
-                                       channels_cut=data.get("channels_cut") or 0, **common)
+        return services.charge_penalty(
+            illegal_messages=data.get("illegal_messages") or 0, channels_cut=data.get("channels_cut") or 0, **common
+        )
     return services.terminate(**common)
 
 
@@ -527,20 +612,37 @@ class ViolationAdmin(admin.ModelAdmin):
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        return ["tenant", "category", "template", "message_reference", "message_count", "evidence", "recorded_by",
-                "created_at"] if obj else []
+        return (
+            [
+                "tenant",
+                "category",
+                "template",
+                "message_reference",
+                "message_count",
+                "evidence",
+                "recorded_by",
+                "created_at",
+            ]
+            if obj
+            else []
+        )
 
     @admin.display(description="Enforcement")
     def enforce_link(self, obj):
-        return format_html('<a class="button" href="{}">Take action</a>',
-                           reverse("admin:compliance_violation_enforce", args=[obj.pk]))
+        return format_html(
+            '<a class="button" href="{}">Take action</a>', reverse("admin:compliance_violation_enforce", args=[obj.pk])
+        )
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         created = services.record_violation(
-            tenant=data["tenant"], category=data["category"], template=data.get("template"),
-            message_reference=data.get("message_reference", ""), message_count=data.get("message_count") or 1,
-            evidence=data["evidence"], actor=admin_actor(request),
+            tenant=data["tenant"],
+            category=data["category"],
+            template=data.get("template"),
+            message_reference=data.get("message_reference", ""),
+            message_count=data.get("message_count") or 1,
+            evidence=data["evidence"],
+            actor=admin_actor(request),
         )
         obj.pk = created.pk
 
@@ -549,7 +651,9 @@ class ViolationAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<int:pk>/enforce/", self.admin_site.admin_view(self.enforce_view), name="compliance_violation_enforce"),
+            path(
+                "<int:pk>/enforce/", self.admin_site.admin_view(self.enforce_view), name="compliance_violation_enforce"
+            ),
         ] + super().get_urls()
 
     def enforce_view(self, request, pk):
@@ -559,7 +663,9 @@ class ViolationAdmin(admin.ModelAdmin):
         form = EnforcementForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                action = take_enforcement_action(violation=violation, data=form.cleaned_data, actor=admin_actor(request))
+                action = take_enforcement_action(
+                    violation=violation, data=form.cleaned_data, actor=admin_actor(request)
+                )
             except DomainError as exc:
                 messages.error(request, exc.message)
             except ImportError:
@@ -567,9 +673,14 @@ class ViolationAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, f"{action.get_kind_display()} recorded for {violation.tenant}.")
                 return redirect("admin:compliance_violation_change", pk)
-        context = {**self.admin_site.each_context(request), "title": f"Enforce: violation #{violation.pk}",
-                   "violation": violation, "form": form, "opts": self.model._meta,
-                   "history": selectors.tenant_review_history(tenant=violation.tenant)}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Enforce: violation #{violation.pk}",
+            "violation": violation,
+            "form": form,
+            "opts": self.model._meta,
+            "history": selectors.tenant_review_history(tenant=violation.tenant),
+        }
         return TemplateResponse(request, "admin/compliance/enforce.html", context)
 
 
@@ -618,8 +729,21 @@ class ComplaintAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["tenant", "source", "number", "message_reference", "message_text", "text", "status", "answer_due_at",
-                "answer", "answered_at", "escalated_at", "created_by", "created_at"]
+        return [
+            "tenant",
+            "source",
+            "number",
+            "message_reference",
+            "message_text",
+            "text",
+            "status",
+            "answer_due_at",
+            "answer",
+            "answered_at",
+            "escalated_at",
+            "created_by",
+            "created_at",
+        ]
 
     @admin.display(description="Answer due", ordering="answer_due_at")
     def due(self, obj):
@@ -627,15 +751,21 @@ class ComplaintAdmin(admin.ModelAdmin):
             obj.status == ComplaintStatus.OPEN and obj.answer_due_at < timezone.now()
         )
         if overdue:
-            return format_html('<strong class="overdue" style="color:#ba2121">OVERDUE {}</strong>',
-                               timezone.localtime(obj.answer_due_at).strftime("%Y-%m-%d %H:%M"))
+            return format_html(
+                '<strong class="overdue" style="color:#ba2121">OVERDUE {}</strong>',
+                timezone.localtime(obj.answer_due_at).strftime("%Y-%m-%d %H:%M"),
+            )
         return timezone.localtime(obj.answer_due_at).strftime("%Y-%m-%d %H:%M")
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         created = services.file_complaint(
-            tenant=data["tenant"], source=data["source"], number=data["number"], text=data["text"],
-            message_reference=data.get("message_reference", ""), message_text=data.get("message_text", ""),
+            tenant=data["tenant"],
+            source=data["source"],
+            number=data["number"],
+            text=data["text"],
+            message_reference=data.get("message_reference", ""),
+            message_text=data.get("message_text", ""),
             actor=admin_actor(request),
         )
         obj.pk = created.pk
@@ -663,8 +793,15 @@ class ComplianceSettingsForm(forms.ModelForm):
 
     class Meta:
         model = ComplianceSettings
-        fields = ["tenant", "consent_policy", "per_minute_cap", "per_day_cap", "spike_multiple", "enabled_countries",
-                  "rectification_deadline"]
+        fields = [
+            "tenant",
+            "consent_policy",
+            "per_minute_cap",
+            "per_day_cap",
+            "spike_multiple",
+            "enabled_countries",
+            "rectification_deadline",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -679,8 +816,15 @@ class ComplianceSettingsForm(forms.ModelForm):
 @admin.register(ComplianceSettings)
 class ComplianceSettingsAdmin(admin.ModelAdmin):
     form = ComplianceSettingsForm
-    list_display = ["tenant", "consent_policy", "per_minute_cap", "per_day_cap", "spike_multiple", "countries",
-                    "rectification"]
+    list_display = [
+        "tenant",
+        "consent_policy",
+        "per_minute_cap",
+        "per_day_cap",
+        "spike_multiple",
+        "countries",
+        "rectification",
+    ]
 
     @admin.display(description="Rectification deadline", ordering="rectification_deadline")
     def rectification(self, obj):
@@ -700,8 +844,9 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         changes = {field: form.cleaned_data[field] for field in form.changed_data if field != "tenant"}
-        row = services.update_compliance_settings(tenant=form.cleaned_data["tenant"], changes=changes,
-                                                  actor=admin_actor(request), reason="changed in admin")
+        row = services.update_compliance_settings(
+            tenant=form.cleaned_data["tenant"], changes=changes, actor=admin_actor(request), reason="changed in admin"
+        )
         obj.pk = row.pk
 
 

@@ -68,10 +68,14 @@ class SignatureSerializer(serializers.ModelSerializer):
 
 
 class SignatureFileSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=40, trim_whitespace=False, help_text="The brand, without 【】: 2–20 characters.")
+    text = serializers.CharField(
+        max_length=40, trim_whitespace=False, help_text="The brand, without 【】: 2–20 characters."
+    )
     purpose = serializers.CharField(allow_blank=True, required=False, default="")
     proofs = serializers.ListField(
-        child=serializers.FileField(max_length=200), min_length=1, max_length=10,
+        child=serializers.FileField(max_length=200),
+        min_length=1,
+        max_length=10,
         help_text="Proof documents (licence, trademark, authorisation letter).",
     )
 
@@ -82,7 +86,9 @@ class WithdrawSerializer(serializers.Serializer):
 
 @extend_schema_view(
     list=extend_schema(summary="List your signatures"),
-    retrieve=extend_schema(summary="A signature and its review status", responses={200: SignatureSerializer, 404: ERROR}),
+    retrieve=extend_schema(
+        summary="A signature and its review status", responses={200: SignatureSerializer, 404: ERROR}
+    ),
 )
 class SignatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """R-CMP-1: file signatures with proof; only approved ones send."""
@@ -96,27 +102,37 @@ class SignatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             return Signature.objects.none()
         return selectors.signatures_for(tenant=caller_tenant(self.request))
 
-    @extend_schema(summary="File a signature for review (multipart with proof files)",
-                   request={"multipart/form-data": SignatureFileSerializer},
-                   responses={201: SignatureSerializer, 400: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="File a signature for review (multipart with proof files)",
+        request={"multipart/form-data": SignatureFileSerializer},
+        responses={201: SignatureSerializer, 400: ERROR, 409: ERROR},
+    )
     def create(self, request):
-        data = SignatureFileSerializer(data={
-            "text": request.data.get("text"), "purpose": request.data.get("purpose", ""),
-            "proofs": request.FILES.getlist("proofs"),
-        })
+        data = SignatureFileSerializer(
+            data={
+                "text": request.data.get("text"),
+                "purpose": request.data.get("purpose", ""),
+                "proofs": request.FILES.getlist("proofs"),
+            }
+        )
         data.is_valid(raise_exception=True)
-        signature = services.file_signature(tenant=caller_tenant(request), actor=caller_actor(request),
-                                            **data.validated_data)
+        signature = services.file_signature(
+            tenant=caller_tenant(request), actor=caller_actor(request), **data.validated_data
+        )
         return Response(SignatureSerializer(signature).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Withdraw a signature", request=WithdrawSerializer,
-                   responses={200: SignatureSerializer, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Withdraw a signature",
+        request=WithdrawSerializer,
+        responses={200: SignatureSerializer, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):
         data = WithdrawSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        signature = services.withdraw_signature(signature=self.get_object(), actor=caller_actor(request),
-                                                reason=data.validated_data["reason"])
+        signature = services.withdraw_signature(
+            signature=self.get_object(), actor=caller_actor(request), reason=data.validated_data["reason"]
+        )
         return Response(SignatureSerializer(signature).data)
 
 
@@ -158,8 +174,12 @@ class TemplateFileSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     type = serializers.ChoiceField(choices=MessageType.values)
     body = serializers.CharField(trim_whitespace=False)
-    variables = serializers.DictField(child=VariableSpecSerializer(), required=False, default=dict,
-                                      help_text='{"code": {"kind": "code"}, "name": {"kind": "text", "max_length": 10}}')
+    variables = serializers.DictField(
+        child=VariableSpecSerializer(),
+        required=False,
+        default=dict,
+        help_text='{"code": {"kind": "code"}, "name": {"kind": "text", "max_length": 10}}',
+    )
 
 
 class TemplateReviseSerializer(serializers.Serializer):
@@ -170,8 +190,9 @@ class TemplateReviseSerializer(serializers.Serializer):
 
 @extend_schema_view(
     list=extend_schema(summary="List your templates"),
-    retrieve=extend_schema(summary="A template with its approved and latest versions",
-                           responses={200: TemplateSerializer, 404: ERROR}),
+    retrieve=extend_schema(
+        summary="A template with its approved and latest versions", responses={200: TemplateSerializer, 404: ERROR}
+    ),
 )
 class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """R-CMP-2: typed-variable templates; editing an approved one files a new version for review."""
@@ -185,33 +206,52 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return Template.objects.none()
         return selectors.templates_for(tenant=caller_tenant(self.request))
 
-    @extend_schema(summary="File a template for review", request=TemplateFileSerializer,
-                   responses={201: TemplateSerializer, 400: ERROR})
+    @extend_schema(
+        summary="File a template for review",
+        request=TemplateFileSerializer,
+        responses={201: TemplateSerializer, 400: ERROR},
+    )
     def create(self, request):
         data = TemplateFileSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         template = services.file_template(
-            tenant=caller_tenant(request), name=values["name"], message_type=values["type"], body=values["body"],
-            variables={k: dict(v) for k, v in values["variables"].items()}, actor=caller_actor(request),
+            tenant=caller_tenant(request),
+            name=values["name"],
+            message_type=values["type"],
+            body=values["body"],
+            variables={k: dict(v) for k, v in values["variables"].items()},
+            actor=caller_actor(request),
         )
-        return Response(TemplateSerializer(selectors.templates_for(tenant=caller_tenant(request)).get(pk=template.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            TemplateSerializer(selectors.templates_for(tenant=caller_tenant(request)).get(pk=template.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
 
-    @extend_schema(summary="Revise a template: files a new version for review (the approved one keeps sending)",
-                   request=TemplateReviseSerializer, responses={200: TemplateSerializer, 400: ERROR, 404: ERROR})
+    @extend_schema(
+        summary="Revise a template: files a new version for review (the approved one keeps sending)",
+        request=TemplateReviseSerializer,
+        responses={200: TemplateSerializer, 400: ERROR, 404: ERROR},
+    )
     def update(self, request, code=None):
         data = TemplateReviseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         template = self.get_object()
-        services.revise_template(template=template, body=values["body"], name=values.get("name"),
-                                 variables={k: dict(v) for k, v in values["variables"].items()},
-                                 actor=caller_actor(request))
+        services.revise_template(
+            template=template,
+            body=values["body"],
+            name=values.get("name"),
+            variables={k: dict(v) for k, v in values["variables"].items()},
+            actor=caller_actor(request),
+        )
         return Response(TemplateSerializer(self.get_queryset().get(pk=template.pk)).data)
 
-    @extend_schema(summary="Revise a template (same as PUT)", request=TemplateReviseSerializer,
-                   responses={200: TemplateSerializer, 400: ERROR, 404: ERROR})
+    @extend_schema(
+        summary="Revise a template (same as PUT)",
+        request=TemplateReviseSerializer,
+        responses={200: TemplateSerializer, 400: ERROR, 404: ERROR},
+    )
     def partial_update(self, request, code=None):
         return self.update(request, code=code)
 
@@ -253,17 +293,22 @@ class OptOutViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return selectors.opt_outs()  # the request is in the caller's schema
 
-    @extend_schema(summary="Add a number to your opt-out list", request=NumberSerializer,
-                   responses={201: OptOutSerializer, 400: ERROR})
+    @extend_schema(
+        summary="Add a number to your opt-out list",
+        request=NumberSerializer,
+        responses={201: OptOutSerializer, 400: ERROR},
+    )
     def create(self, request):
         data = NumberSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        opt_out = services.add_opt_out(tenant=caller_tenant(request), number=data.validated_data["number"],
-                                       actor=caller_actor(request))
+        opt_out = services.add_opt_out(
+            tenant=caller_tenant(request), number=data.validated_data["number"], actor=caller_actor(request)
+        )
         return Response(OptOutSerializer(opt_out).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Remove an opt-out: refused for customers (optout_removal_forbidden)",
-                   responses={204: None, 403: ERROR})
+    @extend_schema(
+        summary="Remove an opt-out: refused for customers (optout_removal_forbidden)", responses={204: None, 403: ERROR}
+    )
     def destroy(self, request, number=None):
         services.remove_opt_out(tenant=caller_tenant(request), number=number, actor=caller_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -276,10 +321,20 @@ class OptOutViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         response["Content-Disposition"] = 'attachment; filename="opt-outs.csv"'
         return response
 
-    @extend_schema(summary="Import opt-outs from a CSV file", request={"multipart/form-data": ImportFileSerializer},
-                   responses={200: inline_serializer("OptOutImport", fields={
-                       "added": serializers.IntegerField(), "invalid": serializers.ListField(child=serializers.CharField())}),
-                       400: ERROR})
+    @extend_schema(
+        summary="Import opt-outs from a CSV file",
+        request={"multipart/form-data": ImportFileSerializer},
+        responses={
+            200: inline_serializer(
+                "OptOutImport",
+                fields={
+                    "added": serializers.IntegerField(),
+                    "invalid": serializers.ListField(child=serializers.CharField()),
+                },
+            ),
+            400: ERROR,
+        },
+    )
     @action(detail=False, methods=["post"], url_path="import")
     def import_file(self, request):
         data = ImportFileSerializer(data=request.data)
@@ -307,8 +362,11 @@ class ConsentSerializer(serializers.ModelSerializer):
         extra_kwargs = {"granted_at": {"required": False}, "scope": {"required": False}}
 
 
-@extend_schema_view(list=extend_schema(summary="List consent records",
-                                       parameters=[OpenApiParameter("active", bool, description="only not withdrawn")]))
+@extend_schema_view(
+    list=extend_schema(
+        summary="List consent records", parameters=[OpenApiParameter("active", bool, description="only not withdrawn")]
+    )
+)
 class ConsentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """R-CMP-5: consent records (number, source, time, scope). Marketing needs one in strict mode."""
 
@@ -323,27 +381,40 @@ class ConsentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             queryset = queryset.filter(withdrawn_at__isnull=True)
         return queryset
 
-    @extend_schema(summary="Record a consent", request=ConsentSerializer, responses={201: ConsentSerializer, 400: ERROR})
+    @extend_schema(
+        summary="Record a consent", request=ConsentSerializer, responses={201: ConsentSerializer, 400: ERROR}
+    )
     def create(self, request):
         data = ConsentSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         consent = services.record_consent(
-            tenant=caller_tenant(request), number=values["number"], source=values["source"],
-            scope=values.get("scope", MessageType.MARKETING), granted_at=values.get("granted_at"),
+            tenant=caller_tenant(request),
+            number=values["number"],
+            source=values["source"],
+            scope=values.get("scope", MessageType.MARKETING),
+            granted_at=values.get("granted_at"),
             actor=caller_actor(request),
         )
         return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Withdraw consent for a number",
-                   parameters=[OpenApiParameter("scope", str, description="default marketing")],
-                   responses={204: None, 404: ERROR})
+    @extend_schema(
+        summary="Withdraw consent for a number",
+        parameters=[OpenApiParameter("scope", str, description="default marketing")],
+        responses={204: None, 404: ERROR},
+    )
     def destroy(self, request, number=None):
-        changed = services.withdraw_consent(tenant=caller_tenant(request), number=number, actor=caller_actor(request),
-                                            scope=request.query_params.get("scope", MessageType.MARKETING))
+        changed = services.withdraw_consent(
+            tenant=caller_tenant(request),
+            number=number,
+            actor=caller_actor(request),
+            scope=request.query_params.get("scope", MessageType.MARKETING),
+        )
         if not changed:
-            return Response({"code": "not_found", "message": "No active consent for this number.", "details": None},
-                            status=status.HTTP_404_NOT_FOUND)
+            return Response(
+                {"code": "not_found", "message": "No active consent for this number.", "details": None},
+                status=status.HTTP_404_NOT_FOUND,
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -363,8 +434,16 @@ class ViolationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Violation
-        fields = ["id", "category", "template", "message_reference", "message_count", "evidence", "created_at",
-                  "actions"]
+        fields = [
+            "id",
+            "category",
+            "template",
+            "message_reference",
+            "message_count",
+            "evidence",
+            "created_at",
+            "actions",
+        ]
         read_only_fields = fields
 
 
@@ -398,8 +477,19 @@ class EnforcementActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 class ComplaintSerializer(serializers.ModelSerializer):
     class Meta:
         model = Complaint
-        fields = ["id", "source", "number", "message_reference", "message_text", "text", "status", "answer_due_at",
-                  "answer", "answered_at", "created_at"]
+        fields = [
+            "id",
+            "source",
+            "number",
+            "message_reference",
+            "message_text",
+            "text",
+            "status",
+            "answer_due_at",
+            "answer",
+            "answered_at",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -419,12 +509,16 @@ class ComplaintViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             return Complaint.objects.none()
         return selectors.complaints_for(tenant=caller_tenant(self.request))
 
-    @extend_schema(summary="Answer a complaint", request=AnswerSerializer,
-                   responses={200: ComplaintSerializer, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Answer a complaint",
+        request=AnswerSerializer,
+        responses={200: ComplaintSerializer, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     def answer(self, request, pk=None):
         data = AnswerSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        complaint = services.answer_complaint(complaint=self.get_object(), answer=data.validated_data["answer"],
-                                              actor=caller_actor(request))
+        complaint = services.answer_complaint(
+            complaint=self.get_object(), answer=data.validated_data["answer"], actor=caller_actor(request)
+        )
         return Response(ComplaintSerializer(complaint).data)

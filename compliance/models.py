@@ -123,7 +123,9 @@ class TemplateVersion(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["template", "number"], name="template_version_unique"),
-            models.CheckConstraint(condition=models.Q(status__in=ReviewStatus.values), name="template_version_status_valid"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=ReviewStatus.values), name="template_version_status_valid"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -33,7 +33,9 @@ class BannedRuleResource(resources.ModelResource):
         bump_rules_version()
         user = kwargs.get("user")
         actor = Actor.for_user(user) if user is not None else Actor.system("rule-import")
-        record_operation(actor=actor, action="banned_rule.import", after={"rows": len(dataset), "totals": dict(result.totals)})
+        record_operation(
+            actor=actor, action="banned_rule.import", after={"rows": len(dataset), "totals": dict(result.totals)}
+        )
 
 
 class GlobalBlockResource(resources.ModelResource):

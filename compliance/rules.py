@@ -96,14 +96,18 @@ def check_definition(*, body: str, variables: dict, message_type: str) -> dict:
             raise TemplateDefinitionError(f"Variable {name}: kind must be one of {', '.join(KINDS)}.")
         kind = spec["kind"]
         if kind == "url" and message_type not in URL_ALLOWED_TYPES:
-            raise TemplateDefinitionError(f"Variable {name}: url variables are not allowed in {message_type} templates.")
+            raise TemplateDefinitionError(
+                f"Variable {name}: url variables are not allowed in {message_type} templates."
+            )
         entry: dict = {"kind": kind}
         if kind != "code":
             max_length = spec.get("max_length", DEFAULT_MAX_LENGTH[kind])
             if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
                 raise TemplateDefinitionError(f"Variable {name}: max_length must be a positive integer.")
             if kind == "text" and max_length > TEXT_MAX_LENGTH_LIMIT:
-                raise TemplateDefinitionError(f"Variable {name}: text variables are at most {TEXT_MAX_LENGTH_LIMIT} characters.")
+                raise TemplateDefinitionError(
+                    f"Variable {name}: text variables are at most {TEXT_MAX_LENGTH_LIMIT} characters."
+                )
             entry["max_length"] = max_length
         clean[name] = entry
     return clean

@@ -86,7 +86,9 @@ def tenant_review_history(*, tenant: Tenant, limit: int = 20) -> dict:
     return {
         "signatures": list(Signature.objects.filter(tenant=tenant).order_by("-created_at")[:limit]),
         "template_versions": list(
-            TemplateVersion.objects.filter(template__tenant=tenant).select_related("template").order_by("-created_at")[:limit]
+            TemplateVersion.objects.filter(template__tenant=tenant)
+            .select_related("template")
+            .order_by("-created_at")[:limit]
         ),
         "violations": list(Violation.objects.filter(tenant=tenant).order_by("-created_at")[:limit]),
         "actions": list(EnforcementAction.objects.filter(tenant=tenant)[:limit]),

@@ -157,8 +157,12 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
         flags.append(f"Banned-content hold rule: {scan.hold.detail}")
     screened = {}
     if scan.reject is not None:
-        screened = {"status": ReviewStatus.REJECTED, "review_reason": f"Banned content: {scan.reject.detail}",
-                    "reviewed_by": "system:screening", "reviewed_at": _now()}
+        screened = {
+            "status": ReviewStatus.REJECTED,
+            "review_reason": f"Banned content: {scan.reject.detail}",
+            "reviewed_by": "system:screening",
+            "reviewed_at": _now(),
+        }
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -178,7 +182,10 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
         for upload in proofs:
             SignatureProof.objects.create(signature=signature, file=upload)
         record_operation(
-            actor=actor, action="signature.file", tenant=tenant, obj=signature,
+            actor=actor,
+            action="signature.file",
+            tenant=tenant,
+            obj=signature,
             after={"text": text, "proofs": len(proofs), "impersonation_suspected": bool(others)},
         )
     return signature
@@ -206,11 +213,17 @@ PROOF_EXTENSIONS = (".pdf", ".jpg", ".jpeg", ".png")
 def _check_proof(upload) -> None:
     name = (getattr(upload, "name", "") or "").lower()
     if not name.endswith(PROOF_EXTENSIONS):
-        raise InvalidSignature(f"Proof documents must be {', '.join(PROOF_EXTENSIONS)} files.", code="invalid_proof",
-                               details={"file": name})
+        raise InvalidSignature(
+            f"Proof documents must be {', '.join(PROOF_EXTENSIONS)} files.",
+            code="invalid_proof",
+            details={"file": name},
+        )
     if upload.size > settings.COMPLIANCE_PROOF_MAX_BYTES:
-        raise InvalidSignature(f"A proof document may be at most {settings.COMPLIANCE_PROOF_MAX_BYTES} bytes.",
-                               code="invalid_proof", details={"file": name})
+        raise InvalidSignature(
+            f"A proof document may be at most {settings.COMPLIANCE_PROOF_MAX_BYTES} bytes.",
+            code="invalid_proof",
+            details={"file": name},
+        )
 
 
 def _review(obj, *, to_status: str, actor: Actor, reason: str, action: str, tenant: Tenant):
@@ -222,16 +235,23 @@ def _review(obj, *, to_status: str, actor: Actor, reason: str, action: str, tena
     obj.reviewed_by = actor.label
     obj.reviewed_at = _now()
     obj.save(update_fields=["status", "review_reason", "reviewed_by", "reviewed_at"])
-    record_operation(actor=actor, action=action, tenant=tenant, obj=obj, reason=reason, before=before,
-                     after={"status": to_status})
+    record_operation(
+        actor=actor, action=action, tenant=tenant, obj=obj, reason=reason, before=before, after={"status": to_status}
+    )
     return obj
 
 
 def approve_signature(*, signature: Signature, actor: Actor, reason: str = "") -> Signature:
     with transaction.atomic():
         signature = Signature.objects.select_for_update().get(pk=signature.pk)
-        return _review(signature, to_status=ReviewStatus.APPROVED, actor=actor, reason=reason,
-                       action="signature.approve", tenant=signature.tenant)
+        return _review(
+            signature,
+            to_status=ReviewStatus.APPROVED,
+            actor=actor,
+            reason=reason,
+            action="signature.approve",
+            tenant=signature.tenant,
+        )
 
 
 def reject_signature(*, signature: Signature, actor: Actor, reason: str) -> Signature:
@@ -239,8 +259,14 @@ def reject_signature(*, signature: Signature, actor: Actor, reason: str) -> Sign
         raise ReasonRequired()
     with transaction.atomic():
         signature = Signature.objects.select_for_update().get(pk=signature.pk)
-        return _review(signature, to_status=ReviewStatus.REJECTED, actor=actor, reason=reason,
-                       action="signature.reject", tenant=signature.tenant)
+        return _review(
+            signature,
+            to_status=ReviewStatus.REJECTED,
+            actor=actor,
+            reason=reason,
+            action="signature.reject",
+            tenant=signature.tenant,
+        )
 
 
 def withdraw_signature(*, signature: Signature, actor: Actor, reason: str = "") -> Signature:
@@ -252,8 +278,15 @@ def withdraw_signature(*, signature: Signature, actor: Actor, reason: str = "") 
         before = {"status": signature.status}
         signature.status = ReviewStatus.WITHDRAWN
         signature.save(update_fields=["status"])
-        record_operation(actor=actor, action="signature.withdraw", tenant=signature.tenant, obj=signature,
-                         reason=reason, before=before, after={"status": signature.status})
+        record_operation(
+            actor=actor,
+            action="signature.withdraw",
+            tenant=signature.tenant,
+            obj=signature,
+            reason=reason,
+            before=before,
+            after={"status": signature.status},
+        )
     return signature
 
 
@@ -273,10 +306,13 @@ def _screen_version(version: TemplateVersion, *, message_type: str, actor: Actor
     if result.reject is not None:
         problems.append(f"Banned content: {result.reject.detail}")
     if message_type == MessageType.MARKETING and not pure.has_unsubscribe_instruction(version.body):
-        problems.append("Marketing templates must carry an unsubscribe instruction (e.g. 回T退订 / Reply STOP) (R-CMP-4).")
+        problems.append(
+            "Marketing templates must carry an unsubscribe instruction (e.g. 回T退订 / Reply STOP) (R-CMP-4)."
+        )
     if result.hold is not None:
-        version.flags = [{"rule_id": result.hold.rule.id, "category": result.hold.rule.category,
-                          "detail": result.hold.detail}]
+        version.flags = [
+            {"rule_id": result.hold.rule.id, "category": result.hold.rule.category, "detail": result.hold.detail}
+        ]
     if problems:
         version.status = ReviewStatus.REJECTED
         version.review_reason = " ".join(problems)
@@ -304,10 +340,16 @@ def file_template(
         template = Template.objects.create(tenant=tenant, code=code, name=name, message_type=message_type)
         version = _screen_version(
             TemplateVersion(template=template, number=1, body=body, variables=clean_vars),
-            message_type=message_type, actor=actor,
+            message_type=message_type,
+            actor=actor,
         )
-        record_operation(actor=actor, action="template.file", tenant=tenant, obj=template,
-                         after={"code": code, "version": 1, "status": version.status, "type": message_type})
+        record_operation(
+            actor=actor,
+            action="template.file",
+            tenant=tenant,
+            obj=template,
+            after={"code": code, "version": 1, "status": version.status, "type": message_type},
+        )
     return template
 
 
@@ -329,10 +371,16 @@ def revise_template(
             template.save(update_fields=["name"])
         version = _screen_version(
             TemplateVersion(template=template, number=last + 1, body=body, variables=clean_vars),
-            message_type=template.message_type, actor=actor,
+            message_type=template.message_type,
+            actor=actor,
         )
-        record_operation(actor=actor, action="template.revise", tenant=template.tenant, obj=version,
-                         after={"code": template.code, "version": version.number, "status": version.status})
+        record_operation(
+            actor=actor,
+            action="template.revise",
+            tenant=template.tenant,
+            obj=version,
+            after={"code": template.code, "version": version.number, "status": version.status},
+        )
     return version
 
 
@@ -340,8 +388,14 @@ def approve_template_version(*, version: TemplateVersion, actor: Actor, reason: 
     """Approve a version: it becomes the one that sends (R-CMP-2)."""
     with transaction.atomic():
         version = TemplateVersion.objects.select_for_update().select_related("template__tenant").get(pk=version.pk)
-        _review(version, to_status=ReviewStatus.APPROVED, actor=actor, reason=reason,
-                action="template.approve", tenant=version.template.tenant)
+        _review(
+            version,
+            to_status=ReviewStatus.APPROVED,
+            actor=actor,
+            reason=reason,
+            action="template.approve",
+            tenant=version.template.tenant,
+        )
         Template.objects.filter(pk=version.template_id).update(approved_version=version)
     return version
 
@@ -351,8 +405,14 @@ def reject_template_version(*, version: TemplateVersion, actor: Actor, reason: s
         raise ReasonRequired()
     with transaction.atomic():
         version = TemplateVersion.objects.select_for_update().select_related("template__tenant").get(pk=version.pk)
-        return _review(version, to_status=ReviewStatus.REJECTED, actor=actor, reason=reason,
-                       action="template.reject", tenant=version.template.tenant)
+        return _review(
+            version,
+            to_status=ReviewStatus.REJECTED,
+            actor=actor,
+            reason=reason,
+            action="template.reject",
+            tenant=version.template.tenant,
+        )
 
 
 def render(*, template: Template, params: dict, version: TemplateVersion | None = None) -> str:
@@ -415,14 +475,24 @@ def save_banned_rule(*, rule: BannedRule, actor: Actor) -> BannedRule:
         created = rule.pk is None
         rule.save()
         bump_rules_version()
-        record_operation(actor=actor, action="banned_rule.create" if created else "banned_rule.update", obj=rule,
-                         after={field: getattr(rule, field) for field in RULE_FIELDS})
+        record_operation(
+            actor=actor,
+            action="banned_rule.create" if created else "banned_rule.update",
+            obj=rule,
+            after={field: getattr(rule, field) for field in RULE_FIELDS},
+        )
     return rule
 
 
 def create_banned_rule(
-    *, pattern: str, category: str, actor: Actor, kind: str = "keyword", action: str = RuleAction.REJECT,
-    enabled: bool = True, note: str = "",
+    *,
+    pattern: str,
+    category: str,
+    actor: Actor,
+    kind: str = "keyword",
+    action: str = RuleAction.REJECT,
+    enabled: bool = True,
+    note: str = "",
 ) -> BannedRule:
     return save_banned_rule(
         rule=BannedRule(kind=kind, pattern=pattern, category=category, action=action, enabled=enabled, note=note),
@@ -442,8 +512,11 @@ def set_rules_enabled(*, rule_ids: list[int], enabled: bool, actor: Actor) -> in
     with transaction.atomic():
         changed = BannedRule.objects.filter(pk__in=rule_ids).update(enabled=enabled, updated_at=_now())
         bump_rules_version()
-        record_operation(actor=actor, action="banned_rule.enable" if enabled else "banned_rule.disable",
-                         after={"ids": list(rule_ids)})
+        record_operation(
+            actor=actor,
+            action="banned_rule.enable" if enabled else "banned_rule.disable",
+            after={"ids": list(rule_ids)},
+        )
     return changed
 
 
@@ -456,8 +529,14 @@ def settings_for(*, tenant: Tenant) -> ComplianceSettings:
     return found or ComplianceSettings(tenant_id=tenant.pk)
 
 
-SETTINGS_FIELDS = ("consent_policy", "per_minute_cap", "per_day_cap", "spike_multiple", "enabled_countries",
-                   "rectification_deadline")
+SETTINGS_FIELDS = (
+    "consent_policy",
+    "per_minute_cap",
+    "per_day_cap",
+    "spike_multiple",
+    "enabled_countries",
+    "rectification_deadline",
+)
 
 
 def update_compliance_settings(*, tenant: Tenant, changes: dict, actor: Actor, reason: str = "") -> ComplianceSettings:
@@ -474,8 +553,15 @@ def update_compliance_settings(*, tenant: Tenant, changes: dict, actor: Actor, r
         for field, value in changes.items():
             setattr(row, field, value)
         row.save()
-        record_operation(actor=actor, action="compliance_settings.update", tenant=tenant, obj=row, reason=reason,
-                         before=before, after={field: _jsonable(value) for field, value in changes.items()})
+        record_operation(
+            actor=actor,
+            action="compliance_settings.update",
+            tenant=tenant,
+            obj=row,
+            reason=reason,
+            before=before,
+            after={field: _jsonable(value) for field, value in changes.items()},
+        )
     return row
 
 
@@ -516,8 +602,9 @@ def _ensure_can_send(tenant: Tenant) -> None:
     raise SendingSuspended(f"This account is {state}: it cannot send.", code="tenant_not_active")
 
 
-def _render_and_scan(version: TemplateVersion, signature_text: str, params,
-                     scanner: Scanner) -> tuple[str | None, str, str, bool]:
+def _render_and_scan(
+    version: TemplateVersion, signature_text: str, params, scanner: Scanner
+) -> tuple[str | None, str, str, bool]:
     """(reason, detail, content, held) for one parameter set."""
     try:
         body = pure.render(body=version.body, variables=version.variables, params=params)
@@ -532,8 +619,9 @@ def _render_and_scan(version: TemplateVersion, signature_text: str, params,
     return None, "", content, False
 
 
-def check_message(*, tenant, signature: str, template: str, params: dict | list[dict],
-                  recipients: list[str]) -> CheckResult:
+def check_message(
+    *, tenant, signature: str, template: str, params: dict | list[dict], recipients: list[str]
+) -> CheckResult:
     """The one gate the send path calls (contracts.md). Whole-request refusals raise; per-recipient
     decisions come back as verdicts in the order of `recipients`.
 
@@ -555,8 +643,10 @@ def check_message(*, tenant, signature: str, template: str, params: dict | list[
         version = tpl.approved_version
         per_recipient = isinstance(params, list)
         if per_recipient and len(params) != len(recipients):
-            raise InvalidParameter("Give one parameter object per recipient, or one for all.",
-                                   details={"recipients": len(recipients), "params": len(params)})
+            raise InvalidParameter(
+                "Give one parameter object per recipient, or one for all.",
+                details={"recipients": len(recipients), "params": len(params)},
+            )
         options = settings_for(tenant=tenant)
         home = settings.COMPLIANCE_HOME_COUNTRY
 
@@ -567,8 +657,9 @@ def check_message(*, tenant, signature: str, template: str, params: dict | list[
             consented: set[str] = set()
             if marketing and options.consent_policy == ConsentPolicy.STRICT:
                 consented = set(
-                    Consent.objects.filter(number__in=recipients, scope=MessageType.MARKETING,
-                                           withdrawn_at__isnull=True).values_list("number", flat=True)
+                    Consent.objects.filter(
+                        number__in=recipients, scope=MessageType.MARKETING, withdrawn_at__isnull=True
+                    ).values_list("number", flat=True)
                 )
         scanner = get_scanner()  # once per call: one primary-key read
         shared = None if per_recipient else _render_and_scan(version, sig.text, params, scanner)
@@ -577,13 +668,17 @@ def check_message(*, tenant, signature: str, template: str, params: dict | list[
         verdicts: list[RecipientVerdict] = []
         for index, number in enumerate(recipients):
             if number in blocked:
-                verdicts.append(RecipientVerdict(number, False, "globally_blocked", "On the platform block list (R-CMP-4)."))
+                verdicts.append(
+                    RecipientVerdict(number, False, "globally_blocked", "On the platform block list (R-CMP-4).")
+                )
                 continue
             if number in opted_out:
                 verdicts.append(RecipientVerdict(number, False, "opted_out", "The recipient opted out (R-CMP-4)."))
                 continue
             if marketing and options.consent_policy == ConsentPolicy.STRICT and number not in consented:
-                verdicts.append(RecipientVerdict(number, False, "no_consent", "No marketing consent on record (R-CMP-5)."))
+                verdicts.append(
+                    RecipientVerdict(number, False, "no_consent", "No marketing consent on record (R-CMP-5).")
+                )
                 continue
             country = country_of(number)
             if country is None:
@@ -591,16 +686,28 @@ def check_message(*, tenant, signature: str, template: str, params: dict | list[
                 continue
             if tpl.message_type == MessageType.INTERNATIONAL:
                 if country == home:
-                    verdicts.append(RecipientVerdict(number, False, "domestic_number",
-                                                     "International templates send abroad only (R-CMP-9)."))
+                    verdicts.append(
+                        RecipientVerdict(
+                            number, False, "domestic_number", "International templates send abroad only (R-CMP-9)."
+                        )
+                    )
                     continue
                 if country not in enabled_countries:
-                    verdicts.append(RecipientVerdict(number, False, "country_not_enabled",
-                                                     f"Sending to {country} is not enabled (R-CMP-9)."))
+                    verdicts.append(
+                        RecipientVerdict(
+                            number, False, "country_not_enabled", f"Sending to {country} is not enabled (R-CMP-9)."
+                        )
+                    )
                     continue
             elif country != home:
-                verdicts.append(RecipientVerdict(number, False, "international_template_required",
-                                                 f"{country} is abroad: use an approved international template (R-CMP-9)."))
+                verdicts.append(
+                    RecipientVerdict(
+                        number,
+                        False,
+                        "international_template_required",
+                        f"{country} is abroad: use an approved international template (R-CMP-9).",
+                    )
+                )
                 continue
             reason, detail, content, held = (
                 shared if shared is not None else _render_and_scan(version, sig.text, params[index], scanner)
@@ -614,11 +721,17 @@ def check_message(*, tenant, signature: str, template: str, params: dict | list[
         if allowed and _count_volume(tenant=tenant, options=options, count=allowed):
             verdicts = [
                 RecipientVerdict(v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True)
-                if v.allowed else v
+                if v.allowed
+                else v
                 for v in verdicts
             ]
-    return CheckResult(signature_id=sig.pk, template_id=tpl.pk, template_version=version.number,
-                       message_type=tpl.message_type, verdicts=verdicts)
+    return CheckResult(
+        signature_id=sig.pk,
+        template_id=tpl.pk,
+        template_version=version.number,
+        message_type=tpl.message_type,
+        verdicts=verdicts,
+    )
 
 
 def _country_lookup(home: str):
@@ -678,8 +791,9 @@ def _count_volume(*, tenant: Tenant, options: ComplianceSettings, count: int) ->
 # --- R-CMP-4 opt-out and the block list ------------------------------------------------------
 
 
-def add_opt_out(*, tenant: Tenant, number: str, actor: Actor, source: str = OptOutSource.API,
-                keyword: str = "") -> OptOut:
+def add_opt_out(
+    *, tenant: Tenant, number: str, actor: Actor, source: str = OptOutSource.API, keyword: str = ""
+) -> OptOut:
     """Add a number to the tenant's opt-out list (idempotent)."""
     number = _number(number)
     with transaction.atomic(), tenant_context(tenant):
@@ -687,8 +801,13 @@ def add_opt_out(*, tenant: Tenant, number: str, actor: Actor, source: str = OptO
             number=number, defaults={"source": source, "keyword": keyword, "created_by": actor.label}
         )
         if created:
-            record_operation(actor=actor, action="opt_out.add", tenant=tenant, obj=opt_out,
-                             after={"number": number, "source": source, "keyword": keyword})
+            record_operation(
+                actor=actor,
+                action="opt_out.add",
+                tenant=tenant,
+                obj=opt_out,
+                after={"number": number, "source": source, "keyword": keyword},
+            )
     return opt_out
 
 
@@ -707,12 +826,19 @@ def remove_opt_out(*, tenant: Tenant, number: str, actor: Actor, reason: str = "
         if opt_out is None:
             return False
         OptOutRemoval.objects.create(
-            number=number, opted_out_at=opt_out.created_at,
-            removed_by="recipient opt-in keyword" if by_recipient else actor.label, reason=reason,
+            number=number,
+            opted_out_at=opt_out.created_at,
+            removed_by="recipient opt-in keyword" if by_recipient else actor.label,
+            reason=reason,
         )
         opt_out.delete()
-        record_operation(actor=actor, action="opt_out.remove", tenant=tenant, reason=reason,
-                         after={"number": number, "by_recipient": by_recipient})
+        record_operation(
+            actor=actor,
+            action="opt_out.remove",
+            tenant=tenant,
+            reason=reason,
+            after={"number": number, "by_recipient": by_recipient},
+        )
     return True
 
 
@@ -730,8 +856,9 @@ def import_opt_outs(*, tenant: Tenant, numbers: list[str], actor: Actor) -> dict
                 number=number, defaults={"source": OptOutSource.IMPORT, "created_by": actor.label}
             )
             added += created
-        record_operation(actor=actor, action="opt_out.import", tenant=tenant,
-                         after={"added": added, "invalid": len(invalid)})
+        record_operation(
+            actor=actor, action="opt_out.import", tenant=tenant, after={"added": added, "invalid": len(invalid)}
+        )
     return {"added": added, "invalid": invalid}
 
 
@@ -750,8 +877,13 @@ def apply_inbound_keyword(*, tenant, number: str, text: str) -> str | None:
     if action == "opt_out":
         add_opt_out(tenant=tenant, number=number, actor=actor, source=OptOutSource.KEYWORD, keyword=text.strip()[:40])
     else:
-        remove_opt_out(tenant=tenant, number=number, actor=actor, reason=f"recipient replied {text.strip()[:40]}",
-                       by_recipient=True)
+        remove_opt_out(
+            tenant=tenant,
+            number=number,
+            actor=actor,
+            reason=f"recipient replied {text.strip()[:40]}",
+            by_recipient=True,
+        )
     return action
 
 
@@ -781,59 +913,98 @@ def unblock_number(*, number: str, actor: Actor, reason: str) -> bool:
 # --- R-CMP-5 consent -------------------------------------------------------------------------
 
 
-def record_consent(*, tenant: Tenant, number: str, source: str, actor: Actor, scope: str = MessageType.MARKETING,
-                   granted_at: datetime | None = None) -> Consent:
+def record_consent(
+    *,
+    tenant: Tenant,
+    number: str,
+    source: str,
+    actor: Actor,
+    scope: str = MessageType.MARKETING,
+    granted_at: datetime | None = None,
+) -> Consent:
     """Record a recipient's consent with its source and time (R-CMP-5). Idempotent per number+scope."""
     number = _number(number)
     if not source.strip():
-        raise ComplianceError("The consent source is required (where and how the recipient agreed).",
-                              code="source_required")
+        raise ComplianceError(
+            "The consent source is required (where and how the recipient agreed).", code="source_required"
+        )
     if scope not in MessageType.values:
         raise ComplianceError(f"Unknown scope {scope!r}.", code="invalid_field")
     with transaction.atomic(), tenant_context(tenant):
         consent = Consent.objects.filter(number=number, scope=scope, withdrawn_at__isnull=True).first()
         if consent is None:
-            consent = Consent.objects.create(number=number, scope=scope, source=source,
-                                             granted_at=granted_at or _now(), created_by=actor.label)
-            record_operation(actor=actor, action="consent.record", tenant=tenant, obj=consent,
-                             after={"number": number, "scope": scope, "source": source})
+            consent = Consent.objects.create(
+                number=number, scope=scope, source=source, granted_at=granted_at or _now(), created_by=actor.label
+            )
+            record_operation(
+                actor=actor,
+                action="consent.record",
+                tenant=tenant,
+                obj=consent,
+                after={"number": number, "scope": scope, "source": source},
+            )
     return consent
 
 
 def withdraw_consent(*, tenant: Tenant, number: str, actor: Actor, scope: str = MessageType.MARKETING) -> int:
     number = _number(number)
     with transaction.atomic(), tenant_context(tenant):
-        changed = Consent.objects.filter(number=number, scope=scope, withdrawn_at__isnull=True).update(withdrawn_at=_now())
+        changed = Consent.objects.filter(number=number, scope=scope, withdrawn_at__isnull=True).update(
+            withdrawn_at=_now()
+        )
         if changed:
-            record_operation(actor=actor, action="consent.withdraw", tenant=tenant, after={"number": number, "scope": scope})
+            record_operation(
+                actor=actor, action="consent.withdraw", tenant=tenant, after={"number": number, "scope": scope}
+            )
     return changed
 
 
 # --- R-CMP-6 enforcement ---------------------------------------------------------------------
 
 
-def record_violation(*, tenant: Tenant, category: str, evidence: str, actor: Actor, template: Template | None = None,
-                     message_reference: str = "", message_count: int = 1) -> Violation:
+def record_violation(
+    *,
+    tenant: Tenant,
+    category: str,
+    evidence: str,
+    actor: Actor,
+    template: Template | None = None,
+    message_reference: str = "",
+    message_count: int = 1,
+) -> Violation:
     if not evidence.strip():
         raise ComplianceError("Evidence is required.", code="evidence_required")
     with transaction.atomic():
         violation = Violation.objects.create(
-            tenant=tenant, category=category, template=template, message_reference=message_reference,
-            message_count=message_count, evidence=evidence, recorded_by=actor.label,
+            tenant=tenant,
+            category=category,
+            template=template,
+            message_reference=message_reference,
+            message_count=message_count,
+            evidence=evidence,
+            recorded_by=actor.label,
         )
-        record_operation(actor=actor, action="violation.record", tenant=tenant, obj=violation,
-                         after={"category": category, "message_count": message_count})
+        record_operation(
+            actor=actor,
+            action="violation.record",
+            tenant=tenant,
+            obj=violation,
+            after={"category": category, "message_count": message_count},
+        )
     return violation
 
 
-def _action(*, tenant: Tenant, kind: str, actor: Actor, reason: str, violation: Violation | None,
-            details: dict | None = None) -> EnforcementAction:
+def _action(
+    *, tenant: Tenant, kind: str, actor: Actor, reason: str, violation: Violation | None, details: dict | None = None
+) -> EnforcementAction:
     if not reason.strip():
         raise ReasonRequired()
-    action = EnforcementAction.objects.create(tenant=tenant, violation=violation, kind=kind, reason=reason,
-                                              operator=actor.label, details=details or {})
-    record_operation(actor=actor, action=f"enforcement.{kind}", tenant=tenant, obj=action, reason=reason,
-                     after=details or {})
+    action = EnforcementAction.objects.create(
+        tenant=tenant, violation=violation, kind=kind, reason=reason, operator=actor.label, details=details or {}
+    )
+    record_operation(
+        actor=actor, action=f"enforcement.{kind}", tenant=tenant, obj=action, reason=reason, after=details or {}
+    )
     return action
 
 
@@ -842,25 +1013,50 @@ def warn_tenant(*, tenant: Tenant, actor: Actor, reason: str, violation: Violati
         return _action(tenant=tenant, kind=ActionKind.WARNING, actor=actor, reason=reason, violation=violation)
 
 
-def order_rectification(*, tenant: Tenant, deadline: datetime, actor: Actor, reason: str,
-                        violation: Violation | None = None) -> EnforcementAction:
+def order_rectification(
+    *, tenant: Tenant, deadline: datetime, actor: Actor, reason: str, violation: Violation | None = None
+) -> EnforcementAction:
     with transaction.atomic():
-        update_compliance_settings(tenant=tenant, changes={"rectification_deadline": deadline}, actor=actor, reason=reason)
-        return _action(tenant=tenant, kind=ActionKind.RECTIFICATION, actor=actor, reason=reason, violation=violation,
-                       details={"deadline": deadline.isoformat()})
+        update_compliance_settings(
+            tenant=tenant, changes={"rectification_deadline": deadline}, actor=actor, reason=reason
+        )
+        return _action(
+            tenant=tenant,
+            kind=ActionKind.RECTIFICATION,
+            actor=actor,
+            reason=reason,
+            violation=violation,
+            details={"deadline": deadline.isoformat()},
+        )
 
 
-def cap_volume(*, tenant: Tenant, actor: Actor, reason: str, per_minute: int | None = None, per_day: int | None = None,
-               violation: Violation | None = None) -> EnforcementAction:
+def cap_volume(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    reason: str,
+    per_minute: int | None = None,
+    per_day: int | None = None,
+    violation: Violation | None = None,
+) -> EnforcementAction:
     """Cut the tenant's volume (004 §4.8): at most per_minute / per_day allowed messages (None lifts a cap)."""
     with transaction.atomic():
-        update_compliance_settings(tenant=tenant, changes={"per_minute_cap": per_minute, "per_day_cap": per_day},
-                                   actor=actor, reason=reason)
-        return _action(tenant=tenant, kind=ActionKind.VOLUME_CAP, actor=actor, reason=reason, violation=violation,
-                       details={"per_minute": per_minute, "per_day": per_day})
+        update_compliance_settings(
+            tenant=tenant, changes={"per_minute_cap": per_minute, "per_day_cap": per_day}, actor=actor, reason=reason
+        )
+        return _action(
+            tenant=tenant,
+            kind=ActionKind.VOLUME_CAP,
+            actor=actor,
+            reason=reason,
+            violation=violation,
+            details={"per_minute": per_minute, "per_day": per_day},
+        )
 
 
-def suspend_sending(*, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None) -> EnforcementAction:
+def suspend_sending(
+    *, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None
+) -> EnforcementAction:
     from tenants.services import suspend_tenant
 
     with transaction.atomic():
@@ -868,7 +1064,9 @@ def suspend_sending(*, tenant: Tenant, actor: Actor, reason: str, violation: Vio
         return _action(tenant=tenant, kind=ActionKind.SUSPEND, actor=actor, reason=reason, violation=violation)
 
 
-def forfeit_balance(*, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None) -> EnforcementAction:
+def forfeit_balance(
+    *, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None
+) -> EnforcementAction:
     """Forfeit remaining packages and balance (004 §4.10, R-BIL-3) through billing."""
     from billing import services as billing
 
@@ -878,20 +1076,36 @@ def forfeit_balance(*, tenant: Tenant, actor: Actor, reason: str, violation: Vio
     return action
 
 
-def charge_penalty(*, tenant: Tenant, actor: Actor, reason: str, illegal_messages: int = 0, channels_cut: int = 0,
-                   violation: Violation | None = None) -> EnforcementAction:
+def charge_penalty(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    reason: str,
+    illegal_messages: int = 0,
+    channels_cut: int = 0,
+    violation: Violation | None = None,
+) -> EnforcementAction:
     """Liquidated damages (004 §7.4): per illegal message and per carrier channel cut, booked by billing."""
     if illegal_messages < 0 or channels_cut < 0 or illegal_messages + channels_cut == 0:
         raise ComplianceError("Give a positive number of illegal messages and/or channels cut.", code="invalid_field")
-    amount = (illegal_messages * settings.COMPLIANCE_PENALTY_PER_MESSAGE
-              + channels_cut * settings.COMPLIANCE_PENALTY_PER_CHANNEL_CUT)
+    amount = (
+        illegal_messages * settings.COMPLIANCE_PENALTY_PER_MESSAGE
+        + channels_cut * settings.COMPLIANCE_PENALTY_PER_CHANNEL_CUT
+    )
     from billing import services as billing
 
     with transaction.atomic():
-        action = _action(tenant=tenant, kind=ActionKind.PENALTY, actor=actor, reason=reason, violation=violation,
-                         details={"illegal_messages": illegal_messages, "channels_cut": channels_cut, "amount": amount})
-        billing.penalty(tenant=tenant, amount=amount, actor=actor, reason=reason,
-                        idempotency_key=f"compliance:penalty:{action.pk}")
+        action = _action(
+            tenant=tenant,
+            kind=ActionKind.PENALTY,
+            actor=actor,
+            reason=reason,
+            violation=violation,
+            details={"illegal_messages": illegal_messages, "channels_cut": channels_cut, "amount": amount},
+        )
+        billing.penalty(
+            tenant=tenant, amount=amount, actor=actor, reason=reason, idempotency_key=f"compliance:penalty:{action.pk}"
+        )
     return action
 
 
@@ -907,17 +1121,35 @@ def terminate(*, tenant: Tenant, actor: Actor, reason: str, violation: Violation
 # --- R-CMP-7 complaints ----------------------------------------------------------------------
 
 
-def file_complaint(*, tenant: Tenant, source: str, number: str, text: str, actor: Actor, message_reference: str = "",
-                   message_text: str = "") -> Complaint:
+def file_complaint(
+    *,
+    tenant: Tenant,
+    source: str,
+    number: str,
+    text: str,
+    actor: Actor,
+    message_reference: str = "",
+    message_text: str = "",
+) -> Complaint:
     """Record a complaint; the tenant must answer within COMPLIANCE_COMPLAINT_ANSWER_HOURS (72 h, 004 §4.2)."""
     with transaction.atomic():
         complaint = Complaint.objects.create(
-            tenant=tenant, source=source, number=number, text=text, message_reference=message_reference,
-            message_text=message_text, created_by=actor.label,
+            tenant=tenant,
+            source=source,
+            number=number,
+            text=text,
+            message_reference=message_reference,
+            message_text=message_text,
+            created_by=actor.label,
             answer_due_at=_now() + timedelta(hours=settings.COMPLIANCE_COMPLAINT_ANSWER_HOURS),
         )
-        record_operation(actor=actor, action="complaint.file", tenant=tenant, obj=complaint,
-                         after={"source": source, "due": complaint.answer_due_at.isoformat()})
+        record_operation(
+            actor=actor,
+            action="complaint.file",
+            tenant=tenant,
+            obj=complaint,
+            after={"source": source, "due": complaint.answer_due_at.isoformat()},
+        )
     return complaint
 
 
@@ -934,8 +1166,14 @@ def answer_complaint(*, complaint: Complaint, answer: str, actor: Actor) -> Comp
         complaint.answered_at = _now()
         complaint.status = ComplaintStatus.ANSWERED
         complaint.save(update_fields=["answer", "answered_at", "status"])
-        record_operation(actor=actor, action="complaint.answer", tenant=complaint.tenant, obj=complaint,
-                         before=before, after={"status": complaint.status})
+        record_operation(
+            actor=actor,
+            action="complaint.answer",
+            tenant=complaint.tenant,
+            obj=complaint,
+            before=before,
+            after={"status": complaint.status},
+        )
     return complaint
 
 
@@ -945,8 +1183,15 @@ def close_complaint(*, complaint: Complaint, actor: Actor, reason: str) -> Compl
         before = {"status": complaint.status}
         complaint.status = ComplaintStatus.CLOSED
         complaint.save(update_fields=["status"])
-        record_operation(actor=actor, action="complaint.close", tenant=complaint.tenant, obj=complaint, reason=reason,
-                         before=before, after={"status": complaint.status})
+        record_operation(
+            actor=actor,
+            action="complaint.close",
+            tenant=complaint.tenant,
+            obj=complaint,
+            reason=reason,
+            before=before,
+            after={"status": complaint.status},
+        )
     return complaint
 
 
@@ -968,8 +1213,14 @@ def escalate_overdue_complaints(*, now: datetime | None = None) -> int:
             complaint.escalated_at = now
             complaint.save(update_fields=["status", "escalated_at"])
             reason = f"Complaint #{complaint.pk} not answered within {settings.COMPLIANCE_COMPLAINT_ANSWER_HOURS} hours"
-            record_operation(actor=actor, action="complaint.escalate", tenant=complaint.tenant, obj=complaint,
-                             reason=reason, after={"status": complaint.status})
+            record_operation(
+                actor=actor,
+                action="complaint.escalate",
+                tenant=complaint.tenant,
+                obj=complaint,
+                reason=reason,
+                after={"status": complaint.status},
+            )
             if settings.COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT and complaint.tenant.state == TenantState.ACTIVE:
                 suspend_tenant(tenant=complaint.tenant, actor=actor, reason=reason)
                 _action(tenant=complaint.tenant, kind=ActionKind.SUSPEND, actor=actor, reason=reason, violation=None)
@@ -981,8 +1232,11 @@ def prune_volume_counters(*, now: datetime | None = None) -> int:
     """Drop counter buckets nobody reads any more: minutes after 2 days, hours after 30 days (the spike
     baseline needs COMPLIANCE_SPIKE_BASELINE_HOURS), days after 400 days."""
     now = now or _now()
-    keep = {"minute": timedelta(days=2), "hour": timedelta(days=30, hours=settings.COMPLIANCE_SPIKE_BASELINE_HOURS),
-            "day": timedelta(days=400)}
+    keep = {
+        "minute": timedelta(days=2),
+        "hour": timedelta(days=30, hours=settings.COMPLIANCE_SPIKE_BASELINE_HOURS),
+        "day": timedelta(days=400),
+    }
     deleted = 0
     for granularity, age in keep.items():
         count, _ = VolumeCounter.objects.filter(granularity=granularity, bucket_start__lt=now - age).delete()

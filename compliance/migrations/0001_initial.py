@@ -7,275 +7,513 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0002_operation_record_append_only'),
+        ("tenants", "0002_operation_record_append_only"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GlobalBlock',
+            name="GlobalBlock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=32, unique=True)),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('source', models.CharField(blank=True, default='operator', max_length=50)),
-                ('created_by', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(max_length=32, unique=True)),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                ("source", models.CharField(blank=True, default="operator", max_length=50)),
+                ("created_by", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'global block',
-                'ordering': ['-created_at'],
-                'permissions': [('manage_opt_outs', "Can look up, add and lift tenants' opt-outs (recorded)")],
+                "verbose_name": "global block",
+                "ordering": ["-created_at"],
+                "permissions": [("manage_opt_outs", "Can look up, add and lift tenants' opt-outs (recorded)")],
             },
         ),
         migrations.CreateModel(
-            name='OptOut',
+            name="OptOut",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=32, unique=True)),
-                ('source', models.CharField(choices=[('keyword', 'Recipient replied an opt-out keyword'), ('api', 'Added by the customer'), ('import', 'Bulk import'), ('operator', 'Operator')], max_length=20)),
-                ('keyword', models.CharField(blank=True, max_length=40)),
-                ('created_by', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(max_length=32, unique=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("keyword", "Recipient replied an opt-out keyword"),
+                            ("api", "Added by the customer"),
+                            ("import", "Bulk import"),
+                            ("operator", "Operator"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("keyword", models.CharField(blank=True, max_length=40)),
+                ("created_by", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-            },
-            bases=(smsplatform.tenancy.TenantScoped, models.Model),
-        ),
-        migrations.CreateModel(
-            name='OptOutRemoval',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(db_index=True, max_length=32)),
-                ('opted_out_at', models.DateTimeField(blank=True, null=True)),
-                ('removed_by', models.CharField(max_length=200)),
-                ('reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-            ],
-            options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
             bases=(smsplatform.tenancy.TenantScoped, models.Model),
         ),
         migrations.CreateModel(
-            name='RuleSetVersion',
+            name="OptOutRemoval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stamp', models.UUIDField(default=uuid.uuid4)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-            ],
-        ),
-        migrations.CreateModel(
-            name='BannedRule',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('keyword', 'Keyword'), ('regex', 'Regular expression')], default='keyword', max_length=10)),
-                ('pattern', models.CharField(max_length=500)),
-                ('category', models.CharField(choices=[('nine_prohibitions', 'Nine prohibitions (九不准)'), ('bank_fraud', 'Fraud impersonating banks'), ('gambling', 'Gambling'), ('pornography', 'Pornography'), ('violence', 'Violence'), ('weapons_drugs_invoices', 'Weapons / drugs / counterfeit invoices'), ('fake_prizes_jobs_marriage', 'Fake prizes / jobs / marriage'), ('prostitution', 'Prostitution'), ('political', 'Political content'), ('sp_deceptive', 'SP deceptive subscription'), ('third_party_ads', 'Third-party ads'), ('unsolicited_ads', 'Unsolicited real-estate / invoice / immigration ads'), ('financial_marketing', 'Financial marketing')], max_length=40)),
-                ('action', models.CharField(choices=[('reject', 'Reject'), ('hold', 'Hold for review')], default='reject', max_length=10)),
-                ('enabled', models.BooleanField(default=True)),
-                ('note', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(db_index=True, max_length=32)),
+                ("opted_out_at", models.DateTimeField(blank=True, null=True)),
+                ("removed_by", models.CharField(max_length=200)),
+                ("reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['category', 'pattern'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'pattern'), name='banned_rule_unique_pattern')],
-            },
-        ),
-        migrations.CreateModel(
-            name='Complaint',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(max_length=50)),
-                ('number', models.CharField(max_length=32)),
-                ('message_reference', models.CharField(blank=True, max_length=100)),
-                ('message_text', models.TextField(blank=True)),
-                ('text', models.TextField()),
-                ('status', models.CharField(choices=[('open', "Awaiting the tenant's answer"), ('answered', 'Answered'), ('escalated', 'Overdue: escalated to operators'), ('closed', 'Closed')], default='open', max_length=20)),
-                ('answer_due_at', models.DateTimeField(db_index=True)),
-                ('answer', models.TextField(blank=True)),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('escalated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='complaints', to='tenants.tenant')),
-            ],
-            options={
-                'ordering': ['answer_due_at', 'id'],
-                'permissions': [('handle_complaint', 'Can file and escalate complaints')],
-            },
-        ),
-        migrations.CreateModel(
-            name='ComplianceSettings',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consent_policy', models.CharField(choices=[('strict', 'Strict: marketing needs a consent record'), ('lenient', 'Lenient: the customer vouches for consent')], default='strict', max_length=10)),
-                ('per_minute_cap', models.PositiveIntegerField(blank=True, null=True)),
-                ('per_day_cap', models.PositiveIntegerField(blank=True, null=True)),
-                ('spike_multiple', models.FloatField(blank=True, null=True)),
-                ('enabled_countries', models.JSONField(blank=True, default=list)),
-                ('rectification_deadline', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='compliance_settings', to='tenants.tenant')),
-            ],
-            options={
-                'verbose_name_plural': 'compliance settings',
-            },
-        ),
-        migrations.CreateModel(
-            name='Consent',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(db_index=True, max_length=32)),
-                ('scope', models.CharField(choices=[('verification', 'Verification code'), ('notification', 'Notification'), ('marketing', 'Marketing'), ('member', 'Member service'), ('international', 'International')], default='marketing', max_length=20)),
-                ('source', models.CharField(max_length=200)),
-                ('granted_at', models.DateTimeField()),
-                ('withdrawn_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-            ],
-            options={
-                'ordering': ['-granted_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('withdrawn_at__isnull', True)), fields=('number', 'scope'), name='consent_one_active')],
+                "ordering": ["-created_at"],
             },
             bases=(smsplatform.tenancy.TenantScoped, models.Model),
         ),
         migrations.CreateModel(
-            name='Signature',
+            name="RuleSetVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.CharField(max_length=20)),
-                ('match_key', models.CharField(db_index=True, default='', max_length=40)),
-                ('purpose', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('withdrawn', 'Withdrawn')], default='pending', max_length=20)),
-                ('review_reason', models.TextField(blank=True)),
-                ('reviewed_by', models.CharField(blank=True, max_length=200)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('impersonation_suspected', models.BooleanField(default=False)),
-                ('flag_detail', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='signatures', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("stamp", models.UUIDField(default=uuid.uuid4)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+            ],
+        ),
+        migrations.CreateModel(
+            name="BannedRule",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("keyword", "Keyword"), ("regex", "Regular expression")],
+                        default="keyword",
+                        max_length=10,
+                    ),
+                ),
+                ("pattern", models.CharField(max_length=500)),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("nine_prohibitions", "Nine prohibitions (九不准)"),
+                            ("bank_fraud", "Fraud impersonating banks"),
+                            ("gambling", "Gambling"),
+                            ("pornography", "Pornography"),
+                            ("violence", "Violence"),
+                            ("weapons_drugs_invoices", "Weapons / drugs / counterfeit invoices"),
+                            ("fake_prizes_jobs_marriage", "Fake prizes / jobs / marriage"),
+                            ("prostitution", "Prostitution"),
+                            ("political", "Political content"),
+                            ("sp_deceptive", "SP deceptive subscription"),
+                            ("third_party_ads", "Third-party ads"),
+                            ("unsolicited_ads", "Unsolicited real-estate / invoice / immigration ads"),
+                            ("financial_marketing", "Financial marketing"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("reject", "Reject"), ("hold", "Hold for review")], default="reject", max_length=10
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("note", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'permissions': [('review_signature', 'Can approve or reject signatures')],
+                "ordering": ["category", "pattern"],
+                "constraints": [models.UniqueConstraint(fields=("kind", "pattern"), name="banned_rule_unique_pattern")],
             },
         ),
         migrations.CreateModel(
-            name='SignatureProof',
+            name="Complaint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file', models.FileField(upload_to='signature-proofs/%Y/%m/')),
-                ('uploaded_at', models.DateTimeField(auto_now_add=True)),
-                ('signature', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='proofs', to='compliance.signature')),
-            ],
-        ),
-        migrations.CreateModel(
-            name='Template',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=20, unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('message_type', models.CharField(choices=[('verification', 'Verification code'), ('notification', 'Notification'), ('marketing', 'Marketing'), ('member', 'Member service'), ('international', 'International')], max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='templates', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source", models.CharField(max_length=50)),
+                ("number", models.CharField(max_length=32)),
+                ("message_reference", models.CharField(blank=True, max_length=100)),
+                ("message_text", models.TextField(blank=True)),
+                ("text", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Awaiting the tenant's answer"),
+                            ("answered", "Answered"),
+                            ("escalated", "Overdue: escalated to operators"),
+                            ("closed", "Closed"),
+                        ],
+                        default="open",
+                        max_length=20,
+                    ),
+                ),
+                ("answer_due_at", models.DateTimeField(db_index=True)),
+                ("answer", models.TextField(blank=True)),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                ("escalated_at", models.DateTimeField(blank=True, null=True)),
+                ("created_by", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="complaints", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'permissions': [('review_template', 'Can approve or reject templates')],
+                "ordering": ["answer_due_at", "id"],
+                "permissions": [("handle_complaint", "Can file and escalate complaints")],
             },
         ),
         migrations.CreateModel(
-            name='TemplateVersion',
+            name="ComplianceSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('body', models.TextField()),
-                ('variables', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('withdrawn', 'Withdrawn')], default='pending', max_length=20)),
-                ('review_reason', models.TextField(blank=True)),
-                ('reviewed_by', models.CharField(blank=True, max_length=200)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('flags', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='compliance.template')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "consent_policy",
+                    models.CharField(
+                        choices=[
+                            ("strict", "Strict: marketing needs a consent record"),
+                            ("lenient", "Lenient: the customer vouches for consent"),
+                        ],
+                        default="strict",
+                        max_length=10,
+                    ),
+                ),
+                ("per_minute_cap", models.PositiveIntegerField(blank=True, null=True)),
+                ("per_day_cap", models.PositiveIntegerField(blank=True, null=True)),
+                ("spike_multiple", models.FloatField(blank=True, null=True)),
+                ("enabled_countries", models.JSONField(blank=True, default=list)),
+                ("rectification_deadline", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="compliance_settings",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "verbose_name_plural": "compliance settings",
+            },
+        ),
+        migrations.CreateModel(
+            name="Consent",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(db_index=True, max_length=32)),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("verification", "Verification code"),
+                            ("notification", "Notification"),
+                            ("marketing", "Marketing"),
+                            ("member", "Member service"),
+                            ("international", "International"),
+                        ],
+                        default="marketing",
+                        max_length=20,
+                    ),
+                ),
+                ("source", models.CharField(max_length=200)),
+                ("granted_at", models.DateTimeField()),
+                ("withdrawn_at", models.DateTimeField(blank=True, null=True)),
+                ("created_by", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+            ],
+            options={
+                "ordering": ["-granted_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("withdrawn_at__isnull", True)),
+                        fields=("number", "scope"),
+                        name="consent_one_active",
+                    )
+                ],
+            },
+            bases=(smsplatform.tenancy.TenantScoped, models.Model),
+        ),
+        migrations.CreateModel(
+            name="Signature",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.CharField(max_length=20)),
+                ("match_key", models.CharField(db_index=True, default="", max_length=40)),
+                ("purpose", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending review"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("withdrawn", "Withdrawn"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("review_reason", models.TextField(blank=True)),
+                ("reviewed_by", models.CharField(blank=True, max_length=200)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("impersonation_suspected", models.BooleanField(default=False)),
+                ("flag_detail", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="signatures", to="tenants.tenant"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["created_at", "id"],
+                "permissions": [("review_signature", "Can approve or reject signatures")],
+            },
+        ),
+        migrations.CreateModel(
+            name="SignatureProof",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("file", models.FileField(upload_to="signature-proofs/%Y/%m/")),
+                ("uploaded_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "signature",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="proofs", to="compliance.signature"
+                    ),
+                ),
+            ],
+        ),
+        migrations.CreateModel(
+            name="Template",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.CharField(max_length=20, unique=True)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "message_type",
+                    models.CharField(
+                        choices=[
+                            ("verification", "Verification code"),
+                            ("notification", "Notification"),
+                            ("marketing", "Marketing"),
+                            ("member", "Member service"),
+                            ("international", "International"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="templates", to="tenants.tenant"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["created_at", "id"],
+                "permissions": [("review_template", "Can approve or reject templates")],
+            },
+        ),
+        migrations.CreateModel(
+            name="TemplateVersion",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("body", models.TextField()),
+                ("variables", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending review"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("withdrawn", "Withdrawn"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("review_reason", models.TextField(blank=True)),
+                ("reviewed_by", models.CharField(blank=True, max_length=200)),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("flags", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="compliance.template"
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='template',
-            name='approved_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='compliance.templateversion'),
+            model_name="template",
+            name="approved_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="compliance.templateversion",
+            ),
         ),
         migrations.CreateModel(
-            name='Violation',
+            name="Violation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('category', models.CharField(choices=[('nine_prohibitions', 'Nine prohibitions (九不准)'), ('bank_fraud', 'Fraud impersonating banks'), ('gambling', 'Gambling'), ('pornography', 'Pornography'), ('violence', 'Violence'), ('weapons_drugs_invoices', 'Weapons / drugs / counterfeit invoices'), ('fake_prizes_jobs_marriage', 'Fake prizes / jobs / marriage'), ('prostitution', 'Prostitution'), ('political', 'Political content'), ('sp_deceptive', 'SP deceptive subscription'), ('third_party_ads', 'Third-party ads'), ('unsolicited_ads', 'Unsolicited real-estate / invoice / immigration ads'), ('financial_marketing', 'Financial marketing')], max_length=40)),
-                ('message_reference', models.CharField(blank=True, max_length=100)),
-                ('message_count', models.PositiveIntegerField(default=1)),
-                ('evidence', models.TextField()),
-                ('recorded_by', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('template', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='compliance.template')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='violations', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("nine_prohibitions", "Nine prohibitions (九不准)"),
+                            ("bank_fraud", "Fraud impersonating banks"),
+                            ("gambling", "Gambling"),
+                            ("pornography", "Pornography"),
+                            ("violence", "Violence"),
+                            ("weapons_drugs_invoices", "Weapons / drugs / counterfeit invoices"),
+                            ("fake_prizes_jobs_marriage", "Fake prizes / jobs / marriage"),
+                            ("prostitution", "Prostitution"),
+                            ("political", "Political content"),
+                            ("sp_deceptive", "SP deceptive subscription"),
+                            ("third_party_ads", "Third-party ads"),
+                            ("unsolicited_ads", "Unsolicited real-estate / invoice / immigration ads"),
+                            ("financial_marketing", "Financial marketing"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("message_reference", models.CharField(blank=True, max_length=100)),
+                ("message_count", models.PositiveIntegerField(default=1)),
+                ("evidence", models.TextField()),
+                ("recorded_by", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="compliance.template",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="violations", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'permissions': [('enforce', 'Can record violations and take enforcement actions')],
+                "ordering": ["-created_at"],
+                "permissions": [("enforce", "Can record violations and take enforcement actions")],
             },
         ),
         migrations.CreateModel(
-            name='EnforcementAction',
+            name="EnforcementAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('warning', 'Warning'), ('rectification', 'Rectification deadline'), ('volume_cap', 'Volume cap'), ('suspend', 'Suspend sending'), ('forfeit', 'Forfeit packages and balance'), ('penalty', 'Penalty charge'), ('terminate', 'Terminate')], max_length=20)),
-                ('reason', models.TextField()),
-                ('operator', models.CharField(max_length=200)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='enforcement_actions', to='tenants.tenant')),
-                ('violation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='actions', to='compliance.violation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("warning", "Warning"),
+                            ("rectification", "Rectification deadline"),
+                            ("volume_cap", "Volume cap"),
+                            ("suspend", "Suspend sending"),
+                            ("forfeit", "Forfeit packages and balance"),
+                            ("penalty", "Penalty charge"),
+                            ("terminate", "Terminate"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reason", models.TextField()),
+                ("operator", models.CharField(max_length=200)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="enforcement_actions",
+                        to="tenants.tenant",
+                    ),
+                ),
+                (
+                    "violation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="actions",
+                        to="compliance.violation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='VolumeCounter',
+            name="VolumeCounter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('granularity', models.CharField(max_length=10)),
-                ('bucket_start', models.DateTimeField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("granularity", models.CharField(max_length=10)),
+                ("bucket_start", models.DateTimeField()),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='signature',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'rejected', 'withdrawn'])), name='signature_status_valid'),
+            model_name="signature",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "approved", "rejected", "withdrawn"])),
+                name="signature_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='signature',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['pending', 'approved'])), fields=('tenant', 'text'), name='signature_one_live_per_tenant'),
+            model_name="signature",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["pending", "approved"])),
+                fields=("tenant", "text"),
+                name="signature_one_live_per_tenant",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='templateversion',
-            constraint=models.UniqueConstraint(fields=('template', 'number'), name='template_version_unique'),
+            model_name="templateversion",
+            constraint=models.UniqueConstraint(fields=("template", "number"), name="template_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='templateversion',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'rejected', 'withdrawn'])), name='template_version_status_valid'),
+            model_name="templateversion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "approved", "rejected", "withdrawn"])),
+                name="template_version_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='volumecounter',
-            constraint=models.UniqueConstraint(fields=('tenant', 'granularity', 'bucket_start'), name='volume_counter_bucket'),
+            model_name="volumecounter",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "granularity", "bucket_start"), name="volume_counter_bucket"
+            ),
         ),
     ]

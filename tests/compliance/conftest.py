@@ -23,8 +23,9 @@ def approved_signature(tenant, text: str = "AcmeBrand"):
 
 def approved_template(tenant, body: str = "Your code is ${code}.", variables=None, message_type: str = "verification"):
     variables = {"code": {"kind": "code"}} if variables is None else variables
-    template = services.file_template(tenant=tenant, name="t", message_type=message_type, body=body,
-                                      variables=variables, actor=CUSTOMER)
+    template = services.file_template(
+        tenant=tenant, name="t", message_type=message_type, body=body, variables=variables, actor=CUSTOMER
+    )
     version = template.versions.get()
     assert version.status == "pending", version.review_reason
     services.approve_template_version(version=version, actor=REVIEWER)

@@ -60,8 +60,10 @@ def test_r_cmp_1_reject_needs_a_reason(client, reviewer_user, tenant_a):
     response = client.post(f"/admin/compliance/signature/{signature.pk}/review/", {"decision": "reject", "reason": ""})
     assert response.status_code == 200
     assert "A reason is required" in response.content.decode()
-    client.post(f"/admin/compliance/signature/{signature.pk}/review/",
-                {"decision": "reject", "reason": "No trademark proof for this brand."})
+    client.post(
+        f"/admin/compliance/signature/{signature.pk}/review/",
+        {"decision": "reject", "reason": "No trademark proof for this brand."},
+    )
     signature.refresh_from_db()
     assert signature.status == ReviewStatus.REJECTED
     assert signature.review_reason == "No trademark proof for this brand."
@@ -87,17 +89,27 @@ def test_r_cmp_1_proof_document_downloads_for_reviewers(client, reviewer_user, t
 def test_r_cmp_1_bulk_approve(client, reviewer_user, tenant_a):
     signatures = [_file(tenant_a, f"Brand{n}") for n in range(3)]
     client.force_login(reviewer_user)
-    response = client.post("/admin/compliance/signature/?status__exact=pending", {
-        "action": "approve_selected", "index": 0, "_selected_action": [s.pk for s in signatures[:2]]})
+    response = client.post(
+        "/admin/compliance/signature/?status__exact=pending",
+        {"action": "approve_selected", "index": 0, "_selected_action": [s.pk for s in signatures[:2]]},
+    )
     assert response.status_code == 302
     statuses = [Signature.objects.get(pk=s.pk).status for s in signatures]
     assert statuses == ["approved", "approved", "pending"]
 
 
 def test_r_cmp_2_bulk_reject_asks_for_a_reason_then_rejects(client, reviewer_user, tenant_a):
-    templates = [services.file_template(tenant=tenant_a, name=f"t{n}", message_type="verification",
-                                        body=f"Code{n} ${{code}}", variables={"code": "code"}, actor=CUSTOMER)
-                 for n in range(2)]
+    templates = [
+        services.file_template(
+            tenant=tenant_a,
+            name=f"t{n}",
+            message_type="verification",
+            body=f"Code{n} ${{code}}",
+            variables={"code": "code"},
+            actor=CUSTOMER,
+        )
+        for n in range(2)
+    ]
     ids = [t.versions.get().pk for t in templates]
     client.force_login(reviewer_user)
     url = "/admin/compliance/templateversion/?status__exact=pending"
@@ -105,16 +117,32 @@ def test_r_cmp_2_bulk_reject_asks_for_a_reason_then_rejects(client, reviewer_use
     assert confirm.status_code == 200
     assert "Reason" in confirm.content.decode()
     assert TemplateVersion.objects.filter(pk__in=ids, status="pending").count() == 2
-    done = client.post(url, {"action": "reject_selected", "index": 0, "_selected_action": ids, "confirm": "yes",
-                             "reason": "Variables too loose."})
+    done = client.post(
+        url,
+        {
+            "action": "reject_selected",
+            "index": 0,
+            "_selected_action": ids,
+            "confirm": "yes",
+            "reason": "Variables too loose.",
+        },
+    )
     assert done.status_code == 302
     assert list(TemplateVersion.objects.filter(pk__in=ids).values_list("review_reason", flat=True)) == [
-        "Variables too loose.", "Variables too loose."]
+        "Variables too loose.",
+        "Variables too loose.",
+    ]
 
 
 def test_r_cmp_2_template_review_page_approves_a_version(client, reviewer_user, tenant_a):
-    template = services.file_template(tenant=tenant_a, name="t", message_type="verification", body="Code ${code}",
-                                      variables={"code": "code"}, actor=CUSTOMER)
+    template = services.file_template(
+        tenant=tenant_a,
+        name="t",
+        message_type="verification",
+        body="Code ${code}",
+        variables={"code": "code"},
+        actor=CUSTOMER,
+    )
     version = template.versions.get()
     client.force_login(reviewer_user)
     assert "Code ${code}" in client.get(f"/admin/compliance/templateversion/{version.pk}/review/").content.decode()
@@ -131,17 +159,27 @@ def test_user_without_reviewer_permission_is_refused(client, plain_staff, audito
         assert response.status_code == 403
     client.force_login(auditor_user)
     # The auditor sees the queue but has no bulk review actions.
-    response = client.post("/admin/compliance/signature/?status__exact=pending",
-                           {"action": "approve_selected", "index": 0, "_selected_action": [signature.pk]})
+    response = client.post(
+        "/admin/compliance/signature/?status__exact=pending",
+        {"action": "approve_selected", "index": 0, "_selected_action": [signature.pk]},
+    )
     signature.refresh_from_db()
     assert signature.status == ReviewStatus.PENDING
 
 
 def test_r_cmp_3_operator_adds_a_rule_in_admin_and_the_scanner_uses_it(client, operator_user):
     client.force_login(operator_user)
-    response = client.post("/admin/compliance/bannedrule/add/", {
-        "kind": "keyword", "pattern": "秘密折扣码", "category": "third_party_ads", "action": "reject",
-        "enabled": "on", "note": ""})
+    response = client.post(
+        "/admin/compliance/bannedrule/add/",
+        {
+            "kind": "keyword",
+            "pattern": "秘密折扣码",
+            "category": "third_party_ads",
+            "action": "reject",
+            "enabled": "on",
+            "note": "",
+        },
+    )
     assert response.status_code == 302, response.content[:3000]
     result = services.scan_text("领取 秘 密 折 扣 码")
     assert result.reject is not None
@@ -151,24 +189,36 @@ def test_r_cmp_3_operator_adds_a_rule_in_admin_and_the_scanner_uses_it(client, o
 
 def test_r_cmp_3_invalid_regex_is_refused_in_admin(client, operator_user):
     client.force_login(operator_user)
-    response = client.post("/admin/compliance/bannedrule/add/", {
-        "kind": "regex", "pattern": "([unclosed", "category": "gambling", "action": "reject", "enabled": "on"})
+    response = client.post(
+        "/admin/compliance/bannedrule/add/",
+        {"kind": "regex", "pattern": "([unclosed", "category": "gambling", "action": "reject", "enabled": "on"},
+    )
     assert response.status_code == 200
     assert not BannedRule.objects.filter(pattern="([unclosed").exists()
 
 
 def test_r_cmp_3_rules_import_and_export(client, operator_user):
     client.force_login(operator_user)
-    export = client.post("/admin/compliance/bannedrule/export/", {"format": "0", "export_items": [], **{
-        f"bannedruleresource_{field}": "on" for field in ("id", "kind", "pattern", "category", "action", "enabled", "note")}})
+    export = client.post(
+        "/admin/compliance/bannedrule/export/",
+        {
+            "format": "0",
+            "export_items": [],
+            **{
+                f"bannedruleresource_{field}": "on"
+                for field in ("id", "kind", "pattern", "category", "action", "enabled", "note")
+            },
+        },
+    )
     assert export.status_code == 200
     assert "博彩" in export.content.decode("utf-8")
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     csv_bytes = "kind,pattern,category,action,enabled,note\nkeyword,导入测试词,gambling,reject,1,import\n".encode()
     upload = SimpleUploadedFile("rules.csv", csv_bytes, content_type="text/csv")
-    confirm = client.post("/admin/compliance/bannedrule/import/", {"import_file": upload, "format": "0",
-                                                                  "resource": "0"})
+    confirm = client.post(
+        "/admin/compliance/bannedrule/import/", {"import_file": upload, "format": "0", "resource": "0"}
+    )
     assert confirm.status_code == 200
     page = confirm.content.decode()
     import re
@@ -182,8 +232,9 @@ def test_r_cmp_3_rules_import_and_export(client, operator_user):
 
 def test_r_cmp_4_operator_blocks_a_number_in_admin(client, operator_user):
     client.force_login(operator_user)
-    response = client.post("/admin/compliance/globalblock/add/", {"number": "13800138009", "reason": "carrier list",
-                                                                 "source": "carrier"})
+    response = client.post(
+        "/admin/compliance/globalblock/add/", {"number": "13800138009", "reason": "carrier list", "source": "carrier"}
+    )
     assert response.status_code == 302
     assert GlobalBlock.objects.get(number="+8613800138009").created_by == "user:operator1"
 
@@ -205,13 +256,18 @@ def test_r_cmp_6_operator_takes_enforcement_actions_from_the_violation_page(clie
 def test_r_cmp_6_reviewer_cannot_enforce(client, reviewer_user, tenant_a):
     violation = services.record_violation(tenant=tenant_a, category="gambling", evidence="msg 1", actor=OPERATOR)
     client.force_login(reviewer_user)
-    assert client.post(f"/admin/compliance/violation/{violation.pk}/enforce/",
-                       {"kind": "warning", "reason": "x"}).status_code == 403
+    assert (
+        client.post(
+            f"/admin/compliance/violation/{violation.pk}/enforce/", {"kind": "warning", "reason": "x"}
+        ).status_code
+        == 403
+    )
 
 
 def test_r_cmp_7_overdue_complaints_are_highlighted(client, operator_user, tenant_a):
-    complaint = services.file_complaint(tenant=tenant_a, source="12321", number="+8613800138001", text="spam",
-                                        actor=OPERATOR)
+    complaint = services.file_complaint(
+        tenant=tenant_a, source="12321", number="+8613800138001", text="spam", actor=OPERATOR
+    )
     Complaint.objects.filter(pk=complaint.pk).update(answer_due_at=timezone.now() - timedelta(hours=1))
     client.force_login(operator_user)
     page = client.get("/admin/compliance/complaint/").content.decode()
@@ -220,9 +276,17 @@ def test_r_cmp_7_overdue_complaints_are_highlighted(client, operator_user, tenan
 
 def test_operator_files_a_complaint_in_admin(client, operator_user, tenant_a):
     client.force_login(operator_user)
-    response = client.post("/admin/compliance/complaint/add/", {
-        "tenant": tenant_a.pk, "source": "carrier", "number": "+8613800138001", "text": "unsolicited ad",
-        "message_reference": "", "message_text": ""})
+    response = client.post(
+        "/admin/compliance/complaint/add/",
+        {
+            "tenant": tenant_a.pk,
+            "source": "carrier",
+            "number": "+8613800138001",
+            "text": "unsolicited ad",
+            "message_reference": "",
+            "message_text": "",
+        },
+    )
     assert response.status_code == 302, response.content[:2000]
     complaint = Complaint.objects.get(tenant=tenant_a)
     assert complaint.answer_due_at - complaint.created_at >= timedelta(hours=71, minutes=59)
@@ -243,8 +307,10 @@ def test_r_cmp_4_operator_looks_up_and_lifts_an_opt_out_with_a_record(client, op
     assert "Opted out since" in page
     refused = client.post(url, {"tenant": tenant_a.pk, "number": "13800138001", "operation": "remove", "reason": ""})
     assert "A reason is required" in refused.content.decode()
-    page = client.post(url, {"tenant": tenant_a.pk, "number": "13800138001", "operation": "remove",
-                             "reason": "recipient asked by phone"}).content.decode()
+    page = client.post(
+        url,
+        {"tenant": tenant_a.pk, "number": "13800138001", "operation": "remove", "reason": "recipient asked by phone"},
+    ).content.decode()
     assert "Not opted out." in page
     with tenant_context(tenant_a):
         assert not OptOut.objects.exists()
@@ -274,26 +340,46 @@ def test_r_cmp_1_review_page_flags_a_brand_approved_after_filing(client, reviewe
 
 def test_every_compliance_admin_page_renders_for_a_superuser(client, superuser, tenant_a):
     signature = _file(tenant_a, "AcmeBrand")
-    template = services.file_template(tenant=tenant_a, name="t", message_type="verification", body="Code ${code}",
-                                      variables={"code": "code"}, actor=CUSTOMER)
+    template = services.file_template(
+        tenant=tenant_a,
+        name="t",
+        message_type="verification",
+        body="Code ${code}",
+        variables={"code": "code"},
+        actor=CUSTOMER,
+    )
     violation = services.record_violation(tenant=tenant_a, category="gambling", evidence="e", actor=OPERATOR)
     complaint = services.file_complaint(tenant=tenant_a, source="s", number="+8613800138001", text="t", actor=OPERATOR)
-    services.order_rectification(tenant=tenant_a, deadline=timezone.now() - timedelta(days=1), actor=OPERATOR,
-                                 reason="late")
+    services.order_rectification(
+        tenant=tenant_a, deadline=timezone.now() - timedelta(days=1), actor=OPERATOR, reason="late"
+    )
     client.force_login(superuser)
     pages = [
-        "/admin/compliance/", "/admin/compliance/signature/?status__exact=pending",
+        "/admin/compliance/",
+        "/admin/compliance/signature/?status__exact=pending",
         f"/admin/compliance/signature/{signature.pk}/change/",
         "/admin/compliance/templateversion/?status__exact=pending",
         f"/admin/compliance/templateversion/{template.versions.get().pk}/change/",
-        "/admin/compliance/template/", f"/admin/compliance/template/{template.pk}/change/",
-        "/admin/compliance/bannedrule/", "/admin/compliance/bannedrule/add/", "/admin/compliance/bannedrule/import/",
-        "/admin/compliance/bannedrule/export/", "/admin/compliance/globalblock/", "/admin/compliance/globalblock/add/",
-        "/admin/compliance/globalblock/opt-outs/", "/admin/compliance/violation/", "/admin/compliance/violation/add/",
-        f"/admin/compliance/violation/{violation.pk}/change/", f"/admin/compliance/violation/{violation.pk}/enforce/",
-        "/admin/compliance/enforcementaction/", "/admin/compliance/complaint/", "/admin/compliance/complaint/add/",
-        f"/admin/compliance/complaint/{complaint.pk}/change/", "/admin/compliance/compliancesettings/",
-        "/admin/compliance/compliancesettings/add/", "/admin/compliance/volumecounter/",
+        "/admin/compliance/template/",
+        f"/admin/compliance/template/{template.pk}/change/",
+        "/admin/compliance/bannedrule/",
+        "/admin/compliance/bannedrule/add/",
+        "/admin/compliance/bannedrule/import/",
+        "/admin/compliance/bannedrule/export/",
+        "/admin/compliance/globalblock/",
+        "/admin/compliance/globalblock/add/",
+        "/admin/compliance/globalblock/opt-outs/",
+        "/admin/compliance/violation/",
+        "/admin/compliance/violation/add/",
+        f"/admin/compliance/violation/{violation.pk}/change/",
+        f"/admin/compliance/violation/{violation.pk}/enforce/",
+        "/admin/compliance/enforcementaction/",
+        "/admin/compliance/complaint/",
+        "/admin/compliance/complaint/add/",
+        f"/admin/compliance/complaint/{complaint.pk}/change/",
+        "/admin/compliance/compliancesettings/",
+        "/admin/compliance/compliancesettings/add/",
+        "/admin/compliance/volumecounter/",
     ]
     for url in pages:
         response = client.get(url)
@@ -305,14 +391,22 @@ def test_roles_grant_review_to_reviewers_enforcement_to_operators_and_view_only_
     from django.contrib.auth.models import Group
 
     def perms(role):
-        return {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=role).permissions.all()
-                if p.content_type.app_label == "compliance"}
+        return {
+            f"{p.content_type.app_label}.{p.codename}"
+            for p in Group.objects.get(name=role).permissions.all()
+            if p.content_type.app_label == "compliance"
+        }
 
     reviewer, operator, auditor = perms("reviewer"), perms("operator"), perms("auditor")
     assert {"compliance.review_signature", "compliance.review_template"} <= reviewer
     assert "compliance.enforce" not in reviewer
-    assert {"compliance.enforce", "compliance.handle_complaint", "compliance.change_bannedrule",
-            "compliance.add_globalblock", "compliance.manage_opt_outs"} <= operator
+    assert {
+        "compliance.enforce",
+        "compliance.handle_complaint",
+        "compliance.change_bannedrule",
+        "compliance.add_globalblock",
+        "compliance.manage_opt_outs",
+    } <= operator
     assert "compliance.review_signature" not in operator
     assert auditor
     assert all(perm.split(".")[1].startswith("view_") for perm in auditor)

@@ -14,8 +14,11 @@ CN1 = "+8613800138001"
 
 
 def test_r_cmp_1_file_signature_with_proof_files(client_a, tenant_a):
-    response = client_a.post("/api/v1/signatures", {"text": "AcmeBrand", "purpose": "shop notices",
-                                                     "proofs": [proof("a.pdf"), proof("b.png")]}, format="multipart")
+    response = client_a.post(
+        "/api/v1/signatures",
+        {"text": "AcmeBrand", "purpose": "shop notices", "proofs": [proof("a.pdf"), proof("b.png")]},
+        format="multipart",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["status"] == "pending"
@@ -59,9 +62,16 @@ def test_cross_tenant_signatures_are_404(client_b, tenant_a):
 
 
 def test_r_cmp_2_file_template_and_list_versions(client_a):
-    response = client_a.post("/api/v1/templates", {"name": "login", "type": "verification",
-                                                   "body": "Code ${code}, valid 5 min.",
-                                                   "variables": {"code": {"kind": "code"}}}, format="json")
+    response = client_a.post(
+        "/api/v1/templates",
+        {
+            "name": "login",
+            "type": "verification",
+            "body": "Code ${code}, valid 5 min.",
+            "variables": {"code": {"kind": "code"}},
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     code = response.json()["code"]
     assert response.json()["latest_version"]["status"] == "pending"
@@ -71,8 +81,11 @@ def test_r_cmp_2_file_template_and_list_versions(client_a):
 
 def test_r_cmp_2_editing_approved_template_files_a_new_version(client_a, tenant_a):
     template = approved_template(tenant_a)
-    response = client_a.put(f"/api/v1/templates/{template.code}", {"body": "New ${code}",
-                                                                   "variables": {"code": {"kind": "code"}}}, format="json")
+    response = client_a.put(
+        f"/api/v1/templates/{template.code}",
+        {"body": "New ${code}", "variables": {"code": {"kind": "code"}}},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["approved_version"] == 1
     assert response.json()["latest_version"]["number"] == 2
@@ -80,15 +93,17 @@ def test_r_cmp_2_editing_approved_template_files_a_new_version(client_a, tenant_
 
 
 def test_r_cmp_2_undeclared_variable_is_refused(client_a):
-    response = client_a.post("/api/v1/templates", {"name": "x", "type": "notification", "body": "Hi ${name}"},
-                             format="json")
+    response = client_a.post(
+        "/api/v1/templates", {"name": "x", "type": "notification", "body": "Hi ${name}"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_template"
 
 
 def test_r_cmp_4_marketing_template_without_unsubscribe_is_rejected_at_filing(client_a):
-    response = client_a.post("/api/v1/templates", {"name": "promo", "type": "marketing", "body": "Big sale today!"},
-                             format="json")
+    response = client_a.post(
+        "/api/v1/templates", {"name": "promo", "type": "marketing", "body": "Big sale today!"}, format="json"
+    )
     assert response.status_code == 201
     latest = response.json()["latest_version"]
     assert latest["status"] == "rejected"
@@ -96,8 +111,9 @@ def test_r_cmp_4_marketing_template_without_unsubscribe_is_rejected_at_filing(cl
 
 
 def test_r_cmp_3_template_with_banned_content_is_rejected_at_filing(client_a):
-    response = client_a.post("/api/v1/templates", {"name": "x", "type": "notification", "body": "最新博 彩平台开业"},
-                             format="json")
+    response = client_a.post(
+        "/api/v1/templates", {"name": "x", "type": "notification", "body": "最新博 彩平台开业"}, format="json"
+    )
     latest = response.json()["latest_version"]
     assert latest["status"] == "rejected"
     assert "gambling" in latest["review_reason"]
@@ -106,8 +122,14 @@ def test_r_cmp_3_template_with_banned_content_is_rejected_at_filing(client_a):
 def test_cross_tenant_templates_are_404(client_b, tenant_a):
     template = approved_template(tenant_a)
     assert client_b.get(f"/api/v1/templates/{template.code}").status_code == 404
-    assert client_b.put(f"/api/v1/templates/{template.code}", {"body": "x ${code}", "variables": {"code": {"kind": "code"}}},
-                        format="json").status_code == 404
+    assert (
+        client_b.put(
+            f"/api/v1/templates/{template.code}",
+            {"body": "x ${code}", "variables": {"code": {"kind": "code"}}},
+            format="json",
+        ).status_code
+        == 404
+    )
     assert client_b.get(f"/api/v1/templates/{template.code}/versions").status_code == 404
     assert Template.objects.get(pk=template.pk).versions.count() == 1
 
@@ -146,7 +168,9 @@ def test_cross_tenant_opt_outs_are_invisible(client_a, client_b, tenant_a):
 def test_r_cmp_4_opt_out_csv_export_and_import(client_a, tenant_a):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    upload = SimpleUploadedFile("o.csv", b"number\n13800138001\n+8613800138002\nnot-a-number\n", content_type="text/csv")
+    upload = SimpleUploadedFile(
+        "o.csv", b"number\n13800138001\n+8613800138002\nnot-a-number\n", content_type="text/csv"
+    )
     result = client_a.post("/api/v1/opt-outs/import", {"file": upload}, format="multipart").json()
     assert result == {"added": 2, "invalid": ["not-a-number"]}
     exported = client_a.get("/api/v1/opt-outs/export").content.decode()
@@ -175,7 +199,9 @@ def test_r_cmp_6_tenant_sees_its_violations_and_actions(client_a, client_b, tena
 def test_r_cmp_7_suspended_tenant_can_still_answer_a_complaint(client_a, tenant_a):
     complaint = services.file_complaint(tenant=tenant_a, source="12321", number=CN1, text="spam", actor=OPERATOR)
     services.suspend_sending(tenant=tenant_a, actor=OPERATOR, reason="complaints")
-    response = client_a.post(f"/api/v1/complaints/{complaint.pk}/answer", {"answer": "Removed from list."}, format="json")
+    response = client_a.post(
+        f"/api/v1/complaints/{complaint.pk}/answer", {"answer": "Removed from list."}, format="json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "answered"
 
@@ -195,9 +221,17 @@ def test_cross_tenant_complaints_are_404(client_b, tenant_a):
 
 def test_compliance_endpoints_are_in_the_openapi_schema(client):
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
-    for path in ["/api/v1/signatures", "/api/v1/signatures/{id}/withdraw", "/api/v1/templates",
-                 "/api/v1/templates/{code}/versions", "/api/v1/opt-outs", "/api/v1/opt-outs/{number}",
-                 "/api/v1/consents", "/api/v1/violations", "/api/v1/complaints/{id}/answer"]:
+    for path in [
+        "/api/v1/signatures",
+        "/api/v1/signatures/{id}/withdraw",
+        "/api/v1/templates",
+        "/api/v1/templates/{code}/versions",
+        "/api/v1/opt-outs",
+        "/api/v1/opt-outs/{number}",
+        "/api/v1/consents",
+        "/api/v1/violations",
+        "/api/v1/complaints/{id}/answer",
+    ]:
         assert path in schema["paths"], path
 
 
@@ -213,11 +247,16 @@ def test_r_cmp_1_proof_must_be_a_document_or_image(client_a):
 def test_r_aud_3_customer_writes_are_recorded(client_a, tenant_a):
     client_a.post("/api/v1/opt-outs", {"number": CN1}, format="json")
     client_a.post("/api/v1/consents", {"number": CN1, "source": "shop counter"}, format="json")
-    client_a.post("/api/v1/templates", {"name": "x", "type": "verification", "body": "Code ${code}",
-                                        "variables": {"code": {"kind": "code"}}}, format="json")
+    client_a.post(
+        "/api/v1/templates",
+        {"name": "x", "type": "verification", "body": "Code ${code}", "variables": {"code": {"kind": "code"}}},
+        format="json",
+    )
     complaint = services.file_complaint(tenant=tenant_a, source="12321", number=CN1, text="spam", actor=OPERATOR)
     client_a.post(f"/api/v1/complaints/{complaint.pk}/answer", {"answer": "removed"}, format="json")
-    recorded = set(OperationRecord.objects.filter(tenant=tenant_a, actor_kind="api_key").values_list("action", flat=True))
+    recorded = set(
+        OperationRecord.objects.filter(tenant=tenant_a, actor_kind="api_key").values_list("action", flat=True)
+    )
     assert {"opt_out.add", "consent.record", "template.file", "complaint.answer"} <= recorded
 
 

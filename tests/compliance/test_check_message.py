@@ -12,8 +12,13 @@ OPERATOR = services.Actor(kind="user", id="1", label="user:op")
 
 
 def _check(tenant, template, recipients, params=None, signature="AcmeBrand"):
-    return services.check_message(tenant=tenant, signature=signature, template=template.code,
-                                  params=params if params is not None else {"code": "123456"}, recipients=recipients)
+    return services.check_message(
+        tenant=tenant,
+        signature=signature,
+        template=template.code,
+        params=params if params is not None else {"code": "123456"},
+        recipients=recipients,
+    )
 
 
 def test_allowed_message_carries_signature_and_rendered_text(tenant_a):
@@ -52,8 +57,14 @@ def test_r_cmp_1_another_tenants_signature_cannot_send(tenant_a, tenant_b):
 
 def test_r_cmp_2_unapproved_template_cannot_send(tenant_a):
     approved_signature(tenant_a)
-    template = services.file_template(tenant=tenant_a, name="t", message_type="verification",
-                                      body="Code ${code}", variables={"code": {"kind": "code"}}, actor=CUSTOMER)
+    template = services.file_template(
+        tenant=tenant_a,
+        name="t",
+        message_type="verification",
+        body="Code ${code}",
+        variables={"code": {"kind": "code"}},
+        actor=CUSTOMER,
+    )
     with pytest.raises(services.TemplateNotApproved):
         _check(tenant_a, template, [CN1])
 
@@ -61,8 +72,9 @@ def test_r_cmp_2_unapproved_template_cannot_send(tenant_a):
 def test_r_cmp_2_revision_under_review_keeps_the_approved_version_sending(tenant_a):
     approved_signature(tenant_a)
     template = approved_template(tenant_a)
-    revision = services.revise_template(template=template, body="New code ${code}", variables={"code": "code"},
-                                        actor=CUSTOMER)
+    revision = services.revise_template(
+        template=template, body="New code ${code}", variables={"code": "code"}, actor=CUSTOMER
+    )
     assert revision.status == ReviewStatus.PENDING
     assert _check(tenant_a, template, [CN1]).verdicts[0].content == "【AcmeBrand】Your code is 123456."
     services.approve_template_version(version=revision, actor=REVIEWER)
@@ -80,8 +92,12 @@ def test_r_cmp_2_invalid_parameter_is_denied_per_recipient(tenant_a):
 
 def test_r_cmp_3_banned_word_in_parameter_is_caught_at_send_time(tenant_a):
     approved_signature(tenant_a)
-    template = approved_template(tenant_a, body="Hello ${name}, your order shipped.",
-                                 variables={"name": {"kind": "text", "max_length": 20}}, message_type="notification")
+    template = approved_template(
+        tenant_a,
+        body="Hello ${name}, your order shipped.",
+        variables={"name": {"kind": "text", "max_length": 20}},
+        message_type="notification",
+    )
     verdict = _check(tenant_a, template, [CN1], params={"name": "博彩大奖"}).verdicts[0]
     assert not verdict.allowed
     assert verdict.reason == "banned_content"
@@ -91,16 +107,21 @@ def test_r_cmp_3_banned_word_in_parameter_is_caught_at_send_time(tenant_a):
 @pytest.mark.parametrize("obfuscated", ["博 彩", "博.彩", "博-*-彩", "ＣＡＳＩＮＯ", "c a s i n o", "C.a.S.i.N.o"])
 def test_r_cmp_3_obfuscated_banned_word_in_parameter_is_caught(tenant_a, obfuscated):
     approved_signature(tenant_a)
-    template = approved_template(tenant_a, body="Hello ${name}!", message_type="notification",
-                                 variables={"name": {"kind": "text", "max_length": 20}})
+    template = approved_template(
+        tenant_a,
+        body="Hello ${name}!",
+        message_type="notification",
+        variables={"name": {"kind": "text", "max_length": 20}},
+    )
     verdict = _check(tenant_a, template, [CN1], params={"name": obfuscated}).verdicts[0]
     assert verdict.reason == "banned_content", obfuscated
 
 
 def test_r_cmp_3_hold_rule_allows_but_holds(tenant_a):
     approved_signature(tenant_a)
-    template = approved_template(tenant_a, body="Hi ${name}", message_type="notification",
-                                 variables={"name": {"kind": "text", "max_length": 20}})
+    template = approved_template(
+        tenant_a, body="Hi ${name}", message_type="notification", variables={"name": {"kind": "text", "max_length": 20}}
+    )
     verdict = _check(tenant_a, template, [CN1], params={"name": "高息理财"}).verdicts[0]
     assert verdict.allowed
     assert verdict.held
@@ -135,8 +156,9 @@ MARKETING = "Sale on ${item} today! 回T退订"
 
 def test_r_cmp_5_marketing_without_consent_is_denied_in_strict_mode(tenant_a):
     approved_signature(tenant_a)
-    template = approved_template(tenant_a, body=MARKETING, message_type="marketing",
-                                 variables={"item": {"kind": "text", "max_length": 10}})
+    template = approved_template(
+        tenant_a, body=MARKETING, message_type="marketing", variables={"item": {"kind": "text", "max_length": 10}}
+    )
     services.record_consent(tenant=tenant_a, number=CN2, source="signup form 2026-01", actor=CUSTOMER)
     result = _check(tenant_a, template, [CN1, CN2], params={"item": "shoes"})
     assert [v.reason for v in result.verdicts] == ["no_consent", None]
@@ -144,8 +166,9 @@ def test_r_cmp_5_marketing_without_consent_is_denied_in_strict_mode(tenant_a):
 
 def test_r_cmp_5_withdrawn_consent_denies_marketing(tenant_a):
     approved_signature(tenant_a)
-    template = approved_template(tenant_a, body=MARKETING, message_type="marketing",
-                                 variables={"item": {"kind": "text", "max_length": 10}})
+    template = approved_template(
+        tenant_a, body=MARKETING, message_type="marketing", variables={"item": {"kind": "text", "max_length": 10}}
+    )
     services.record_consent(tenant=tenant_a, number=CN1, source="app", actor=CUSTOMER)
     services.withdraw_consent(tenant=tenant_a, number=CN1, actor=CUSTOMER)
     assert _check(tenant_a, template, [CN1], params={"item": "shoes"}).verdicts[0].reason == "no_consent"
@@ -153,8 +176,9 @@ def test_r_cmp_5_withdrawn_consent_denies_marketing(tenant_a):
 
 def test_r_cmp_5_lenient_policy_sends_marketing_without_consent_records(tenant_a):
     approved_signature(tenant_a)
-    template = approved_template(tenant_a, body=MARKETING, message_type="marketing",
-                                 variables={"item": {"kind": "text", "max_length": 10}})
+    template = approved_template(
+        tenant_a, body=MARKETING, message_type="marketing", variables={"item": {"kind": "text", "max_length": 10}}
+    )
     services.update_compliance_settings(tenant=tenant_a, changes={"consent_policy": "lenient"}, actor=OPERATOR)
     assert _check(tenant_a, template, [CN1], params={"item": "shoes"}).verdicts[0].allowed
 

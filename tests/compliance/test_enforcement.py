@@ -23,8 +23,9 @@ def test_r_cmp_6_every_action_needs_a_reason(tenant_a):
 
 
 def test_r_cmp_6_actions_record_operator_and_reason(tenant_a):
-    violation = services.record_violation(tenant=tenant_a, category="gambling", evidence="msg 42", actor=OPERATOR,
-                                          message_count=3)
+    violation = services.record_violation(
+        tenant=tenant_a, category="gambling", evidence="msg 42", actor=OPERATOR, message_count=3
+    )
     action = services.warn_tenant(tenant=tenant_a, actor=OPERATOR, reason="gambling ads", violation=violation)
     assert (action.operator, action.reason, action.violation_id) == ("user:op", "gambling ads", violation.pk)
     assert OperationRecord.objects.filter(action="enforcement.warning", tenant=tenant_a, reason="gambling ads").exists()
@@ -41,8 +42,9 @@ def test_r_cmp_6_suspend_then_reactivate_restores_sending(tenant_a):
     template = approved_template(tenant_a)
     services.suspend_sending(tenant=tenant_a, actor=OPERATOR, reason="spam")
     reactivate_tenant(tenant=tenant_a, actor=OPERATOR, reason="rectified")
-    result = services.check_message(tenant=tenant_a, signature="AcmeBrand", template=template.code,
-                                    params={"code": "1234"}, recipients=[CN1])
+    result = services.check_message(
+        tenant=tenant_a, signature="AcmeBrand", template=template.code, params={"code": "1234"}, recipients=[CN1]
+    )
     assert result.verdicts[0].allowed
 
 
@@ -55,8 +57,9 @@ def test_r_cmp_6_terminated_tenant_stays_terminated(tenant_a):
     with pytest.raises(InvalidStateTransition):
         reactivate_tenant(tenant=tenant_a, actor=OPERATOR, reason="please")
     with pytest.raises(services.SendingSuspended) as caught:
-        services.check_message(tenant=tenant_a, signature="AcmeBrand", template=template.code,
-                               params={"code": "1234"}, recipients=[CN1])
+        services.check_message(
+            tenant=tenant_a, signature="AcmeBrand", template=template.code, params={"code": "1234"}, recipients=[CN1]
+        )
     assert caught.value.code == "tenant_terminated"
     assert EnforcementAction.objects.get(tenant=tenant_a).kind == "terminate"
 
@@ -78,7 +81,9 @@ def test_r_cmp_6_penalty_amounts_are_micro_units_and_configurable(settings):
 
 def test_r_cmp_7_complaint_is_due_in_72_hours(tenant_a):
     complaint = services.file_complaint(tenant=tenant_a, source="12321", number=CN1, text="spam", actor=OPERATOR)
-    assert complaint.answer_due_at - complaint.created_at == pytest.approx(timedelta(hours=72), abs=timedelta(seconds=5))
+    assert complaint.answer_due_at - complaint.created_at == pytest.approx(
+        timedelta(hours=72), abs=timedelta(seconds=5)
+    )
 
 
 def test_r_cmp_7_overdue_complaint_is_escalated_by_the_periodic_job(tenant_a):
@@ -134,8 +139,9 @@ def test_r_cmp_4_inbound_opt_out_blocks_the_next_send(tenant_a):
     template = approved_template(tenant_a)
     with tenant_context(tenant_a):
         services.apply_inbound_keyword(tenant=tenant_a, number=CN1, text="STOP")
-    result = services.check_message(tenant=tenant_a, signature="AcmeBrand", template=template.code,
-                                    params={"code": "1234"}, recipients=[CN1])
+    result = services.check_message(
+        tenant=tenant_a, signature="AcmeBrand", template=template.code, params={"code": "1234"}, recipients=[CN1]
+    )
     assert result.verdicts[0].reason == "opted_out"
 
 

@@ -14,7 +14,9 @@ def test_r_cmp_1_valid_signatures(text):
     assert rules.signature_problem(text) is None
 
 
-@pytest.mark.parametrize("text", ["A", "x" * 21, "【A】B", "A[B]", "Acme(CN)", "《书》", "acme.com", "http://x", " Acme"])
+@pytest.mark.parametrize(
+    "text", ["A", "x" * 21, "【A】B", "A[B]", "Acme(CN)", "《书》", "acme.com", "http://x", " Acme"]
+)
 def test_r_cmp_1_invalid_signatures(text):
     assert rules.signature_problem(text) is not None
 
@@ -31,20 +33,23 @@ def test_r_cmp_2_declared_variables_must_be_used():
 
 def test_r_cmp_2_url_variables_are_refused_in_verification_templates():
     with pytest.raises(TemplateDefinitionError, match="url"):
-        rules.check_definition(body="Code ${code} ${link}", variables={"code": "code", "link": "url"},
-                               message_type="verification")
+        rules.check_definition(
+            body="Code ${code} ${link}", variables={"code": "code", "link": "url"}, message_type="verification"
+        )
 
 
 def test_r_cmp_2_url_variables_are_allowed_in_notifications():
-    spec = rules.check_definition(body="See ${link}", variables={"link": {"kind": "url", "max_length": 60}},
-                                  message_type="notification")
+    spec = rules.check_definition(
+        body="See ${link}", variables={"link": {"kind": "url", "max_length": 60}}, message_type="notification"
+    )
     assert spec == {"link": {"kind": "url", "max_length": 60}}
 
 
 def test_r_cmp_2_text_variables_have_a_bounded_length():
     with pytest.raises(TemplateDefinitionError, match="at most"):
-        rules.check_definition(body="${t}", variables={"t": {"kind": "text", "max_length": 500}},
-                               message_type="notification")
+        rules.check_definition(
+            body="${t}", variables={"t": {"kind": "text", "max_length": 500}}, message_type="notification"
+        )
 
 
 def test_r_cmp_2_body_must_not_carry_its_own_signature_brackets():
@@ -78,7 +83,9 @@ def test_r_cmp_2_text_parameter_cannot_smuggle_a_url():
 
 def test_r_cmp_2_date_and_number_kinds():
     variables = {"d": {"kind": "date", "max_length": 20}, "n": {"kind": "number", "max_length": 10}}
-    assert rules.render(body="${d}:${n}", variables=variables, params={"d": "2026-11-23", "n": 12.5}) == "2026-11-23:12.5"
+    assert (
+        rules.render(body="${d}:${n}", variables=variables, params={"d": "2026-11-23", "n": 12.5}) == "2026-11-23:12.5"
+    )
     with pytest.raises(ParameterError):
         rules.render(body="${d}:${n}", variables=variables, params={"d": "tomorrow", "n": 1})
     with pytest.raises(ParameterError):
@@ -124,8 +131,10 @@ def test_r_cmp_2_property_only_declared_parameters_render(params):
     assert set(params) == {"code"}
 
 
-@pytest.mark.parametrize("body", ["大促销！回T退订", "优惠 退订回T", "回TD退订", "Sale! Reply STOP to opt out",
-                                  "Text STOP to end", "拒收请回复T"])
+@pytest.mark.parametrize(
+    "body",
+    ["大促销！回T退订", "优惠 退订回T", "回TD退订", "Sale! Reply STOP to opt out", "Text STOP to end", "拒收请回复T"],
+)
 def test_r_cmp_4_unsubscribe_instruction_is_recognised(body):
     assert rules.has_unsubscribe_instruction(body)
 
@@ -135,18 +144,35 @@ def test_r_cmp_4_missing_unsubscribe_instruction(body):
     assert not rules.has_unsubscribe_instruction(body)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("T", "opt_out"), ("td", "opt_out"), ("退订", "opt_out"), (" STOP ", "opt_out"), ("Unsubscribe", "opt_out"),
-    ("ＴＤ", "opt_out"), ("START", "opt_in"), ("start", "opt_in"), ("thanks", None), ("stop it please", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("T", "opt_out"),
+        ("td", "opt_out"),
+        ("退订", "opt_out"),
+        (" STOP ", "opt_out"),
+        ("Unsubscribe", "opt_out"),
+        ("ＴＤ", "opt_out"),
+        ("START", "opt_in"),
+        ("start", "opt_in"),
+        ("thanks", None),
+        ("stop it please", None),
+    ],
+)
 def test_r_cmp_4_inbound_keywords(text, expected):
     assert rules.inbound_keyword(text) == expected
 
 
-@pytest.mark.parametrize(("raw", "e164"), [
-    ("13800138000", "+8613800138000"), ("+8613800138000", "+8613800138000"), ("8613800138000", "+8613800138000"),
-    ("0012025550123", "+12025550123"), ("+1 202-555-0123", "+12025550123"),
-])
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("13800138000", "+8613800138000"),
+        ("+8613800138000", "+8613800138000"),
+        ("8613800138000", "+8613800138000"),
+        ("0012025550123", "+12025550123"),
+        ("+1 202-555-0123", "+12025550123"),
+    ],
+)
 def test_numbers_normalise_to_e164(raw, e164):
     assert rules.normalise_number(raw) == e164
 

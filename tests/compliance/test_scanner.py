@@ -11,10 +11,17 @@ from compliance.scanner import Rule, Scanner, normalise
 OPERATOR = services.Actor(kind="user", id="1", label="user:op")
 
 
-@pytest.mark.parametrize(("raw", "normal"), [
-    ("ＡＢＣ１２３", "abc123"), ("博 彩", "博彩"), ("b.o.o.k", "book"), ("B-O_O/K!", "book"), ("博\u200b彩", "博彩"),
-    ("Ｃａｓｉｎｏ", "casino"),
-])
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("ＡＢＣ１２３", "abc123"),
+        ("博 彩", "博彩"),
+        ("b.o.o.k", "book"),
+        ("B-O_O/K!", "book"),
+        ("博\u200b彩", "博彩"),
+        ("Ｃａｓｉｎｏ", "casino"),
+    ],
+)
 def test_r_cmp_3_normalisation_folds_width_case_spaces_and_punctuation(raw, normal):
     assert normalise(raw) == normal
 
@@ -28,8 +35,9 @@ def test_r_cmp_3_reports_which_rule_matched():
 
 
 def test_r_cmp_3_reject_wins_over_hold():
-    scanner = Scanner([Rule(1, "keyword", "理财", "financial_marketing", "hold"),
-                       Rule(2, "keyword", "赌场", "gambling", "reject")])
+    scanner = Scanner(
+        [Rule(1, "keyword", "理财", "financial_marketing", "hold"), Rule(2, "keyword", "赌场", "gambling", "reject")]
+    )
     result = scanner.scan("理财 和 赌场")
     assert result.reject.rule.id == 2
     assert result.hold.rule.id == 1

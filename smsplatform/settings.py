@@ -196,6 +196,20 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- billing ---
+# R-TEN-4 / R-BIL-3: dormancy thresholds in days, the notice period before acting, and what to
+# do with a dormant tenant ("suspend" or "terminate"; package_idle always expires the credits).
+BILLING_DORMANCY_DAYS = {
+    "idle": env_int("BILLING_DORMANCY_IDLE_DAYS", 90),
+    "idle_expired": env_int("BILLING_DORMANCY_IDLE_EXPIRED_DAYS", 180),
+    "no_login": env_int("BILLING_DORMANCY_NO_LOGIN_DAYS", 365),
+    "package_idle": env_int("BILLING_PACKAGE_IDLE_DAYS", 182),
+}
+BILLING_DORMANCY_NOTICE_DAYS = env_int("BILLING_DORMANCY_NOTICE_DAYS", 30)
+BILLING_DORMANCY_ACTIONS = {"idle": "suspend", "idle_expired": "suspend", "no_login": "suspend"}
+# R-BIL-6: low-balance webhook POST timeout.
+BILLING_WEBHOOK_TIMEOUT_SECONDS = env_int("BILLING_WEBHOOK_TIMEOUT_SECONDS", 5)
+
 # --- compliance ---
 # R-CMP-9: numbers in this country are domestic; everything else needs an international template.
 COMPLIANCE_HOME_COUNTRY = os.environ.get("COMPLIANCE_HOME_COUNTRY", "CN")

@@ -1,7 +1,4 @@
-"""R-CMP-6 forfeits and penalty charges, booked through the real billing app (R-BIL-3, R-BIL-9).
-
-These need billing (branch `billing`) merged: until then they fail with ImportError by design.
-"""
+"""R-CMP-6 forfeits and penalty charges, booked through the real billing app (R-BIL-3, R-BIL-9)."""
 
 from compliance import services
 from compliance.models import EnforcementAction
@@ -43,3 +40,17 @@ def test_r_cmp_6_forfeit_takes_the_remaining_balance(tenant_a):
     services.forfeit_balance(tenant=tenant_a, actor=OPERATOR, reason="serious violation")
     assert _balance(tenant_a) == 0
     assert EnforcementAction.objects.get(tenant=tenant_a).kind == "forfeit"
+
+
+def test_r_cmp_6_operator_charges_a_penalty_from_the_admin(client, operator_user, tenant_a):
+    _topup(tenant_a, 3000 * CNY, "t-pen-admin")
+    violation = services.record_violation(tenant=tenant_a, category="gambling", evidence="3 msgs", actor=OPERATOR)
+    client.force_login(operator_user)
+    response = client.post(
+        f"/admin/compliance/violation/{violation.pk}/enforce/",
+        {"kind": "penalty", "reason": "gambling ads", "illegal_messages": 3, "channels_cut": 0},
+    )
+    assert response.status_code == 302
+    assert _balance(tenant_a) == 0
+    action = EnforcementAction.objects.get(tenant=tenant_a)
+    assert (action.kind, action.operator) == ("penalty", "user:operator1")

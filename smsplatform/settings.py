@@ -211,3 +211,24 @@ BILLING_DORMANCY_NOTICE_DAYS = env_int("BILLING_DORMANCY_NOTICE_DAYS", 30)
 BILLING_DORMANCY_ACTIONS = {"idle": "suspend", "idle_expired": "suspend", "no_login": "suspend"}
 # R-BIL-6: low-balance webhook POST timeout.
 BILLING_WEBHOOK_TIMEOUT_SECONDS = env_int("BILLING_WEBHOOK_TIMEOUT_SECONDS", 5)
+
+# --- compliance ---
+# R-CMP-9: numbers in this country are domestic; everything else needs an international template.
+COMPLIANCE_HOME_COUNTRY = os.environ.get("COMPLIANCE_HOME_COUNTRY", "CN")
+# R-CMP-6 liquidated damages (004 §7.4), in micro-units (1 CNY = 1_000_000).
+COMPLIANCE_PENALTY_PER_MESSAGE = env_int("COMPLIANCE_PENALTY_PER_MESSAGE", 1000 * 1_000_000)
+COMPLIANCE_PENALTY_PER_CHANNEL_CUT = env_int("COMPLIANCE_PENALTY_PER_CHANNEL_CUT", 50_000 * 1_000_000)
+# R-CMP-7: hours a tenant has to answer a complaint (004 §4.2), and whether overdue ones suspend sending.
+COMPLIANCE_COMPLAINT_ANSWER_HOURS = env_int("COMPLIANCE_COMPLAINT_ANSWER_HOURS", 72)
+COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT = env_bool("COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT", False)
+# R-CMP-8: hold sends when this hour's volume exceeds SPIKE_MULTIPLE x the usual hourly rate
+# (mean of the previous BASELINE_HOURS hours, but never below SPIKE_MIN_HOURLY). 0 disables.
+COMPLIANCE_SPIKE_MULTIPLE = float(os.environ.get("COMPLIANCE_SPIKE_MULTIPLE", "10"))
+COMPLIANCE_SPIKE_BASELINE_HOURS = env_int("COMPLIANCE_SPIKE_BASELINE_HOURS", 24)
+COMPLIANCE_SPIKE_MIN_HOURLY = env_int("COMPLIANCE_SPIKE_MIN_HOURLY", 1000)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "ReviewStatusEnum": "compliance.models.ReviewStatus",
+    "ComplaintStatusEnum": "compliance.models.ComplaintStatus",
+})
+# R-CMP-1: largest accepted signature proof document.
+COMPLIANCE_PROOF_MAX_BYTES = env_int("COMPLIANCE_PROOF_MAX_BYTES", 10 * 1024 * 1024)

@@ -219,7 +219,7 @@ def test_cross_tenant_complaints_are_404(client_b, tenant_a):
     assert Complaint.objects.get(pk=complaint.pk).status == "open"
 
 
-def test_compliance_endpoints_are_in_the_openapi_schema(client):
+def test_compliance_endpoints_are_in_the_openapi_schema(client, db):
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
     for path in [
         "/api/v1/signatures",

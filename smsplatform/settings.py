@@ -195,3 +195,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- audit (issue 6: send log, exports, statistics, erasure) ---
+# R-AUD-1: send-log retention in days. The floor is 180 (six months); the purge job refuses less.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 180)
+# Exports estimated above this many rows run in the background (dramatiq) (R-AUD-2).
+AUDIT_EXPORT_BACKGROUND_ROWS = env_int("AUDIT_EXPORT_BACKGROUND_ROWS", 5000)
+AUDIT_EXPORT_CHUNK_ROWS = env_int("AUDIT_EXPORT_CHUNK_ROWS", 5000)
+# Keyed hash of erased numbers (R-AUD-4); keep it outside the database like API_KEY_KEK.
+AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)

@@ -21,6 +21,9 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(SERVICES) && $(PY) manage.py makemigrations --check --dry-run $(APPS) && $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+bench: $(VENV)/.installed
+	$(SERVICES) && $(PY) manage.py bootstrap && $(PY) bench/run_all.py
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

@@ -196,6 +196,23 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- delivery ---
+DELIVERY_MAX_SCHEDULE_DAYS = env_int("DELIVERY_MAX_SCHEDULE_DAYS", 30)
+DELIVERY_JOB_SIZE = env_int("DELIVERY_JOB_SIZE", 100)  # message ids per channel job
+DELIVERY_REQUEUE_AFTER_SECONDS = env_int("DELIVERY_REQUEUE_AFTER_SECONDS", 120)
+DELIVERY_NO_CHANNEL_RETRY_SECONDS = env_int("DELIVERY_NO_CHANNEL_RETRY_SECONDS", 30)
+DELIVERY_CHANNEL_DOWN_SECONDS = env_int("DELIVERY_CHANNEL_DOWN_SECONDS", 30)
+DELIVERY_MAX_SUBMIT_ATTEMPTS = env_int("DELIVERY_MAX_SUBMIT_ATTEMPTS", 5)
+DELIVERY_SUBMIT_TIMEOUT_SECONDS = float(os.environ.get("DELIVERY_SUBMIT_TIMEOUT_SECONDS", "15"))
+# A "submitting" row older than this belongs to a dead sender: it becomes unknown_submission.
+DELIVERY_SUBMITTING_STALE_SECONDS = env_int("DELIVERY_SUBMITTING_STALE_SECONDS", 120)
+# Unknown submissions not matched to a receipt within this time are taken as never sent.
+DELIVERY_RECONCILE_SECONDS = env_int("DELIVERY_RECONCILE_SECONDS", 3600)
+DELIVERY_RECEIPT_TIMEOUT_HOURS = env_int("DELIVERY_RECEIPT_TIMEOUT_HOURS", 72)
+DELIVERY_CALLBACK_TIMEOUT_SECONDS = env_int("DELIVERY_CALLBACK_TIMEOUT_SECONDS", 5)
+DELIVERY_CALLBACK_BACKOFF_SECONDS = env_int("DELIVERY_CALLBACK_BACKOFF_SECONDS", 10)
+DELIVERY_CALLBACK_MAX_ATTEMPTS = env_int("DELIVERY_CALLBACK_MAX_ATTEMPTS", 8)
+
 # --- audit (issue 6: send log, exports, statistics, erasure) ---
 # R-AUD-1: send-log retention in days. The floor is 180 (six months); the purge job refuses less.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 180)

@@ -100,12 +100,11 @@ def _as_datetime(value: Any, *, end: bool = False) -> datetime | None:
     elif isinstance(value, date):
         parsed = datetime.combine(value + timedelta(days=1) if end else value, time.min)
     else:
-        parsed = parse_datetime(str(value))
+        text = str(value).strip()
+        day = parse_date(text) if len(text) == 10 else None  # a bare date is a whole day
+        parsed = datetime.combine(day + timedelta(days=1) if end else day, time.min) if day else parse_datetime(text)
         if parsed is None:
-            day = parse_date(str(value))
-            if day is None:
-                raise ExportError(f"Not a date: {value!r}", code="invalid_filter")
-            parsed = datetime.combine(day + timedelta(days=1) if end else day, time.min)
+            raise ExportError(f"Not a date: {value!r}", code="invalid_filter")
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
     return parsed

@@ -301,8 +301,8 @@ class ExportRequestForm(forms.Form):
 class ExportJobAdmin(admin.ModelAdmin):
     """Auditor exports (R-AUD-2): request, follow progress, download through a permission check."""
 
-    list_display = ["id", "kind", "format", "state_badge", "progress", "rows_written", "requested_by_label",
-                    "created_at", "download"]
+    list_display = ["id", "kind", "format", "state_badge", "progress", "rows_written", "requester", "created_at",
+                    "download"]
     list_filter = ["kind", "state", "format"]
     search_fields = ["requested_by_label", "reason", "sha256"]
     readonly_fields = [f.name for f in ExportJob._meta.fields]
@@ -327,9 +327,13 @@ class ExportJobAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, obj):
         return format_html(
-            '<progress class="export-progress" data-job="{}" max="100" value="{}"></progress> {}%',
+            '<progress class="export-progress" data-job="{}" max="100" value="{}" style="width:6em"></progress> {}%',
             obj.pk, obj.progress_percent, obj.progress_percent,
         )
+
+    @admin.display(description="requested by", ordering="requested_by_label")
+    def requester(self, obj):
+        return obj.requested_by_label.removeprefix("user:")
 
     @admin.display(description="file")
     def download(self, obj):

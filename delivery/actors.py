@@ -36,6 +36,7 @@ class ChannelQueues(Middleware):
 
     def before_worker_thread_shutdown(self, broker, thread):
         sender.SessionRegistry.close_all()
+        connection.close()
 
     def _refresh_loop(self, broker):
         while not self._stop.is_set():

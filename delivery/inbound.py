@@ -65,6 +65,7 @@ def _lookup(*, channel_id: int | None, carrier_message_id: str) -> CarrierMessag
 def record_receipt(*, channel_id: int | None, receipt, source_addr: str = "", destination_addr: str = "") -> bool:
     """Apply a receipt, or park it until its carrier id is known. True when applied now."""
     status = str(receipt.status)
+    status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
     if status not in RECEIPT_FINAL:
         log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
         return False

@@ -78,7 +78,7 @@ class SessionRegistry:
                        channel.source_addr, channel.window_size, channel.tps_limit)
         sessions = cls._sessions()
         current = sessions.get(channel.pk)
-        if current is not None and current.fingerprint == fingerprint:
+        if current is not None and current.fingerprint == fingerprint and current.session.connected:
             return current
         if current is not None:
             cls.drop(channel.pk)
@@ -112,12 +112,11 @@ class SessionRegistry:
 
 
 def _on_inbound(channel_id: int, pdu) -> None:
+    """deliver_sm on this bind. An exception makes the session answer ESME_RX_T_APPN, so the
+    SMSC delivers it again (nothing is lost)."""
     from .inbound import handle_inbound
 
-    try:
-        handle_inbound(channel_id=channel_id, pdu=pdu)
-    except Exception:  # one bad PDU must not kill the bind; it is logged and the SMSC retries
-        log.exception("inbound PDU on channel %s failed", channel_id)
+    handle_inbound(channel_id=channel_id, pdu=pdu)
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -182,46 +181,54 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     with tenant_context(tenant):
         source = source_address(channel=channel, tenant=tenant)
     schema = tenant.schema_name
-    unsent: list[Message] = []
     broken = None
-    for index, m in enumerate(claimed):
+    for m in claimed:
         try:
             holder.session.submit(
                 ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
             )
         except (SmppError, OSError) as exc:
+            # The session reported every part it had taken (answered, or transient); messages
+            # after this one were never handed over.
             broken = exc
-            unsent = claimed[index + 1 :] if _was_written(exc) else claimed[index:]
             break
     if broken is None:
         try:
             holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
+            _linger(holder)
         except (SmppError, OSError) as exc:
             broken = exc
     if broken is not None:
         SessionRegistry.drop(channel_id)
-        services.mark_channel_down(channel_id=channel_id, error=f"session lost: {broken}", seconds=2)
-    outcome = apply_submit_results(channel_id=channel_id, results=holder.take_results())
+        log.warning("channel %s session lost: %s", channel_id, broken)
+    results = holder.take_results()
+    reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
+    outcome = apply_submit_results(channel_id=channel_id, results=results)
     with tenant_context(tenant):
-        if unsent:
-            # Never written to the socket: safe to submit again, elsewhere if possible.
-            unsent_ids = {m.pk for m in unsent}
-            still = list(Message.objects.filter(pk__in=unsent_ids, status=S.SUBMITTING, claim_token=token))
-            retry_elsewhere(tenant=tenant, messages=still, token=token, reason=f"not sent: {broken}")
-        # Written but no (complete) response: we cannot know whether the SMSC took them.
+        leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
+        # No result at all after a broken session: never handed to the SMSC, safe to send again.
+        unsent = [m for m in leftover if broken is not None and str(m.pk) not in reported]
+        retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not sent: {broken}")
+        # Handed over but no (complete) answer yet: we cannot know whether the SMSC took them.
+        unsent_ids = {m.pk for m in unsent}
         with transaction.atomic():
             pending = list(
-                Message.objects.select_for_update().filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token)
+                Message.objects.select_for_update().filter(
+                    pk__in=[m.pk for m in leftover if m.pk not in unsent_ids], status=S.SUBMITTING, claim_token=token
+                )
             )
             for m in pending:
                 services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
-    outcome["unknown"] = len(pending)
+    outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending))
     return outcome
 
 
-def _was_written(exc: Exception) -> bool:
-    """Whether the PDU of the failing submit may have reached the SMSC (then it is not resent)."""
-    return bool(getattr(exc, "written", False))
+def _linger(holder: ChannelSession) -> None:
+    """Read a little longer: receipts of what we just sent often follow right away, and this
+    bind is only read while a job runs."""
+    linger = settings.DELIVERY_RECEIPT_LINGER_SECONDS
+    if linger > 0:
+        holder.session.poll(linger)
 
 
 # --- recording results -------------------------------------------------------------------------

@@ -355,6 +355,7 @@ def message_summary(m: Message) -> dict:
 
 
 def _response(*, kind: str, request: SendRequest, messages: list[Message]) -> tuple[int, dict]:
+    send_at = request.send_at.isoformat() if request.send_at else None
     if kind == SendRequest.Kind.SINGLE:
         m = messages[0]
         if m.status == S.REJECTED:
@@ -362,9 +363,9 @@ def _response(*, kind: str, request: SendRequest, messages: list[Message]) -> tu
                 "code": m.reason, "message": m.detail or "The recipient was refused.",
                 "details": {"id": m.pk, "to": m.recipient, "client_ref": request.client_ref},
             }
-        return http.HTTP_202_ACCEPTED, {**message_summary(m), "client_ref": request.client_ref, "send_at": request.send_at}
+        return http.HTTP_202_ACCEPTED, {**message_summary(m), "client_ref": request.client_ref, "send_at": send_at}
     return http.HTTP_202_ACCEPTED, {
-        "id": request.pk, "client_ref": request.client_ref, "send_at": request.send_at,
+        "id": request.pk, "client_ref": request.client_ref, "send_at": send_at,
         "accepted": sum(1 for m in messages if m.status != S.REJECTED),
         "rejected": sum(1 for m in messages if m.status == S.REJECTED),
         "messages": [message_summary(m) for m in messages],

@@ -212,6 +212,8 @@ DELIVERY_RECEIPT_TIMEOUT_HOURS = env_int("DELIVERY_RECEIPT_TIMEOUT_HOURS", 72)
 DELIVERY_CALLBACK_TIMEOUT_SECONDS = env_int("DELIVERY_CALLBACK_TIMEOUT_SECONDS", 5)
 DELIVERY_CALLBACK_BACKOFF_SECONDS = env_int("DELIVERY_CALLBACK_BACKOFF_SECONDS", 10)
 DELIVERY_CALLBACK_MAX_ATTEMPTS = env_int("DELIVERY_CALLBACK_MAX_ATTEMPTS", 8)
+# Senders read their bind a little longer after a job: receipts often follow the responses.
+DELIVERY_RECEIPT_LINGER_SECONDS = float(os.environ.get("DELIVERY_RECEIPT_LINGER_SECONDS", "0.2"))
 
 # --- audit (issue 6: send log, exports, statistics, erasure) ---
 # R-AUD-1: send-log retention in days. The floor is 180 (six months); the purge job refuses less.

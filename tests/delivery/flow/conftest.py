@@ -2,6 +2,8 @@
 that operators edit (channels/routes) or the send path's own rows."""
 
 import itertools
+import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -45,3 +47,96 @@ def add_outbox(tenant, messages, *, available_at=None):
         tenant=tenant, request_id=messages[0].request_id, message_ids=[m.pk for m in messages],
         available_at=available_at or timezone.now(),
     )
+
+
+# --- a tenant that can send: approved signature + template, a price, money ------------------
+
+
+PRICE = 40_000  # micro-units per segment (0.04 CNY)
+
+
+def _actor(label: str):
+    from tenants.services import Actor
+
+    return Actor.system(label)
+
+
+def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000_000, body: str = "Your code is ${code}.",
+                  message_type: str = "verification"):
+    """Set a tenant up through the other apps' own services (R-CMP-1/2, R-BIL-1/4).
+    Returns the template code."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from billing import services as billing
+    from billing.models import Price
+    from compliance import services as compliance
+
+    sig = compliance.file_signature(
+        tenant=tenant, text=signature, purpose="shop", actor=_actor("customer"),
+        proofs=[SimpleUploadedFile("licence.pdf", b"%PDF-1.4 proof", content_type="application/pdf")],
+    )
+    compliance.approve_signature(signature=sig, actor=_actor("reviewer"))
+    variables = {"code": {"kind": "code"}} if "${code}" in body else {}
+    template = compliance.file_template(
+        tenant=tenant, name="t", message_type=message_type, body=body, variables=variables, actor=_actor("customer")
+    )
+    compliance.approve_template_version(version=template.versions.get(), actor=_actor("reviewer"))
+    plan = billing.default_plan()
+    if not Price.objects.filter(plan=plan, message_type=message_type, country="CN").exists():
+        starts = timezone.now() + timedelta(milliseconds=50)  # a price never starts in the past
+        billing.announce_price(plan=plan, message_type=message_type, country="CN", unit_price=PRICE,
+                               effective_from=starts, actor=_actor("finance"))
+        time.sleep(0.06)
+    if balance:
+        billing.topup(tenant=tenant, amount=balance, actor=_actor("finance"), idempotency_key=f"topup:{tenant.pk}:{next(_seq)}")
+    return template.code
+
+
+@pytest.fixture(autouse=True)
+def _compliance_test_settings(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.COMPLIANCE_SPIKE_MULTIPLE = 0  # a fresh tenant's first sends are not a spike
+
+
+@pytest.fixture
+def worker(live_db):
+    """start(threads=2) → a real dramatiq Worker on the Redis broker, in this process."""
+    import dramatiq
+
+    import smsplatform.worker  # noqa: F401  (imports every actor)
+
+    broker = dramatiq.get_broker()
+    broker.client.flushdb()
+    started = []
+
+    def start(threads: int = 2):
+        w = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+        w.start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop(timeout=10_000)
+
+
+@pytest.fixture
+def listener(live_db):
+    """start(channel_id) → the receipt/reply listener (run_listener's loop) in a thread."""
+    import threading
+
+    from delivery.management.commands.run_listener import listen
+
+    stop = threading.Event()
+    threads = []
+
+    def start(channel_id: int):
+        thread = threading.Thread(target=listen, args=(channel_id, stop), daemon=True)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=5)

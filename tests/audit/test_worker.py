@@ -29,8 +29,11 @@ def test_export_actor_is_on_the_audit_queue(db):
 
 
 @pytest.fixture
-def worker(live_db):
+def worker(live_db, monkeypatch):
     import tenants.actors  # noqa: F401  (declares the audit queue on the broker)
+
+    # Worker threads close their connections after each job, so none outlives the test database.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
 
     broker = dramatiq.get_broker()
     broker.flush("audit")

@@ -47,6 +47,7 @@ from tenants.models import (
 )
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+XLSX_MAX_ROWS = 1_048_576  # one sheet, header included
 
 
 class ExportError(DomainError):
@@ -557,6 +558,9 @@ def request_export(*, kind: str, fmt: str, filters: dict, user, ip_address: str 
     if kind == ExportKind.SEND_LOG:
         filters = SendLogFilters.from_dict(filters).to_dict()
     estimated = estimate_rows(kind=kind, filters=filters)
+    if fmt == ExportFormat.XLSX and estimated >= XLSX_MAX_ROWS:
+        raise ExportError(f"{estimated:,} rows do not fit in one XLSX sheet ({XLSX_MAX_ROWS - 1:,} at most): "
+                          "choose CSV or JSON, or narrow the filters.", code="too_many_rows_for_xlsx")
     if background is None:
         background = estimated > settings.AUDIT_EXPORT_BACKGROUND_ROWS
     job = ExportJob.objects.create(

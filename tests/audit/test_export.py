@@ -224,3 +224,12 @@ def test_operation_records_export_to_json(auditor, export_media):
     assert rows
     assert rows[-1]["action"] == "audit.test"
     assert rows[-1]["reason"] == "'=cmd"
+
+
+def test_xlsx_refuses_more_rows_than_a_sheet_holds(tenant_a, auditor, monkeypatch):
+    from delivery import sendlog
+
+    make_message(tenant_a, signature="Huge")
+    monkeypatch.setattr(sendlog, "XLSX_MAX_ROWS", 1)
+    with pytest.raises(sendlog.ExportError, match="XLSX"):
+        request_export(kind="send_log", fmt="xlsx", user=auditor, filters={"signature": "Huge"})

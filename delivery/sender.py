@@ -54,7 +54,8 @@ class ChannelSession:
     results: list = field(default_factory=list)
 
     def take_results(self) -> list:
-        taken, self.results = self.results, []
+        taken = list(self.results)  # the session appends to this very list: clear it in place
+        del self.results[: len(taken)]
         return taken
 
 
@@ -368,7 +369,7 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
                     message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province
                 )
                 channel_id = again[0] if again else m.channel_id
-                delay = min(1000 * 2 ** m.submit_attempts, 60_000)
+                delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** (m.submit_attempts - 1), 60_000)
             services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id)
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:

@@ -214,6 +214,8 @@ DELIVERY_CALLBACK_BACKOFF_SECONDS = env_int("DELIVERY_CALLBACK_BACKOFF_SECONDS",
 DELIVERY_CALLBACK_MAX_ATTEMPTS = env_int("DELIVERY_CALLBACK_MAX_ATTEMPTS", 8)
 # Senders read their bind a little longer after a job: receipts often follow the responses.
 DELIVERY_RECEIPT_LINGER_SECONDS = float(os.environ.get("DELIVERY_RECEIPT_LINGER_SECONDS", "0.2"))
+# Re-submit after a transient error on the last channel left: this, doubled per attempt (ms).
+DELIVERY_RETRY_BACKOFF_MS = env_int("DELIVERY_RETRY_BACKOFF_MS", 1000)
 
 # --- audit (issue 6: send log, exports, statistics, erasure) ---
 # R-AUD-1: send-log retention in days. The floor is 180 (six months); the purge job refuses less.

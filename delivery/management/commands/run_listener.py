@@ -48,6 +48,7 @@ def listen(channel_id: int, stop: threading.Event) -> None:
                 session.close()
             except (SmppError, OSError):
                 log.debug("close failed", exc_info=True)
+    connection.close()
 
 
 class Command(BaseCommand):

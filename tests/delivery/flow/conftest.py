@@ -140,3 +140,15 @@ def listener(live_db):
     stop.set()
     for thread in threads:
         thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def _live_tests_only_on_the_test_database(request):
+    """pytest-django creates the test database only when some collected test asks for `db`; a
+    run of live tests alone would otherwise reach the developer database (reported to the lead)."""
+    if "live_db" in request.fixturenames:
+        from django.db import connection
+
+        if not connection.settings_dict["NAME"].startswith("test_"):
+            pytest.fail("live tests need the test database: run them together with a `db` test "
+                        "(e.g. the whole tests/delivery/flow directory)")

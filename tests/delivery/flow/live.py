@@ -102,7 +102,34 @@ def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> su
         **os.environ,
         "DATABASE_URL": f"postgres://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT']}/{settings_db['NAME']}",
         "DELIVERY_RECEIPT_LINGER_SECONDS": "0.3",
+        "DELIVERY_RETRY_BACKOFF_MS": "100",
         **(env or {}),
     }
     command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]
-    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL)
+    # Own process group: dramatiq's main process forks the worker process; signals go to both.
+    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL,
+                            stderr=log or subprocess.DEVNULL, start_new_session=True)
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the dramatiq main process and its worker processes (the whole group)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_all_delivered(tenant, ids, *, timeout: float = 60.0) -> None:
+    from collections import Counter
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = statuses(tenant, ids)
+        if set(states.values()) == {"delivered"}:
+            return
+        time.sleep(0.1)
+    with tenant_context(tenant):
+        stuck = list(Message.objects.filter(pk__in=ids).exclude(status="delivered").values(
+            "pk", "status", "submit_attempts", "reason", "detail", "tried_channels")[:5])
+    connection.set_schema_to_public()
+    raise AssertionError(f"not all delivered: {Counter(states.values())}; e.g. {stuck}")

@@ -18,7 +18,7 @@ from delivery.sender import mark_stale_submissions, reconcile_unknown_submission
 from delivery.services import requeue_stale_queued
 
 from .conftest import PRICE, make_sendable
-from .live import live_tenant, only_channel, statuses, wait_for, worker_process
+from .live import live_tenant, only_channel, signal_group, statuses, wait_all_delivered, wait_for, worker_process
 
 S = MessageStatus
 pytestmark = pytest.mark.faults
@@ -52,7 +52,8 @@ def numbers_for(prefix: str, n: int) -> list[str]:
     return [f"+86{prefix}{i:08d}" for i in range(n)]
 
 
-def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker):
+def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker, settings):
+    settings.DELIVERY_RETRY_BACKOFF_MS = 100
     sim = smsc_factory(credentials={"demo": "demo"}, disconnect_every=7)
     only_channel(port=sim.port)
     tenant, client = live_tenant("Disconnect Co.")
@@ -60,12 +61,13 @@ def test_simulator_disconnects_mid_batch(live_db, smsc_factory, worker):
     worker()
     numbers = numbers_for("138", 30)
     ids = send_batch(client, template, numbers)
-    wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=60, what="all delivered")
+    wait_all_delivered(tenant, ids)
     assert sim.disconnects >= 3
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)
 
 
-def test_simulator_throttles(live_db, smsc_factory, worker):
+def test_simulator_throttles(live_db, smsc_factory, worker, settings):
+    settings.DELIVERY_RETRY_BACKOFF_MS = 100
     sim = smsc_factory(credentials={"demo": "demo"}, throttle_every=4)
     only_channel(port=sim.port)
     tenant, client = live_tenant("Throttle Co.")
@@ -73,7 +75,7 @@ def test_simulator_throttles(live_db, smsc_factory, worker):
     worker()
     numbers = numbers_for("139", 20)
     ids = send_batch(client, template, numbers)
-    wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=60, what="all delivered")
+    wait_all_delivered(tenant, ids)
     assert sim.throttled >= 4
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)
 
@@ -97,7 +99,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
     try:
         ids = send_batch(client, template, numbers)
         wait_for(lambda: len(sim.submitted) >= 25, timeout=60, what="the first worker to be mid-batch")
-        first.send_signal(signal.SIGKILL)
+        signal_group(first, signal.SIGKILL)
         first.wait(timeout=10)
         killed_at = len(sim.submitted)
         assert killed_at < len(numbers)
@@ -126,11 +128,10 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
                 outcome = reconcile_unknown_submissions()
             assert outcome["reconciled"] == len(reached_smsc)
             assert outcome["requeued"] == len(unknown) - len(reached_smsc)
-            wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=90, what="all delivered")
+            wait_all_delivered(tenant, ids, timeout=90)
         finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(timeout=20)
+            signal_group(second, signal.SIGTERM)
+            second.wait(timeout=30)
     finally:
-        if first.poll() is None:
-            first.kill()
+        signal_group(first, signal.SIGKILL)
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)

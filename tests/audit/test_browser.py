@@ -69,6 +69,11 @@ def browser(monkeypatch):
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+        # While Playwright's loop runs, Django keeps a separate connection for this context:
+        # close it, or it outlives the test database.
+        from django.db import connections
+
+        connections.close_all()
 
 
 def shots(tmp_path) -> Path:

@@ -507,9 +507,16 @@ def estimate_rows(*, kind: str, filters: dict) -> int:
     return operation_record_queryset(filters=filters).count()
 
 
+def _job_actor(job: ExportJob):
+    from tenants.services import Actor
+
+    return Actor(kind="user" if job.requested_by_id else "system", id=str(job.requested_by_id or ""),
+                 label=job.requested_by_label, ip_address=job.ip_address)
+
+
 def run_export_job(*, job_id: int) -> ExportJob:
     """Produce the job's file (R-AUD-2) and record it (R-AUD-3). Idempotent for finished jobs."""
-    from tenants.services import Actor, record_operation
+    from tenants.services import record_operation
 
     job = ExportJob.objects.get(pk=job_id)
     if job.state in (ExportState.DONE, ExportState.FAILED):
@@ -525,6 +532,8 @@ def run_export_job(*, job_id: int) -> ExportJob:
         path.unlink(missing_ok=True)
         ExportJob.objects.filter(pk=job.pk).update(state=ExportState.FAILED, error=str(exc)[:2000],
                                                    finished_at=timezone.now())
+        record_operation(actor=_job_actor(job), action=f"export.{job.kind}.failed", obj=job, reason=job.reason,
+                         after={"filters": job.filters, "format": job.format, "error": str(exc)[:500]})
         raise
     sha = file_sha256(path)
     ExportJob.objects.filter(pk=job.pk).update(
@@ -532,10 +541,8 @@ def run_export_job(*, job_id: int) -> ExportJob:
         sha256=sha, finished_at=timezone.now(),
     )
     job.refresh_from_db()
-    actor = Actor(kind="user" if job.requested_by_id else "system", id=str(job.requested_by_id or ""),
-                  label=job.requested_by_label, ip_address=job.ip_address)
     record_operation(
-        actor=actor, action=f"export.{job.kind}", obj=job, reason=job.reason,
+        actor=_job_actor(job), action=f"export.{job.kind}", obj=job, reason=job.reason,
         after={"filters": job.filters, "format": job.format, "rows": count, "sha256": sha,
                "full_numbers": job.full_numbers, "file": job.file_name},
     )

@@ -471,19 +471,38 @@ class ErasureRequestAdmin(admin.ModelAdmin):
 # --- the operators' dashboard: /admin/dashboard/ (R-BIL-7) -----------------------------------
 
 
+class BreakdownForm(forms.Form):
+    """The dashboard's per-tenant / platform-wide breakdown (R-BIL-7)."""
+
+    days = forms.IntegerField(min_value=1, max_value=90, initial=14, required=False)
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"),
+                                    required=False, empty_label="every tenant")
+    group_by = forms.ChoiceField(choices=[(g, g) for g in ("day", "hour", "type", "status", "channel", "carrier",
+                                                           "country", "tenant")], initial="tenant", required=False)
+
+
 def dashboard_view(request):
     import json
+    from datetime import timedelta
 
-    from delivery.stats import dashboard_data
+    from django.utils import timezone
+
+    from delivery.stats import dashboard_data, send_stats
 
     if not (request.user.has_perm("tenants.view_operationrecord") or request.user.has_perm("tenants.view_exportjob")):
         raise PermissionDenied
-    try:
-        days = max(1, min(int(request.GET.get("days", 14)), 90))
-    except ValueError:
-        days = 14
+    form = BreakdownForm(request.GET or None)
+    options = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    days = options.get("days") or 14
     data = dashboard_data(days=days)
-    context = {**admin.site.each_context(request), "title": "Dashboard", "data": data,
+    now = timezone.now()
+    tenant = options.get("tenant")
+    breakdown = send_stats(
+        tenants=[tenant] if tenant else list(Tenant.objects.exclude(kind=TenantKind.PLATFORM).exclude(schema_name="public")),
+        date_from=now - timedelta(days=days), date_to=now, group_by=options.get("group_by") or "tenant",
+    )
+    context = {**admin.site.each_context(request), "title": "Dashboard", "data": data, "form": form,
+               "breakdown": breakdown, "breakdown_tenant": tenant,
                "chart_data": json.loads(json.dumps(data, default=str))}
     return TemplateResponse(request, "admin/dashboard.html", context)
 

@@ -101,3 +101,14 @@ def test_dashboard_renders_with_local_chart_library_R_BIL_7(client, operator_use
 
 def test_dashboard_needs_a_staff_login(client):
     assert client.get("/admin/dashboard/").status_code == 302
+
+
+def test_dashboard_breaks_down_one_tenant_by_dimension_R_BIL_7(client, operator_user, make_tenant):
+    tenant = make_tenant("Breakdown Co.")
+    make_message(tenant, carrier="china_telecom")
+    make_message(tenant, carrier="china_telecom")
+    make_message(tenant, carrier="china_unicom")
+    client.force_login(operator_user)
+    page = client.get("/admin/dashboard/", {"tenant": tenant.pk, "group_by": "carrier", "days": 7})
+    assert {g["key"]: g["total"] for g in page.context["breakdown"]["groups"]} == {"china_telecom": 2, "china_unicom": 1}
+    assert "china_telecom" in page.content.decode()

@@ -233,3 +233,14 @@ def test_xlsx_refuses_more_rows_than_a_sheet_holds(tenant_a, auditor, monkeypatc
     monkeypatch.setattr(sendlog, "XLSX_MAX_ROWS", 1)
     with pytest.raises(sendlog.ExportError, match="XLSX"):
         request_export(kind="send_log", fmt="xlsx", user=auditor, filters={"signature": "Huge"})
+
+
+def test_a_failed_export_is_recorded_too_R_AUD_2(auditor, export_media):
+    job = ExportJob.objects.create(kind="send_log", format="csv", filters={"date_from": "not-a-date"},
+                                   requested_by=auditor, requested_by_label="user:x", background=True)
+    with pytest.raises(Exception, match="Not a date"):
+        run_export.fn(job.pk)
+    job.refresh_from_db()
+    assert job.state == ExportState.FAILED
+    assert "Not a date" in job.error
+    assert OperationRecord.objects.filter(action="export.send_log.failed", object_id=str(job.pk)).exists()

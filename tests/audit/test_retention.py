@@ -61,6 +61,7 @@ def test_purge_deletes_only_rows_older_than_retention_R_AUD_1(tenant_a, settings
     young = make_message(tenant_a, age=timedelta(days=RETENTION_FLOOR_DAYS - 1))
     result = purge_tenant(tenant=tenant_a, actor=SYSTEM)
     assert result.messages >= 1
+    assert result.requests >= 1
     assert not exists(tenant_a, old)
     assert exists(tenant_a, young)
     assert OperationRecord.objects.filter(action="sendlog.purge", tenant=tenant_a).exists()

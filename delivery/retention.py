@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Value
+from django.db.models.functions import Replace
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -164,7 +165,7 @@ def request_erasure(*, tenant: Tenant, number: str, actor: Actor, reason: str = 
 
 def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetime | None = None) -> ErasureRequest:
     """Anonymise the rows the retention floor allows; complete, or wait until `not_before`."""
-    from delivery.models import InboundMessage, Message
+    from delivery.models import CallbackDelivery, InboundMessage, Message
 
     actor = actor or Actor.system("erasure")
     now = now or timezone.now()
@@ -187,6 +188,12 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
             inbound_youngest = InboundMessage.objects.filter(
                 source__in=variants, received_at__lte=erasure.created_at
             ).aggregate(latest=Max("received_at"))["latest"]
+        # Callback bodies (public schema) quote the number; past the floor they lose it too.
+        for variant in variants:
+            CallbackDelivery.objects.filter(
+                tenant_id=erasure.tenant_id, created_at__lt=floor, created_at__lte=erasure.created_at,
+                body__contains=variant,
+            ).update(body=Replace("body", Value(variant), Value(replacement)))
         erasure.rows_anonymised += done
         erasure.last_processed_at = now
         latest = max((t for t in (youngest, inbound_youngest) if t is not None), default=None)

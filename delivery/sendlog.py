@@ -541,8 +541,10 @@ def run_export_job(*, job_id: int) -> ExportJob:
         sha256=sha, finished_at=timezone.now(),
     )
     job.refresh_from_db()
+    tenant_ids = job.filters.get("tenant_ids") or []
     record_operation(
         actor=_job_actor(job), action=f"export.{job.kind}", obj=job, reason=job.reason,
+        tenant=Tenant.objects.get(pk=tenant_ids[0]) if len(tenant_ids) == 1 else None,
         after={"filters": job.filters, "format": job.format, "rows": count, "sha256": sha,
                "full_numbers": job.full_numbers, "file": job.file_name},
     )

@@ -81,6 +81,10 @@ class ErasureCreateSerializer(serializers.Serializer):
 class ErasureRequestListView(APIView):
     """R-AUD-4: ask that a recipient's data be erased. It waits until the retention minimum."""
 
+    # A suspended tenant must still be able to honour a person's erasure request.
+    readable_in_any_state = True
+    allowed_when_suspended = True
+
     @extend_schema(operation_id="erasure_requests_list", responses=ErasureRequestSerializer(many=True))
     def get(self, request):
         rows = ErasureRequest.objects.filter(tenant=caller_tenant(request))[:100]

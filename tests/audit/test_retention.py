@@ -187,3 +187,28 @@ def test_not_before_is_in_the_future_for_a_fresh_message(tenant_a):
     make_message(tenant_a, recipient="+8613866660009")
     erasure = request_erasure(tenant=tenant_a, number="+8613866660009", actor=SYSTEM)
     assert erasure.not_before > timezone.now() + timedelta(days=RETENTION_FLOOR_DAYS - 1)
+
+
+def test_erasure_removes_the_number_from_old_callback_bodies_R_AUD_4(tenant_a):
+    from django.utils import timezone as tz
+
+    from delivery.models import CallbackDelivery
+
+    number = "+8613866660010"
+    make_message(tenant_a, recipient=number, age=timedelta(days=200))
+    callback = CallbackDelivery.objects.create(tenant=tenant_a, url="https://example.com/cb", event="status",
+                                               body=f'{{"to": "{number}", "status": "delivered"}}',
+                                               next_attempt_at=tz.now())
+    CallbackDelivery.objects.filter(pk=callback.pk).update(created_at=tz.now() - timedelta(days=200))
+    request_erasure(tenant=tenant_a, number=number, actor=SYSTEM)
+    callback.refresh_from_db()
+    assert number not in callback.body
+    assert anonymised_recipient(number) in callback.body
+
+
+def test_suspended_tenant_can_still_file_an_erasure_request_R_AUD_4(client_a, tenant_a):
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(pk=tenant_a.pk).update(state="suspended")
+    response = client_a.post("/api/v1/erasure-requests", {"number": "+8613866660011"}, format="json")
+    assert response.status_code == 201

@@ -506,8 +506,9 @@ def send_channel_jobs(jobs: list[ChannelJob], *, delay_ms: int | None = None) ->
     from .actors import send_messages
 
     for job in jobs:
-        message = send_messages.message_with_options(
-            args=(job.channel_id, job.tenant_id, job.message_ids), queue_name=f"channel.{job.channel_id}"
+        # One queue per channel (R-DLV-3): workers consume `channel.<id>` (actors.ChannelQueues).
+        message = send_messages.message(job.channel_id, job.tenant_id, job.message_ids).copy(
+            queue_name=f"channel.{job.channel_id}"
         )
         send_messages.broker.enqueue(message, delay=delay_ms)
 
@@ -516,7 +517,8 @@ def requeue_stale_queued(*, older_than: timedelta | None = None, now: datetime |
     """Queued messages nobody claimed for a while get their channel job sent again (a lost
     enqueue after the relay committed). Harmless when the first job is merely slow."""
     now = now or timezone.now()
-    older_than = older_than or timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)
+    if older_than is None:
+        older_than = timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)
     tenant_ids = set(
         OutboxEntry.objects.filter(created_at__gte=now - timedelta(days=3)).values_list("tenant_id", flat=True).distinct()
     )

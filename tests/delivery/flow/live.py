@@ -77,14 +77,14 @@ def live_tenant(name: str, *, callback_url: str = ""):
     return tenant, KeyedClient(tenant, key.access_key_id, secret)
 
 
-def wait_for(predicate, *, timeout: float = 30.0, every: float = 0.1, what: str = "condition"):
+def wait_for(predicate, *, timeout: float = 30.0, every: float = 0.1, what: str = "condition", describe=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
 
 
 def statuses(tenant, ids=None) -> dict[int, str]:

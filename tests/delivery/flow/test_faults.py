@@ -115,7 +115,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
                 states = statuses(tenant, ids)
                 return all(s in (S.DELIVERED, S.UNKNOWN_SUBMISSION) for s in states.values()) and states
 
-            states = wait_for(settled, timeout=90, what="every message delivered or awaiting reconciliation")
+            states = wait_for(settled, timeout=90, what="every message delivered or awaiting reconciliation",
+                              describe=lambda: Counter(statuses(tenant, ids).values()))
             unknown = [pk for pk, s in states.items() if s == S.UNKNOWN_SUBMISSION]
             with tenant_context(tenant):
                 unknown_numbers = set(Message.objects.filter(pk__in=unknown).values_list("recipient", flat=True))

@@ -1,1 +1,413 @@
-"""delivery models."""
+"""Delivery: channels, routes, messages, receipts, replies, callbacks (R-DLV-1..6).
+
+Public schema (platform records): Channel, Route, CarrierPrefix, ProvincePrefix, Maintenance,
+TenantNumber, DeliverySettings, OutboxEntry, CarrierMessageId, PendingReceipt, CallbackDelivery.
+Tenant schema (customer PII, TenantScoped): SendRequest, Message, MessagePart, StatusEvent,
+InboundMessage.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from smsplatform.tenancy import TenantScoped
+
+
+class MessageType(models.TextChoices):
+    VERIFICATION = "verification", "Verification code"
+    NOTIFICATION = "notification", "Notification"
+    MARKETING = "marketing", "Marketing"
+    MEMBER = "member", "Member service"
+    INTERNATIONAL = "international", "International"
+
+
+class Carrier(models.TextChoices):
+    CHINA_MOBILE = "china_mobile", "China Mobile"
+    CHINA_UNICOM = "china_unicom", "China Unicom"
+    CHINA_TELECOM = "china_telecom", "China Telecom"
+
+
+# --- public: channels and routing (R-DLV-2) ------------------------------------------------
+
+
+class Channel(models.Model):
+    """One SMPP account at a carrier or aggregator (R-DLV-3)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    host = models.CharField(max_length=200)
+    port = models.PositiveIntegerField(default=2775)
+    system_id = models.CharField(max_length=16)
+    # Encrypted at rest (services.encrypt_secret); the clear text only reaches the bind.
+    password = models.CharField(max_length=300)
+    system_type = models.CharField(max_length=13, blank=True)
+    source_addr = models.CharField("source address", max_length=21, blank=True)
+    bind_count = models.PositiveSmallIntegerField(default=1)
+    tps_limit = models.PositiveIntegerField("TPS limit", null=True, blank=True, help_text="messages/second per bind; empty = no limit")
+    window_size = models.PositiveSmallIntegerField(default=10)
+    enabled = models.BooleanField(default=True)
+    # Set by the senders when binds fail; routing skips the channel until then (failover).
+    down_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        permissions = [("manage_channels", "Can manage SMPP channels, routes and maintenance")]
+        constraints = [models.CheckConstraint(condition=Q(window_size__gte=1), name="channel_window_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue_name(self) -> str:
+        return f"channel.{self.pk}"
+
+
+class CarrierPrefix(models.Model):
+    """Mobile number prefix → carrier (Chinese carriers; editable, seeded by a migration)."""
+
+    prefix = models.CharField(max_length=8, unique=True)
+    carrier = models.CharField(max_length=20, choices=Carrier.choices)
+
+    class Meta:
+        ordering = ["prefix"]
+        verbose_name_plural = "carrier prefixes"
+
+    def __str__(self) -> str:
+        return f"{self.prefix} → {self.carrier}"
+
+
+class ProvincePrefix(models.Model):
+    """Optional number-segment table: first 7 digits → province (号段归属地). May stay empty."""
+
+    prefix = models.CharField(max_length=7, unique=True)
+    province = models.CharField(max_length=40)
+    city = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["prefix"]
+        verbose_name_plural = "province prefixes"
+
+    def __str__(self) -> str:
+        return f"{self.prefix} → {self.province}"
+
+
+class Route(models.Model):
+    """A routing rule: empty criteria match anything. Lower priority number wins; among equal
+    priorities channels are ordered by weighted random choice; the rest are failovers."""
+
+    name = models.CharField(max_length=100)
+    message_type = models.CharField(max_length=20, choices=MessageType.choices, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2; empty = any")
+    carrier = models.CharField(max_length=20, choices=Carrier.choices, blank=True)
+    province = models.CharField(max_length=40, blank=True)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="routes")
+    priority = models.PositiveIntegerField(default=100)
+    weight = models.PositiveIntegerField(default=1)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+        constraints = [models.CheckConstraint(condition=Q(weight__gte=1), name="route_weight_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.channel}"
+
+
+class Maintenance(models.Model):
+    """Planned channel maintenance, announced ≥ 1 working day ahead (R-DLV-6)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="maintenances")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    notice = models.TextField(help_text="what tenants see")
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_ends_after_start")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%H:%M}"
+
+
+class TenantNumber(models.Model):
+    """A tenant's source-address extension: replies to channel source + extension reach it (R-DLV-5)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="numbers")
+    extension = models.CharField(max_length=8, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.extension} → {self.tenant_id}"
+
+
+class DeliverySettings(models.Model):
+    """Per-tenant delivery settings: default callback URL and the callback signing secret."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="delivery_settings")
+    callback_url = models.URLField(blank=True)
+    callback_secret = models.CharField(max_length=300, help_text="encrypted at rest (services.encrypt_secret)")
+
+    class Meta:
+        verbose_name_plural = "delivery settings"
+
+    def __str__(self) -> str:
+        return f"delivery settings of {self.tenant_id}"
+
+
+# --- public: outbox, carrier-id lookup, receipts, callbacks -------------------------------
+
+
+class OutboxEntry(models.Model):
+    """Work to enqueue, written in the accept transaction (transactional outbox, R-DLV-1).
+
+    The relay turns due entries into channel jobs; `relayed_at` marks them done. A scheduled send
+    waits here until `available_at`."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT)
+    request_id = models.BigIntegerField(help_text="SendRequest id in the tenant schema")
+    message_ids = models.JSONField()
+    available_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    relayed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["available_at"], condition=Q(relayed_at__isnull=True), name="outbox_pending")]
+
+    def __str__(self) -> str:
+        return f"outbox {self.pk} ({len(self.message_ids)} messages)"
+
+
+class CarrierMessageId(models.Model):
+    """carrier message id (normalised) → tenant message part; receipts find their message here."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT)
+    carrier_message_id = models.CharField(max_length=80)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT)
+    schema_name = models.CharField(max_length=63)
+    message_id = models.BigIntegerField()
+    part = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "carrier_message_id"], name="carrier_message_id_unique_per_channel")
+        ]
+        indexes = [models.Index(fields=["carrier_message_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.carrier_message_id} → {self.schema_name}:{self.message_id}/{self.part}"
+
+
+class PendingReceipt(models.Model):
+    """A receipt that arrived before its carrier id was recorded, or not yet applied (R-DLV-4)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, null=True, blank=True)
+    carrier_message_id = models.CharField(max_length=80, db_index=True)
+    stat = models.CharField(max_length=10)
+    status = models.CharField(max_length=20)
+    err = models.CharField(max_length=10, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    source_addr = models.CharField(max_length=32, blank=True)
+    destination_addr = models.CharField(max_length=32, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="pending_receipt_open")]
+
+    def __str__(self) -> str:
+        return f"receipt {self.carrier_message_id} {self.stat}"
+
+
+class CallbackState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class CallbackDelivery(models.Model):
+    """One event POSTed to a tenant's endpoint, with its retries (visible in the admin)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT)
+    url = models.URLField(max_length=500)
+    event = models.CharField(max_length=30)
+    body = models.TextField()
+    state = models.CharField(max_length=20, choices=CallbackState.choices, default=CallbackState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "callback deliveries"
+        constraints = [models.CheckConstraint(condition=Q(state__in=CallbackState.values), name="callback_state_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.url} ({self.state})"
+
+
+# --- tenant schema: messages (R-DLV-1, R-AUD-1) ------------------------------------------
+
+
+class MessageStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    SCHEDULED = "scheduled", "Scheduled"
+    HELD = "held", "Held for review"
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    UNKNOWN_SUBMISSION = "unknown_submission", "Submission unknown (reconciling)"
+    SUBMITTED = "submitted", "Submitted"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+    EXPIRED = "expired", "Expired"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Unknown (no receipt)"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+S = MessageStatus
+# The one table of allowed moves (R-DLV-1): a final state never goes backwards. `unknown` (no
+# receipt in time) still accepts a late receipt, which is a move forward.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.ACCEPTED: frozenset({S.QUEUED, S.SCHEDULED, S.HELD, S.REJECTED, S.CANCELLED, S.FAILED}),
+    S.SCHEDULED: frozenset({S.QUEUED, S.CANCELLED, S.FAILED}),
+    S.HELD: frozenset({S.ACCEPTED, S.SCHEDULED, S.REJECTED, S.CANCELLED}),  # released by a reviewer
+    S.QUEUED: frozenset({S.SUBMITTING, S.QUEUED, S.FAILED, S.CANCELLED}),
+    S.SUBMITTING: frozenset({S.SUBMITTED, S.QUEUED, S.FAILED, S.UNKNOWN_SUBMISSION}),
+    S.UNKNOWN_SUBMISSION: frozenset({S.SUBMITTED, S.QUEUED, S.FAILED, S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED}),
+    S.SUBMITTED: frozenset({S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED}),
+    S.DELIVERED: frozenset(),
+    S.UNDELIVERED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+FINAL_STATES = frozenset(state for state, moves in TRANSITIONS.items() if not moves)
+
+
+class SendRequest(TenantScoped, models.Model):
+    """One API call (single or batch): the idempotency record for client_ref (R-DLV-1)."""
+
+    class Kind(models.TextChoices):
+        SINGLE = "single", "Single"
+        BATCH = "batch", "Batch"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    client_ref = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    body_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(default=202)
+    response_body = models.JSONField(default=dict)
+    total = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    send_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk}"
+
+
+class Message(TenantScoped, models.Model):
+    """One message to one recipient, with everything the send log keeps (R-AUD-1)."""
+
+    request = models.ForeignKey(SendRequest, on_delete=models.PROTECT, related_name="messages")
+    client_ref = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    recipient = models.CharField(max_length=20, db_index=True)
+    country = models.CharField(max_length=2, blank=True)
+    carrier = models.CharField(max_length=20, blank=True)
+    province = models.CharField(max_length=40, blank=True)
+    signature = models.CharField(max_length=40, blank=True)
+    template = models.CharField(max_length=40, blank=True)
+    signature_id = models.BigIntegerField(null=True, blank=True)
+    template_id = models.BigIntegerField(null=True, blank=True)
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    message_type = models.CharField(max_length=20, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    content = models.TextField(blank=True)
+    encoding = models.CharField(max_length=6, blank=True)
+    segments = models.PositiveSmallIntegerField(default=0)
+    unit_price = models.BigIntegerField(default=0)
+    price_id = models.BigIntegerField(null=True, blank=True)
+    amount = models.BigIntegerField(default=0)
+    hold_id = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED, db_index=True)
+    status_at = models.DateTimeField()
+    reason = models.CharField(max_length=60, blank=True, help_text="rejection / failure code")
+    detail = models.TextField(blank=True)
+    send_at = models.DateTimeField(null=True, blank=True)
+    callback_url = models.URLField(max_length=500, blank=True)
+    # Routing and submission.
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    tried_channels = models.JSONField(default=list, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    submitting_at = models.DateTimeField(null=True, blank=True)
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(status__in=MessageStatus.values), name="message_status_valid")]
+        indexes = [models.Index(fields=["status", "submitting_at"], name="message_status_submitting")]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} → {self.recipient} ({self.status})"
+
+
+class MessagePart(TenantScoped, models.Model):
+    """One SMPP part of a (possibly long) message: its carrier id and its own receipt."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="parts")
+    part = models.PositiveSmallIntegerField()
+    parts = models.PositiveSmallIntegerField()
+    carrier_message_id = models.CharField(max_length=80)
+    submitted_at = models.DateTimeField()
+    status = models.CharField(max_length=20, default=MessageStatus.SUBMITTED)
+    stat = models.CharField(max_length=10, blank=True)
+    err = models.CharField(max_length=10, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "part"], name="message_part_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}/{self.part}: {self.carrier_message_id}"
+
+
+class StatusEvent(TenantScoped, models.Model):
+    """Status history of a message (R-AUD-1)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    at = models.DateTimeField()
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}: {self.from_status} → {self.to_status}"
+
+
+class InboundMessage(TenantScoped, models.Model):
+    """A reply (MO) that reached this tenant (R-DLV-5)."""
+
+    source = models.CharField(max_length=32, db_index=True)
+    destination = models.CharField(max_length=32)
+    text = models.TextField()
+    keyword_action = models.CharField(max_length=20, blank=True)
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"reply from {self.source}"

@@ -232,3 +232,33 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
 })
 # R-CMP-1: largest accepted signature proof document.
 COMPLIANCE_PROOF_MAX_BYTES = env_int("COMPLIANCE_PROOF_MAX_BYTES", 10 * 1024 * 1024)
+
+# --- delivery ---
+DELIVERY_MAX_SCHEDULE_DAYS = env_int("DELIVERY_MAX_SCHEDULE_DAYS", 30)
+DELIVERY_JOB_SIZE = env_int("DELIVERY_JOB_SIZE", 100)  # message ids per channel job
+DELIVERY_REQUEUE_AFTER_SECONDS = env_int("DELIVERY_REQUEUE_AFTER_SECONDS", 120)
+DELIVERY_NO_CHANNEL_RETRY_SECONDS = env_int("DELIVERY_NO_CHANNEL_RETRY_SECONDS", 30)
+DELIVERY_CHANNEL_DOWN_SECONDS = env_int("DELIVERY_CHANNEL_DOWN_SECONDS", 30)
+DELIVERY_MAX_SUBMIT_ATTEMPTS = env_int("DELIVERY_MAX_SUBMIT_ATTEMPTS", 5)
+DELIVERY_SUBMIT_TIMEOUT_SECONDS = float(os.environ.get("DELIVERY_SUBMIT_TIMEOUT_SECONDS", "15"))
+# A "submitting" row older than this belongs to a dead sender: it becomes unknown_submission.
+DELIVERY_SUBMITTING_STALE_SECONDS = env_int("DELIVERY_SUBMITTING_STALE_SECONDS", 120)
+# Unknown submissions not matched to a receipt within this time are taken as never sent.
+DELIVERY_RECONCILE_SECONDS = env_int("DELIVERY_RECONCILE_SECONDS", 3600)
+DELIVERY_RECEIPT_TIMEOUT_HOURS = env_int("DELIVERY_RECEIPT_TIMEOUT_HOURS", 72)
+DELIVERY_CALLBACK_TIMEOUT_SECONDS = env_int("DELIVERY_CALLBACK_TIMEOUT_SECONDS", 5)
+DELIVERY_CALLBACK_BACKOFF_SECONDS = env_int("DELIVERY_CALLBACK_BACKOFF_SECONDS", 10)
+DELIVERY_CALLBACK_MAX_ATTEMPTS = env_int("DELIVERY_CALLBACK_MAX_ATTEMPTS", 8)
+# Senders read their bind a little longer after a job: receipts often follow the responses.
+DELIVERY_RECEIPT_LINGER_SECONDS = float(os.environ.get("DELIVERY_RECEIPT_LINGER_SECONDS", "0.2"))
+# Re-submit after a transient error on the last channel left: this, doubled per attempt (ms).
+DELIVERY_RETRY_BACKOFF_MS = env_int("DELIVERY_RETRY_BACKOFF_MS", 1000)
+
+# --- audit (issue 6: send log, exports, statistics, erasure) ---
+# R-AUD-1: send-log retention in days. The floor is 180 (six months); the purge job refuses less.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 180)
+# Exports estimated above this many rows run in the background (dramatiq) (R-AUD-2).
+AUDIT_EXPORT_BACKGROUND_ROWS = env_int("AUDIT_EXPORT_BACKGROUND_ROWS", 5000)
+AUDIT_EXPORT_CHUNK_ROWS = env_int("AUDIT_EXPORT_CHUNK_ROWS", 5000)
+# Keyed hash of erased numbers (R-AUD-4); keep it outside the database like API_KEY_KEK.
+AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)

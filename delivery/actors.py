@@ -1,0 +1,126 @@
+"""dramatiq actors of delivery: thin, they take ids and call the services (R-DLV-1/3/4).
+
+Channel jobs run on one queue per channel (`channel.<id>`); `ChannelQueues` declares those queues
+in every worker (at boot and every few seconds, so a channel added later gets consumers) and
+closes each worker thread's SMPP sessions when the thread stops.
+"""
+
+import logging
+import threading
+
+import dramatiq
+from django.db import close_old_connections, connection
+from dramatiq.middleware import Middleware
+
+from smsplatform.periodic import advisory_lock
+
+from . import inbound, sender, services
+
+log = logging.getLogger(__name__)
+
+
+class ChannelQueues(Middleware):
+    """Declare `channel.<id>` queues in the worker and close thread-owned sessions on shutdown."""
+
+    refresh_seconds = 5.0
+
+    def after_worker_boot(self, broker, worker):
+        self._stop = threading.Event()
+        thread = threading.Thread(target=self._refresh_loop, args=(broker,), name="channel-queues", daemon=True)
+        thread.start()
+
+    def before_worker_shutdown(self, broker, worker):
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+
+    def before_worker_thread_shutdown(self, broker, thread):
+        sender.SessionRegistry.close_all()
+        connection.close()
+
+    def _refresh_loop(self, broker):
+        while not self._stop.is_set():
+            try:
+                declare_channel_queues(broker)
+            except Exception:  # the database may be briefly away; try again next round
+                log.exception("declaring channel queues failed")
+            finally:
+                close_old_connections()
+            self._stop.wait(self.refresh_seconds)
+
+
+def declare_channel_queues(broker) -> list[str]:
+    from .models import Channel
+
+    names = [f"channel.{pk}" for pk in Channel.objects.values_list("pk", flat=True)]
+    for name in names:
+        broker.declare_queue(name)
+    connection.close()
+    return names
+
+
+_broker = dramatiq.get_broker()
+if not any(isinstance(m, ChannelQueues) for m in _broker.middleware):
+    _broker.add_middleware(ChannelQueues())
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=5)
+def relay_outbox_entry(entry_id: int) -> None:
+    """Fast path after an accept commits; the periodic relay covers it when this never runs."""
+    services.relay_outbox(entry_ids=[entry_id])
+
+
+@dramatiq.actor(queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000)
+def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
+    """Submit one job's messages over this thread's bind of the channel. Sent to `channel.<id>`."""
+    sender.send_messages(channel_id=channel_id, tenant_id=tenant_id, message_ids=message_ids)
+
+
+@dramatiq.actor(queue_name="callbacks", max_retries=0)
+def deliver_callback(callback_id: int) -> None:
+    services.deliver_callback(callback_id=callback_id)
+
+
+# --- periodic (delivery/schedule.py) ---------------------------------------------------------
+
+
+def _locked(name: str, fn) -> None:
+    with advisory_lock(name) as got:
+        if got:
+            fn()
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def relay_due_outbox() -> None:
+    """Relay what the fast path missed, and scheduled sends whose time has come (定时发送)."""
+    _locked("delivery.relay", lambda: [services.relay_outbox() for _ in range(5)])
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def requeue_stale_queued() -> None:
+    _locked("delivery.requeue", services.requeue_stale_queued)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def sweep_submissions() -> None:
+    def run():
+        sender.mark_stale_submissions()
+        sender.reconcile_unknown_submissions()
+
+    _locked("delivery.submissions", run)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def apply_pending_receipts() -> None:
+    _locked("delivery.pending_receipts", inbound.apply_pending_receipts)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def expire_receipts() -> None:
+    _locked("delivery.expire_receipts", sender.expire_receipts)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def retry_due_callbacks() -> None:
+    for callback_id in services.due_callbacks():
+        deliver_callback.send(callback_id)

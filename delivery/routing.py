@@ -1,0 +1,133 @@
+"""R-DLV-2: number facts (country, carrier, province) and channel choice.
+
+Pure-ish: `describe_numbers` reads the prefix tables once per call; `RoutingTable` is loaded once
+per relay run and answers `channels_for(...)` from memory, so routing a batch costs no queries
+per message.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import phonenumbers
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import CarrierPrefix, Channel, Maintenance, ProvincePrefix, Route
+
+DEFAULT_REGION = "CN"  # numbers without + are Chinese numbers (R-DLV-1)
+
+
+@dataclass(frozen=True)
+class NumberFacts:
+    e164: str
+    country: str
+    carrier: str = ""
+    province: str = ""
+
+
+def normalise_number(raw: str) -> str | None:
+    """E.164 for a valid number (default region CN), else None."""
+    try:
+        parsed = phonenumbers.parse(str(raw).strip(), DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def describe_numbers(e164_numbers: list[str]) -> dict[str, NumberFacts]:
+    """Country (phonenumbers), carrier (prefix table) and province (prefix-7 table, optional).
+
+    Two queries whatever the number of recipients."""
+    parsed = {n: phonenumbers.parse(n, None) for n in set(e164_numbers)}
+    prefixes = dict(CarrierPrefix.objects.values_list("prefix", "carrier"))
+    longest = max((len(p) for p in prefixes), default=0)
+    national = {
+        n: str(p.national_number) for n, p in parsed.items() if phonenumbers.region_code_for_number(p) == "CN"
+    }
+    provinces = (
+        dict(ProvincePrefix.objects.filter(prefix__in={nat[:7] for nat in national.values()}).values_list("prefix", "province"))
+        if national
+        else {}
+    )
+    facts = {}
+    for number, p in parsed.items():
+        country = phonenumbers.region_code_for_number(p) or ""
+        carrier = province = ""
+        nat = national.get(number)
+        if nat:
+            for size in range(min(longest, len(nat)), 0, -1):
+                if nat[:size] in prefixes:
+                    carrier = prefixes[nat[:size]]
+                    break
+            province = provinces.get(nat[:7], "")
+        facts[number] = NumberFacts(e164=number, country=country, carrier=carrier, province=province)
+    return facts
+
+
+@dataclass
+class RoutingTable:
+    """Enabled routes whose channel is enabled; `unavailable` = channels down or in maintenance."""
+
+    routes: list[Route]
+    unavailable: set[int] = field(default_factory=set)
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def load(cls, *, at: datetime | None = None) -> RoutingTable:
+        at = at or timezone.now()
+        routes = list(Route.objects.filter(enabled=True, channel__enabled=True).select_related("channel"))
+        down = {r.channel_id for r in routes if r.channel.down_until and r.channel.down_until > at}
+        # R-DLV-6: routing avoids channels under maintenance.
+        maintenance = set(
+            Maintenance.objects.filter(cancelled_at__isnull=True, starts_at__lte=at, ends_at__gt=at).values_list(
+                "channel_id", flat=True
+            )
+        )
+        return cls(routes=routes, unavailable=down | maintenance)
+
+    def matching(self, *, message_type: str, country: str, carrier: str, province: str) -> list[Route]:
+        return [
+            r
+            for r in self.routes
+            if (not r.message_type or r.message_type == message_type)
+            and (not r.country or r.country == country)
+            and (not r.carrier or r.carrier == carrier)
+            and (not r.province or r.province == province)
+        ]
+
+    def channels_for(
+        self, *, message_type: str, country: str, carrier: str = "", province: str = "", exclude: frozenset[int] = frozenset()
+    ) -> tuple[list[int], bool]:
+        """(available channel ids in failover order, whether any route matched at all).
+
+        Priority ascending; within a priority a weighted random order (each channel's chance to
+        come first is proportional to its weight)."""
+        matched = self.matching(message_type=message_type, country=country, carrier=carrier, province=province)
+        keyed = []
+        for r in matched:
+            if r.channel_id in self.unavailable or r.channel_id in exclude:
+                continue
+            keyed.append((r.priority, -(self.rng.random() ** (1.0 / r.weight)), r.channel_id))
+        ordered: list[int] = []
+        for _, _, channel_id in sorted(keyed):
+            if channel_id not in ordered:
+                ordered.append(channel_id)
+        return ordered, bool(matched)
+
+
+def channels_under_maintenance(*, at: datetime | None = None) -> set[int]:
+    at = at or timezone.now()
+    return set(
+        Maintenance.objects.filter(Q(cancelled_at__isnull=True), starts_at__lte=at, ends_at__gt=at).values_list(
+            "channel_id", flat=True
+        )
+    )
+
+
+def channel_by_id(channel_id: int) -> Channel:
+    return Channel.objects.get(pk=channel_id)

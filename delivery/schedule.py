@@ -1,0 +1,14 @@
+"""Periodic delivery jobs (enqueued by `manage.py run_scheduler`)."""
+
+from smsplatform.periodic import Periodic
+
+from . import actors
+
+SCHEDULE = [
+    Periodic(actor=actors.relay_due_outbox, seconds=5),  # outbox sweeper + scheduled sends
+    Periodic(actor=actors.requeue_stale_queued, seconds=60),
+    Periodic(actor=actors.sweep_submissions, seconds=30),  # stale submitting → reconcile
+    Periodic(actor=actors.apply_pending_receipts, seconds=15),
+    Periodic(actor=actors.expire_receipts, seconds=600),  # no receipt in 72 h → unknown
+    Periodic(actor=actors.retry_due_callbacks, seconds=60),
+]

@@ -1,0 +1,780 @@
+"""Every state change of delivery: accept (R-DLV-1), status transitions, cancel, outbox relay,
+maintenance notices (R-DLV-6), callbacks, tenant numbers.
+
+The SMPP side (submit results, receipts, replies) is in delivery/sender.py and
+delivery/inbound.py; both change message state only through `transition()` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+from rest_framework import status as http
+
+from smsplatform.errors import Conflict, DomainError, NotFound
+from tenants.models import Tenant
+from tenants.services import Actor, record_operation
+
+from .models import (
+    FINAL_STATES,
+    TRANSITIONS,
+    CallbackDelivery,
+    CallbackState,
+    Channel,
+    DeliverySettings,
+    Maintenance,
+    Message,
+    MessageStatus,
+    OutboxEntry,
+    SendRequest,
+    StatusEvent,
+    TenantNumber,
+)
+from .routing import RoutingTable, describe_numbers, normalise_number
+
+log = logging.getLogger(__name__)
+S = MessageStatus
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class DeliveryError(DomainError):
+    code = "delivery_error"
+
+
+class ClientRefConflict(DeliveryError):
+    code = "client_ref_conflict"
+    http_status = http.HTTP_409_CONFLICT
+    default_message = "This client_ref was already used with a different request body."
+
+
+class BatchTooLarge(DeliveryError):
+    code = "batch_too_large"
+    default_message = "A batch holds at most 1000 recipients."
+
+
+class InvalidSendTime(DeliveryError):
+    code = "invalid_send_at"
+    default_message = "send_at must be in the future (and within the scheduling horizon)."
+
+
+class RecipientRejected(DeliveryError):
+    """A single send whose only recipient was refused (the reason is the code)."""
+
+    http_status = http.HTTP_422_UNPROCESSABLE_ENTITY
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+    default_message = "No such message."
+
+
+class NotCancellable(Conflict):
+    code = "not_cancellable"
+    default_message = "Only scheduled, held or not yet submitted messages can be cancelled."
+
+
+class InvalidStatusTransition(DeliveryError):
+    code = "invalid_status_transition"
+    http_status = http.HTTP_409_CONFLICT
+
+
+class MaintenanceNoticeTooShort(DeliveryError):
+    code = "maintenance_notice_too_short"
+    default_message = "Maintenance must be announced at least one working day ahead (R-DLV-6)."
+
+
+class InvalidMaintenanceWindow(DeliveryError):
+    code = "invalid_maintenance_window"
+    default_message = "Maintenance must end after it starts."
+
+
+MAX_BATCH = 1000
+
+# --- the status machine (R-DLV-1) -------------------------------------------------------------
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+def transition(
+    *, message: Message, to_status: str, detail: str = "", at: datetime | None = None, save: bool = True, **fields
+) -> StatusEvent | None:
+    """The one function that moves a message's status. A final state never goes backwards:
+    an impossible move raises InvalidStatusTransition; moving to the same final state again
+    (a duplicate receipt) is a no-op returning None. Call inside the tenant schema, in a
+    transaction, with the message row locked when concurrent writers are possible."""
+    at = at or timezone.now()
+    if message.status == to_status and to_status in FINAL_STATES:
+        return None
+    if not can_transition(message.status, to_status):
+        raise InvalidStatusTransition(
+            f"A {message.status} message cannot become {to_status}.", details={"from": message.status, "to": to_status}
+        )
+    event = StatusEvent(message=message, from_status=message.status, to_status=to_status, at=at, detail=detail[:200])
+    message.status = to_status
+    message.status_at = at
+    for name, value in fields.items():
+        setattr(message, name, value)
+    if save:
+        message.save(update_fields=["status", "status_at", *fields])
+        event.save()
+    return event
+
+
+# --- accepting sends (R-DLV-1) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientInput:
+    number: str
+    params: dict | None = None
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    http_status: int
+    body: dict
+    replayed: bool = False
+    request_id: int | None = None
+
+
+def body_hash(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _check_send_at(send_at: datetime | None, now: datetime) -> datetime | None:
+    if send_at is None:
+        return None
+    if timezone.is_naive(send_at):
+        raise InvalidSendTime("send_at needs a time zone (ISO 8601 with offset).")
+    horizon = timedelta(days=settings.DELIVERY_MAX_SCHEDULE_DAYS)
+    if send_at <= now:
+        raise InvalidSendTime()
+    if send_at > now + horizon:
+        raise InvalidSendTime(f"send_at may be at most {horizon.days} days ahead.")
+    return send_at
+
+
+def _replay(client_ref: str | None, digest: str) -> SendOutcome | None:
+    if not client_ref:
+        return None
+    first = SendRequest.objects.filter(client_ref=client_ref).first()
+    if first is None:
+        return None
+    if first.body_hash != digest:
+        raise ClientRefConflict(details={"client_ref": client_ref})
+    return SendOutcome(http_status=first.response_status, body=first.response_body, replayed=True, request_id=first.pk)
+
+
+def accept_send(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    kind: str,
+    signature: str,
+    template: str,
+    recipients: list[RecipientInput],
+    params: dict | None = None,
+    send_at: datetime | None = None,
+    client_ref: str | None = None,
+    callback_url: str = "",
+) -> SendOutcome:
+    """Validate, gate (compliance), price, hold and persist a send in ONE transaction (R-DLV-1,
+    R-BIL-2). Per-recipient refusals are stored as rejected messages and charged nothing;
+    whole-request refusals (compliance, 402 insufficient balance) store nothing. The outbox row
+    written here is what gets the work queued, even if this process dies right after commit."""
+    if not recipients:
+        raise DeliveryError("At least one recipient is required.", code="no_recipients")
+    if len(recipients) > MAX_BATCH:
+        raise BatchTooLarge()
+    now = timezone.now()
+    payload = {
+        "kind": kind, "signature": signature, "template": template, "params": params or {},
+        "recipients": [[r.number, r.params] for r in recipients], "send_at": send_at.isoformat() if send_at else None,
+        "callback_url": callback_url,
+    }
+    digest = body_hash(payload)
+    replay = _replay(client_ref, digest)
+    if replay:
+        return replay
+    send_at = _check_send_at(send_at, now)
+    try:
+        return _accept(
+            tenant=tenant, actor=actor, kind=kind, signature=signature, template=template, recipients=recipients,
+            params=params or {}, send_at=send_at, client_ref=client_ref, callback_url=callback_url, digest=digest, now=now,
+        )
+    except IntegrityError:
+        # Lost a race with the same client_ref: answer like the winner did.
+        replay = _replay(client_ref, digest)
+        if replay:
+            return replay
+        raise
+
+
+def _accept(*, tenant, actor, kind, signature, template, recipients, params, send_at, client_ref, callback_url, digest, now):
+    from billing.rules import count_segments
+    from billing.selectors import price_for
+    from billing.services import HoldLine, NoPrice, hold_messages
+    from compliance.services import check_message
+
+    schema = connection.schema_name
+    with transaction.atomic():
+        numbers = [normalise_number(r.number) for r in recipients]
+        valid_idx = [i for i, n in enumerate(numbers) if n]
+        verdicts: dict[int, object] = {}
+        check = None
+        if valid_idx:
+            per_recipient = any(r.params for r in recipients)
+            gate_params = [{**params, **(recipients[i].params or {})} for i in valid_idx] if per_recipient else params
+            check = check_message(
+                tenant=tenant, signature=signature, template=template, params=gate_params,
+                recipients=[numbers[i] for i in valid_idx],
+            )
+            verdicts = dict(zip(valid_idx, check.verdicts, strict=True))
+        facts = describe_numbers([n for n in numbers if n])
+        prices: dict[tuple, object] = {}
+        request = SendRequest.objects.create(
+            kind=kind, client_ref=client_ref or None, body_hash=digest, total=len(recipients), send_at=send_at
+        )
+        messages: list[Message] = []
+        for i, raw in enumerate(recipients):
+            number = numbers[i]
+            verdict = verdicts.get(i)
+            msg = Message(
+                request=request, client_ref=client_ref or None, recipient=number or str(raw.number)[:20],
+                signature=signature[:40], template=template[:40], params={**params, **(raw.params or {})},
+                send_at=send_at, callback_url=callback_url, status=S.ACCEPTED, status_at=now,
+            )
+            if check is not None:
+                msg.signature_id, msg.template_id = check.signature_id, check.template_id
+                msg.template_version, msg.message_type = check.template_version, check.message_type
+            if number:
+                f = facts[number]
+                msg.country, msg.carrier, msg.province = f.country, f.carrier, f.province
+            if not number:
+                msg.status, msg.reason, msg.detail = S.REJECTED, "invalid_number", "not a valid phone number"
+            elif not verdict.allowed:
+                msg.status, msg.reason, msg.detail = S.REJECTED, verdict.reason or "rejected", verdict.detail
+            else:
+                msg.content = verdict.content
+                seg = count_segments(verdict.content)
+                msg.encoding, msg.segments = seg.encoding, seg.segments
+                key = (check.message_type, msg.country, msg.carrier)
+                if key not in prices:
+                    try:
+                        prices[key] = price_for(
+                            tenant=tenant, message_type=check.message_type, country=msg.country, carrier=msg.carrier or None, at=now
+                        )
+                    except NoPrice:
+                        prices[key] = None
+                price = prices[key]
+                if price is None:
+                    msg.status, msg.reason, msg.detail = S.REJECTED, "no_price", f"no price for {msg.country}"
+                else:
+                    msg.unit_price, msg.price_id = price.unit_price, price.id
+                    msg.amount = price.unit_price * msg.segments
+                    if verdict.held:
+                        msg.status, msg.detail = S.HELD, verdict.detail
+                    elif send_at:
+                        msg.status = S.SCHEDULED
+            messages.append(msg)
+        Message.objects.bulk_create(messages)
+        events = []
+        for msg in messages:
+            events.append(StatusEvent(message=msg, from_status="", to_status=S.ACCEPTED, at=now))
+            if msg.status != S.ACCEPTED:
+                events.append(StatusEvent(message=msg, from_status=S.ACCEPTED, to_status=msg.status, at=now, detail=msg.reason))
+        StatusEvent.objects.bulk_create(events)
+        chargeable = [m for m in messages if m.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
+        if chargeable:
+            # R-BIL-2: one hold call (one account lock) for the whole request; all or nothing.
+            holds = hold_messages(
+                tenant=tenant,
+                lines=[
+                    HoldLine(reference=f"{schema}:{m.pk}", segments=m.segments, unit_price=m.unit_price, price_id=m.price_id)
+                    for m in chargeable
+                ],
+                idempotency_key=f"send:{schema}:{request.pk}",
+                actor=actor,
+            )
+            by_ref = {h.reference: h.pk for h in holds}
+            for m in chargeable:
+                m.hold_id = by_ref[f"{schema}:{m.pk}"]
+            Message.objects.bulk_update(chargeable, ["hold_id"], batch_size=MAX_BATCH)
+        to_queue = [m.pk for m in chargeable if m.status in (S.ACCEPTED, S.SCHEDULED)]
+        entry = None
+        if to_queue:
+            entry = OutboxEntry.objects.create(
+                tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now
+            )
+        accepted = len(chargeable)
+        rejected = len(messages) - accepted
+        status_code, body = _response(kind=kind, request=request, messages=messages)
+        request.accepted, request.rejected = accepted, rejected
+        request.response_status, request.response_body = status_code, body
+        request.save(update_fields=["accepted", "rejected", "response_status", "response_body"])
+        record_operation(
+            actor=actor, action=f"delivery.send_{kind}", tenant=tenant, obj=request,
+            after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
+        )
+        if entry is not None and send_at is None:
+            # Fast path only: the periodic relay picks the entry up if this never runs.
+            entry_id = entry.pk
+            transaction.on_commit(lambda: _enqueue_relay(entry_id))
+    return SendOutcome(http_status=status_code, body=body, request_id=request.pk)
+
+
+def _enqueue_relay(entry_id: int) -> None:
+    from .actors import relay_outbox_entry
+
+    try:
+        relay_outbox_entry.send(entry_id)
+    except Exception:  # the broker being down must not fail an accepted request; the sweeper relays
+        log.exception("fast-path relay enqueue failed for outbox entry %s", entry_id)
+
+
+def message_summary(m: Message) -> dict:
+    return {
+        "id": m.pk, "to": m.recipient, "status": m.status, "reason": m.reason or None, "segments": m.segments,
+        "unit_price": m.unit_price, "amount": m.amount,
+    }
+
+
+def _response(*, kind: str, request: SendRequest, messages: list[Message]) -> tuple[int, dict]:
+    send_at = request.send_at.isoformat() if request.send_at else None
+    if kind == SendRequest.Kind.SINGLE:
+        m = messages[0]
+        if m.status == S.REJECTED:
+            return http.HTTP_422_UNPROCESSABLE_ENTITY, {
+                "code": m.reason, "message": m.detail or "The recipient was refused.",
+                "details": {"id": m.pk, "to": m.recipient, "client_ref": request.client_ref},
+            }
+        return http.HTTP_202_ACCEPTED, {**message_summary(m), "client_ref": request.client_ref, "send_at": send_at}
+    return http.HTTP_202_ACCEPTED, {
+        "id": request.pk, "client_ref": request.client_ref, "send_at": send_at,
+        "accepted": sum(1 for m in messages if m.status != S.REJECTED),
+        "rejected": sum(1 for m in messages if m.status == S.REJECTED),
+        "messages": [message_summary(m) for m in messages],
+    }
+
+
+# --- cancel ------------------------------------------------------------------------------------
+
+CANCELLABLE = frozenset({S.ACCEPTED, S.SCHEDULED, S.HELD, S.QUEUED})
+
+
+def cancel_message(*, tenant: Tenant, message_id: int, actor: Actor) -> Message:
+    """Cancel a message not yet submitted and release its hold (R-DLV-1, R-BIL-2)."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().filter(pk=message_id).first()
+        if message is None:
+            raise MessageNotFound()
+        if message.status not in CANCELLABLE:
+            raise NotCancellable(details={"status": message.status})
+        before = message.status
+        transition(message=message, to_status=S.CANCELLED, detail="cancelled by customer")
+        release_messages_holds(messages=[message], key_prefix="cancel", reason="cancelled")
+        record_operation(
+            actor=actor, action="delivery.cancel", tenant=tenant, obj=message, before={"status": before},
+            after={"status": S.CANCELLED},
+        )
+        enqueue_status_callback(tenant=tenant, message=message)
+    return message
+
+
+def release_held_messages(*, tenant: Tenant, message_ids: list[int], actor: Actor) -> int:
+    """A reviewer lets held messages go (R-CMP-3/8 hold → send): they are queued via the outbox."""
+    with transaction.atomic(), tenant_context(tenant):
+        messages = list(Message.objects.select_for_update().filter(pk__in=message_ids, status=S.HELD))
+        now = timezone.now()
+        for m in messages:
+            transition(message=m, to_status=S.SCHEDULED if m.send_at and m.send_at > now else S.ACCEPTED, detail="released")
+        ids = [m.pk for m in messages]
+        if ids:
+            OutboxEntry.objects.create(
+                tenant=tenant, request_id=messages[0].request_id, message_ids=ids,
+                available_at=min(m.send_at or now for m in messages),
+            )
+            record_operation(actor=actor, action="delivery.release_held", tenant=tenant, after={"messages": ids})
+    return len(ids)
+
+
+# --- the outbox relay (R-DLV-1 transactional outbox) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelJob:
+    channel_id: int
+    tenant_id: int
+    message_ids: list[int]
+
+
+def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None = None, limit: int = 200) -> list[ChannelJob]:
+    """Turn due outbox entries into routed, queued messages and channel jobs.
+
+    Messages are routed and marked queued, and the entry marked relayed, in one transaction;
+    the jobs are sent after commit (a job never sees uncommitted rows). If the process dies
+    between commit and send, `requeue_stale_queued` sends them again; senders claim messages
+    with a status check, so a job sent twice submits nothing twice."""
+    now = now or timezone.now()
+    jobs: list[ChannelJob] = []
+    with transaction.atomic():
+        due = OutboxEntry.objects.filter(relayed_at__isnull=True, available_at__lte=now)
+        if entry_ids is not None:
+            due = due.filter(pk__in=list(entry_ids))
+        entries = list(due.select_for_update(skip_locked=True).select_related("tenant").order_by("available_at")[:limit])
+        if not entries:
+            return []
+        table = RoutingTable.load(at=now)
+        for entry in entries:
+            with tenant_context(entry.tenant):
+                jobs.extend(_route_and_queue(tenant=entry.tenant, message_ids=entry.message_ids, table=table, now=now))
+            entry.relayed_at = now
+            entry.attempts += 1
+        OutboxEntry.objects.bulk_update(entries, ["relayed_at", "attempts"])
+        transaction.on_commit(lambda: send_channel_jobs(jobs))
+    return jobs
+
+
+def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTable, now: datetime) -> list[ChannelJob]:
+    messages = list(
+        Message.objects.select_for_update().filter(pk__in=message_ids, status__in=[S.ACCEPTED, S.SCHEDULED]).order_by("pk")
+    )
+    per_channel: dict[int, list[Message]] = defaultdict(list)
+    failed: list[Message] = []
+    waiting: list[Message] = []
+    events = []
+    for m in messages:
+        channels, matched = table.channels_for(
+            message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province
+        )
+        if channels:
+            events.append(transition(message=m, to_status=S.QUEUED, at=now, save=False, channel_id=channels[0]))
+            per_channel[channels[0]].append(m)
+        elif matched:
+            waiting.append(m)  # every matching channel is down or in maintenance: stays for a later relay
+        else:
+            events.append(transition(message=m, to_status=S.FAILED, at=now, save=False, detail="no_route"))
+            m.reason = "no_route"
+            failed.append(m)
+    changed = [m for group in per_channel.values() for m in group] + failed
+    Message.objects.bulk_update(changed, ["status", "status_at", "channel_id", "reason"])
+    StatusEvent.objects.bulk_create([e for e in events if e])
+    if failed:
+        release_messages_holds(messages=failed, key_prefix="noroute", reason="no route")
+        for m in failed:
+            enqueue_status_callback(tenant=tenant, message=m)
+    if waiting:
+        OutboxEntry.objects.create(
+            tenant=tenant, request_id=waiting[0].request_id, message_ids=[m.pk for m in waiting],
+            available_at=now + timedelta(seconds=settings.DELIVERY_NO_CHANNEL_RETRY_SECONDS),
+        )
+    chunk = settings.DELIVERY_JOB_SIZE
+    return [
+        ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=[m.pk for m in group[i : i + chunk]])
+        for channel_id, group in per_channel.items()
+        for i in range(0, len(group), chunk)
+    ]
+
+
+def release_messages_holds(*, messages: list[Message], key_prefix: str, reason: str) -> int:
+    """Give back the held money of messages that will never be submitted (R-BIL-2)."""
+    hold_ids = sorted(m.hold_id for m in messages if m.hold_id)
+    if not hold_ids:
+        return 0
+    from billing.services import release_holds
+
+    digest = hashlib.sha1(",".join(map(str, hold_ids)).encode(), usedforsecurity=False).hexdigest()
+    return release_holds(hold_ids=hold_ids, idempotency_key=f"{key_prefix}:{connection.schema_name}:{digest}", reason=reason)
+
+
+def send_channel_jobs(jobs: list[ChannelJob], *, delay_ms: int | None = None) -> None:
+    from .actors import send_messages
+
+    for job in jobs:
+        # One queue per channel (R-DLV-3): workers consume `channel.<id>` (actors.ChannelQueues).
+        message = send_messages.message(job.channel_id, job.tenant_id, job.message_ids).copy(
+            queue_name=f"channel.{job.channel_id}"
+        )
+        send_messages.broker.enqueue(message, delay=delay_ms)
+
+
+def requeue_stale_queued(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:
+    """Queued messages nobody claimed for a while get their channel job sent again (a lost
+    enqueue after the relay committed). Harmless when the first job is merely slow."""
+    now = now or timezone.now()
+    if older_than is None:
+        older_than = timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)
+    tenant_ids = set(
+        OutboxEntry.objects.filter(created_at__gte=now - timedelta(days=3)).values_list("tenant_id", flat=True).distinct()
+    )
+    jobs = []
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids):
+        with tenant_context(tenant):
+            stale = Message.objects.filter(status=S.QUEUED, status_at__lt=now - older_than).values_list("channel_id", "pk")
+            per_channel = defaultdict(list)
+            for channel_id, pk in stale:
+                per_channel[channel_id].append(pk)
+            for channel_id, ids in per_channel.items():
+                chunk = settings.DELIVERY_JOB_SIZE
+                jobs.extend(
+                    ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=ids[i : i + chunk])
+                    for i in range(0, len(ids), chunk)
+                )
+    send_channel_jobs(jobs)
+    return sum(len(j.message_ids) for j in jobs)
+
+
+# --- maintenance notices (R-DLV-6) ------------------------------------------------------------
+
+
+def add_working_days(moment: datetime, days: int) -> datetime:
+    """`moment` moved forward by working days (Monday–Friday), in local time."""
+    local = timezone.localtime(moment)
+    while days > 0:
+        local += timedelta(days=1)
+        if local.weekday() < 5:
+            days -= 1
+    return local
+
+
+def earliest_maintenance_start(*, now: datetime | None = None) -> datetime:
+    """At least one working day's notice: the same time on the next working day."""
+    return add_working_days(now or timezone.now(), 1)
+
+
+def schedule_maintenance(
+    *, channel: Channel, starts_at: datetime, ends_at: datetime, notice: str, actor: Actor, now: datetime | None = None
+) -> Maintenance:
+    """Announce channel maintenance; refused with less than one working day's notice (R-DLV-6)."""
+    now = now or timezone.now()
+    if ends_at <= starts_at:
+        raise InvalidMaintenanceWindow()
+    earliest = earliest_maintenance_start(now=now)
+    if starts_at < earliest:
+        raise MaintenanceNoticeTooShort(details={"earliest_start": earliest.isoformat()})
+    with transaction.atomic():
+        item = Maintenance.objects.create(
+            channel=channel, starts_at=starts_at, ends_at=ends_at, notice=notice, created_by=actor.label
+        )
+        record_operation(
+            actor=actor, action="delivery.schedule_maintenance", obj=item,
+            after={"channel": channel.pk, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
+        )
+    return item
+
+
+def cancel_maintenance(*, maintenance: Maintenance, actor: Actor, reason: str = "") -> Maintenance:
+    with transaction.atomic():
+        if maintenance.cancelled_at is None:
+            maintenance.cancelled_at = timezone.now()
+            maintenance.save(update_fields=["cancelled_at"])
+            record_operation(actor=actor, action="delivery.cancel_maintenance", obj=maintenance, reason=reason)
+    return maintenance
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+def save_channel(*, channel: Channel, actor: Actor, changed: list[str] | None = None) -> Channel:
+    with transaction.atomic():
+        created = channel.pk is None
+        channel.save()
+        record_operation(
+            actor=actor, action="delivery.channel_" + ("create" if created else "change"), obj=channel,
+            after={"fields": changed or []},
+        )
+    return channel
+
+
+def mark_channel_down(*, channel_id: int, error: str, seconds: int | None = None) -> None:
+    seconds = seconds if seconds is not None else settings.DELIVERY_CHANNEL_DOWN_SECONDS
+    Channel.objects.filter(pk=channel_id).update(down_until=timezone.now() + timedelta(seconds=seconds), last_error=error[:500])
+
+
+def mark_channel_up(*, channel_id: int) -> None:
+    Channel.objects.filter(pk=channel_id, down_until__isnull=False).update(down_until=None)
+
+
+# --- secrets at rest ---------------------------------------------------------------------------
+
+
+def encrypt_secret(value: str) -> str:
+    """SMPP passwords and callback secrets are stored encrypted with the platform key (R-TEN-2)."""
+    from tenants.services import _fernet
+
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    from tenants.services import _fernet
+
+    return _fernet().decrypt(token.encode()).decode()
+
+
+def create_channel(*, actor: Actor, password: str, **fields) -> Channel:
+    return save_channel(channel=Channel(password=encrypt_secret(password), **fields), actor=actor, changed=list(fields))
+
+
+# --- tenant numbers and settings --------------------------------------------------------------
+
+
+def assign_tenant_number(*, tenant: Tenant, extension: str, actor: Actor) -> TenantNumber:
+    with transaction.atomic():
+        number = TenantNumber.objects.create(tenant=tenant, extension=extension)
+        record_operation(actor=actor, action="delivery.assign_number", tenant=tenant, obj=number, after={"extension": extension})
+    return number
+
+
+def delivery_settings_for(*, tenant: Tenant) -> DeliverySettings:
+    settings_row, _ = DeliverySettings.objects.get_or_create(
+        tenant=tenant, defaults={"callback_secret": encrypt_secret(secrets.token_hex(32))}
+    )
+    return settings_row
+
+
+def update_callback_settings(*, tenant: Tenant, callback_url: str, actor: Actor, rotate_secret: bool = False) -> DeliverySettings:
+    with transaction.atomic():
+        row = delivery_settings_for(tenant=tenant)
+        row = DeliverySettings.objects.select_for_update().get(pk=row.pk)
+        before = {"callback_url": row.callback_url}
+        row.callback_url = callback_url
+        if rotate_secret:
+            row.callback_secret = encrypt_secret(secrets.token_hex(32))
+        row.save()
+        record_operation(
+            actor=actor, action="delivery.callback_settings", tenant=tenant, obj=row, before=before,
+            after={"callback_url": callback_url, "secret_rotated": rotate_secret},
+        )
+    return row
+
+
+# --- callbacks ----------------------------------------------------------------------------------
+
+
+def sign_body(*, secret: str, body: bytes) -> str:
+    """X-Signature: hex HMAC-SHA256 of the raw body with the tenant's callback secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def status_event_body(message: Message) -> dict:
+    return {
+        "event": "message.status", "message_id": message.pk, "client_ref": message.client_ref, "to": message.recipient,
+        "status": message.status, "reason": message.reason or None, "error_code": message.error_code or None,
+        "submitted_at": message.submitted_at.isoformat() if message.submitted_at else None,
+        "done_at": message.done_at.isoformat() if message.done_at else None, "at": message.status_at.isoformat(),
+    }
+
+
+def enqueue_callback(*, tenant: Tenant, url: str, event: str, payload: dict) -> CallbackDelivery | None:
+    """Record a callback to POST after commit (inside the changing transaction)."""
+    url = url or delivery_settings_for(tenant=tenant).callback_url
+    if not url:
+        return None
+    item = CallbackDelivery.objects.create(
+        tenant=tenant, url=url, event=event, body=json.dumps(payload, sort_keys=True, ensure_ascii=False),
+        next_attempt_at=timezone.now(),
+    )
+    item_id = item.pk
+    transaction.on_commit(lambda: _send_callback_job(item_id))
+    return item
+
+
+def _send_callback_job(item_id: int, delay_ms: int | None = None) -> None:
+    from .actors import deliver_callback
+
+    try:
+        if delay_ms:
+            deliver_callback.send_with_options(args=(item_id,), delay=delay_ms)
+        else:
+            deliver_callback.send(item_id)
+    except Exception:  # the periodic sweep retries due callbacks
+        log.exception("could not enqueue callback %s", item_id)
+
+
+def enqueue_status_callback(*, tenant: Tenant, message: Message) -> CallbackDelivery | None:
+    return enqueue_callback(tenant=tenant, url=message.callback_url, event="message.status", payload=status_event_body(message))
+
+
+def callback_backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(settings.DELIVERY_CALLBACK_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0)), 3600))
+
+
+def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
+    """POST one callback, signed; on failure schedule the next attempt with exponential back-off,
+    and give up (state failed, visible in the admin) after DELIVERY_CALLBACK_MAX_ATTEMPTS."""
+    import urllib.error
+    import urllib.request
+
+    with transaction.atomic():
+        item = (
+            CallbackDelivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=callback_id, state=CallbackState.PENDING)
+            .select_related("tenant")
+            .first()
+        )
+        if item is None:
+            return None
+        secret = decrypt_secret(delivery_settings_for(tenant=item.tenant).callback_secret)
+        body = item.body.encode()
+        request = urllib.request.Request(  # noqa: S310 (tenant-configured http(s) URL)
+            item.url, data=body, method="POST",
+            headers={"Content-Type": "application/json", "X-Signature": sign_body(secret=secret, body=body),
+                     "X-Callback-Id": str(item.pk), "X-Event": item.event},
+        )
+        item.attempts += 1
+        error, code = "", None
+        try:
+            with urllib.request.urlopen(request, timeout=settings.DELIVERY_CALLBACK_TIMEOUT_SECONDS) as response:  # noqa: S310
+                code = response.status
+        except urllib.error.HTTPError as exc:
+            code, error = exc.code, f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            error = str(exc)[:500]
+        item.last_status_code = code
+        now = timezone.now()
+        if code is not None and 200 <= code < 300:
+            item.state, item.delivered_at, item.last_error = CallbackState.DELIVERED, now, ""
+        else:
+            item.last_error = error or f"HTTP {code}"
+            if item.attempts >= settings.DELIVERY_CALLBACK_MAX_ATTEMPTS:
+                item.state = CallbackState.FAILED
+            else:
+                item.next_attempt_at = now + callback_backoff(item.attempts)
+                delay = int((item.next_attempt_at - now).total_seconds() * 1000)
+                transaction.on_commit(lambda: _send_callback_job(callback_id, delay_ms=delay))
+        item.save()
+    return item
+
+
+def retry_callback(*, callback: CallbackDelivery, actor: Actor) -> CallbackDelivery:
+    """Operator: try a failed callback again."""
+    with transaction.atomic():
+        CallbackDelivery.objects.filter(pk=callback.pk).update(
+            state=CallbackState.PENDING, next_attempt_at=timezone.now(), attempts=0
+        )
+        record_operation(actor=actor, action="delivery.retry_callback", tenant=callback.tenant, obj=callback)
+        transaction.on_commit(lambda: _send_callback_job(callback.pk))
+    return callback
+
+
+def due_callbacks(*, now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.DELIVERY_CALLBACK_TIMEOUT_SECONDS * 3)
+    return list(
+        CallbackDelivery.objects.filter(state=CallbackState.PENDING, next_attempt_at__lte=now - grace).values_list("pk", flat=True)[:500]
+    )

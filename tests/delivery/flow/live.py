@@ -1,0 +1,135 @@
+"""Helpers for the live tests (committed data, real dramatiq workers, real simulator sockets)."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from delivery.models import Channel, Message, Route
+from delivery.services import create_channel, update_callback_settings
+from tenants import services as tenant_services
+
+from ...conftest import KeyedClient, create_tenant
+
+ROOT = Path(__file__).resolve().parents[3]
+SYSTEM = tenant_services.Actor.system("tests")
+
+
+class CallbackEndpoint:
+    """A real customer endpoint: http.server in a thread, recording every POST."""
+
+    def __init__(self):
+        self.received: list[tuple[dict, bytes]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms-status"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, secret: str) -> list[dict]:
+        """Bodies whose X-Signature verifies with `secret`."""
+        out = []
+        for headers, body in list(self.received):
+            if hmac.compare_digest(headers.get("X-Signature", ""), hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()):
+                out.append(json.loads(body))
+        return out
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def only_channel(*, port: int, system_id: str = "demo", password: str = "demo", **fields) -> Channel:
+    """Live tests share committed data: disable every other channel, route everything here."""
+    Channel.objects.update(enabled=False)
+    channel = create_channel(
+        actor=SYSTEM, name=f"live-{time.monotonic_ns()}", host="127.0.0.1", port=port, system_id=system_id,
+        password=password, source_addr="10690", **fields,
+    )
+    Route.objects.create(name=f"all-{channel.pk}", channel=channel, priority=1)
+    return channel
+
+
+def live_tenant(name: str, *, callback_url: str = ""):
+    tenant = create_tenant(name)
+    key, secret = tenant_services.issue_api_key(tenant=tenant, actor=SYSTEM, label="live")
+    connection.set_schema_to_public()
+    if callback_url:
+        update_callback_settings(tenant=tenant, callback_url=callback_url, actor=SYSTEM)
+    return tenant, KeyedClient(tenant, key.access_key_id, secret)
+
+
+def wait_for(predicate, *, timeout: float = 30.0, every: float = 0.1, what: str = "condition", describe=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
+
+
+def statuses(tenant, ids=None) -> dict[int, str]:
+    with tenant_context(tenant):
+        rows = Message.objects.all() if ids is None else Message.objects.filter(pk__in=ids)
+        result = dict(rows.values_list("pk", "status"))
+    connection.set_schema_to_public()
+    return result
+
+
+def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> subprocess.Popen:
+    """`dramatiq smsplatform.worker` as a child process on the test database."""
+    settings_db = connection.settings_dict
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT']}/{settings_db['NAME']}",
+        "DELIVERY_RECEIPT_LINGER_SECONDS": "0.3",
+        "DELIVERY_RETRY_BACKOFF_MS": "100",
+        **(env or {}),
+    }
+    command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]
+    # Own process group: dramatiq's main process forks the worker process; signals go to both.
+    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL,
+                            stderr=log or subprocess.DEVNULL, start_new_session=True)
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the dramatiq main process and its worker processes (the whole group)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_all_delivered(tenant, ids, *, timeout: float = 60.0) -> None:
+    from collections import Counter
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = statuses(tenant, ids)
+        if set(states.values()) == {"delivered"}:
+            return
+        time.sleep(0.1)
+    with tenant_context(tenant):
+        stuck = list(Message.objects.filter(pk__in=ids).exclude(status="delivered").values(
+            "pk", "status", "submit_attempts", "reason", "detail", "tried_channels")[:5])
+    connection.set_schema_to_public()
+    raise AssertionError(f"not all delivered: {Counter(states.values())}; e.g. {stuck}")

@@ -1,0 +1,110 @@
+"""Callbacks: signed POSTs (HMAC-SHA256, X-Signature) to a real local HTTP endpoint, retried with
+exponential back-off, and marked failed (visible in the admin) when they keep failing."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from delivery.models import CallbackDelivery, CallbackState
+from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, enqueue_callback
+
+
+class Endpoint:
+    def __init__(self, status=200):
+        self.status = status
+        self.received = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint():
+    ep = Endpoint()
+    yield ep
+    ep.close()
+
+
+def test_callback_is_signed_with_the_tenant_secret(tenant_a, endpoint):
+    item = enqueue_callback(tenant=tenant_a, url=endpoint.url, event="message.status", payload={"message_id": 1, "status": "delivered"})
+    deliver_callback(callback_id=item.pk)
+    item.refresh_from_db()
+    assert item.state == CallbackState.DELIVERED
+    headers, body = endpoint.received[0]
+    secret = decrypt_secret(delivery_settings_for(tenant=tenant_a).callback_secret)
+    assert headers["X-Signature"] == hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert json.loads(body) == {"message_id": 1, "status": "delivered"}
+
+
+def test_the_tenant_default_url_is_used_when_the_message_has_none(tenant_a, endpoint):
+    from delivery.services import update_callback_settings
+    from tenants.services import Actor
+
+    update_callback_settings(tenant=tenant_a, callback_url=endpoint.url, actor=Actor.system("tests"))
+    item = enqueue_callback(tenant=tenant_a, url="", event="reply", payload={"event": "reply"})
+    assert item.url == endpoint.url
+
+
+def test_no_url_means_no_callback(tenant_b):
+    assert enqueue_callback(tenant=tenant_b, url="", event="reply", payload={}) is None
+
+
+@override_settings(DELIVERY_CALLBACK_BACKOFF_SECONDS=10, DELIVERY_CALLBACK_MAX_ATTEMPTS=3)
+def test_failing_endpoint_is_retried_with_backoff_then_marked_failed(tenant_a):
+    ep = Endpoint(status=500)
+    try:
+        item = enqueue_callback(tenant=tenant_a, url=ep.url, event="message.status", payload={"x": 1})
+        delays = []
+        for _ in range(3):
+            before = timezone.now()
+            deliver_callback(callback_id=item.pk)
+            item.refresh_from_db()
+            delays.append(round((item.next_attempt_at - before).total_seconds()))
+        assert item.state == CallbackState.FAILED
+        assert item.attempts == 3
+        assert item.last_status_code == 500
+        assert delays[:2] == [10, 20]  # exponential
+        assert len(ep.received) == 3
+        assert CallbackDelivery.objects.filter(state=CallbackState.FAILED, pk=item.pk).exists()
+    finally:
+        ep.close()
+
+
+def test_unreachable_endpoint_is_recorded(tenant_a):
+    item = enqueue_callback(tenant=tenant_a, url="http://127.0.0.1:9/none", event="reply", payload={})
+    deliver_callback(callback_id=item.pk)
+    item.refresh_from_db()
+    assert item.state == CallbackState.PENDING
+    assert item.attempts == 1
+    assert item.last_error
+
+
+def test_callback_secret_is_shown_to_the_tenant_and_rotatable(client_a):
+    first = client_a.get("/api/v1/callback-settings").json()
+    response = client_a.put("/api/v1/callback-settings", {"callback_url": "https://example.com/hook", "rotate_secret": True}, format="json")
+    assert response.status_code == 200
+    assert response.json()["callback_url"] == "https://example.com/hook"
+    assert response.json()["callback_secret"] != first["callback_secret"]
+    assert len(response.json()["callback_secret"]) == 64

@@ -1,0 +1,91 @@
+"""R-DLV-1 transactional outbox: what is accepted gets queued even if the fast path never runs."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from delivery.models import Message, MessageStatus, OutboxEntry
+from delivery.services import relay_outbox
+
+from .conftest import add_message, add_outbox
+
+S = MessageStatus
+
+
+def test_relay_routes_and_queues_messages_of_a_committed_entry(tenant_a, make_channel):
+    channel = make_channel(priority=0)
+    messages = [add_message(tenant_a) for _ in range(3)]
+    entry = add_outbox(tenant_a, messages)
+    jobs = relay_outbox(entry_ids=[entry.pk])
+    assert [(j.channel_id, j.tenant_id, sorted(j.message_ids)) for j in jobs] == [
+        (channel.pk, tenant_a.pk, sorted(m.pk for m in messages))
+    ]
+    with tenant_context(tenant_a):
+        assert set(Message.objects.filter(pk__in=[m.pk for m in messages]).values_list("status", "channel_id")) == {
+            (S.QUEUED, channel.pk)
+        }
+    entry.refresh_from_db()
+    assert entry.relayed_at is not None
+
+
+def test_a_relayed_entry_is_not_relayed_twice(tenant_a, make_channel):
+    make_channel(priority=0)
+    entry = add_outbox(tenant_a, [add_message(tenant_a)])
+    assert relay_outbox(entry_ids=[entry.pk])
+    assert relay_outbox(entry_ids=[entry.pk]) == []
+
+
+def test_the_sweeper_relays_entries_whose_fast_path_never_ran(tenant_a, make_channel):
+    """The accept committed but the process died before publishing: the periodic relay finds it."""
+    make_channel(priority=0)
+    msg = add_message(tenant_a)
+    add_outbox(tenant_a, [msg], available_at=timezone.now() - timedelta(minutes=5))
+    relay_outbox()
+    with tenant_context(tenant_a):
+        msg.refresh_from_db()
+    assert msg.status == S.QUEUED
+
+
+def test_scheduled_messages_wait_for_their_time(tenant_a, make_channel):
+    make_channel(priority=0)
+    later = timezone.now() + timedelta(hours=2)
+    msg = add_message(tenant_a, status=S.SCHEDULED, send_at=later)
+    entry = add_outbox(tenant_a, [msg], available_at=later)
+    assert relay_outbox(entry_ids=[entry.pk]) == []
+    jobs = relay_outbox(entry_ids=[entry.pk], now=later + timedelta(seconds=1))
+    assert [j.message_ids for j in jobs] == [[msg.pk]]
+
+
+def test_cancelled_messages_are_not_queued(tenant_a, make_channel):
+    make_channel(priority=0)
+    msg = add_message(tenant_a, status=S.CANCELLED)
+    entry = add_outbox(tenant_a, [msg])
+    assert relay_outbox(entry_ids=[entry.pk]) == []
+
+
+def test_message_without_any_route_fails(tenant_a, db):
+    from delivery.models import Route
+
+    Route.objects.all().delete()
+    msg = add_message(tenant_a)
+    relay_outbox(entry_ids=[add_outbox(tenant_a, [msg]).pk])
+    with tenant_context(tenant_a):
+        msg.refresh_from_db()
+    assert (msg.status, msg.reason) == (S.FAILED, "no_route")
+
+
+def test_messages_wait_when_every_matching_channel_is_in_maintenance(tenant_a, make_channel):
+    from delivery.models import Maintenance, Route
+
+    Route.objects.all().delete()
+    channel = make_channel()
+    now = timezone.now()
+    Maintenance.objects.create(channel=channel, starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1),
+                               notice="x", created_by="tests")
+    msg = add_message(tenant_a)
+    relay_outbox(entry_ids=[add_outbox(tenant_a, [msg]).pk])
+    with tenant_context(tenant_a):
+        msg.refresh_from_db()
+    assert msg.status == S.ACCEPTED
+    assert OutboxEntry.objects.filter(relayed_at__isnull=True, message_ids=[msg.pk], available_at__gt=now).exists()

@@ -1,0 +1,48 @@
+"""R-DLV-5 replies reach the tenant that owns the extension; opt-out keywords act at once
+(R-CMP-4); the tenant gets a signed callback and reads replies via the API."""
+
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from delivery.models import InboundMessage
+from delivery.services import assign_tenant_number, decrypt_secret, delivery_settings_for
+
+from .live import SYSTEM, CallbackEndpoint, live_tenant, only_channel, wait_for
+
+
+def test_reply_routes_by_extension_and_opts_out_R_DLV_5(live_db, smsc_factory, listener, worker):
+    from compliance.models import OptOut
+
+    endpoint = CallbackEndpoint()
+    try:
+        sim = smsc_factory(credentials={"demo": "demo"})
+        channel = only_channel(port=sim.port)
+        tenant, client = live_tenant("Replies Co.", callback_url=endpoint.url)
+        other, _ = live_tenant("Other Co.")
+        ext = str(channel.pk % 100).zfill(2) + str(tenant.pk % 1000).zfill(3)
+        assign_tenant_number(tenant=tenant, extension=ext, actor=SYSTEM)
+        assign_tenant_number(tenant=other, extension=ext + "9", actor=SYSTEM)  # a longer, different extension
+        worker(threads=1)
+        listener(channel.pk)
+        wait_for(lambda: sim.binds >= 1, what="listener bound")
+        sim.inject_mo("8613800138001", f"10690{ext}", "TD")
+
+        def stored():
+            with tenant_context(tenant):
+                rows = list(InboundMessage.objects.values_list("source", "text", "keyword_action"))
+            connection.set_schema_to_public()
+            return rows
+
+        assert wait_for(stored, what="reply stored") == [("+8613800138001", "TD", "opt_out")]
+        with tenant_context(tenant):
+            assert OptOut.objects.filter(number="+8613800138001").exists()
+        with tenant_context(other):
+            assert not InboundMessage.objects.exists()
+        connection.set_schema_to_public()
+        assert [r["text"] for r in client.get("/api/v1/replies").json()["results"]] == ["TD"]
+        secret = decrypt_secret(delivery_settings_for(tenant=tenant).callback_secret)
+        events = wait_for(lambda: endpoint.events(secret), what="reply callback")
+        assert events[0]["event"] == "reply"
+        assert events[0]["keyword_action"] == "opt_out"
+    finally:
+        endpoint.close()

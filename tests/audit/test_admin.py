@@ -99,7 +99,7 @@ def test_dashboard_renders_with_local_chart_library_R_BIL_7(client, operator_use
     assert "Delivery rate per channel" in html
 
 
-def test_dashboard_needs_a_staff_login(client):
+def test_dashboard_needs_a_staff_login(client, db):
     assert client.get("/admin/dashboard/").status_code == 302
 
 

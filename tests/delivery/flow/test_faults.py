@@ -34,9 +34,8 @@ def send_batch(client, template, numbers):
 
 
 def assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids, *, balance=100_000_000):
-    from billing.selectors import balance_of
-
     from billing.models import Hold
+    from billing.selectors import balance_of
 
     sent = Counter(r.destination for r in sim.submitted)
     assert set(sent) == {n.lstrip("+") for n in numbers}

@@ -3,14 +3,14 @@ idempotent; no receipt in 72 h → unknown. R-BIL-8: carrier ids kept per part."
 
 from datetime import UTC, datetime, timedelta
 
-from delivery.receipts import Receipt
-from delivery.smpp import SubmitResult
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.inbound import record_receipt
 from delivery.models import CarrierMessageId, Message, MessageStatus, PendingReceipt
+from delivery.receipts import Receipt
 from delivery.sender import apply_submit_results, expire_receipts
+from delivery.smpp import SubmitResult
 
 from .conftest import add_message
 

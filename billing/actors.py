@@ -1,0 +1,33 @@
+"""Billing's dramatiq actors: thin, they load ids and call services (R-BIL-6, R-TEN-4)."""
+
+import dramatiq
+from django.utils import timezone
+
+from smsplatform.periodic import advisory_lock
+
+from . import services
+
+
+@dramatiq.actor(queue_name="billing", max_retries=5)
+def send_low_balance_alert(account_id: int, balance: int, threshold: int) -> None:
+    """R-BIL-6: e-mail + signed webhook, enqueued after the crossing committed."""
+    services.notify_low_balance(account_id=account_id, balance=balance, threshold=threshold)
+
+
+@dramatiq.actor(queue_name="billing", max_retries=5)
+def send_dormancy_notice(case_id: int) -> None:
+    services.notify_dormancy(case_id=case_id)
+
+
+@dramatiq.actor(queue_name="billing", max_retries=0)
+def daily_dormancy(now_iso: str | None = None) -> None:
+    """R-TEN-4 / R-BIL-3: find dormancy candidates (notify) and act on expired notices.
+    Never overlaps with itself (advisory lock)."""
+    from datetime import datetime
+
+    now = datetime.fromisoformat(now_iso) if now_iso else timezone.now()
+    with advisory_lock("billing.daily_dormancy") as got:
+        if not got:
+            return
+        services.act_on_dormancy(now=now)
+        services.scan_dormancy(now=now)

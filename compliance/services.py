@@ -1,0 +1,1244 @@
+"""Every compliance state change, and the send gate check_message (R-CMP-1..9).
+
+Each customer write and operator action is recorded with tenants.services.record_operation (R-AUD-3).
+Tenant-schema rows (opt-outs, consents) are touched inside tenant_context(tenant).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+from rest_framework import status
+
+from smsplatform.errors import DomainError
+from tenants.models import Tenant, TenantState
+from tenants.services import Actor, record_operation
+
+from . import rules as pure
+from .models import (
+    ActionKind,
+    BannedRule,
+    Complaint,
+    ComplaintStatus,
+    ComplianceSettings,
+    Consent,
+    ConsentPolicy,
+    EnforcementAction,
+    GlobalBlock,
+    MessageType,
+    OptOut,
+    OptOutRemoval,
+    OptOutSource,
+    ReviewStatus,
+    RuleAction,
+    RuleSetVersion,
+    Signature,
+    SignatureProof,
+    Template,
+    TemplateVersion,
+    Violation,
+    VolumeCounter,
+)
+from .scanner import Rule, Scanner, ScanResult, validate_pattern
+
+logger = logging.getLogger(__name__)
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ComplianceError(DomainError):
+    code = "compliance_error"
+
+
+class InvalidSignature(ComplianceError):
+    code = "invalid_signature"
+
+
+class InvalidTemplate(ComplianceError):
+    code = "invalid_template"
+
+
+class InvalidParameter(ComplianceError):
+    code = "invalid_parameter"
+
+
+class InvalidNumber(ComplianceError):
+    code = "invalid_number"
+
+
+class InvalidRule(ComplianceError):
+    code = "invalid_rule"
+
+
+class ReviewConflict(ComplianceError):
+    code = "review_conflict"
+    http_status = status.HTTP_409_CONFLICT
+
+
+class ReasonRequired(ComplianceError):
+    code = "reason_required"
+    default_message = "A reason is required."
+
+
+class SignatureNotApproved(ComplianceError):
+    code = "signature_not_approved"
+    http_status = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_message = "The signature is not approved for this account."
+
+
+class TemplateNotApproved(ComplianceError):
+    code = "template_not_approved"
+    http_status = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_message = "The template has no approved version for this account."
+
+
+class SendingSuspended(ComplianceError):
+    code = "sending_suspended"
+    http_status = status.HTTP_403_FORBIDDEN
+    default_message = "Sending is suspended for this account."
+
+
+class VolumeCapped(ComplianceError):
+    code = "volume_capped"
+    http_status = status.HTTP_429_TOO_MANY_REQUESTS
+    default_message = "The account's volume cap is reached."
+
+
+class OptOutRemovalForbidden(ComplianceError):
+    code = "optout_removal_forbidden"
+    http_status = status.HTTP_403_FORBIDDEN
+    default_message = (
+        "An opt-out is lifted only by the recipient's own opt-in reply (START) or by an operator (R-CMP-4)."
+    )
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def _number(number: str) -> str:
+    try:
+        return pure.normalise_number(number)
+    except ValueError as exc:
+        raise InvalidNumber(f"Not a valid phone number: {number!r}.", details={"number": number}) from exc
+
+
+# --- R-CMP-1 signatures ----------------------------------------------------------------------
+
+
+def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, actor: Actor) -> Signature:
+    """File a signature for review with its proof documents (R-CMP-1).
+
+    A text already approved for another tenant is flagged for the reviewer (possible impersonation).
+    A brand matching a banned rule (R-CMP-3) is rejected at once (reject rule) or flagged (hold rule).
+    """
+    problem = pure.signature_problem(text)
+    if problem:
+        raise InvalidSignature(problem, details={"text": text})
+    if not proofs:
+        raise InvalidSignature("At least one proof document is required.", code="proof_required")
+    for upload in proofs:
+        _check_proof(upload)
+    key = signature_match_key(text)
+    others = approved_elsewhere(tenant=tenant, match_key=key)
+    flags = [f"Already approved for: {', '.join(others)}"] if others else []
+    scan = scan_text(text)
+    if scan.hold is not None:
+        flags.append(f"Banned-content hold rule: {scan.hold.detail}")
+    screened = {}
+    if scan.reject is not None:
+        screened = {
+            "status": ReviewStatus.REJECTED,
+            "review_reason": f"Banned content: {scan.reject.detail}",
+            "reviewed_by": "system:screening",
+            "reviewed_at": _now(),
+        }
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                signature = Signature.objects.create(
+                    tenant=tenant,
+                    text=text,
+                    match_key=key,
+                    purpose=purpose,
+                    impersonation_suspected=bool(others),
+                    flag_detail="\n".join(flags),
+                    **screened,
+                )
+        except IntegrityError as exc:
+            raise ReviewConflict(
+                "This signature is already pending or approved for your account.", code="signature_exists"
+            ) from exc
+        for upload in proofs:
+            SignatureProof.objects.create(signature=signature, file=upload)
+        record_operation(
+            actor=actor,
+            action="signature.file",
+            tenant=tenant,
+            obj=signature,
+            after={"text": text, "proofs": len(proofs), "impersonation_suspected": bool(others)},
+        )
+    return signature
+
+
+def signature_match_key(text: str) -> str:
+    from .scanner import normalise
+
+    return normalise(text)[:40]
+
+
+def approved_elsewhere(*, tenant: Tenant, match_key: str) -> list[str]:
+    """Names of other tenants holding an approved signature for the same brand (R-CMP-1)."""
+    return list(
+        Signature.objects.filter(match_key=match_key, status=ReviewStatus.APPROVED)
+        .exclude(tenant=tenant)
+        .values_list("tenant__name", flat=True)
+        .distinct()[:5]
+    )
+
+
+PROOF_EXTENSIONS = (".pdf", ".jpg", ".jpeg", ".png")
+
+
+def _check_proof(upload) -> None:
+    name = (getattr(upload, "name", "") or "").lower()
+    if not name.endswith(PROOF_EXTENSIONS):
+        raise InvalidSignature(
+            f"Proof documents must be {', '.join(PROOF_EXTENSIONS)} files.",
+            code="invalid_proof",
+            details={"file": name},
+        )
+    if upload.size > settings.COMPLIANCE_PROOF_MAX_BYTES:
+        raise InvalidSignature(
+            f"A proof document may be at most {settings.COMPLIANCE_PROOF_MAX_BYTES} bytes.",
+            code="invalid_proof",
+            details={"file": name},
+        )
+
+
+def _review(obj, *, to_status: str, actor: Actor, reason: str, action: str, tenant: Tenant):
+    if obj.status != ReviewStatus.PENDING:
+        raise ReviewConflict(f"Only pending filings can be reviewed (this one is {obj.status}).")
+    before = {"status": obj.status}
+    obj.status = to_status
+    obj.review_reason = reason
+    obj.reviewed_by = actor.label
+    obj.reviewed_at = _now()
+    obj.save(update_fields=["status", "review_reason", "reviewed_by", "reviewed_at"])
+    record_operation(
+        actor=actor, action=action, tenant=tenant, obj=obj, reason=reason, before=before, after={"status": to_status}
+    )
+    return obj
+
+
+def approve_signature(*, signature: Signature, actor: Actor, reason: str = "") -> Signature:
+    with transaction.atomic():
+        signature = Signature.objects.select_for_update().get(pk=signature.pk)
+        return _review(
+            signature,
+            to_status=ReviewStatus.APPROVED,
+            actor=actor,
+            reason=reason,
+            action="signature.approve",
+            tenant=signature.tenant,
+        )
+
+
+def reject_signature(*, signature: Signature, actor: Actor, reason: str) -> Signature:
+    if not reason.strip():
+        raise ReasonRequired()
+    with transaction.atomic():
+        signature = Signature.objects.select_for_update().get(pk=signature.pk)
+        return _review(
+            signature,
+            to_status=ReviewStatus.REJECTED,
+            actor=actor,
+            reason=reason,
+            action="signature.reject",
+            tenant=signature.tenant,
+        )
+
+
+def withdraw_signature(*, signature: Signature, actor: Actor, reason: str = "") -> Signature:
+    """The tenant withdraws a pending or approved signature; it no longer sends."""
+    with transaction.atomic():
+        signature = Signature.objects.select_for_update().get(pk=signature.pk)
+        if signature.status not in (ReviewStatus.PENDING, ReviewStatus.APPROVED):
+            raise ReviewConflict(f"A {signature.status} signature cannot be withdrawn.")
+        before = {"status": signature.status}
+        signature.status = ReviewStatus.WITHDRAWN
+        signature.save(update_fields=["status"])
+        record_operation(
+            actor=actor,
+            action="signature.withdraw",
+            tenant=signature.tenant,
+            obj=signature,
+            reason=reason,
+            before=before,
+            after={"status": signature.status},
+        )
+    return signature
+
+
+# --- R-CMP-2 templates -----------------------------------------------------------------------
+
+
+def _new_template_code() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "TPL_" + "".join(secrets.choice(alphabet) for _ in range(6))
+
+
+def _screen_version(version: TemplateVersion, *, message_type: str, actor: Actor) -> TemplateVersion:
+    """Filing-time checks that decide without a human: banned content (R-CMP-3) and the
+    unsubscribe instruction of marketing templates (R-CMP-4). Reject → auto-rejected; hold → flagged."""
+    problems = []
+    result = scan_text(pure.VARIABLE_RE.sub(" ", version.body))
+    if result.reject is not None:
+        problems.append(f"Banned content: {result.reject.detail}")
+    if message_type == MessageType.MARKETING and not pure.has_unsubscribe_instruction(version.body):
+        problems.append(
+            "Marketing templates must carry an unsubscribe instruction (e.g. 回T退订 / Reply STOP) (R-CMP-4)."
+        )
+    if result.hold is not None:
+        version.flags = [
+            {"rule_id": result.hold.rule.id, "category": result.hold.rule.category, "detail": result.hold.detail}
+        ]
+    if problems:
+        version.status = ReviewStatus.REJECTED
+        version.review_reason = " ".join(problems)
+        version.reviewed_by = "system:screening"
+        version.reviewed_at = _now()
+    version.save()
+    return version
+
+
+def file_template(
+    *, tenant: Tenant, name: str, message_type: str, body: str, variables: dict, actor: Actor
+) -> Template:
+    """File a new template (version 1) for review (R-CMP-2)."""
+    if message_type not in MessageType.values:
+        raise InvalidTemplate(f"Unknown template type {message_type!r}.", details={"allowed": MessageType.values})
+    try:
+        clean_vars = pure.check_definition(body=body, variables=variables, message_type=message_type)
+    except pure.TemplateDefinitionError as exc:
+        raise InvalidTemplate(str(exc)) from exc
+    with transaction.atomic():
+        for _attempt in range(5):
+            code = _new_template_code()
+            if not Template.objects.filter(code=code).exists():
+                break
+        template = Template.objects.create(tenant=tenant, code=code, name=name, message_type=message_type)
+        version = _screen_version(
+            TemplateVersion(template=template, number=1, body=body, variables=clean_vars),
+            message_type=message_type,
+            actor=actor,
+        )
+        record_operation(
+            actor=actor,
+            action="template.file",
+            tenant=tenant,
+            obj=template,
+            after={"code": code, "version": 1, "status": version.status, "type": message_type},
+        )
+    return template
+
+
+def revise_template(
+    *, template: Template, body: str, variables: dict, actor: Actor, name: str | None = None
+) -> TemplateVersion:
+    """File a new version; the approved one (if any) keeps sending until this one is approved."""
+    try:
+        clean_vars = pure.check_definition(body=body, variables=variables, message_type=template.message_type)
+    except pure.TemplateDefinitionError as exc:
+        raise InvalidTemplate(str(exc)) from exc
+    with transaction.atomic():
+        template = Template.objects.select_for_update().get(pk=template.pk)
+        # A newer filing replaces a still-pending one: it is withdrawn.
+        template.versions.filter(status=ReviewStatus.PENDING).update(status=ReviewStatus.WITHDRAWN)
+        last = template.versions.order_by("-number").values_list("number", flat=True).first() or 0
+        if name:
+            template.name = name
+            template.save(update_fields=["name"])
+        version = _screen_version(
+            TemplateVersion(template=template, number=last + 1, body=body, variables=clean_vars),
+            message_type=template.message_type,
+            actor=actor,
+        )
+        record_operation(
+            actor=actor,
+            action="template.revise",
+            tenant=template.tenant,
+            obj=version,
+            after={"code": template.code, "version": version.number, "status": version.status},
+        )
+    return version
+
+
+def approve_template_version(*, version: TemplateVersion, actor: Actor, reason: str = "") -> TemplateVersion:
+    """Approve a version: it becomes the one that sends (R-CMP-2)."""
+    with transaction.atomic():
+        version = TemplateVersion.objects.select_for_update().select_related("template__tenant").get(pk=version.pk)
+        _review(
+            version,
+            to_status=ReviewStatus.APPROVED,
+            actor=actor,
+            reason=reason,
+            action="template.approve",
+            tenant=version.template.tenant,
+        )
+        Template.objects.filter(pk=version.template_id).update(approved_version=version)
+    return version
+
+
+def reject_template_version(*, version: TemplateVersion, actor: Actor, reason: str) -> TemplateVersion:
+    if not reason.strip():
+        raise ReasonRequired()
+    with transaction.atomic():
+        version = TemplateVersion.objects.select_for_update().select_related("template__tenant").get(pk=version.pk)
+        return _review(
+            version,
+            to_status=ReviewStatus.REJECTED,
+            actor=actor,
+            reason=reason,
+            action="template.reject",
+            tenant=version.template.tenant,
+        )
+
+
+def render(*, template: Template, params: dict, version: TemplateVersion | None = None) -> str:
+    """render(template, params): the approved version (or the given one) filled in; every parameter
+    checked against its kind and length, unknown or missing ones refused (R-CMP-2)."""
+    version = version or template.approved_version
+    if version is None:
+        raise TemplateNotApproved(details={"template": template.code})
+    return render_template(version=version, params=params)
+
+
+def render_template(*, version: TemplateVersion, params: dict) -> str:
+    """Render one version: every parameter checked against its kind and length (R-CMP-2)."""
+    try:
+        return pure.render(body=version.body, variables=version.variables, params=params)
+    except pure.ParameterError as exc:
+        raise InvalidParameter(str(exc), details={"parameter": exc.parameter}) from exc
+
+
+# --- R-CMP-3 banned-content rules and the cached scanner -------------------------------------
+
+_scanner_lock = threading.Lock()
+_scanner: Scanner | None = None
+_scanner_stamp: uuid.UUID | None = None
+
+
+def bump_rules_version() -> None:
+    """Mark the rule set changed: every process rebuilds its scanner on its next check."""
+    stamp = uuid.uuid4()
+    if not RuleSetVersion.objects.filter(pk=1).update(stamp=stamp, updated_at=_now()):
+        RuleSetVersion.objects.update_or_create(pk=1, defaults={"stamp": stamp})
+
+
+def get_scanner() -> Scanner:
+    """The compiled scanner of the enabled rules; one primary-key read to know it is current."""
+    global _scanner, _scanner_stamp
+    stamp = RuleSetVersion.objects.filter(pk=1).values_list("stamp", flat=True).first()
+    if _scanner is not None and stamp == _scanner_stamp:
+        return _scanner
+    with _scanner_lock:
+        rows = BannedRule.objects.filter(enabled=True).values_list("id", "kind", "pattern", "category", "action")
+        scanner = Scanner([Rule(*row) for row in rows])
+        _scanner, _scanner_stamp = scanner, stamp
+    return scanner
+
+
+def scan_text(text: str) -> ScanResult:
+    return get_scanner().scan(text)
+
+
+RULE_FIELDS = ("kind", "pattern", "category", "action", "enabled", "note")
+
+
+def save_banned_rule(*, rule: BannedRule, actor: Actor) -> BannedRule:
+    """Create or update a rule (admin form) and invalidate the scanners (R-CMP-3)."""
+    problem = validate_pattern(kind=rule.kind, pattern=rule.pattern)
+    if problem:
+        raise InvalidRule(problem)
+    with transaction.atomic():
+        created = rule.pk is None
+        rule.save()
+        bump_rules_version()
+        record_operation(
+            actor=actor,
+            action="banned_rule.create" if created else "banned_rule.update",
+            obj=rule,
+            after={field: getattr(rule, field) for field in RULE_FIELDS},
+        )
+    return rule
+
+
+def create_banned_rule(
+    *,
+    pattern: str,
+    category: str,
+    actor: Actor,
+    kind: str = "keyword",
+    action: str = RuleAction.REJECT,
+    enabled: bool = True,
+    note: str = "",
+) -> BannedRule:
+    return save_banned_rule(
+        rule=BannedRule(kind=kind, pattern=pattern, category=category, action=action, enabled=enabled, note=note),
+        actor=actor,
+    )
+
+
+def delete_banned_rules(*, rule_ids: list[int], actor: Actor) -> int:
+    with transaction.atomic():
+        deleted, _ = BannedRule.objects.filter(pk__in=rule_ids).delete()
+        bump_rules_version()
+        record_operation(actor=actor, action="banned_rule.delete", after={"ids": list(rule_ids)})
+    return deleted
+
+
+def set_rules_enabled(*, rule_ids: list[int], enabled: bool, actor: Actor) -> int:
+    with transaction.atomic():
+        changed = BannedRule.objects.filter(pk__in=rule_ids).update(enabled=enabled, updated_at=_now())
+        bump_rules_version()
+        record_operation(
+            actor=actor,
+            action="banned_rule.enable" if enabled else "banned_rule.disable",
+            after={"ids": list(rule_ids)},
+        )
+    return changed
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def settings_for(*, tenant: Tenant) -> ComplianceSettings:
+    """The tenant's compliance settings (an unsaved default row when none was set)."""
+    found = ComplianceSettings.objects.filter(tenant_id=tenant.pk).first()
+    return found or ComplianceSettings(tenant_id=tenant.pk)
+
+
+SETTINGS_FIELDS = (
+    "consent_policy",
+    "per_minute_cap",
+    "per_day_cap",
+    "spike_multiple",
+    "enabled_countries",
+    "rectification_deadline",
+)
+
+
+def update_compliance_settings(*, tenant: Tenant, changes: dict, actor: Actor, reason: str = "") -> ComplianceSettings:
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ComplianceError(f"Not compliance settings: {', '.join(sorted(unknown))}.", code="invalid_field")
+    if "enabled_countries" in changes:
+        changes["enabled_countries"] = sorted({str(c).upper() for c in changes["enabled_countries"]})
+    if "consent_policy" in changes and changes["consent_policy"] not in ConsentPolicy.values:
+        raise ComplianceError("Unknown consent policy.", code="invalid_field")
+    with transaction.atomic():
+        row, _ = ComplianceSettings.objects.select_for_update().get_or_create(tenant=tenant)
+        before = {field: _jsonable(getattr(row, field)) for field in changes}
+        for field, value in changes.items():
+            setattr(row, field, value)
+        row.save()
+        record_operation(
+            actor=actor,
+            action="compliance_settings.update",
+            tenant=tenant,
+            obj=row,
+            reason=reason,
+            before=before,
+            after={field: _jsonable(value) for field, value in changes.items()},
+        )
+    return row
+
+
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+# --- the send gate ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientVerdict:
+    number: str
+    allowed: bool
+    reason: str | None = None
+    detail: str = ""
+    content: str = ""
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    signature_id: int
+    template_id: int
+    template_version: int
+    message_type: str
+    verdicts: list[RecipientVerdict]
+
+
+def _ensure_can_send(tenant: Tenant) -> None:
+    state = Tenant.objects.filter(pk=tenant.pk).values_list("state", flat=True).first()
+    if state == TenantState.ACTIVE:
+        return
+    if state == TenantState.SUSPENDED:
+        raise SendingSuspended()
+    if state == TenantState.TERMINATED:
+        raise SendingSuspended("This account is terminated and can never send again.", code="tenant_terminated")
+    raise SendingSuspended(f"This account is {state}: it cannot send.", code="tenant_not_active")
+
+
+def _render_and_scan(
+    version: TemplateVersion, signature_text: str, params, scanner: Scanner
+) -> tuple[str | None, str, str, bool]:
+    """(reason, detail, content, held) for one parameter set."""
+    try:
+        body = pure.render(body=version.body, variables=version.variables, params=params)
+    except pure.ParameterError as exc:
+        return "invalid_parameter", str(exc), "", False
+    content = f"【{signature_text}】{body}"
+    result = scanner.scan(content)
+    if result.reject is not None:
+        return "banned_content", result.reject.detail, "", False  # R-CMP-3 at send time
+    if result.hold is not None:
+        return None, result.hold.detail, content, True
+    return None, "", content, False
+
+
+def check_message(
+    *, tenant, signature: str, template: str, params: dict | list[dict], recipients: list[str]
+) -> CheckResult:
+    """The one gate the send path calls (contracts.md). Whole-request refusals raise; per-recipient
+    decisions come back as verdicts in the order of `recipients`.
+
+    R-CMP-8 spike: when this hour's volume goes over the tenant's spike multiple of its usual hourly
+    rate, the request is NOT refused: every allowed verdict comes back with held=True (manual review).
+    """
+    with transaction.atomic():
+        _ensure_can_send(tenant)  # R-CMP-6 suspend / terminate
+        sig = Signature.objects.filter(tenant_id=tenant.pk, text=signature, status=ReviewStatus.APPROVED).first()
+        if sig is None:
+            raise SignatureNotApproved(details={"signature": signature})  # R-CMP-1
+        tpl = (
+            Template.objects.select_related("approved_version")
+            .filter(tenant_id=tenant.pk, code=template, approved_version__isnull=False)
+            .first()
+        )
+        if tpl is None:
+            raise TemplateNotApproved(details={"template": template})  # R-CMP-2
+        version = tpl.approved_version
+        per_recipient = isinstance(params, list)
+        if per_recipient and len(params) != len(recipients):
+            raise InvalidParameter(
+                "Give one parameter object per recipient, or one for all.",
+                details={"recipients": len(recipients), "params": len(params)},
+            )
+        options = settings_for(tenant=tenant)
+        home = settings.COMPLIANCE_HOME_COUNTRY
+
+        blocked = set(GlobalBlock.objects.filter(number__in=recipients).values_list("number", flat=True))
+        marketing = tpl.message_type == MessageType.MARKETING
+        with tenant_context(tenant):
+            opted_out = set(OptOut.objects.filter(number__in=recipients).values_list("number", flat=True))
+            consented: set[str] = set()
+            if marketing and options.consent_policy == ConsentPolicy.STRICT:
+                consented = set(
+                    Consent.objects.filter(
+                        number__in=recipients, scope=MessageType.MARKETING, withdrawn_at__isnull=True
+                    ).values_list("number", flat=True)
+                )
+        scanner = get_scanner()  # once per call: one primary-key read
+        shared = None if per_recipient else _render_and_scan(version, sig.text, params, scanner)
+        country_of = _country_lookup(home)
+        enabled_countries = set(options.enabled_countries or [])
+        verdicts: list[RecipientVerdict] = []
+        for index, number in enumerate(recipients):
+            if number in blocked:
+                verdicts.append(
+                    RecipientVerdict(number, False, "globally_blocked", "On the platform block list (R-CMP-4).")
+                )
+                continue
+            if number in opted_out:
+                verdicts.append(RecipientVerdict(number, False, "opted_out", "The recipient opted out (R-CMP-4)."))
+                continue
+            if marketing and options.consent_policy == ConsentPolicy.STRICT and number not in consented:
+                verdicts.append(
+                    RecipientVerdict(number, False, "no_consent", "No marketing consent on record (R-CMP-5).")
+                )
+                continue
+            country = country_of(number)
+            if country is None:
+                verdicts.append(RecipientVerdict(number, False, "invalid_number", "Not a valid E.164 number."))
+                continue
+            if tpl.message_type == MessageType.INTERNATIONAL:
+                if country == home:
+                    verdicts.append(
+                        RecipientVerdict(
+                            number, False, "domestic_number", "International templates send abroad only (R-CMP-9)."
+                        )
+                    )
+                    continue
+                if country not in enabled_countries:
+                    verdicts.append(
+                        RecipientVerdict(
+                            number, False, "country_not_enabled", f"Sending to {country} is not enabled (R-CMP-9)."
+                        )
+                    )
+                    continue
+            elif country != home:
+                verdicts.append(
+                    RecipientVerdict(
+                        number,
+                        False,
+                        "international_template_required",
+                        f"{country} is abroad: use an approved international template (R-CMP-9).",
+                    )
+                )
+                continue
+            reason, detail, content, held = (
+                shared if shared is not None else _render_and_scan(version, sig.text, params[index], scanner)
+            )
+            if reason is not None:
+                verdicts.append(RecipientVerdict(number, False, reason, detail))
+            else:
+                verdicts.append(RecipientVerdict(number, True, None, detail, content, held))
+
+        allowed = sum(1 for verdict in verdicts if verdict.allowed)
+        if allowed and _count_volume(tenant=tenant, options=options, count=allowed):
+            verdicts = [
+                RecipientVerdict(v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True)
+                if v.allowed
+                else v
+                for v in verdicts
+            ]
+    return CheckResult(
+        signature_id=sig.pk,
+        template_id=tpl.pk,
+        template_version=version.number,
+        message_type=tpl.message_type,
+        verdicts=verdicts,
+    )
+
+
+def _country_lookup(home: str):
+    """country_of(number) with a fast path for the home country when its calling code is its own
+    (+86 is only CN): no phone-number parsing for the bulk of domestic traffic."""
+    import phonenumbers
+
+    code = phonenumbers.country_code_for_region(home)
+    prefix = f"+{code}" if code and phonenumbers.region_codes_for_country_code(code) == (home,) else None
+
+    def country_of(number: str) -> str | None:
+        if prefix and number.startswith(prefix) and number[1:].isdigit():
+            return home
+        return pure.country_of(number)
+
+    return country_of
+
+
+def _buckets(now: datetime) -> dict[str, datetime]:
+    minute = now.replace(second=0, microsecond=0)
+    return {"minute": minute, "hour": minute.replace(minute=0), "day": minute.replace(hour=0, minute=0)}
+
+
+def _count_volume(*, tenant: Tenant, options: ComplianceSettings, count: int) -> bool:
+    """Add `count` to the tenant's counters; refuse over a cap (R-CMP-6), report a spike (R-CMP-8)."""
+    buckets = _buckets(_now().astimezone(UTC))
+    table = VolumeCounter._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO public.{table} (tenant_id, granularity, bucket_start, count)
+                VALUES (%s, 'minute', %s, %s), (%s, 'hour', %s, %s), (%s, 'day', %s, %s)
+                ON CONFLICT (tenant_id, granularity, bucket_start)
+                DO UPDATE SET count = {table}.count + EXCLUDED.count
+                RETURNING granularity, count""",
+            [tenant.pk, buckets["minute"], count, tenant.pk, buckets["hour"], count, tenant.pk, buckets["day"], count],
+        )
+        totals = dict(cursor.fetchall())
+        for granularity, cap in (("minute", options.per_minute_cap), ("day", options.per_day_cap)):
+            if cap is not None and totals[granularity] > cap:
+                raise VolumeCapped(
+                    f"The account may send {cap} messages per {granularity} (R-CMP-6).",
+                    details={"cap": cap, "per": granularity, "would_be": totals[granularity]},
+                )
+        multiple = options.spike_multiple or settings.COMPLIANCE_SPIKE_MULTIPLE
+        if not multiple:
+            return False
+        window = settings.COMPLIANCE_SPIKE_BASELINE_HOURS
+        cursor.execute(
+            f"""SELECT COALESCE(SUM(count), 0) FROM public.{table}
+                WHERE tenant_id = %s AND granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s""",
+            [tenant.pk, buckets["hour"] - timedelta(hours=window), buckets["hour"]],
+        )
+        usual = cursor.fetchone()[0] / window
+        return totals["hour"] > multiple * max(usual, settings.COMPLIANCE_SPIKE_MIN_HOURLY)
+
+
+# --- R-CMP-4 opt-out and the block list ------------------------------------------------------
+
+
+def add_opt_out(
+    *, tenant: Tenant, number: str, actor: Actor, source: str = OptOutSource.API, keyword: str = ""
+) -> OptOut:
+    """Add a number to the tenant's opt-out list (idempotent)."""
+    number = _number(number)
+    with transaction.atomic(), tenant_context(tenant):
+        opt_out, created = OptOut.objects.get_or_create(
+            number=number, defaults={"source": source, "keyword": keyword, "created_by": actor.label}
+        )
+        if created:
+            record_operation(
+                actor=actor,
+                action="opt_out.add",
+                tenant=tenant,
+                obj=opt_out,
+                after={"number": number, "source": source, "keyword": keyword},
+            )
+    return opt_out
+
+
+def remove_opt_out(*, tenant: Tenant, number: str, actor: Actor, reason: str = "", by_recipient: bool = False) -> bool:
+    """Lift an opt-out: only the recipient's own opt-in keyword or an operator may (R-CMP-4).
+
+    A customer API key is refused (optout_removal_forbidden). Leaves a removal record.
+    """
+    if not by_recipient and actor.kind != "user":
+        raise OptOutRemovalForbidden()
+    if not by_recipient and not reason.strip():
+        raise ReasonRequired()
+    number = _number(number)
+    with transaction.atomic(), tenant_context(tenant):
+        opt_out = OptOut.objects.select_for_update().filter(number=number).first()
+        if opt_out is None:
+            return False
+        OptOutRemoval.objects.create(
+            number=number,
+            opted_out_at=opt_out.created_at,
+            removed_by="recipient opt-in keyword" if by_recipient else actor.label,
+            reason=reason,
+        )
+        opt_out.delete()
+        record_operation(
+            actor=actor,
+            action="opt_out.remove",
+            tenant=tenant,
+            reason=reason,
+            after={"number": number, "by_recipient": by_recipient},
+        )
+    return True
+
+
+def import_opt_outs(*, tenant: Tenant, numbers: list[str], actor: Actor) -> dict:
+    """Bulk add (CSV import). Invalid numbers are reported, valid ones added."""
+    added, invalid = 0, []
+    with transaction.atomic(), tenant_context(tenant):
+        for raw in numbers:
+            try:
+                number = pure.normalise_number(raw)
+            except ValueError:
+                invalid.append(raw)
+                continue
+            _, created = OptOut.objects.get_or_create(
+                number=number, defaults={"source": OptOutSource.IMPORT, "created_by": actor.label}
+            )
+            added += created
+        record_operation(
+            actor=actor, action="opt_out.import", tenant=tenant, after={"added": added, "invalid": len(invalid)}
+        )
+    return {"added": added, "invalid": invalid}
+
+
+def apply_inbound_keyword(*, tenant, number: str, text: str) -> str | None:
+    """R-CMP-4: T/TD/退订/STOP/UNSUBSCRIBE → opt out ("opt_out"); START → opt in ("opt_in"); else None.
+    Must be called inside the tenant's schema context (it enters it again to be safe)."""
+    action = pure.inbound_keyword(text)
+    if action is None:
+        return None
+    try:
+        pure.normalise_number(number)
+    except ValueError:
+        logger.warning("Opt-%s keyword from an unusable number %r ignored", action.removeprefix("opt_"), number)
+        return None
+    actor = Actor.system("inbound-keyword")
+    if action == "opt_out":
+        add_opt_out(tenant=tenant, number=number, actor=actor, source=OptOutSource.KEYWORD, keyword=text.strip()[:40])
+    else:
+        remove_opt_out(
+            tenant=tenant,
+            number=number,
+            actor=actor,
+            reason=f"recipient replied {text.strip()[:40]}",
+            by_recipient=True,
+        )
+    return action
+
+
+def block_number(*, number: str, actor: Actor, reason: str, source: str = "operator") -> GlobalBlock:
+    """Add a number to the platform-wide block list (R-CMP-4)."""
+    number = _number(number)
+    with transaction.atomic():
+        block, created = GlobalBlock.objects.get_or_create(
+            number=number, defaults={"reason": reason, "source": source, "created_by": actor.label}
+        )
+        if created:
+            record_operation(actor=actor, action="global_block.add", obj=block, reason=reason, after={"number": number})
+    return block
+
+
+def unblock_number(*, number: str, actor: Actor, reason: str) -> bool:
+    if not reason.strip():
+        raise ReasonRequired()
+    number = _number(number)
+    with transaction.atomic():
+        deleted, _ = GlobalBlock.objects.filter(number=number).delete()
+        if deleted:
+            record_operation(actor=actor, action="global_block.remove", reason=reason, after={"number": number})
+    return bool(deleted)
+
+
+# --- R-CMP-5 consent -------------------------------------------------------------------------
+
+
+def record_consent(
+    *,
+    tenant: Tenant,
+    number: str,
+    source: str,
+    actor: Actor,
+    scope: str = MessageType.MARKETING,
+    granted_at: datetime | None = None,
+) -> Consent:
+    """Record a recipient's consent with its source and time (R-CMP-5). Idempotent per number+scope."""
+    number = _number(number)
+    if not source.strip():
+        raise ComplianceError(
+            "The consent source is required (where and how the recipient agreed).", code="source_required"
+        )
+    if scope not in MessageType.values:
+        raise ComplianceError(f"Unknown scope {scope!r}.", code="invalid_field")
+    with transaction.atomic(), tenant_context(tenant):
+        consent = Consent.objects.filter(number=number, scope=scope, withdrawn_at__isnull=True).first()
+        if consent is None:
+            consent = Consent.objects.create(
+                number=number, scope=scope, source=source, granted_at=granted_at or _now(), created_by=actor.label
+            )
+            record_operation(
+                actor=actor,
+                action="consent.record",
+                tenant=tenant,
+                obj=consent,
+                after={"number": number, "scope": scope, "source": source},
+            )
+    return consent
+
+
+def withdraw_consent(*, tenant: Tenant, number: str, actor: Actor, scope: str = MessageType.MARKETING) -> int:
+    number = _number(number)
+    with transaction.atomic(), tenant_context(tenant):
+        changed = Consent.objects.filter(number=number, scope=scope, withdrawn_at__isnull=True).update(
+            withdrawn_at=_now()
+        )
+        if changed:
+            record_operation(
+                actor=actor, action="consent.withdraw", tenant=tenant, after={"number": number, "scope": scope}
+            )
+    return changed
+
+
+# --- R-CMP-6 enforcement ---------------------------------------------------------------------
+
+
+def record_violation(
+    *,
+    tenant: Tenant,
+    category: str,
+    evidence: str,
+    actor: Actor,
+    template: Template | None = None,
+    message_reference: str = "",
+    message_count: int = 1,
+) -> Violation:
+    if not evidence.strip():
+        raise ComplianceError("Evidence is required.", code="evidence_required")
+    with transaction.atomic():
+        violation = Violation.objects.create(
+            tenant=tenant,
+            category=category,
+            template=template,
+            message_reference=message_reference,
+            message_count=message_count,
+            evidence=evidence,
+            recorded_by=actor.label,
+        )
+        record_operation(
+            actor=actor,
+            action="violation.record",
+            tenant=tenant,
+            obj=violation,
+            after={"category": category, "message_count": message_count},
+        )
+    return violation
+
+
+def _action(
+    *, tenant: Tenant, kind: str, actor: Actor, reason: str, violation: Violation | None, details: dict | None = None
+) -> EnforcementAction:
+    if not reason.strip():
+        raise ReasonRequired()
+    action = EnforcementAction.objects.create(
+        tenant=tenant, violation=violation, kind=kind, reason=reason, operator=actor.label, details=details or {}
+    )
+    record_operation(
+        actor=actor, action=f"enforcement.{kind}", tenant=tenant, obj=action, reason=reason, after=details or {}
+    )
+    return action
+
+
+def warn_tenant(*, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None) -> EnforcementAction:
+    with transaction.atomic():
+        return _action(tenant=tenant, kind=ActionKind.WARNING, actor=actor, reason=reason, violation=violation)
+
+
+def order_rectification(
+    *, tenant: Tenant, deadline: datetime, actor: Actor, reason: str, violation: Violation | None = None
+) -> EnforcementAction:
+    with transaction.atomic():
+        update_compliance_settings(
+            tenant=tenant, changes={"rectification_deadline": deadline}, actor=actor, reason=reason
+        )
+        return _action(
+            tenant=tenant,
+            kind=ActionKind.RECTIFICATION,
+            actor=actor,
+            reason=reason,
+            violation=violation,
+            details={"deadline": deadline.isoformat()},
+        )
+
+
+def cap_volume(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    reason: str,
+    per_minute: int | None = None,
+    per_day: int | None = None,
+    violation: Violation | None = None,
+) -> EnforcementAction:
+    """Cut the tenant's volume (004 §4.8): at most per_minute / per_day allowed messages (None lifts a cap)."""
+    with transaction.atomic():
+        update_compliance_settings(
+            tenant=tenant, changes={"per_minute_cap": per_minute, "per_day_cap": per_day}, actor=actor, reason=reason
+        )
+        return _action(
+            tenant=tenant,
+            kind=ActionKind.VOLUME_CAP,
+            actor=actor,
+            reason=reason,
+            violation=violation,
+            details={"per_minute": per_minute, "per_day": per_day},
+        )
+
+
+def suspend_sending(
+    *, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None
+) -> EnforcementAction:
+    from tenants.services import suspend_tenant
+
+    with transaction.atomic():
+        suspend_tenant(tenant=tenant, actor=actor, reason=reason)
+        return _action(tenant=tenant, kind=ActionKind.SUSPEND, actor=actor, reason=reason, violation=violation)
+
+
+def forfeit_balance(
+    *, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None
+) -> EnforcementAction:
+    """Forfeit remaining packages and balance (004 §4.10, R-BIL-3) through billing."""
+    from billing import services as billing
+
+    with transaction.atomic():
+        action = _action(tenant=tenant, kind=ActionKind.FORFEIT, actor=actor, reason=reason, violation=violation)
+        billing.forfeit(tenant=tenant, actor=actor, reason=reason, idempotency_key=f"compliance:forfeit:{action.pk}")
+    return action
+
+
+def charge_penalty(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    reason: str,
+    illegal_messages: int = 0,
+    channels_cut: int = 0,
+    violation: Violation | None = None,
+) -> EnforcementAction:
+    """Liquidated damages (004 §7.4): per illegal message and per carrier channel cut, booked by billing."""
+    if illegal_messages < 0 or channels_cut < 0 or illegal_messages + channels_cut == 0:
+        raise ComplianceError("Give a positive number of illegal messages and/or channels cut.", code="invalid_field")
+    amount = (
+        illegal_messages * settings.COMPLIANCE_PENALTY_PER_MESSAGE
+        + channels_cut * settings.COMPLIANCE_PENALTY_PER_CHANNEL_CUT
+    )
+    from billing import services as billing
+
+    with transaction.atomic():
+        action = _action(
+            tenant=tenant,
+            kind=ActionKind.PENALTY,
+            actor=actor,
+            reason=reason,
+            violation=violation,
+            details={"illegal_messages": illegal_messages, "channels_cut": channels_cut, "amount": amount},
+        )
+        billing.penalty(
+            tenant=tenant, amount=amount, actor=actor, reason=reason, idempotency_key=f"compliance:penalty:{action.pk}"
+        )
+    return action
+
+
+def terminate(*, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None) -> EnforcementAction:
+    """Terminate the tenant for good (R-TEN-3, R-CMP-6)."""
+    from tenants.services import terminate_tenant
+
+    with transaction.atomic():
+        terminate_tenant(tenant=tenant, actor=actor, reason=reason)
+        return _action(tenant=tenant, kind=ActionKind.TERMINATE, actor=actor, reason=reason, violation=violation)
+
+
+# --- R-CMP-7 complaints ----------------------------------------------------------------------
+
+
+def file_complaint(
+    *,
+    tenant: Tenant,
+    source: str,
+    number: str,
+    text: str,
+    actor: Actor,
+    message_reference: str = "",
+    message_text: str = "",
+) -> Complaint:
+    """Record a complaint; the tenant must answer within COMPLIANCE_COMPLAINT_ANSWER_HOURS (72 h, 004 §4.2)."""
+    with transaction.atomic():
+        complaint = Complaint.objects.create(
+            tenant=tenant,
+            source=source,
+            number=number,
+            text=text,
+            message_reference=message_reference,
+            message_text=message_text,
+            created_by=actor.label,
+            answer_due_at=_now() + timedelta(hours=settings.COMPLIANCE_COMPLAINT_ANSWER_HOURS),
+        )
+        record_operation(
+            actor=actor,
+            action="complaint.file",
+            tenant=tenant,
+            obj=complaint,
+            after={"source": source, "due": complaint.answer_due_at.isoformat()},
+        )
+    return complaint
+
+
+def answer_complaint(*, complaint: Complaint, answer: str, actor: Actor) -> Complaint:
+    """The tenant answers (allowed for a suspended tenant too). Late answers are kept, still late."""
+    if not answer.strip():
+        raise ComplianceError("The answer is empty.", code="answer_required")
+    with transaction.atomic():
+        complaint = Complaint.objects.select_for_update().get(pk=complaint.pk)
+        if complaint.status not in (ComplaintStatus.OPEN, ComplaintStatus.ESCALATED):
+            raise ReviewConflict(f"This complaint is {complaint.status}.")
+        before = {"status": complaint.status}
+        complaint.answer = answer
+        complaint.answered_at = _now()
+        complaint.status = ComplaintStatus.ANSWERED
+        complaint.save(update_fields=["answer", "answered_at", "status"])
+        record_operation(
+            actor=actor,
+            action="complaint.answer",
+            tenant=complaint.tenant,
+            obj=complaint,
+            before=before,
+            after={"status": complaint.status},
+        )
+    return complaint
+
+
+def close_complaint(*, complaint: Complaint, actor: Actor, reason: str) -> Complaint:
+    with transaction.atomic():
+        complaint = Complaint.objects.select_for_update().get(pk=complaint.pk)
+        before = {"status": complaint.status}
+        complaint.status = ComplaintStatus.CLOSED
+        complaint.save(update_fields=["status"])
+        record_operation(
+            actor=actor,
+            action="complaint.close",
+            tenant=complaint.tenant,
+            obj=complaint,
+            reason=reason,
+            before=before,
+            after={"status": complaint.status},
+        )
+    return complaint
+
+
+def escalate_overdue_complaints(*, now: datetime | None = None) -> int:
+    """Periodic (R-CMP-7): open complaints past their deadline are escalated to operators, and with
+    COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT the tenant's sending is suspended."""
+    from tenants.services import suspend_tenant
+
+    now = now or _now()
+    actor = Actor.system("complaint-escalation")
+    escalated = 0
+    overdue = Complaint.objects.filter(status=ComplaintStatus.OPEN, answer_due_at__lt=now).values_list("pk", flat=True)
+    for pk in list(overdue):
+        with transaction.atomic():
+            complaint = Complaint.objects.select_for_update().select_related("tenant").get(pk=pk)
+            if complaint.status != ComplaintStatus.OPEN:
+                continue
+            complaint.status = ComplaintStatus.ESCALATED
+            complaint.escalated_at = now
+            complaint.save(update_fields=["status", "escalated_at"])
+            reason = f"Complaint #{complaint.pk} not answered within {settings.COMPLIANCE_COMPLAINT_ANSWER_HOURS} hours"
+            record_operation(
+                actor=actor,
+                action="complaint.escalate",
+                tenant=complaint.tenant,
+                obj=complaint,
+                reason=reason,
+                after={"status": complaint.status},
+            )
+            if settings.COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT and complaint.tenant.state == TenantState.ACTIVE:
+                suspend_tenant(tenant=complaint.tenant, actor=actor, reason=reason)
+                _action(tenant=complaint.tenant, kind=ActionKind.SUSPEND, actor=actor, reason=reason, violation=None)
+            escalated += 1
+    return escalated
+
+
+def prune_volume_counters(*, now: datetime | None = None) -> int:
+    """Drop counter buckets nobody reads any more: minutes after 2 days, hours after 30 days (the spike
+    baseline needs COMPLIANCE_SPIKE_BASELINE_HOURS), days after 400 days."""
+    now = now or _now()
+    keep = {
+        "minute": timedelta(days=2),
+        "hour": timedelta(days=30, hours=settings.COMPLIANCE_SPIKE_BASELINE_HOURS),
+        "day": timedelta(days=400),
+    }
+    deleted = 0
+    for granularity, age in keep.items():
+        count, _ = VolumeCounter.objects.filter(granularity=granularity, bucket_start__lt=now - age).delete()
+        deleted += count
+    return deleted

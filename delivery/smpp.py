@@ -1,0 +1,699 @@
+"""SMPP 3.4 client session over smpplib (R-DLV-3, R-DLV-4).
+
+One `SmppSession` is one bind (bind_transceiver unless `bind=` says otherwise). It is NOT
+thread-safe: one thread calls submit(), poll(), drain() and close(); the callbacks run in that
+thread. See docs/smpp.md for the design.
+
+- connect(): smpplib ``Client.connect()`` + TCP_NODELAY on the socket right away (without it a
+  windowed sender stalls on Nagle/delayed-ACK) + ``bind_transceiver``.
+- submit(): splits the text (receipts.split_text: GSM-7 or UCS-2, UDH concatenation), then sends
+  each part as soon as (a) fewer than `window` submits are outstanding, (b) the TPS token bucket
+  has a token and (c) no throttling back-off is running. While it waits it reads PDUs, so
+  responses and deliver_sm keep flowing. Sending never waits for the response.
+- Responses are matched by sequence number to (ref, part) and reported through `on_result`.
+- Every part handed to submit() gets exactly one SubmitResult: OK, permanent error, or transient
+  (throttled, queue full, system error, response timeout, disconnect). submit() raises before it
+  has sent anything only when the session is not connected.
+- On a disconnect every outstanding part (and the parts of the current message not yet sent) is
+  reported transient with command_status STATUS_DISCONNECTED, then SmppDisconnected is raised;
+  the caller reconnects (connect_with_backoff) and retries the transient parts.
+- deliver_sm: smpplib's own ``read_once()`` calls the handler first and sends deliver_sm_resp
+  after it returns (status = the handler's return value, ESME_ROK for None); if the handler raises,
+  the exception escapes and no response is sent at all. We do our own reading: on_inbound is
+  called BEFORE the deliver_sm_resp; when it raises we answer ESME_RX_T_APPN (temporary
+  application error) so the SMSC redelivers, instead of leaving the PDU unanswered.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from smpplib import client as smpp_client
+from smpplib import consts, exceptions, smpp
+
+from delivery.receipts import (
+    ESM_CLASS_UDHI,
+    Receipt,
+    decode_text,
+    normalise_message_id,
+    parse_receipt,
+    parse_udh,
+    split_text,
+)
+
+logger = logging.getLogger("delivery.smpp")
+
+# Sentinel command_status values for results the SMSC never sent (negative: never a real status).
+STATUS_DISCONNECTED = -1  # connection lost before the response arrived (or before sending)
+STATUS_TIMEOUT = -2  # no response within response_timeout
+
+THROTTLE_STATUSES = frozenset({consts.SMPP_ESME_RTHROTTLED, consts.SMPP_ESME_RMSGQFUL})
+#: Statuses after which the same submit may be sent again later.
+TRANSIENT_STATUSES = frozenset({
+    consts.SMPP_ESME_RTHROTTLED,  # 0x58
+    consts.SMPP_ESME_RMSGQFUL,  # 0x14
+    consts.SMPP_ESME_RSYSERR,  # 0x08: SMSC-side trouble, not about this message
+    consts.SMPP_ESME_RX_T_APPN,  # 0x64: temporary application error
+    STATUS_DISCONNECTED,
+    STATUS_TIMEOUT,
+})
+
+MESSAGE_TYPE_MASK = 0x3C
+MESSAGE_TYPE_RECEIPT = 0x04  # MC delivery receipt
+MESSAGE_TYPE_INTERMEDIATE = 0x20  # intermediate delivery notification
+
+
+class SmppError(Exception):
+    """Any SMPP session failure. `command_status` is the SMPP status when there is one."""
+
+    def __init__(self, message: str = "", command_status: int | None = None) -> None:
+        super().__init__(message)
+        self.command_status = command_status
+
+
+class SmppConnectError(SmppError):
+    """TCP connection failed (refused, unreachable, timeout)."""
+
+
+class SmppBindError(SmppError):
+    """The SMSC refused the bind (bad credentials, too many binds…)."""
+
+
+class SmppDisconnected(SmppError):
+    """The connection is gone (or was never opened). Outstanding submits were reported transient."""
+
+
+def is_transient(command_status: int) -> bool:
+    return command_status in TRANSIENT_STATUSES
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    ref: str  # the caller's reference passed to submit()
+    part: int  # 1-based part number
+    parts: int  # total parts of this message
+    message_id: str | None  # SMSC message id (normalised) when ok
+    command_status: int  # 0 = ESME_ROK; negative = STATUS_DISCONNECTED / STATUS_TIMEOUT
+    transient: bool  # retry-able (throttled, queue full, timeout, disconnect) vs permanent
+    raw_message_id: str | None = None  # the id exactly as the SMSC sent it
+
+    @property
+    def ok(self) -> bool:
+        return self.command_status == consts.SMPP_ESME_ROK
+
+
+@dataclass(frozen=True)
+class InboundPdu:  # a deliver_sm
+    is_receipt: bool
+    receipt: Receipt | None  # parsed (delivery/receipts.py), when is_receipt
+    source_addr: str
+    destination_addr: str
+    text: str  # decoded short_message / message_payload (MO text; receipt text for receipts)
+    data_coding: int = 0
+    esm_class: int = 0
+    concat: tuple[int, int, int] | None = None  # (ref, total, seq) of a concatenated MO part
+    sequence: int = 0
+
+
+class TokenBucket:
+    """TPS limiter: `rate` tokens per second, at most `burst` saved up. Pure (clock passed in)."""
+
+    def __init__(self, rate: float, burst: float | None = None, *, now: float | None = None,
+                 history: int = 0) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.rate = float(rate)
+        self.burst = float(burst) if burst is not None else max(1.0, self.rate / 20)
+        self.tokens = self.burst
+        self.stamp = time.monotonic() if now is None else now
+        self.granted = 0
+        #: monotonic times of the last `history` grants (for tests/diagnostics)
+        self.grants: deque[float] = deque(maxlen=history or None) if history else deque(maxlen=0)
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one token is available (0.0: available now)."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+    def take(self, now: float) -> bool:
+        """Take a token if one is available."""
+        if self.wait_time(now) > 0:
+            return False
+        self.tokens -= 1.0
+        self.granted += 1
+        if self.grants.maxlen:
+            self.grants.append(now)
+        return True
+
+
+def backoff_delays(max_attempts: int, base_delay: float, max_delay: float = 30.0, jitter: float = 0.0,
+                   rng: random.Random | None = None) -> list[float]:
+    """Delays slept between connection attempts: base, 2·base, 4·base… capped at max_delay,
+    each stretched by up to `jitter` (fraction) at random. max_attempts attempts → n-1 delays."""
+    rng = rng or random.Random()
+    delays = []
+    for i in range(max(0, max_attempts - 1)):
+        d = min(max_delay, base_delay * (2**i))
+        if jitter:
+            d *= 1 + jitter * rng.random()
+        delays.append(d)
+    return delays
+
+
+@dataclass
+class _Pending:
+    ref: str
+    part: int
+    parts: int
+    sent_at: float
+
+
+def _address(value: str, *, default_ton: int = 1) -> tuple[str, int, int]:
+    """(addr, ton, npi): '+8613…' → international/ISDN, digits → default, anything else →
+    alphanumeric (TON 5, NPI 0)."""
+    value = (value or "").strip()
+    if value.startswith("+") and value[1:].isdigit():
+        return value[1:], consts.SMPP_TON_INTL, consts.SMPP_NPI_ISDN
+    if value.isdigit():
+        return value, default_ton, consts.SMPP_NPI_ISDN
+    if not value:
+        return "", consts.SMPP_TON_UNK, consts.SMPP_NPI_UNK
+    return value, consts.SMPP_TON_ALNUM, consts.SMPP_NPI_UNK
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+class SmppSession:
+    """One transceiver bind. NOT thread-safe: one thread calls submit()/poll()."""
+
+    def __init__(self, *, host: str, port: int, system_id: str, password: str,
+                 system_type: str = "", source_addr: str = "", window: int = 10,
+                 tps: float | None = None, enquire_link_interval: float = 30.0,
+                 on_result: Callable[[SubmitResult], None],
+                 on_inbound: Callable[[InboundPdu], None],
+                 response_timeout: float = 30.0, enquire_link_timeout: float | None = None,
+                 tps_burst: float | None = None, throttle_backoff: float = 0.05,
+                 throttle_backoff_max: float = 2.0, socket_timeout: float = 10.0,
+                 dest_addr_ton: int = consts.SMPP_TON_INTL, inbound_default_alphabet: str = "gsm7",
+                 bind: str = "transceiver") -> None:
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        if bind not in ("transceiver", "transmitter", "receiver"):
+            raise ValueError("bind is 'transceiver', 'transmitter' or 'receiver'")
+        #: bind type: "transceiver" (default); "transmitter" for senders that are not read while
+        #: idle (the SMSC then sends deliver_sm only to receiving binds, e.g. a listener);
+        #: "receiver" for a listener that never submits.
+        self.bind = bind
+        self.host, self.port = host, int(port)
+        self.system_id, self.password, self.system_type = system_id, password, system_type
+        self.source_addr = source_addr
+        self.window = window
+        self.tps = tps
+        self.enquire_link_interval = enquire_link_interval
+        self.enquire_link_timeout = enquire_link_timeout or min(enquire_link_interval, 10.0)
+        self.response_timeout = response_timeout
+        self.throttle_backoff = throttle_backoff
+        self.throttle_backoff_max = throttle_backoff_max
+        self.socket_timeout = socket_timeout
+        self.dest_addr_ton = dest_addr_ton
+        if inbound_default_alphabet not in ("gsm7", "latin1"):
+            raise ValueError("inbound_default_alphabet is 'gsm7' or 'latin1'")
+        #: how MO short_message with data_coding 0 is read: GSM 03.38 unpacked septets (default) or
+        #: ASCII/Latin-1 (some SMSCs). Receipts with data_coding 0 are always read as ASCII.
+        self.inbound_default_alphabet = inbound_default_alphabet
+        self.on_result = on_result
+        self.on_inbound = on_inbound
+        self.limiter = TokenBucket(tps, tps_burst, history=100_000) if tps else None
+
+        self._client: smpp_client.Client | None = None
+        self._sock: socket.socket | None = None
+        self._buf = bytearray()
+        self._pending: dict[int, _Pending] = {}
+        self._concat_ref = random.randrange(256)
+        self._last_rx = 0.0
+        self._enquire_sent_at: float | None = None
+        self._throttle_until = 0.0
+        self._throttle_delay = 0.0
+        self._throttle_started = 0.0
+        self._unbind_seq: int | None = None
+        self._out = bytearray()  # answers (deliver_sm_resp…) batched until the read batch ends
+        self._sends_since_read = 0
+        self.stats = {
+            "parts_sent": 0, "ok": 0, "transient": 0, "permanent": 0, "throttled": 0, "timeouts": 0,
+            "disconnects": 0, "enquire_links_sent": 0, "inbound": 0, "receipts": 0, "inbound_errors": 0,
+            "unmatched_responses": 0, "throttle_waits": 0, "tps_waits": 0, "window_waits": 0,
+        }
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def outstanding(self) -> int:
+        return len(self._pending)
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def is_alive(self) -> bool:
+        """Read whatever is pending without waiting and tell whether the bind is still up. Use it
+        before reusing a session that sat idle (an SMSC that closed the socket meanwhile is only
+        noticed on the next read); a dead link is torn down (outstanding parts reported)."""
+        if self._sock is None:
+            return False
+        try:
+            self._read(0.0)
+        except SmppDisconnected:
+            return False
+        return self._sock is not None
+
+    # -- connection ---------------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Connect (TCP_NODELAY) + bind_transceiver (or the `bind` type chosen).
+        Raises SmppConnectError / SmppBindError."""
+        if self._sock is not None:
+            return
+        client = smpp_client.Client(self.host, self.port, timeout=self.socket_timeout,
+                                    allow_unknown_opt_params=True,
+                                    logger_name=f"delivery.smpp.client.{self.system_id}")
+        try:
+            client.connect()
+        except exceptions.ConnectionError as exc:
+            client._socket = None  # smpplib leaves the failed socket object behind
+            raise SmppConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        sock = client._socket  # smpplib exposes no accessor; it is a plain socket
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.password) > 8 or len(self.system_id) > 15:
+            # SMPP 3.4: password ≤ 8, system_id ≤ 15 octets; smpplib silently truncates them
+            logger.warning("SMPP %s: system_id/password longer than SMPP 3.4 allows; smpplib truncates them",
+                           self.system_id[:15])
+        # smpplib logs every PDU in hex at DEBUG, the bind PDU includes the password: never at bind
+        client.logger.setLevel(max(logging.INFO, client.logger.getEffectiveLevel()))
+        try:
+            getattr(client, f"bind_{self.bind}")(system_id=self.system_id, password=self.password,
+                                                 system_type=self.system_type)
+        except exceptions.PDUError as exc:
+            self._close_socket(client)
+            status = exc.args[1] if len(exc.args) > 1 else None
+            raise SmppBindError(f"bind_{self.bind} refused: {exc.args[0]}", command_status=status) from exc
+        except (exceptions.ConnectionError, OSError) as exc:
+            self._close_socket(client)
+            raise SmppConnectError(f"connection lost during bind: {exc}") from exc
+        self._client, self._sock = client, sock
+        self._buf.clear()
+        self._last_rx = time.monotonic()
+        self._enquire_sent_at = None
+        logger.info("SMPP bound %s %s@%s:%s", self.bind, self.system_id, self.host, self.port)
+
+    def connect_with_backoff(self, max_attempts: int = 5, base_delay: float = 0.5, *, max_delay: float = 30.0,
+                             jitter: float = 0.1, retry_bind_errors: bool = False,
+                             sleep: Callable[[float], None] = time.sleep) -> int:
+        """connect(), retrying connection failures with exponential back-off (base_delay, 2×, 4×…,
+        capped at max_delay, +jitter). Bind refusals are not retried unless retry_bind_errors.
+        Returns the number of attempts used; raises the last error when all attempts failed."""
+        delays = backoff_delays(max_attempts, base_delay, max_delay, jitter)
+        for attempt in range(1, max_attempts + 1):
+            try:
+                self.connect()
+                return attempt
+            except SmppBindError:
+                if not retry_bind_errors or attempt == max_attempts:
+                    raise
+            except SmppConnectError:
+                if attempt == max_attempts:
+                    raise
+            logger.warning("SMPP connect attempt %s/%s failed; retrying in %.2fs", attempt, max_attempts,
+                           delays[attempt - 1])
+            sleep(delays[attempt - 1])
+        raise SmppConnectError("no connection attempt made")  # max_attempts < 1
+
+    def close(self) -> None:
+        """unbind (waiting briefly for unbind_resp) and close. Parts still outstanding are
+        reported transient (STATUS_DISCONNECTED): drain() first to avoid that."""
+        if self._sock is None:
+            return
+        try:
+            seq = self._send("unbind")
+            deadline = time.monotonic() + 2.0
+            self._unbind_seq = seq
+            while self._sock is not None and getattr(self, "_unbind_seq", None) is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._read(remaining)
+        except SmppDisconnected:
+            return
+        if self._sock is not None:
+            self._lost("closed", raise_=False)
+
+    # -- submitting -------------------------------------------------------------------------------
+    def _next_concat_ref(self) -> int:
+        self._concat_ref = (self._concat_ref + 1) % 256
+        return self._concat_ref
+
+    def submit(self, *, ref: str, source: str, destination: str, text: str,
+               registered_delivery: bool = True) -> int:
+        """Send a message (all its parts); returns the number of parts. Blocks only while the
+        window is full, the TPS limit says wait, or a throttling back-off runs. Raises
+        SmppDisconnected (nothing sent, nothing reported) when not connected; on a disconnect in
+        the middle it reports every outstanding and unsent part transient, then raises."""
+        if self._sock is None:
+            raise SmppDisconnected("not connected")
+        if self.bind == "receiver":
+            raise SmppError("a receiver bind cannot submit")
+        data_coding, payloads, udhs = split_text(text, reference=self._next_concat_ref())
+        parts = len(payloads)
+        src, src_ton, src_npi = _address(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)
+        dst, dst_ton, dst_npi = _address(destination, default_ton=self.dest_addr_ton)
+        for index, (payload, udh) in enumerate(zip(payloads, udhs, strict=True), start=1):
+            try:
+                self._wait_for_slot()
+                seq = self._send(
+                    "submit_sm",
+                    source_addr_ton=src_ton, source_addr_npi=src_npi, source_addr=src,
+                    dest_addr_ton=dst_ton, dest_addr_npi=dst_npi, destination_addr=dst,
+                    esm_class=ESM_CLASS_UDHI if udh else 0,
+                    registered_delivery=1 if registered_delivery else 0,
+                    data_coding=data_coding,
+                    short_message=(udh or b"") + payload,
+                )
+            except SmppDisconnected:
+                for part in range(index, parts + 1):
+                    self._report(_Pending(ref, part, parts, 0.0), None, STATUS_DISCONNECTED)
+                raise
+            self._pending[seq] = _Pending(ref, index, parts, time.monotonic())
+            self.stats["parts_sent"] += 1
+        return parts
+
+    def _wait_for_slot(self) -> None:
+        while True:
+            now = time.monotonic()
+            if len(self._pending) >= self.window:
+                self.stats["window_waits"] += 1
+                self._read(self._next_deadline(now) - now)
+                continue
+            if now < self._throttle_until:
+                self.stats["throttle_waits"] += 1
+                self._read(self._throttle_until - now)
+                continue
+            if self.limiter is not None:
+                wait = self.limiter.wait_time(now)
+                if wait > 0:
+                    self.stats["tps_waits"] += 1
+                    self._read(wait)
+                    continue
+                self.limiter.take(now)
+            # now and then read what is already there (keeps receipts flowing with a large window)
+            self._sends_since_read += 1
+            if self._sends_since_read >= 8:
+                self._read(0.0)
+            return
+
+    def _next_deadline(self, now: float) -> float:
+        """When housekeeping must run next at the latest (response timeout / keep-alive)."""
+        deadline = now + 1.0
+        if self._pending:
+            oldest = next(iter(self._pending.values()))
+            deadline = min(deadline, oldest.sent_at + self.response_timeout)
+        return max(deadline, now + 0.001)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def poll(self, timeout: float = 0.0) -> int:
+        """Read pending PDUs (responses, deliver_sm), waiting up to `timeout` for the first one;
+        answers enquire_link, sends our own when idle, expires response timeouts.
+        Returns the number of PDUs handled. Raises SmppDisconnected when the link is gone."""
+        if self._sock is None:
+            raise SmppDisconnected("not connected")
+        return self._read(timeout)
+
+    def drain(self, timeout: float) -> None:
+        """Read until no submit is outstanding or `timeout` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while self._pending:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            self._read(min(deadline, self._next_deadline(now)) - now)
+
+    def _read(self, timeout: float) -> int:
+        sock = self._sock
+        if sock is None:
+            raise SmppDisconnected("not connected")
+        handled = 0
+        self._sends_since_read = 0
+        try:
+            readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
+            while readable:
+                data = sock.recv(262144)
+                if not data:
+                    self._lost("connection closed by the SMSC")
+                self._buf += data
+                handled += self._handle_buffer()
+                if self._sock is None:
+                    break
+                self._flush()
+                readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, exceptions.ConnectionError) as exc:
+            self._lost(f"socket error: {exc}")
+        self._housekeeping()
+        return handled
+
+    def _handle_buffer(self) -> int:
+        buf = self._buf
+        handled = 0
+        while len(buf) >= 16:
+            length = int.from_bytes(buf[:4], "big")
+            if length < 16 or length > 1 << 20:
+                self._lost(f"broken PDU length {length}")
+            if len(buf) < length:
+                break
+            raw = bytes(buf[:length])
+            del buf[:length]
+            self._last_rx = time.monotonic()
+            try:
+                pdu = smpp.parse_pdu(raw, client=self._client, sequence=0, allow_unknown_opt_params=True)
+            except Exception as exc:  # noqa: BLE001 - malformed PDU from the SMSC
+                logger.warning("SMPP: cannot parse PDU %r: %s", raw[:32], exc)
+                seq = int.from_bytes(raw[12:16], "big")
+                self._send("generic_nack", sequence=seq, status=consts.SMPP_ESME_RINVCMDLEN)
+                continue
+            handled += 1
+            self._dispatch(pdu, raw)
+            if self._sock is None:
+                break
+        return handled
+
+    def _dispatch(self, pdu, raw: bytes) -> None:
+        command = pdu.command
+        if command in ("submit_sm_resp", "generic_nack"):
+            pending = self._pending.pop(pdu.sequence, None)
+            if pending is None:
+                self.stats["unmatched_responses"] += 1
+                logger.warning("SMPP: %s for unknown sequence %s (status %s)", command, pdu.sequence, pdu.status)
+                return
+            message_id = _text(getattr(pdu, "message_id", None)) if pdu.status == consts.SMPP_ESME_ROK else None
+            self._report(pending, message_id, pdu.status)
+        elif command == "deliver_sm":
+            self._on_deliver(pdu)
+        elif command == "enquire_link":
+            self._send("enquire_link_resp", sequence=pdu.sequence, flush=False)
+        elif command == "enquire_link_resp":
+            self._enquire_sent_at = None
+        elif command == "unbind":
+            self._send("unbind_resp", sequence=pdu.sequence)
+            self._lost("unbind requested by the SMSC")
+        elif command == "unbind_resp":
+            self._unbind_seq = None
+            self._lost("unbound", raise_=False)
+        elif command in ("alert_notification", "data_sm", "query_sm_resp") or pdu.is_response():
+            logger.info("SMPP: ignoring %s", command)
+        else:
+            self._send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
+
+    def _report(self, pending: _Pending, message_id: str | None, status: int) -> None:
+        now = time.monotonic()
+        transient = status in TRANSIENT_STATUSES
+        if status == consts.SMPP_ESME_ROK:
+            self.stats["ok"] += 1
+            if self._throttle_delay and pending.sent_at >= self._throttle_started:
+                self._throttle_delay = 0.0  # a submit sent after the back-off went through
+        elif transient:
+            self.stats["transient"] += 1
+            if status in THROTTLE_STATUSES:
+                self.stats["throttled"] += 1
+                self._throttle_delay = min(self.throttle_backoff_max,
+                                           self._throttle_delay * 2 if self._throttle_delay else self.throttle_backoff)
+                self._throttle_until = max(self._throttle_until, now + self._throttle_delay)
+                self._throttle_started = now
+            elif status == STATUS_TIMEOUT:
+                self.stats["timeouts"] += 1
+        else:
+            self.stats["permanent"] += 1
+        self.on_result(SubmitResult(
+            ref=pending.ref, part=pending.part, parts=pending.parts,
+            message_id=normalise_message_id(message_id) if message_id else None,
+            command_status=status, transient=transient, raw_message_id=message_id,
+        ))
+
+    def _on_deliver(self, pdu) -> None:
+        esm_class = pdu.esm_class or 0
+        data_coding = pdu.data_coding or 0
+        body = pdu.short_message or b""
+        if not body and getattr(pdu, "message_payload", None):
+            body = pdu.message_payload
+        concat = None
+        if esm_class & ESM_CLASS_UDHI:
+            concat, body = parse_udh(body)
+        tlvs = {name: getattr(pdu, name) for name in ("receipted_message_id", "message_state", "network_error_code")
+                if getattr(pdu, name, None) is not None}
+        is_receipt = (esm_class & MESSAGE_TYPE_MASK) in (MESSAGE_TYPE_RECEIPT, MESSAGE_TYPE_INTERMEDIATE) \
+            or "receipted_message_id" in tlvs
+        if data_coding == 0 and (is_receipt or self.inbound_default_alphabet == "latin1"):
+            text = body.decode("latin-1")  # receipt texts are IA5/ASCII whatever data_coding says
+        else:
+            text = decode_text(body, data_coding)
+        receipt = parse_receipt(short_message=text, tlvs=tlvs) if is_receipt else None
+        inbound = InboundPdu(
+            is_receipt=is_receipt, receipt=receipt, source_addr=_text(pdu.source_addr),
+            destination_addr=_text(pdu.destination_addr), text=text, data_coding=data_coding,
+            esm_class=esm_class, concat=concat, sequence=pdu.sequence,
+        )
+        self.stats["receipts" if is_receipt else "inbound"] += 1
+        try:
+            status = self.on_inbound(inbound)
+            status = consts.SMPP_ESME_ROK if status is None else int(status)
+        except Exception:
+            # Not acknowledged positively: the SMSC keeps the PDU and redelivers it later.
+            logger.exception("SMPP: on_inbound failed; answering ESME_RX_T_APPN for redelivery")
+            self.stats["inbound_errors"] += 1
+            status = consts.SMPP_ESME_RX_T_APPN
+        self._send("deliver_sm_resp", sequence=pdu.sequence, status=status, flush=False)
+
+    def _housekeeping(self) -> None:
+        if self._sock is None:
+            return
+        now = time.monotonic()
+        # response timeouts: the oldest pending first (dict keeps send order)
+        while self._pending:
+            seq, oldest = next(iter(self._pending.items()))
+            if now - oldest.sent_at < self.response_timeout:
+                break
+            del self._pending[seq]
+            logger.warning("SMPP: no submit_sm_resp for seq %s within %ss", seq, self.response_timeout)
+            self._report(oldest, None, STATUS_TIMEOUT)
+        # keep-alive
+        if self._enquire_sent_at is not None:
+            if now - self._enquire_sent_at > self.enquire_link_timeout:
+                self._lost("no enquire_link_resp")
+        elif now - self._last_rx >= self.enquire_link_interval:
+            self._send("enquire_link")
+            self._enquire_sent_at = now
+            self.stats["enquire_links_sent"] += 1
+
+    # -- low level --------------------------------------------------------------------------------
+    def _send(self, command: str, *, flush: bool = True, **fields) -> int:
+        """Encode with smpplib's PDU classes and write (flush=False: batch until _flush())."""
+        if self._sock is None:
+            raise SmppDisconnected("not connected")
+        sequence = fields.pop("sequence", None)
+        pdu = smpp.make_pdu(command, client=self._client, **fields)
+        if sequence is not None:
+            pdu.sequence = sequence  # smpplib ignores a sequence kwarg (its property shadows it)
+        self._out += pdu.generate()
+        if flush:
+            self._flush()
+        return pdu.sequence
+
+    def _flush(self) -> None:
+        if not self._out or self._sock is None:
+            return
+        data = bytes(self._out)
+        self._out.clear()
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            self._lost(f"send failed: {exc}")
+
+    @staticmethod
+    def _close_socket(client: smpp_client.Client) -> None:
+        sock = client._socket
+        client._socket = None
+        client.state = consts.SMPP_CLIENT_STATE_CLOSED
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _salvage(self) -> None:
+        """Before giving up on a socket, process submit responses already received (the SMSC may
+        have answered, then closed): reporting those as lost would make the caller resend messages
+        the SMSC accepted. Other PDUs are left unanswered (the SMSC redelivers deliver_sm)."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sock.setblocking(False)
+            while True:
+                data = sock.recv(262144)
+                if not data:
+                    break
+                self._buf += data
+        except OSError:
+            pass
+        buf = self._buf
+        while len(buf) >= 16:
+            length = int.from_bytes(buf[:4], "big")
+            if length < 16 or len(buf) < length:
+                break
+            raw = bytes(buf[:length])
+            del buf[:length]
+            try:
+                pdu = smpp.parse_pdu(raw, client=self._client, sequence=0, allow_unknown_opt_params=True)
+            except Exception:  # noqa: BLE001, S112 - broken leftovers of a dead link
+                continue
+            if pdu is not None and pdu.command in ("submit_sm_resp", "generic_nack"):
+                pending = self._pending.pop(pdu.sequence, None)
+                if pending is not None:
+                    message_id = _text(getattr(pdu, "message_id", None)) if pdu.status == 0 else None
+                    self._report(pending, message_id, pdu.status)
+
+    def _lost(self, reason: str, *, raise_: bool = True) -> None:
+        """Tear down; report all outstanding parts transient (STATUS_DISCONNECTED)."""
+        if raise_:
+            self._salvage()
+        if self._client is not None:
+            self._close_socket(self._client)
+        self._client, self._sock = None, None
+        self._buf.clear()
+        self._out.clear()
+        self._unbind_seq = None
+        self._enquire_sent_at = None
+        pending = list(self._pending.values())
+        self._pending.clear()
+        if raise_:
+            self.stats["disconnects"] += 1
+            logger.warning("SMPP %s@%s:%s disconnected: %s (%s outstanding)", self.system_id, self.host,
+                           self.port, reason, len(pending))
+        for item in pending:
+            self._report(item, None, STATUS_DISCONNECTED)
+        if raise_:
+            raise SmppDisconnected(reason)

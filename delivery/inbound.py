@@ -10,6 +10,7 @@ every part is delivered, otherwise it takes the worst part's outcome
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -27,6 +28,7 @@ from .models import (
     MessagePart,
     MessageStatus,
     PendingReceipt,
+    StatusEvent,
     TenantNumber,
 )
 from .routing import normalise_number
@@ -37,10 +39,14 @@ RECEIPT_FINAL = (S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED, S.UNKNOWN)
 WORST_FIRST = (S.REJECTED, S.UNDELIVERED, S.EXPIRED, S.UNKNOWN)
 
 
-def handle_inbound(*, channel_id: int | None, pdu) -> None:
+def handle_inbound(*, channel_id: int | None, pdu, apply: bool = False) -> None:
+    """One deliver_sm. Receipts are stored (one insert, durable before the deliver_sm_resp) and
+    applied in batches by `apply_pending_receipts` (the sender after each job, the idle poller,
+    the listener, the periodic job); `apply=True` applies at once."""
     if pdu.is_receipt and pdu.receipt is not None:
         record_receipt(
-            channel_id=channel_id, receipt=pdu.receipt, source_addr=pdu.source_addr, destination_addr=pdu.destination_addr
+            channel_id=channel_id, receipt=pdu.receipt, source_addr=pdu.source_addr,
+            destination_addr=pdu.destination_addr, apply=apply,
         )
     else:
         receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=pdu.text)
@@ -49,95 +55,126 @@ def handle_inbound(*, channel_id: int | None, pdu) -> None:
 def _variants(message_id: str) -> list[str]:
     from . import receipts
 
-    variants = getattr(receipts, "message_id_variants", None)
-    found = list(variants(message_id)) if variants else []
-    normalised = receipts.normalise_message_id(message_id)
-    return list(dict.fromkeys([normalised, message_id, *found]))
+    return list(dict.fromkeys([receipts.normalise_message_id(message_id), message_id,
+                               *receipts.message_id_variants(message_id)]))
 
 
-def _lookup(*, channel_id: int | None, carrier_message_id: str) -> CarrierMessageId | None:
-    rows = CarrierMessageId.objects.filter(carrier_message_id__in=_variants(carrier_message_id)).select_related("tenant")
-    if channel_id is not None:
-        rows = rows.filter(channel_id=channel_id)
-    return rows.first()
-
-
-def record_receipt(*, channel_id: int | None, receipt, source_addr: str = "", destination_addr: str = "") -> bool:
-    """Apply a receipt, or park it until its carrier id is known. True when applied now."""
+def record_receipt(
+    *, channel_id: int | None, receipt, source_addr: str = "", destination_addr: str = "", apply: bool = True
+) -> bool:
+    """Store a receipt; with `apply`, apply it now. True when it was applied now (its carrier id
+    was known); otherwise it waits until the submit result is recorded."""
     status = str(receipt.status)
     status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
     if status not in RECEIPT_FINAL:
         log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
         return False
-    row = _lookup(channel_id=channel_id, carrier_message_id=receipt.message_id)
-    if row is None:
-        PendingReceipt.objects.create(
-            channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
-            err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
-            destination_addr=destination_addr[:32],
-        )
-        # The lookup row may have been committed between our read and the insert: try again.
-        apply_pending_receipts(carrier_ids=[receipt.message_id])
-        return False
-    apply_receipt(
-        tenant=row.tenant, message_id=row.message_id, part=row.part, status=status, stat=receipt.stat,
-        err=str(receipt.err or ""), done_at=receipt.done_date,
+    PendingReceipt.objects.create(
+        channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
+        err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
+        destination_addr=destination_addr[:32],
     )
-    return True
+    if not apply:
+        return False
+    return apply_pending_receipts(carrier_ids=[receipt.message_id]) > 0
+
+
+@dataclass(frozen=True)
+class PartOutcome:
+    message_id: int
+    part: int
+    status: str
+    stat: str = ""
+    err: str = ""
+    done_at: datetime | None = None
 
 
 def apply_receipt(
     *, tenant: Tenant, message_id: int, part: int, status: str, stat: str = "", err: str = "", done_at: datetime | None = None
 ) -> str | None:
-    """Record one part's outcome; move the message when every part has one. Idempotent."""
-    done_at = done_at or timezone.now()
+    """Record one part's outcome (see apply_outcomes). Returns the message's new status, if any."""
+    changed = apply_outcomes(tenant=tenant, outcomes=[PartOutcome(message_id, part, status, stat, err, done_at)])
+    return changed.get(message_id)
+
+
+def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
+    """Apply receipts of one tenant in one transaction, a constant number of queries whatever
+    their number. A part that already has an outcome ignores later ones (duplicates); a message
+    moves when all its parts have one. Returns {message id: new status}."""
+    now = timezone.now()
+    changed: dict[int, str] = {}
     with tenant_context(tenant), transaction.atomic():
-        message = Message.objects.select_for_update().filter(pk=message_id).first()
-        if message is None:
-            return None
-        parts = {p.part: p for p in MessagePart.objects.select_for_update().filter(message=message)}
-        row = parts.get(part)
-        if row is None or row.status in RECEIPT_FINAL:
-            return None  # unknown part, or a duplicate receipt: no effect
-        row.status, row.stat, row.err, row.done_at = status, stat[:10], err[:10], done_at
-        row.save(update_fields=["status", "stat", "err", "done_at"])
-        expected = row.parts
-        if len(parts) < expected or any(p.status not in RECEIPT_FINAL for p in parts.values()):
-            return None
-        outcomes = [p.status for p in parts.values()]
-        final = S.DELIVERED if all(o == S.DELIVERED for o in outcomes) else next(o for o in WORST_FIRST if o in outcomes)
-        if message.status == final or not services.can_transition(message.status, final):
-            return None
-        failing = next((p for p in parts.values() if p.status != S.DELIVERED), None)
-        services.transition(
-            message=message, to_status=final, detail=f"receipt {stat}",
-            done_at=max(p.done_at for p in parts.values() if p.done_at), error_code=(failing.err if failing else "")[:20],
-        )
-        services.enqueue_status_callback(tenant=tenant, message=message)
-    return final
+        ids = {o.message_id for o in outcomes}
+        messages = {m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        parts: dict[int, dict[int, MessagePart]] = {}
+        for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
+            parts.setdefault(p.message_id, {})[p.part] = p
+        touched_parts = []
+        for o in outcomes:
+            row = parts.get(o.message_id, {}).get(o.part)
+            if row is None or row.status in RECEIPT_FINAL:
+                continue  # unknown part, or a duplicate receipt: no effect
+            row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
+            touched_parts.append(row)
+        MessagePart.objects.bulk_update(touched_parts, ["status", "stat", "err", "done_at"])
+        events, moved = [], []
+        for message_id in {p.message_id for p in touched_parts}:
+            message, mine = messages.get(message_id), parts[message_id]
+            expected = next(iter(mine.values())).parts
+            if message is None or len(mine) < expected or any(p.status not in RECEIPT_FINAL for p in mine.values()):
+                continue
+            outcomes_ = [p.status for p in mine.values()]
+            final = S.DELIVERED if all(o == S.DELIVERED for o in outcomes_) else next(o for o in WORST_FIRST if o in outcomes_)
+            if message.status == final or not services.can_transition(message.status, final):
+                continue
+            failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
+            stat = failing.stat if failing else S.DELIVERED
+            events.append(services.transition(
+                message=message, to_status=final, at=now, save=False, detail=f"receipt {stat}",
+                done_at=max(p.done_at for p in mine.values() if p.done_at), error_code=(failing.err if failing else "")[:20],
+            ))
+            moved.append(message)
+            changed[message_id] = final
+        Message.objects.bulk_update(moved, ["status", "status_at", "done_at", "error_code"])
+        StatusEvent.objects.bulk_create([e for e in events if e])
+        services.enqueue_status_callbacks(tenant=tenant, messages=moved)
+    return changed
 
 
-def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int = 1000) -> int:
-    """Apply parked receipts whose carrier id is now known (after a submit was recorded, and
-    periodically)."""
+def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int = 2000) -> int:
+    """Apply stored receipts whose carrier id is known, in batches per tenant. Returns how many."""
     applied = 0
     with transaction.atomic():
         pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
         if carrier_ids is not None:
-            wanted = {v for cid in carrier_ids for v in _variants(cid)}
-            pending = pending.filter(carrier_message_id__in=wanted)
-        rows = list(pending.order_by("received_at")[:limit])
+            pending = pending.filter(carrier_message_id__in={v for cid in carrier_ids for v in _variants(cid)})
+        rows = list(pending.order_by("received_at", "pk")[:limit])
+        if not rows:
+            return 0
+        variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
+        lookups: dict[tuple[int | None, str], CarrierMessageId] = {}
+        for row in CarrierMessageId.objects.filter(
+            carrier_message_id__in={v for vs in variants.values() for v in vs}
+        ).select_related("tenant"):
+            lookups[(row.channel_id, row.carrier_message_id)] = row
+            lookups.setdefault((None, row.carrier_message_id), row)
+        per_tenant: dict[int, tuple[Tenant, list[PartOutcome]]] = {}
+        done = []
         for receipt in rows:
-            row = _lookup(channel_id=receipt.channel_id, carrier_message_id=receipt.carrier_message_id)
-            if row is None:
-                continue
-            apply_receipt(
-                tenant=row.tenant, message_id=row.message_id, part=row.part, status=receipt.status, stat=receipt.stat,
-                err=receipt.err, done_at=receipt.done_at,
+            match = next(
+                (lookups[(receipt.channel_id, v)] for v in variants[receipt.pk] if (receipt.channel_id, v) in lookups), None
             )
-            receipt.applied_at = timezone.now()
-            receipt.save(update_fields=["applied_at"])
-            applied += 1
+            if match is None:
+                continue  # its submit result is not recorded yet
+            per_tenant.setdefault(match.tenant_id, (match.tenant, []))[1].append(PartOutcome(
+                match.message_id, match.part, receipt.status, receipt.stat, receipt.err, receipt.done_at,
+            ))
+            done.append(receipt.pk)
+        for tenant, outcomes in per_tenant.values():
+            apply_outcomes(tenant=tenant, outcomes=outcomes)
+        if done:
+            PendingReceipt.objects.filter(pk__in=done).update(applied_at=timezone.now())
+            applied = len(done)
     return applied
 
 

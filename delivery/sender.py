@@ -58,6 +58,24 @@ class ChannelSession:
     session: object = None
     results: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    receipt_ids: list = field(default_factory=list)
+
+    def on_inbound(self, pdu) -> None:
+        """deliver_sm on this bind: stored before it is answered (an exception makes the session
+        answer ESME_RX_T_APPN, so the SMSC delivers it again); receipts are applied in a batch
+        by apply_inbound() once the job's results are recorded."""
+        from .inbound import handle_inbound
+
+        handle_inbound(channel_id=self.channel_id, pdu=pdu)
+        if pdu.is_receipt and pdu.receipt is not None:
+            self.receipt_ids.append(pdu.receipt.message_id)
+
+    def apply_inbound(self) -> int:
+        from .inbound import apply_pending_receipts
+
+        ids = list(self.receipt_ids)
+        del self.receipt_ids[: len(ids)]
+        return apply_pending_receipts(carrier_ids=ids) if ids else 0
 
     def take_results(self) -> list:
         taken = list(self.results)  # the session appends to this very list: clear it in place
@@ -92,14 +110,13 @@ class SessionRegistry:
         if current is not None:
             cls.drop(channel.pk)
         holder = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint)
-        channel_id = channel.pk
         holder.session = SmppSession(
             host=channel.host, port=channel.port, system_id=channel.system_id,
             password=services.decrypt_secret(channel.password),
             system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
             tps=float(channel.tps_limit) if channel.tps_limit else None,
             on_result=holder.results.append,
-            on_inbound=lambda pdu: _on_inbound(channel_id, pdu),
+            on_inbound=holder.on_inbound,
         )
         holder.session.connect()
         sessions[channel.pk] = holder
@@ -147,15 +164,8 @@ class SessionRegistry:
                 holder.lock.release()
             if results:  # late submit responses of an earlier job
                 apply_submit_results(channel_id=holder.channel_id, results=results)
+            holder.apply_inbound()
         return polled
-
-
-def _on_inbound(channel_id: int, pdu) -> None:
-    """deliver_sm on this bind. An exception makes the session answer ESME_RX_T_APPN, so the
-    SMSC delivers it again (nothing is lost)."""
-    from .inbound import handle_inbound
-
-    handle_inbound(channel_id=channel_id, pdu=pdu)
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -260,6 +270,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             for m in pending:
                 services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
     outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending))
+    outcome["receipts"] = holder.apply_inbound()
     return outcome
 
 

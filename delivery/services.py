@@ -710,6 +710,25 @@ def enqueue_status_callback(*, tenant: Tenant, message: Message) -> CallbackDeli
     return enqueue_callback(tenant=tenant, url=message.callback_url, event="message.status", payload=status_event_body(message))
 
 
+def enqueue_status_callbacks(*, tenant: Tenant, messages: list[Message]) -> list[CallbackDelivery]:
+    """enqueue_status_callback for many messages at once (two queries whatever their number)."""
+    if not messages:
+        return []
+    default_url = ""
+    if any(not m.callback_url for m in messages):
+        default_url = delivery_settings_for(tenant=tenant).callback_url
+    now = timezone.now()
+    items = CallbackDelivery.objects.bulk_create([
+        CallbackDelivery(tenant=tenant, url=m.callback_url or default_url, event="message.status",
+                         body=json.dumps(status_event_body(m), sort_keys=True, ensure_ascii=False), next_attempt_at=now)
+        for m in messages if m.callback_url or default_url
+    ])
+    ids = [item.pk for item in items]
+    if ids:
+        transaction.on_commit(lambda: [_send_callback_job(pk) for pk in ids])
+    return items
+
+
 def callback_backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.DELIVERY_CALLBACK_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0)), 3600))
 

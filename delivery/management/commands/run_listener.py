@@ -11,7 +11,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from delivery.inbound import handle_inbound
+from delivery.inbound import apply_pending_receipts, handle_inbound
 from delivery.models import Channel
 from delivery.services import decrypt_secret
 
@@ -27,17 +27,28 @@ def listen(channel_id: int, stop: threading.Event) -> None:
         connection.close()
         if channel is None:
             return
+        receipt_ids: list[str] = []
+
+        def on_inbound(pdu, receipt_ids=receipt_ids):
+            handle_inbound(channel_id=channel_id, pdu=pdu)  # stored before deliver_sm_resp
+            if pdu.is_receipt and pdu.receipt is not None:
+                receipt_ids.append(pdu.receipt.message_id)
+
         session = SmppSession(
             host=channel.host, port=channel.port, system_id=channel.system_id, password=decrypt_secret(channel.password),
             system_type=channel.system_type, source_addr=channel.source_addr, window=1,
-            on_result=lambda result: None, on_inbound=lambda pdu: handle_inbound(channel_id=channel_id, pdu=pdu),
+            on_result=lambda result: None, on_inbound=on_inbound,
         )
         try:
             session.connect()
             log.info("listening on channel %s (%s:%s)", channel.name, channel.host, channel.port)
             delay = 0.5
             while not stop.is_set():
-                session.poll(1.0)
+                session.poll(0.2)
+                if receipt_ids:
+                    batch = list(receipt_ids)
+                    del receipt_ids[: len(batch)]
+                    apply_pending_receipts(carrier_ids=batch)
                 close_old_connections()
         except (SmppError, OSError) as exc:
             log.warning("listener of channel %s: %s; reconnecting in %.1fs", channel_id, exc, delay)

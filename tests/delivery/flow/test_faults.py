@@ -87,8 +87,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
     import smsplatform.worker  # noqa: F401
 
     dramatiq.get_broker().client.flushdb()
-    sim = smsc_factory(credentials={"demo": "demo"}, response_delay=0.02)
-    channel = only_channel(port=sim.port, window_size=5)
+    sim = smsc_factory(credentials={"demo": "demo"})
+    channel = only_channel(port=sim.port, window_size=5, tps_limit=40)  # slow enough to be killed mid-batch
     listener(channel.pk)
     tenant, client = live_tenant("Kill Co.")
     template = make_sendable(tenant)
@@ -102,6 +102,9 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
         first.wait(timeout=10)
         killed_at = len(sim.submitted)
         assert killed_at < len(numbers)
+        # Let the SMSC notice the dead binds: the receipts it could not deliver wait for the next
+        # bind of the account (the second worker's), as a real SMSC keeps them for redelivery.
+        time.sleep(0.5)
 
         # The sweeps of the periodic jobs, run now instead of after their production delays.
         settings.DELIVERY_SUBMITTING_STALE_SECONDS = 0
@@ -123,7 +126,10 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
             reached_smsc = {n for n in (r.destination for r in sim.submitted) if "+" + n in unknown_numbers}
             # wait until the receipts of those the SMSC did take have arrived (on the listener's bind)
             wait_for(lambda: set(PendingReceipt.objects.filter(source_addr__in=reached_smsc).values_list(
-                "source_addr", flat=True)) == reached_smsc, timeout=30, what="receipts of the killed worker's submits")
+                "source_addr", flat=True)) == reached_smsc, timeout=30, what="receipts of the killed worker's submits",
+                describe=lambda: (reached_smsc - set(PendingReceipt.objects.values_list("source_addr", flat=True)),
+                                  len(sim.delivered), sim.receipts_sent, sim.deliver_acked, sim.deliver_nacked,
+                                  [(c.closed, c.can_receive, len(c.unacked)) for c in list(sim._connections)]))
             with override_settings(DELIVERY_RECONCILE_SECONDS=0):
                 outcome = reconcile_unknown_submissions()
             assert outcome["reconciled"] == len(reached_smsc)

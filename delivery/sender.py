@@ -368,7 +368,11 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
         )
         StatusEvent.objects.bulk_create([e for e in events if e])
         MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
-        CarrierMessageId.objects.bulk_create(lookups, ignore_conflicts=True)
+        # An SMSC reuses ids eventually (or after a restart): the newest submission owns the id.
+        CarrierMessageId.objects.bulk_create(
+            lookups, update_conflicts=True, unique_fields=["channel", "carrier_message_id"],
+            update_fields=["tenant", "schema_name", "message_id", "part", "created_at"],
+        )
         if captures:
             capture_holds(captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures]))
         if failed:

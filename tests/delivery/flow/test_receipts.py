@@ -119,3 +119,14 @@ def test_no_receipt_within_72_hours_means_unknown(tenant_a, make_channel):
     assert expire_receipts() >= 1
     assert status_of(tenant_a, msg) == S.UNKNOWN
     assert status_of(tenant_a, fresh) == S.SUBMITTED
+
+
+def test_a_reused_carrier_id_belongs_to_the_newest_submission(tenant_a, make_channel):
+    channel = make_channel()
+    old = submitting(tenant_a, channel, token="t-old")
+    apply_submit_results(channel_id=channel.pk, results=results(tenant_a, old, ["R1"], token="t-old"))
+    new = submitting(tenant_a, channel, token="t-new")
+    apply_submit_results(channel_id=channel.pk, results=results(tenant_a, new, ["R1"], token="t-new"))
+    record_receipt(channel_id=channel.pk, receipt=receipt("R1"))
+    assert status_of(tenant_a, new) == S.DELIVERED
+    assert status_of(tenant_a, old) == S.SUBMITTED

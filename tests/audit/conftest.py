@@ -9,7 +9,6 @@ from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-
 _seq = itertools.count(1)
 
 

@@ -32,10 +32,6 @@ class ApiCaller:
     def tenant(self) -> Tenant:
         return self.api_key.tenant
 
-    @property
-    def actor(self) -> services.Actor:
-        return services.Actor.for_api_key(self.api_key)
-
     def __str__(self) -> str:
         return self.api_key.access_key_id
 

@@ -31,11 +31,22 @@ def unique_licence() -> str:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(django_test_environment, django_db_modify_db_settings, django_db_blocker, django_db_keepdb):
+    """The test database, always (pytest-django sets it up only for sessions holding a `db` test,
+    which a session of `live_db` tests alone would not), plus the tenant template, the public
+    tenant and the role groups."""
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, keepdb=django_db_keepdb)
         ensure_template_schema()
         ensure_public_tenant()
         call_command("sync_roles", verbosity=0)
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            connection.close()
+            teardown_databases(config, verbosity=0)
 
 
 @pytest.fixture(autouse=True)

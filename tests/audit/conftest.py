@@ -9,8 +9,6 @@ from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from delivery.audit_roles import ROLE_PERMISSIONS
-
 _seq = itertools.count(1)
 
 
@@ -23,12 +21,11 @@ def grant(user: User, *perms: str) -> User:
 
 
 def make_auditor(username: str | None = None, *, full_numbers: bool = False, password: str = "pw-auditor-1") -> User:
-    """An auditor as the roles will make one: the auditor group plus this issue's grants
-    (delivery/audit_roles.py, until the lead merges them into a roles.py)."""
+    """An auditor as the roles make one: the auditor group (tenants/roles.py), plus unmasked
+    numbers only when asked (granted per user)."""
     user = User.objects.create_user(username or f"auditor{secrets.token_hex(3)}", password=password, is_staff=True)
     user.groups.add(Group.objects.get(name="auditor"))
-    perms = list(ROLE_PERMISSIONS["auditor"]) + (["tenants.view_full_number"] if full_numbers else [])
-    return grant(user, *perms)
+    return grant(user, *(["tenants.view_full_number"] if full_numbers else []))
 
 
 def make_message(tenant, *, recipient: str = "+8613812341234", age: timedelta = timedelta(0), status: str = "delivered",

@@ -148,7 +148,8 @@ def listener(live_db):
 @pytest.fixture(autouse=True)
 def _live_tests_only_on_the_test_database(request):
     """pytest-django creates the test database only when some collected test asks for `db`; a
-    run of live tests alone would otherwise reach the developer database (reported to the lead)."""
+    run of live tests alone would otherwise reach the developer database (tests/conftest.py now
+    guards this too)."""
     if "live_db" in request.fixturenames:
         from django.db import connection
 

@@ -89,3 +89,18 @@ def test_messages_wait_when_every_matching_channel_is_in_maintenance(tenant_a, m
         msg.refresh_from_db()
     assert msg.status == S.ACCEPTED
     assert OutboxEntry.objects.filter(relayed_at__isnull=True, message_ids=[msg.pk], available_at__gt=now).exists()
+
+
+def test_released_held_messages_go_through_the_outbox(tenant_a, make_channel):
+    """R-CMP-8 hold → a reviewer releases → routed and queued like any accepted message."""
+    from delivery.services import release_held_messages
+    from tenants.services import Actor
+
+    channel = make_channel(priority=0)
+    msg = add_message(tenant_a, status=S.HELD)
+    assert release_held_messages(tenant=tenant_a, message_ids=[msg.pk], actor=Actor.system("reviewer")) == 1
+    relay_outbox()
+    with tenant_context(tenant_a):
+        msg.refresh_from_db()
+        assert [e.to_status for e in msg.events.all()] == [S.HELD, S.ACCEPTED, S.QUEUED]
+    assert (msg.status, msg.channel_id) == (S.QUEUED, channel.pk)

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -180,17 +181,15 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             .filter(pk__in=message_ids, status=S.QUEUED, channel_id=channel_id)
             .order_by("pk")
         )
-        events = []
-        for m in messages:
-            tried = list(m.tried_channels)
-            if channel_id not in tried:
-                tried.append(channel_id)
-            events.append(services.transition(
-                message=m, to_status=S.SUBMITTING, at=now, save=False, claim_token=token, submitting_at=now,
-                submit_attempts=m.submit_attempts + 1, tried_channels=tried,
-            ))
-        Message.objects.bulk_update(
-            messages, ["status", "status_at", "claim_token", "submitting_at", "submit_attempts", "tried_channels"]
+        events = [
+            services.transition(message=m, to_status=S.SUBMITTING, at=now, save=False, claim_token=token,
+                                submitting_at=now, submit_attempts=m.submit_attempts + 1)
+            for m in messages
+        ]
+        # One UPDATE for the whole claim (the same values for every row).
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            status=S.SUBMITTING, status_at=now, claim_token=token, submitting_at=now,
+            submit_attempts=F("submit_attempts") + 1,
         )
         StatusEvent.objects.bulk_create(events)
     return messages
@@ -363,9 +362,11 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                     error_code=f"0x{code:08x}", reason="submit_refused",
                 ))
                 failed.append(m)
-        Message.objects.bulk_update(
-            submitted + failed, ["status", "status_at", "submitted_at", "channel_id", "error_code", "reason"]
-        )
+        if submitted:  # the same values for every row: one UPDATE
+            Message.objects.filter(pk__in=[m.pk for m in submitted]).update(
+                status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
+            )
+        Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
         StatusEvent.objects.bulk_create([e for e in events if e])
         MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
         # An SMSC reuses ids eventually (or after a restart): the newest submission owns the id.
@@ -412,7 +413,8 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
                 services.transition(message=m, to_status=S.FAILED, detail=reason, reason="submit_failed")
                 give_up.append(m)
                 continue
-            tried = frozenset(m.tried_channels)
+            tried = frozenset({*m.tried_channels, m.channel_id})
+            m.tried_channels = sorted(tried)
             fresh, _ = table.channels_for(
                 message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province, exclude=tried
             )
@@ -424,7 +426,8 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
                 )
                 channel_id = again[0] if again else m.channel_id
                 delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** (m.submit_attempts - 1), 60_000)
-            services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id)
+            services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id,
+                                 tried_channels=m.tried_channels)
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:
             services.release_messages_holds(messages=give_up, key_prefix="giveup", reason=reason[:200])

@@ -436,7 +436,9 @@ def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None
         due = OutboxEntry.objects.filter(relayed_at__isnull=True, available_at__lte=now)
         if entry_ids is not None:
             due = due.filter(pk__in=list(entry_ids))
-        entries = list(due.select_for_update(skip_locked=True).select_related("tenant").order_by("available_at")[:limit])
+        entries = list(
+            due.select_for_update(skip_locked=True, of=("self",)).select_related("tenant").order_by("available_at")[:limit]
+        )
         if not entries:
             return []
         table = RoutingTable.load(at=now)
@@ -741,7 +743,7 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
 
     with transaction.atomic():
         item = (
-            CallbackDelivery.objects.select_for_update(skip_locked=True)
+            CallbackDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=callback_id, state=CallbackState.PENDING)
             .select_related("tenant")
             .first()

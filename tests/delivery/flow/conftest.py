@@ -156,3 +156,14 @@ def _live_tests_only_on_the_test_database(request):
         if not connection.settings_dict["NAME"].startswith("test_"):
             pytest.fail("live tests need the test database: run them together with a `db` test "
                         "(e.g. the whole tests/delivery/flow directory)")
+
+
+@pytest.fixture
+def make_channel_live(live_db):
+    """A committed channel routing everything (every other channel disabled)."""
+    from .live import only_channel
+
+    def make(port: int = 2775):
+        return only_channel(port=port)
+
+    return make

@@ -263,3 +263,5 @@ AUDIT_EXPORT_CHUNK_ROWS = env_int("AUDIT_EXPORT_CHUNK_ROWS", 5000)
 # Keyed hash of erased numbers (R-AUD-4); keep it outside the database like API_KEY_KEK.
 AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] = "delivery.models.MessageStatus"
+# Callbacks to loopback/private addresses are refused (SSRF) except in development.
+DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)

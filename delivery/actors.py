@@ -133,6 +133,11 @@ def expire_receipts() -> None:
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
+def purge_housekeeping() -> None:
+    _locked("delivery.purge", sender.purge_housekeeping)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
 def retry_due_callbacks() -> None:
     for callback_id in services.due_callbacks():
         deliver_callback.send(callback_id)

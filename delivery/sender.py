@@ -536,3 +536,18 @@ def expire_receipts(*, now: datetime | None = None) -> int:
                 services.enqueue_status_callback(tenant=tenant, message=m)
                 count += 1
     return count
+
+
+def purge_housekeeping(*, now: datetime | None = None) -> dict:
+    """Drop working rows nobody needs any more (the send log itself is kept, R-AUD-1): applied
+    receipts after a day, unmatched ones after twice the receipt timeout, carrier-id lookups and
+    relayed outbox entries once no receipt or sweep can need them."""
+    from .models import PendingReceipt
+
+    now = now or timezone.now()
+    keep = timedelta(hours=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS)
+    applied, _ = PendingReceipt.objects.filter(applied_at__lt=now - timedelta(days=1)).delete()
+    unmatched, _ = PendingReceipt.objects.filter(applied_at__isnull=True, received_at__lt=now - 2 * keep).delete()
+    lookups, _ = CarrierMessageId.objects.filter(created_at__lt=now - 2 * keep).delete()
+    outbox, _ = OutboxEntry.objects.filter(relayed_at__lt=now - keep - timedelta(days=3)).delete()
+    return {"receipts": applied + unmatched, "lookups": lookups, "outbox": outbox}

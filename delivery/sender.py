@@ -355,6 +355,8 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 submitted.append(m)
             elif any(r.transient for r in results) and m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS:
                 retry.append(m)
+            elif m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS and _untried_channel(m, channel_id):
+                retry.append(m)  # this channel refused it: the next route may take it (failover)
             else:
                 code = next((r.command_status for r in results if r.command_status), 0)
                 events.append(services.transition(
@@ -385,6 +387,21 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
         if carrier_ids:
             transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry)}
+
+
+_tables = threading.local()
+
+
+def _untried_channel(message: Message, channel_id: int) -> bool:
+    """Whether a route offers a channel this message has not been refused by yet."""
+    table = getattr(_tables, "table", None)
+    if table is None or table[0] < timezone.now() - timedelta(seconds=5):
+        _tables.table = table = (timezone.now(), RoutingTable.load())
+    fresh, _ = table[1].channels_for(
+        message_type=message.message_type, country=message.country, carrier=message.carrier,
+        province=message.province, exclude=frozenset({*message.tried_channels, channel_id}),
+    )
+    return bool(fresh)
 
 
 def _apply_pending_after_commit(carrier_ids: list[str]) -> None:

@@ -69,7 +69,8 @@ def main(count: int, threads: int) -> None:
     tenant, template = prepare(stamp)
     sim = SmscSimulator("127.0.0.1", 0, credentials={"bench": "bench"}, receipt_delay=0.0).start()
     channel = services.create_channel(actor=ACTOR, name=f"bench-{stamp}", host="127.0.0.1", port=sim.port,
-                                      system_id="bench", password="bench", source_addr="10690", window_size=50)
+                                      system_id="bench", password="bench", source_addr="10690", window_size=50,
+                                      bind_count=threads)
     Route.objects.create(name=f"bench-{stamp}", channel=channel, priority=0)
     broker = dramatiq.get_broker()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -84,73 +85,124 @@ class ChannelSession:
         return taken
 
 
+class BindsBusy(Exception):
+    """Every bind this process may open to the channel is in use (Channel.bind_count)."""
+
+
 class SessionRegistry:
-    """Long-lived transceiver binds, one per (thread, channel): a session is never shared
-    between threads (smpplib is not thread-safe)."""
+    """Long-lived transceiver binds of this worker process: per channel a pool of at most
+    `Channel.bind_count` sessions. A job takes a free session (its lock) for its whole run — a
+    session is only ever used by one thread at a time (smpplib is not thread-safe) — opens a new
+    bind while the pool is below bind_count, and otherwise waits for one to be free."""
 
-    _local = threading.local()
-    _all: ClassVar[set] = set()  # every live ChannelSession of this process (for the idle poller)
-    _all_lock = threading.Lock()
+    _pools: ClassVar[dict[int, list[ChannelSession]]] = {}
+    _pools_lock = threading.Lock()
+
+    @staticmethod
+    def fingerprint(channel: Channel) -> tuple:
+        return (channel.host, channel.port, channel.system_id, channel.password, channel.system_type,
+                channel.source_addr, channel.window_size, channel.tps_limit)
 
     @classmethod
-    def _sessions(cls) -> dict[int, ChannelSession]:
-        if not hasattr(cls._local, "sessions"):
-            cls._local.sessions = {}
-        return cls._local.sessions
-
-    @classmethod
-    def session_for(cls, channel: Channel) -> ChannelSession:
+    def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
+        """A connected session of `channel`, locked for the caller; release() it when done."""
         from .smpp import SmppSession
 
-        fingerprint = (channel.host, channel.port, channel.system_id, channel.password, channel.system_type,
-                       channel.source_addr, channel.window_size, channel.tps_limit)
-        sessions = cls._sessions()
-        current = sessions.get(channel.pk)
-        if current is not None and current.fingerprint == fingerprint and current.session.connected:
-            return current
-        if current is not None:
-            cls.drop(channel.pk)
-        holder = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint)
-        holder.session = SmppSession(
-            host=channel.host, port=channel.port, system_id=channel.system_id,
-            password=services.decrypt_secret(channel.password),
-            system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
-            tps=float(channel.tps_limit) if channel.tps_limit else None,
-            on_result=holder.results.append,
-            on_inbound=holder.on_inbound,
-        )
-        holder.session.connect()
-        sessions[channel.pk] = holder
-        with cls._all_lock:
-            cls._all.add(holder)
-        return holder
-
-    @classmethod
-    def drop(cls, channel_id: int) -> None:
-        holder = cls._sessions().pop(channel_id, None)
-        if holder is not None:
-            with cls._all_lock:
-                cls._all.discard(holder)
+        wait = settings.DELIVERY_BIND_WAIT_SECONDS if wait is None else wait
+        fingerprint = cls.fingerprint(channel)
+        deadline = time.monotonic() + wait
+        while True:
+            stale, chosen, new = [], None, False
+            with cls._pools_lock:
+                pool = cls._pools.setdefault(channel.pk, [])
+                for holder in list(pool):
+                    if holder.lock.acquire(blocking=False):
+                        if holder.fingerprint != fingerprint or not holder.session.connected:
+                            pool.remove(holder)  # edited channel or a lost link: replace it
+                            stale.append(holder)
+                        elif chosen is None:
+                            chosen = holder
+                            continue
+                        holder.lock.release()
+                if chosen is None and len(pool) < max(channel.bind_count, 1):
+                    chosen, new = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint), True
+                    chosen.lock.acquire()
+                    pool.append(chosen)
+            for holder in stale:
+                cls._close(holder)
+            if chosen is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise BindsBusy(f"all {channel.bind_count} binds of channel {channel.pk} stayed busy")
+            time.sleep(0.01)
+        if new:
+            chosen.session = SmppSession(
+                host=channel.host, port=channel.port, system_id=channel.system_id,
+                password=services.decrypt_secret(channel.password),
+                system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
+                tps=float(channel.tps_limit) if channel.tps_limit else None,
+                on_result=chosen.results.append,
+                on_inbound=chosen.on_inbound,
+            )
             try:
-                with holder.lock:
-                    holder.session.close()
-            except Exception:  # a broken socket cannot unbind; it is gone either way
-                log.debug("closing session of channel %s failed", channel_id, exc_info=True)
+                chosen.session.connect()
+            except BaseException:
+                with cls._pools_lock:
+                    cls._pools[channel.pk].remove(chosen)
+                chosen.lock.release()
+                raise
+        return chosen
+
+    @staticmethod
+    def release(holder: ChannelSession) -> None:
+        holder.lock.release()
 
     @classmethod
-    def close_all(cls) -> None:
-        for channel_id in list(cls._sessions()):
-            cls.drop(channel_id)
+    def discard(cls, holder: ChannelSession) -> None:
+        """Remove a session the caller holds (its link broke) and close it."""
+        with cls._pools_lock:
+            pool = cls._pools.get(holder.channel_id, [])
+            if holder in pool:
+                pool.remove(holder)
+        try:
+            holder.session.close()
+        except Exception:  # a broken socket cannot unbind; it is gone either way
+            log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
+        finally:
+            holder.lock.release()
+
+    @staticmethod
+    def _close(holder: ChannelSession) -> None:
+        try:
+            holder.session.close()
+        except Exception:  # a broken socket cannot unbind; it is gone either way
+            log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
+        finally:
+            holder.lock.release()
+
+    @classmethod
+    def holders(cls) -> list[ChannelSession]:
+        with cls._pools_lock:
+            return [h for pool in cls._pools.values() for h in pool]
+
+    @classmethod
+    def close_all(cls, *, wait: float = 0.0) -> None:
+        """Unbind every session that is free (within `wait` seconds)."""
+        for holder in cls.holders():
+            if holder.lock.acquire(timeout=wait) if wait else holder.lock.acquire(blocking=False):
+                with cls._pools_lock:
+                    pool = cls._pools.get(holder.channel_id, [])
+                    if holder in pool:
+                        pool.remove(holder)
+                cls._close(holder)
 
     @classmethod
     def poll_idle(cls) -> int:
         """Read every idle bind of this process once (called by the worker's idle poller)."""
         from .smpp import SmppError
 
-        with cls._all_lock:
-            holders = list(cls._all)
         polled = 0
-        for holder in holders:
+        for holder in cls.holders():
             if not holder.lock.acquire(blocking=False):
                 continue  # its owner is submitting: it reads the bind itself
             try:
@@ -159,7 +211,7 @@ class SessionRegistry:
                     polled += 1
                 results = holder.take_results()
             except (SmppError, OSError):
-                log.info("idle bind of channel %s lost; its owner reconnects on the next job", holder.channel_id)
+                log.info("idle bind of channel %s lost; the next job replaces it", holder.channel_id)
                 results = holder.take_results()
             finally:
                 holder.lock.release()
@@ -218,19 +270,23 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         with tenant_context(tenant):
             retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason="channel disabled")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
+    with tenant_context(tenant):
+        source = source_address(channel=channel, tenant=tenant)
     try:
-        holder = SessionRegistry.session_for(channel)
+        holder = SessionRegistry.acquire(channel)
+    except BindsBusy as exc:
+        with tenant_context(tenant):
+            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=str(exc))
+        return {"claimed": len(claimed), "failed_over": len(claimed)}
     except (SmppError, OSError) as exc:
         services.mark_channel_down(channel_id=channel_id, error=f"bind failed: {exc}")
         with tenant_context(tenant):
             retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=f"bind failed: {exc}")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
-    services.mark_channel_up(channel_id=channel_id)
-    with tenant_context(tenant):
-        source = source_address(channel=channel, tenant=tenant)
     schema = tenant.schema_name
     broken = None
-    with holder.lock:
+    try:
+        services.mark_channel_up(channel_id=channel_id)
         for m in claimed:
             try:
                 holder.session.submit(
@@ -247,10 +303,13 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
                 _linger(holder)
             except (SmppError, OSError) as exc:
                 broken = exc
-        results = holder.take_results()  # under the lock: the idle poller cannot take them first
-    if broken is not None:
-        SessionRegistry.drop(channel_id)
-        log.warning("channel %s session lost: %s", channel_id, broken)
+        results = holder.take_results()  # still ours: the idle poller cannot take them first
+    finally:
+        if broken is not None:
+            log.warning("channel %s session lost: %s", channel_id, broken)
+            SessionRegistry.discard(holder)
+        else:
+            SessionRegistry.release(holder)
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results)
     with tenant_context(tenant):

@@ -265,3 +265,5 @@ AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] = "delivery.models.MessageStatus"
 # Callbacks to loopback/private addresses are refused (SSRF) except in development.
 DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)
+# A job waits this long for a free bind when the process already has Channel.bind_count of them.
+DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", "30"))

@@ -13,7 +13,7 @@ from delivery.models import CarrierMessageId, Message, MessageStatus
 from delivery.services import decrypt_secret, delivery_settings_for
 
 from .conftest import make_sendable
-from .live import CallbackEndpoint, live_tenant, only_channel, statuses, wait_for
+from .live import CallbackEndpoint, live_tenant, only_channel, statuses, wait_all_delivered, wait_for
 
 S = MessageStatus
 
@@ -89,3 +89,21 @@ def test_long_chinese_message_is_sent_in_parts_and_delivered_when_every_part_is(
         parts = list(Message.objects.get(pk=message_id).parts.order_by("part").values_list("part", "status"))
     connection.set_schema_to_public()
     assert parts == [(1, S.DELIVERED), (2, S.DELIVERED)]
+
+
+def test_a_worker_process_opens_at_most_bind_count_binds_R_DLV_3(live_db, smsc_factory, worker, settings):
+    """Three worker threads, six jobs, bind_count 1: one bind, used by one thread at a time."""
+    settings.DELIVERY_JOB_SIZE = 20
+    sim = smsc_factory(credentials={"demo": "demo"})
+    only_channel(port=sim.port, bind_count=1)
+    tenant, client = live_tenant("Binds Co.")
+    template = make_sendable(tenant)
+    worker(threads=3)
+    response = client.post("/api/v1/batches", {
+        "signature": "DemoShop", "template": template, "params": {"code": "4711"},
+        "recipients": [f"+86136{i:08d}" for i in range(120)],
+    }, format="json")
+    ids = [m["id"] for m in response.json()["messages"]]
+    wait_all_delivered(tenant, ids, timeout=60)
+    assert sim.binds == 1
+    assert len(sim.submitted) == 120

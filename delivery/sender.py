@@ -1,4 +1,4 @@
-"""R-DLV-3: submitting claimed messages over per-thread SMPP sessions, and applying the results.
+"""R-DLV-3: submitting claimed messages over pooled SMPP sessions (≤ Channel.bind_count per process), and applying the results.
 
 Never twice: a sender first *claims* its messages (queued → submitting, with a fresh claim token)
 in a committed transaction, then submits, then records the results (submitted + capture, or
@@ -44,16 +44,16 @@ from .routing import RoutingTable
 log = logging.getLogger(__name__)
 S = MessageStatus
 
-# --- the per-thread session registry ----------------------------------------------------------
+# --- the per-process bind pool ----------------------------------------------------------------
 
 
 @dataclass(eq=False)
 class ChannelSession:
-    """One SmppSession owned by one worker thread, plus the results it has collected.
+    """One SmppSession (a bind) of the pool, plus the results it has collected.
 
-    `lock` is held by the owner while it submits; between jobs the worker's idle poller takes
-    it for a moment to read the bind (receipts, replies, enquire_link), so an idle bind never
-    sits on deliver_sm. The session is never used by two threads at once."""
+    `lock` is held by the job using it for the job's whole run; between jobs the worker's idle
+    poller takes it for a moment to read the bind (receipts, replies, enquire_link), so an idle
+    bind never sits on deliver_sm. The session is never used by two threads at once."""
 
     channel_id: int
     fingerprint: tuple
@@ -256,7 +256,7 @@ def source_address(*, channel: Channel, tenant: Tenant) -> str:
 
 
 def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) -> dict:
-    """Claim, submit over this thread's session, wait for the responses, record the results."""
+    """Claim, submit over a pooled session, wait for the responses, record the results."""
     from .smpp import SmppError
 
     tenant = Tenant.objects.get(pk=tenant_id)

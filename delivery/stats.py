@@ -8,7 +8,9 @@ per-schema results, counts could.
 Definitions:
 - submitted: the carrier accepted the message (submitted_at set);
 - delivery rate: delivered / submitted;
-- receipt latency: done_at − submitted_at, in seconds, of messages with a receipt.
+- receipt latency: done_at − submitted_at, in seconds, of messages with a receipt. Receipt done
+  dates have minute precision (YYMMDDhhmm), so a done date can read up to 59 s before the submit
+  time: such latencies count as 0, not as negative.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ _AGGREGATES = """
     count(*) FILTER (WHERE submitted_at IS NOT NULL) AS submitted,
     count(*) FILTER (WHERE status = 'delivered') AS delivered,
     count(*) FILTER (WHERE status IN ('undelivered', 'expired', 'rejected', 'failed')) AS failed,
-    percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM done_at - submitted_at))
+    percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY greatest(extract(epoch FROM done_at - submitted_at), 0))
         FILTER (WHERE done_at IS NOT NULL AND submitted_at IS NOT NULL) AS latency
 """
 

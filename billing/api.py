@@ -277,3 +277,26 @@ class InvoicesView(BillingReadable, generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Invoice.objects.none()
         return Invoice.objects.filter(account__tenant=caller_tenant(self.request)).order_by("-issued_at")
+
+
+class ReconciliationSerializer(serializers.Serializer):
+    month = serializers.CharField()
+    submitted = serializers.IntegerField(help_text="messages accepted by the platform")
+    submitted_segments = serializers.IntegerField()
+    carrier_accepted = serializers.IntegerField(help_text="messages the carrier accepted (submit_sm_resp OK)")
+    carrier_accepted_segments = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    billed = serializers.IntegerField()
+    billed_segments = serializers.IntegerField()
+    billed_amount = serializers.IntegerField(help_text="micro-units")
+    matches = serializers.BooleanField(help_text="billed_segments == carrier_accepted_segments")
+
+
+class ReconciliationView(BillingReadable, APIView):
+    """R-BIL-8: submitted, carrier-accepted, delivered and billed counts of a month side by side."""
+
+    @extend_schema(responses=ReconciliationSerializer, operation_id="billing_reconciliation")
+    def get(self, request, month: str):
+        year, number = parse_month(month)
+        report = selectors.reconciliation_for(tenant=caller_tenant(request), year=year, month=number)
+        return Response(ReconciliationSerializer(report).data)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("billing/ledger", api.LedgerView.as_view(), name="billing-ledger"),
     path("billing/statements/<str:month>", api.StatementView.as_view(), name="billing-statement"),
     path("billing/statements/<str:month>/messages", api.BilledMessagesView.as_view(), name="billing-bill"),
+    path("billing/reconciliation/<str:month>", api.ReconciliationView.as_view(), name="billing-reconciliation"),
     path("billing/disputes", api.DisputesView.as_view(), name="billing-disputes"),
     path("billing/invoices", api.InvoicesView.as_view(), name="billing-invoices"),
 ]

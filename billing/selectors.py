@@ -172,3 +172,35 @@ def ledger_is_consistent(*, account: Account) -> bool:
         and account.balance >= 0
         and account.held >= 0
     )
+
+
+def reconciliation_for(*, tenant: Tenant, year: int, month: int) -> dict:
+    """R-BIL-8 (no short-counting): the month's messages side by side — submitted to us, accepted
+    by the carrier, delivered — and what was billed for exactly those messages. `billed_segments`
+    must equal `carrier_accepted_segments`: we bill only what the carrier accepted, all of it.
+
+    Messages are taken by acceptance time; their holds are joined by id, so a message accepted
+    on the 31st and captured on the 1st counts in the month it was sent.
+    """
+    from django_tenants.utils import tenant_context
+
+    from delivery.models import Message  # delivery calls billing; the report reads delivery's rows
+
+    start, end = month_bounds(year, month)
+    with tenant_context(tenant):
+        messages = Message.objects.filter(created_at__gte=start, created_at__lt=end, hold_id__isnull=False)
+        sent = messages.aggregate(
+            submitted=Count("id"),
+            submitted_segments=Coalesce(Sum("segments"), 0),
+            carrier_accepted=Count("id", filter=Q(submitted_at__isnull=False)),
+            carrier_accepted_segments=Coalesce(Sum("segments", filter=Q(submitted_at__isnull=False)), 0),
+            delivered=Count("id", filter=Q(status="delivered")),
+        )
+        billed = Hold.objects.filter(
+            tenant=tenant, state=HoldState.CAPTURED, id__in=messages.values("hold_id")
+        ).aggregate(
+            billed=Count("id"), billed_segments=Coalesce(Sum("segments"), 0), billed_amount=Coalesce(Sum("amount"), 0)
+        )
+    report = {"month": f"{year:04d}-{month:02d}", **sent, **billed}
+    report["matches"] = report["billed_segments"] == report["carrier_accepted_segments"]
+    return report

@@ -7,6 +7,7 @@ a local HTTP endpoint → billing shows the hold captured with the carrier id.
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.models import CarrierMessageId, Message, MessageStatus
@@ -66,6 +67,10 @@ def test_send_to_delivered_callback_and_capture_end_to_end(live_db, smsc_factory
     response = client.get(f"/api/v1/messages/{message_id}")
     assert response.json()["status"] == S.DELIVERED
     assert response.json()["carrier_message_ids"] == [part.carrier_message_id]
+    # … and the bill shows it: reconciliation billed == carrier accepted (R-BIL-8).
+    report = client.get(f"/api/v1/billing/reconciliation/{timezone.localtime(message.created_at):%Y-%m}").json()
+    assert (report["submitted"], report["carrier_accepted"], report["delivered"], report["billed"]) == (1, 1, 1, 1)
+    assert report["matches"] is True
 
 
 def test_long_chinese_message_is_sent_in_parts_and_delivered_when_every_part_is(live_db, smsc_factory, worker):

@@ -47,10 +47,13 @@ def test_report_shows_each_stage_and_billed_equals_carrier_accepted(tenant_a, cl
     services.release_holds(hold_ids=[holds[2].pk], idempotency_key="recon-release")
 
     report = client_a.get(month_path()).json()
-    assert report["submitted"] == 3 and report["submitted_segments"] == 4
-    assert report["carrier_accepted"] == 2 and report["carrier_accepted_segments"] == 3
+    assert report["submitted"] == 3
+    assert report["submitted_segments"] == 4
+    assert report["carrier_accepted"] == 2
+    assert report["carrier_accepted_segments"] == 3
     assert report["delivered"] == 1
-    assert report["billed"] == 2 and report["billed_segments"] == 3
+    assert report["billed"] == 2
+    assert report["billed_segments"] == 3
     assert report["billed_amount"] == 3 * PRICE
     assert report["matches"] is True
 
@@ -61,7 +64,8 @@ def test_report_exposes_a_carrier_accepted_message_left_unbilled(tenant_a, clien
     with tenant_context(tenant_a):
         Message.objects.filter(pk=messages[0].pk).update(submitted_at=timezone.now(), status="submitted")
     report = client_a.get(month_path()).json()
-    assert report["carrier_accepted_segments"] == 1 and report["billed_segments"] == 0
+    assert report["carrier_accepted_segments"] == 1
+    assert report["billed_segments"] == 0
     assert report["matches"] is False
 
 

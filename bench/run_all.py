@@ -21,7 +21,7 @@ QUICK_ARGS = {
     "bench_faults.py": ["1000"],
     "bench_tenants.py": ["3"],
 }
-FULL_ARGS = {"bench_api.py": ["20", "300", "--profile"], "bench_e2e.py": ["10000", "4"], "bench_faults.py": ["10000"]}
+FULL_ARGS = {"bench_api.py": ["20", "300", "--profile"], "bench_e2e.py": ["5000", "4"], "bench_faults.py": ["10000"]}
 ROW = re.compile(r"^\|(?P<figure>[^|]+)\|(?P<value>[^|]+)\|(?P<unit>[^|]+)\|(?P<goal>[^|]*)\|\s*$")
 
 
@@ -42,10 +42,18 @@ def main() -> int:
     args = parser.parse_args()
     sections, failures, summary = [], [], []
     scripts = sorted(BENCH.glob("bench_*.py"))
-    if args.only:
-        scripts = [s for s in scripts if s.name in args.only or s.stem in args.only]
     outputs = {}
+    cache = BENCH / "results" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
     for script in scripts:
+        cached = cache / f"{script.stem}.md"
+        if args.only and script.name not in args.only and script.stem not in args.only:
+            # Not selected: keep the figures of its last run, so latest.md stays complete.
+            if cached.exists():
+                outputs[script.name] = cached.read_text()
+                sections.append(f"## {script.name} (previous run)\n\n{outputs[script.name].strip()}\n")
+                summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(outputs[script.name])]
+            continue
         print(f"== {script.name}", flush=True)
         started = time.perf_counter()
         extra = (QUICK_ARGS if args.quick else FULL_ARGS).get(script.name, [])
@@ -59,6 +67,7 @@ def main() -> int:
             sections.append(f"## {script.name}\n\nFAILED (exit {run.returncode}):\n\n```\n{run.stderr[-1500:]}\n```\n")
         else:
             outputs[script.name] = run.stdout
+            cached.write_text(run.stdout)
             sections.append(f"## {script.name} ({took:.0f} s)\n\n{run.stdout.strip()}\n")
             summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(run.stdout)]
     summary += e2e_ratio(outputs)

@@ -30,3 +30,6 @@ def figure(request):
                 out.write(json.dumps(row) + "\n")
 
     return record
+
+
+from ..delivery.flow.conftest import make_channel  # noqa: E402,F401

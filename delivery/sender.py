@@ -189,8 +189,8 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
                 message=m, to_status=S.SUBMITTING, at=now, save=False, claim_token=token, submitting_at=now,
                 submit_attempts=m.submit_attempts + 1, tried_channels=tried,
             ))
-        Message.objects.bulk_update(
-            messages, ["status", "status_at", "claim_token", "submitting_at", "submit_attempts", "tried_channels"]
+        services.update_by_value(
+            Message, messages, ["status", "status_at", "claim_token", "submitting_at", "submit_attempts", "tried_channels"]
         )
         StatusEvent.objects.bulk_create(events)
     return messages
@@ -363,8 +363,8 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                     error_code=f"0x{code:08x}", reason="submit_refused",
                 ))
                 failed.append(m)
-        Message.objects.bulk_update(
-            submitted + failed, ["status", "status_at", "submitted_at", "channel_id", "error_code", "reason"]
+        services.update_by_value(
+            Message, submitted + failed, ["status", "status_at", "submitted_at", "channel_id", "error_code", "reason"]
         )
         StatusEvent.objects.bulk_create([e for e in events if e])
         MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)

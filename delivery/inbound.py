@@ -116,7 +116,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
                 continue  # unknown part, or a duplicate receipt: no effect
             row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
             touched_parts.append(row)
-        MessagePart.objects.bulk_update(touched_parts, ["status", "stat", "err", "done_at"])
+        services.update_by_value(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
         events, moved = [], []
         for message_id in {p.message_id for p in touched_parts}:
             message, mine = messages.get(message_id), parts[message_id]
@@ -135,7 +135,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             ))
             moved.append(message)
             changed[message_id] = final
-        Message.objects.bulk_update(moved, ["status", "status_at", "done_at", "error_code"])
+        services.update_by_value(Message, moved, ["status", "status_at", "done_at", "error_code"])
         StatusEvent.objects.bulk_create([e for e in events if e])
         services.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
@@ -145,7 +145,11 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
     """Apply stored receipts whose carrier id is known, in batches per tenant. Returns how many."""
     applied = 0
     with transaction.atomic():
-        pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
+        # Targeted calls (a receipt just stored, results just recorded) wait for a row another
+        # transaction holds instead of skipping it: skipping lost the race where that other
+        # transaction had looked up the carrier id just before our results committed, so neither
+        # applied the receipt until the 15 s sweeper. The sweeper (carrier_ids=None) skips.
+        pending = PendingReceipt.objects.select_for_update(skip_locked=carrier_ids is None).filter(applied_at__isnull=True)
         if carrier_ids is not None:
             pending = pending.filter(carrier_message_id__in={v for cid in carrier_ids for v in _variants(cid)})
         rows = list(pending.order_by("received_at", "pk")[:limit])

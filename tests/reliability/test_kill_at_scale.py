@@ -77,7 +77,11 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
         connection.set_schema_to_public()
         reached = unknown_numbers & {r.destination for r in sim.submitted}
         wait_for(lambda: set(PendingReceipt.objects.filter(source_addr__in=reached).values_list("source_addr", flat=True))
-                 >= reached, timeout=60, what="receipts of the killed workers' submits (redelivered to the listener)")
+                 >= reached, timeout=60, what="receipts of the killed workers' submits (redelivered to the listener)",
+                 describe=lambda: (len(reached), len(reached - set(PendingReceipt.objects.filter(
+                     source_addr__in=reached).values_list("source_addr", flat=True))), len(sim.delivered),
+                     sim.receipts_sent, sim.deliver_acked, sim.deliver_nacked,
+                     sorted(reached - set(PendingReceipt.objects.values_list("source_addr", flat=True)))[:5]))
         with override_settings(DELIVERY_RECONCILE_SECONDS=0):
             reconcile_unknown_submissions()
         wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=max(120, total / 20), every=0.5,

@@ -10,6 +10,7 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
 
@@ -22,6 +23,7 @@ from delivery.smpp import SubmitResult
 from ..delivery.flow.conftest import add_message
 
 S = MessageStatus
+pytestmark = pytest.mark.faults
 DONE = datetime(2026, 11, 23, 12, 0, 5, tzinfo=UTC)
 
 

@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(SERVICES) && $(PY) manage.py bootstrap --demo && $(PY) manage.py runserver 127.0.0.1:8000
+	$(SERVICES) && $(PY) manage.py bootstrap --demo && $(PY) manage.py seed_demo_delivery && $(PY) manage.py devstack
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

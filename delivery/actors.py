@@ -88,7 +88,7 @@ def relay_outbox_entry(entry_id: int) -> None:
 
 @dramatiq.actor(queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000)
 def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
-    """Submit one job's messages over this thread's bind of the channel. Sent to `channel.<id>`."""
+    """Submit one job's messages over a pooled bind of the channel (one job per bind at a time). Sent to `channel.<id>`."""
     sender.send_messages(channel_id=channel_id, tenant_id=tenant_id, message_ids=message_ids)
 
 
@@ -134,6 +134,11 @@ def apply_pending_receipts() -> None:
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def expire_receipts() -> None:
     _locked("delivery.expire_receipts", sender.expire_receipts)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def purge_housekeeping() -> None:
+    _locked("delivery.purge", sender.purge_housekeeping)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)

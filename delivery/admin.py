@@ -4,9 +4,8 @@ Writes go through services (operation trail); the channel password is never list
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from smsplatform.errors import DomainError
 from tenants.admin import admin_actor
 
 from . import services
@@ -84,6 +83,20 @@ class MaintenanceForm(forms.ModelForm):
         model = Maintenance
         fields = ["channel", "starts_at", "ends_at", "notice"]
 
+    def clean(self):
+        # The same rule the service enforces (R-DLV-6), shown on the form instead of an error page.
+        data = super().clean()
+        starts, ends = data.get("starts_at"), data.get("ends_at")
+        if starts and ends:
+            if ends <= starts:
+                raise forms.ValidationError(services.InvalidMaintenanceWindow.default_message)
+            earliest = services.earliest_maintenance_start()
+            if starts < earliest:
+                raise forms.ValidationError(
+                    f"{services.MaintenanceNoticeTooShort.default_message} Earliest start: {earliest:%Y-%m-%d %H:%M}."
+                )
+        return data
+
 
 @admin.register(Maintenance)
 class MaintenanceAdmin(admin.ModelAdmin):
@@ -98,14 +111,10 @@ class MaintenanceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
-        try:
-            item = services.schedule_maintenance(
-                channel=obj.channel, starts_at=obj.starts_at, ends_at=obj.ends_at, notice=obj.notice,
-                actor=admin_actor(request),
-            )
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            raise
+        item = services.schedule_maintenance(
+            channel=obj.channel, starts_at=obj.starts_at, ends_at=obj.ends_at, notice=obj.notice,
+            actor=admin_actor(request),
+        )
         obj.pk = item.pk
 
     @admin.action(description="Cancel the selected maintenance")

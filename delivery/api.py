@@ -5,7 +5,7 @@ another tenant's message id is simply not found (404).
 """
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,6 +36,13 @@ class RecipientIn(serializers.Serializer):
     params = serializers.DictField(required=False, allow_null=True)
 
 
+@extend_schema_field({
+    "oneOf": [
+        {"type": "string", "example": "+8613800138000"},
+        {"type": "object", "required": ["to"],
+         "properties": {"to": {"type": "string"}, "params": {"type": "object", "additionalProperties": True}}},
+    ]
+})
 class RecipientField(serializers.Field):
     """A recipient is "+8613…" or {"to": "+8613…", "params": {...}} (own parameters)."""
 

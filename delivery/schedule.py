@@ -11,4 +11,5 @@ SCHEDULE = [
     Periodic(actor=actors.apply_pending_receipts, seconds=15),
     Periodic(actor=actors.expire_receipts, seconds=600),  # no receipt in 72 h → unknown
     Periodic(actor=actors.retry_due_callbacks, seconds=60),
+    Periodic(actor=actors.purge_housekeeping, cron="40 3 * * *"),  # working rows, not the send log
 ]

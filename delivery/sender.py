@@ -1,4 +1,4 @@
-"""R-DLV-3: submitting claimed messages over per-thread SMPP sessions, and applying the results.
+"""R-DLV-3: submitting claimed messages over pooled SMPP sessions (≤ Channel.bind_count per process), and applying the results.
 
 Never twice: a sender first *claims* its messages (queued → submitting, with a fresh claim token)
 in a committed transaction, then submits, then records the results (submitted + capture, or
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -42,16 +44,16 @@ from .routing import RoutingTable
 log = logging.getLogger(__name__)
 S = MessageStatus
 
-# --- the per-thread session registry ----------------------------------------------------------
+# --- the per-process bind pool ----------------------------------------------------------------
 
 
 @dataclass(eq=False)
 class ChannelSession:
-    """One SmppSession owned by one worker thread, plus the results it has collected.
+    """One SmppSession (a bind) of the pool, plus the results it has collected.
 
-    `lock` is held by the owner while it submits; between jobs the worker's idle poller takes
-    it for a moment to read the bind (receipts, replies, enquire_link), so an idle bind never
-    sits on deliver_sm. The session is never used by two threads at once."""
+    `lock` is held by the job using it for the job's whole run; between jobs the worker's idle
+    poller takes it for a moment to read the bind (receipts, replies, enquire_link), so an idle
+    bind never sits on deliver_sm. The session is never used by two threads at once."""
 
     channel_id: int
     fingerprint: tuple
@@ -83,73 +85,124 @@ class ChannelSession:
         return taken
 
 
+class BindsBusy(Exception):
+    """Every bind this process may open to the channel is in use (Channel.bind_count)."""
+
+
 class SessionRegistry:
-    """Long-lived transceiver binds, one per (thread, channel): a session is never shared
-    between threads (smpplib is not thread-safe)."""
+    """Long-lived transceiver binds of this worker process: per channel a pool of at most
+    `Channel.bind_count` sessions. A job takes a free session (its lock) for its whole run — a
+    session is only ever used by one thread at a time (smpplib is not thread-safe) — opens a new
+    bind while the pool is below bind_count, and otherwise waits for one to be free."""
 
-    _local = threading.local()
-    _all: ClassVar[set] = set()  # every live ChannelSession of this process (for the idle poller)
-    _all_lock = threading.Lock()
+    _pools: ClassVar[dict[int, list[ChannelSession]]] = {}
+    _pools_lock = threading.Lock()
+
+    @staticmethod
+    def fingerprint(channel: Channel) -> tuple:
+        return (channel.host, channel.port, channel.system_id, channel.password, channel.system_type,
+                channel.source_addr, channel.window_size, channel.tps_limit)
 
     @classmethod
-    def _sessions(cls) -> dict[int, ChannelSession]:
-        if not hasattr(cls._local, "sessions"):
-            cls._local.sessions = {}
-        return cls._local.sessions
-
-    @classmethod
-    def session_for(cls, channel: Channel) -> ChannelSession:
+    def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
+        """A connected session of `channel`, locked for the caller; release() it when done."""
         from .smpp import SmppSession
 
-        fingerprint = (channel.host, channel.port, channel.system_id, channel.password, channel.system_type,
-                       channel.source_addr, channel.window_size, channel.tps_limit)
-        sessions = cls._sessions()
-        current = sessions.get(channel.pk)
-        if current is not None and current.fingerprint == fingerprint and current.session.connected:
-            return current
-        if current is not None:
-            cls.drop(channel.pk)
-        holder = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint)
-        holder.session = SmppSession(
-            host=channel.host, port=channel.port, system_id=channel.system_id,
-            password=services.decrypt_secret(channel.password),
-            system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
-            tps=float(channel.tps_limit) if channel.tps_limit else None,
-            on_result=holder.results.append,
-            on_inbound=holder.on_inbound,
-        )
-        holder.session.connect()
-        sessions[channel.pk] = holder
-        with cls._all_lock:
-            cls._all.add(holder)
-        return holder
-
-    @classmethod
-    def drop(cls, channel_id: int) -> None:
-        holder = cls._sessions().pop(channel_id, None)
-        if holder is not None:
-            with cls._all_lock:
-                cls._all.discard(holder)
+        wait = settings.DELIVERY_BIND_WAIT_SECONDS if wait is None else wait
+        fingerprint = cls.fingerprint(channel)
+        deadline = time.monotonic() + wait
+        while True:
+            stale, chosen, new = [], None, False
+            with cls._pools_lock:
+                pool = cls._pools.setdefault(channel.pk, [])
+                for holder in list(pool):
+                    if holder.lock.acquire(blocking=False):
+                        if holder.fingerprint != fingerprint or not holder.session.connected:
+                            pool.remove(holder)  # edited channel or a lost link: replace it
+                            stale.append(holder)
+                        elif chosen is None:
+                            chosen = holder
+                            continue
+                        holder.lock.release()
+                if chosen is None and len(pool) < max(channel.bind_count, 1):
+                    chosen, new = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint), True
+                    chosen.lock.acquire()
+                    pool.append(chosen)
+            for holder in stale:
+                cls._close(holder)
+            if chosen is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise BindsBusy(f"all {channel.bind_count} binds of channel {channel.pk} stayed busy")
+            time.sleep(0.01)
+        if new:
+            chosen.session = SmppSession(
+                host=channel.host, port=channel.port, system_id=channel.system_id,
+                password=services.decrypt_secret(channel.password),
+                system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
+                tps=float(channel.tps_limit) if channel.tps_limit else None,
+                on_result=chosen.results.append,
+                on_inbound=chosen.on_inbound,
+            )
             try:
-                with holder.lock:
-                    holder.session.close()
-            except Exception:  # a broken socket cannot unbind; it is gone either way
-                log.debug("closing session of channel %s failed", channel_id, exc_info=True)
+                chosen.session.connect()
+            except BaseException:
+                with cls._pools_lock:
+                    cls._pools[channel.pk].remove(chosen)
+                chosen.lock.release()
+                raise
+        return chosen
+
+    @staticmethod
+    def release(holder: ChannelSession) -> None:
+        holder.lock.release()
 
     @classmethod
-    def close_all(cls) -> None:
-        for channel_id in list(cls._sessions()):
-            cls.drop(channel_id)
+    def discard(cls, holder: ChannelSession) -> None:
+        """Remove a session the caller holds (its link broke) and close it."""
+        with cls._pools_lock:
+            pool = cls._pools.get(holder.channel_id, [])
+            if holder in pool:
+                pool.remove(holder)
+        try:
+            holder.session.close()
+        except Exception:  # a broken socket cannot unbind; it is gone either way
+            log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
+        finally:
+            holder.lock.release()
+
+    @staticmethod
+    def _close(holder: ChannelSession) -> None:
+        try:
+            holder.session.close()
+        except Exception:  # a broken socket cannot unbind; it is gone either way
+            log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
+        finally:
+            holder.lock.release()
+
+    @classmethod
+    def holders(cls) -> list[ChannelSession]:
+        with cls._pools_lock:
+            return [h for pool in cls._pools.values() for h in pool]
+
+    @classmethod
+    def close_all(cls, *, wait: float = 0.0) -> None:
+        """Unbind every session that is free (within `wait` seconds)."""
+        for holder in cls.holders():
+            if holder.lock.acquire(timeout=wait) if wait else holder.lock.acquire(blocking=False):
+                with cls._pools_lock:
+                    pool = cls._pools.get(holder.channel_id, [])
+                    if holder in pool:
+                        pool.remove(holder)
+                cls._close(holder)
 
     @classmethod
     def poll_idle(cls) -> int:
         """Read every idle bind of this process once (called by the worker's idle poller)."""
         from .smpp import SmppError
 
-        with cls._all_lock:
-            holders = list(cls._all)
         polled = 0
-        for holder in holders:
+        for holder in cls.holders():
             if not holder.lock.acquire(blocking=False):
                 continue  # its owner is submitting: it reads the bind itself
             try:
@@ -158,7 +211,7 @@ class SessionRegistry:
                     polled += 1
                 results = holder.take_results()
             except (SmppError, OSError):
-                log.info("idle bind of channel %s lost; its owner reconnects on the next job", holder.channel_id)
+                log.info("idle bind of channel %s lost; the next job replaces it", holder.channel_id)
                 results = holder.take_results()
             finally:
                 holder.lock.release()
@@ -180,17 +233,15 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             .filter(pk__in=message_ids, status=S.QUEUED, channel_id=channel_id)
             .order_by("pk")
         )
-        events = []
-        for m in messages:
-            tried = list(m.tried_channels)
-            if channel_id not in tried:
-                tried.append(channel_id)
-            events.append(services.transition(
-                message=m, to_status=S.SUBMITTING, at=now, save=False, claim_token=token, submitting_at=now,
-                submit_attempts=m.submit_attempts + 1, tried_channels=tried,
-            ))
-        services.update_by_value(
-            Message, messages, ["status", "status_at", "claim_token", "submitting_at", "submit_attempts", "tried_channels"]
+        events = [
+            services.transition(message=m, to_status=S.SUBMITTING, at=now, save=False, claim_token=token,
+                                submitting_at=now, submit_attempts=m.submit_attempts + 1)
+            for m in messages
+        ]
+        # One UPDATE for the whole claim (the same values for every row).
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            status=S.SUBMITTING, status_at=now, claim_token=token, submitting_at=now,
+            submit_attempts=F("submit_attempts") + 1,
         )
         StatusEvent.objects.bulk_create(events)
     return messages
@@ -205,7 +256,7 @@ def source_address(*, channel: Channel, tenant: Tenant) -> str:
 
 
 def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) -> dict:
-    """Claim, submit over this thread's session, wait for the responses, record the results."""
+    """Claim, submit over a pooled session, wait for the responses, record the results."""
     from .smpp import SmppError
 
     tenant = Tenant.objects.get(pk=tenant_id)
@@ -219,19 +270,23 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         with tenant_context(tenant):
             retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason="channel disabled")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
+    with tenant_context(tenant):
+        source = source_address(channel=channel, tenant=tenant)
     try:
-        holder = SessionRegistry.session_for(channel)
+        holder = SessionRegistry.acquire(channel)
+    except BindsBusy as exc:
+        with tenant_context(tenant):
+            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=str(exc))
+        return {"claimed": len(claimed), "failed_over": len(claimed)}
     except (SmppError, OSError) as exc:
         services.mark_channel_down(channel_id=channel_id, error=f"bind failed: {exc}")
         with tenant_context(tenant):
             retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=f"bind failed: {exc}")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
-    services.mark_channel_up(channel_id=channel_id)
-    with tenant_context(tenant):
-        source = source_address(channel=channel, tenant=tenant)
     schema = tenant.schema_name
     broken = None
-    with holder.lock:
+    try:
+        services.mark_channel_up(channel_id=channel_id)
         for m in claimed:
             try:
                 holder.session.submit(
@@ -248,10 +303,13 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
                 _linger(holder)
             except (SmppError, OSError) as exc:
                 broken = exc
-        results = holder.take_results()  # under the lock: the idle poller cannot take them first
-    if broken is not None:
-        SessionRegistry.drop(channel_id)
-        log.warning("channel %s session lost: %s", channel_id, broken)
+        results = holder.take_results()  # still ours: the idle poller cannot take them first
+    finally:
+        if broken is not None:
+            log.warning("channel %s session lost: %s", channel_id, broken)
+            SessionRegistry.discard(holder)
+        else:
+            SessionRegistry.release(holder)
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results)
     with tenant_context(tenant):
@@ -356,6 +414,8 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 submitted.append(m)
             elif any(r.transient for r in results) and m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS:
                 retry.append(m)
+            elif m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS and _untried_channel(m, channel_id):
+                retry.append(m)  # this channel refused it: the next route may take it (failover)
             else:
                 code = next((r.command_status for r in results if r.command_status), 0)
                 events.append(services.transition(
@@ -363,9 +423,11 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                     error_code=f"0x{code:08x}", reason="submit_refused",
                 ))
                 failed.append(m)
-        services.update_by_value(
-            Message, submitted + failed, ["status", "status_at", "submitted_at", "channel_id", "error_code", "reason"]
-        )
+        if submitted:  # the same values for every row: one UPDATE
+            Message.objects.filter(pk__in=[m.pk for m in submitted]).update(
+                status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
+            )
+        Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
         StatusEvent.objects.bulk_create([e for e in events if e])
         MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
         # An SMSC reuses ids eventually (or after a restart): the newest submission owns the id.
@@ -384,6 +446,21 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
         if carrier_ids:
             transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry)}
+
+
+_tables = threading.local()
+
+
+def _untried_channel(message: Message, channel_id: int) -> bool:
+    """Whether a route offers a channel this message has not been refused by yet."""
+    table = getattr(_tables, "table", None)
+    if table is None or table[0] < timezone.now() - timedelta(seconds=5):
+        _tables.table = table = (timezone.now(), RoutingTable.load())
+    fresh, _ = table[1].channels_for(
+        message_type=message.message_type, country=message.country, carrier=message.carrier,
+        province=message.province, exclude=frozenset({*message.tried_channels, channel_id}),
+    )
+    return bool(fresh)
 
 
 def _apply_pending_after_commit(carrier_ids: list[str]) -> None:
@@ -412,7 +489,8 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
                 services.transition(message=m, to_status=S.FAILED, detail=reason, reason="submit_failed")
                 give_up.append(m)
                 continue
-            tried = frozenset(m.tried_channels)
+            tried = frozenset({*m.tried_channels, m.channel_id})
+            m.tried_channels = sorted(tried)
             fresh, _ = table.channels_for(
                 message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province, exclude=tried
             )
@@ -424,7 +502,8 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
                 )
                 channel_id = again[0] if again else m.channel_id
                 delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** (m.submit_attempts - 1), 60_000)
-            services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id)
+            services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id,
+                                 tried_channels=m.tried_channels)
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:
             services.release_messages_holds(messages=give_up, key_prefix="giveup", reason=reason[:200])
@@ -533,3 +612,18 @@ def expire_receipts(*, now: datetime | None = None) -> int:
                 services.enqueue_status_callback(tenant=tenant, message=m)
                 count += 1
     return count
+
+
+def purge_housekeeping(*, now: datetime | None = None) -> dict:
+    """Drop working rows nobody needs any more (the send log itself is kept, R-AUD-1): applied
+    receipts after a day, unmatched ones after twice the receipt timeout, carrier-id lookups and
+    relayed outbox entries once no receipt or sweep can need them."""
+    from .models import PendingReceipt
+
+    now = now or timezone.now()
+    keep = timedelta(hours=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS)
+    applied, _ = PendingReceipt.objects.filter(applied_at__lt=now - timedelta(days=1)).delete()
+    unmatched, _ = PendingReceipt.objects.filter(applied_at__isnull=True, received_at__lt=now - 2 * keep).delete()
+    lookups, _ = CarrierMessageId.objects.filter(created_at__lt=now - 2 * keep).delete()
+    outbox, _ = OutboxEntry.objects.filter(relayed_at__lt=now - keep - timedelta(days=3)).delete()
+    return {"receipts": applied + unmatched, "lookups": lookups, "outbox": outbox}

@@ -463,11 +463,9 @@ def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None
         due = OutboxEntry.objects.filter(relayed_at__isnull=True, available_at__lte=now)
         if entry_ids is not None:
             due = due.filter(pk__in=list(entry_ids))
-        # of=("self",): lock the entries only. Without it the join also locks the tenant row, and
-        # a concurrent relay of the same tenant's next entry skipped it (found by the load test:
-        # 2 of 5 fast-path relays of one tenant's batches did nothing; only the sweeper sent them).
-        entries = list(due.select_for_update(skip_locked=True, of=("self",)).select_related("tenant")
-                       .order_by("available_at")[:limit])
+        entries = list(
+            due.select_for_update(skip_locked=True, of=("self",)).select_related("tenant").order_by("available_at")[:limit]
+        )
         if not entries:
             return []
         table = RoutingTable.load(at=now)
@@ -764,6 +762,29 @@ def callback_backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.DELIVERY_CALLBACK_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0)), 3600))
 
 
+def _blocked_destination(url: str) -> str:
+    """Tenants choose callback URLs: refuse ones that reach our own network (SSRF) unless
+    DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS (development, tests). Returns the reason, or ""."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "blocked: only http(s) URLs"
+    if settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS:
+        return ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)}
+    except OSError as exc:
+        return f"cannot resolve {parts.hostname}: {exc}"[:500]
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            return f"blocked: {parts.hostname} resolves to a non-public address ({ip})"
+    return ""
+
+
 def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
     """POST one callback, signed; on failure schedule the next attempt with exponential back-off,
     and give up (state failed, visible in the admin) after DELIVERY_CALLBACK_MAX_ATTEMPTS."""
@@ -772,7 +793,7 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
 
     with transaction.atomic():
         item = (
-            CallbackDelivery.objects.select_for_update(skip_locked=True, of=("self",))  # not the tenant row
+            CallbackDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=callback_id, state=CallbackState.PENDING)
             .select_related("tenant")
             .first()
@@ -788,6 +809,11 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
         )
         item.attempts += 1
         error, code = "", None
+        blocked = _blocked_destination(item.url)
+        if blocked:
+            item.state, item.last_error = CallbackState.FAILED, blocked
+            item.save()
+            return item
         try:
             with urllib.request.urlopen(request, timeout=settings.DELIVERY_CALLBACK_TIMEOUT_SECONDS) as response:  # noqa: S310
                 code = response.status

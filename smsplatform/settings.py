@@ -195,7 +195,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "apscheduler": {"level": "WARNING"}},
 }
 
 # --- billing ---
@@ -262,3 +262,8 @@ AUDIT_EXPORT_BACKGROUND_ROWS = env_int("AUDIT_EXPORT_BACKGROUND_ROWS", 5000)
 AUDIT_EXPORT_CHUNK_ROWS = env_int("AUDIT_EXPORT_CHUNK_ROWS", 5000)
 # Keyed hash of erased numbers (R-AUD-4); keep it outside the database like API_KEY_KEK.
 AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] = "delivery.models.MessageStatus"
+# Callbacks to loopback/private addresses are refused (SSRF) except in development.
+DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)
+# A job waits this long for a free bind when the process already has Channel.bind_count of them.
+DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", "30"))

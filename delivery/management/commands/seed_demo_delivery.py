@@ -40,7 +40,7 @@ class Command(BaseCommand):
         if channel is None:
             channel = services.create_channel(
                 actor=actor, name="demo-simulator", host=options["host"], port=options["port"], system_id="demo",
-                password="demo", source_addr="10690", window_size=50, tps_limit=None,
+                password="demo", source_addr="10690", window_size=50, tps_limit=None, bind_count=4,
             )
             Route.objects.create(name="everything to the simulator", channel=channel, priority=100)
         if not TenantNumber.objects.filter(tenant=tenant).exists():

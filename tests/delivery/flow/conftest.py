@@ -96,6 +96,7 @@ def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000
 def _compliance_test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.COMPLIANCE_SPIKE_MULTIPLE = 0  # a fresh tenant's first sends are not a spike
+    settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = True  # the customer endpoints run on loopback
 
 
 @pytest.fixture
@@ -148,10 +149,22 @@ def listener(live_db):
 @pytest.fixture(autouse=True)
 def _live_tests_only_on_the_test_database(request):
     """pytest-django creates the test database only when some collected test asks for `db`; a
-    run of live tests alone would otherwise reach the developer database (reported to the lead)."""
+    run of live tests alone would otherwise reach the developer database (tests/conftest.py now
+    guards this too)."""
     if "live_db" in request.fixturenames:
         from django.db import connection
 
         if not connection.settings_dict["NAME"].startswith("test_"):
             pytest.fail("live tests need the test database: run them together with a `db` test "
                         "(e.g. the whole tests/delivery/flow directory)")
+
+
+@pytest.fixture
+def make_channel_live(live_db):
+    """A committed channel routing everything (every other channel disabled)."""
+    from .live import only_channel
+
+    def make(port: int = 2775):
+        return only_channel(port=port)
+
+    return make

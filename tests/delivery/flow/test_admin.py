@@ -42,3 +42,28 @@ def test_failing_callbacks_are_listed_for_operators(client, operator_user, tenan
     client.force_login(operator_user)
     page = client.get("/admin/delivery/callbackdelivery/?state=failed").content.decode()
     assert "https://customer.example/hook" in page
+
+
+def test_maintenance_with_short_notice_is_refused_on_the_admin_form_R_DLV_6(client, operator_user, make_channel):
+    from datetime import timedelta
+
+    from delivery.models import Maintenance
+
+    channel = make_channel()
+    client.force_login(operator_user)
+    soon = timezone.localtime() + timedelta(hours=2)
+    response = client.post("/admin/delivery/maintenance/add/", {
+        "channel": channel.pk, "starts_at_0": soon.strftime("%Y-%m-%d"), "starts_at_1": soon.strftime("%H:%M:%S"),
+        "ends_at_0": soon.strftime("%Y-%m-%d"), "ends_at_1": (soon + timedelta(minutes=30)).strftime("%H:%M:%S"),
+        "notice": "too soon",
+    })
+    assert response.status_code == 200
+    assert "one working day ahead" in response.content.decode()
+    assert not Maintenance.objects.filter(channel=channel).exists()
+    later = timezone.localtime() + timedelta(days=4)
+    response = client.post("/admin/delivery/maintenance/add/", {
+        "channel": channel.pk, "starts_at_0": later.strftime("%Y-%m-%d"), "starts_at_1": "22:00:00",
+        "ends_at_0": later.strftime("%Y-%m-%d"), "ends_at_1": "23:00:00", "notice": "upgrade",
+    })
+    assert response.status_code == 302
+    assert Maintenance.objects.filter(channel=channel, notice="upgrade").exists()

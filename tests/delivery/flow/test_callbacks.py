@@ -108,3 +108,14 @@ def test_callback_secret_is_shown_to_the_tenant_and_rotatable(client_a):
     assert response.json()["callback_url"] == "https://example.com/hook"
     assert response.json()["callback_secret"] != first["callback_secret"]
     assert len(response.json()["callback_secret"]) == 64
+
+
+def test_callbacks_to_private_addresses_are_refused_in_production(tenant_a, endpoint, settings):
+    """SSRF: a tenant cannot make the platform POST into our own network."""
+    settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = False
+    item = enqueue_callback(tenant=tenant_a, url=endpoint.url, event="reply", payload={})
+    deliver_callback(callback_id=item.pk)
+    item.refresh_from_db()
+    assert item.state == CallbackState.FAILED
+    assert "non-public" in item.last_error
+    assert endpoint.received == []

@@ -141,3 +141,25 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
     finally:
         signal_group(first, signal.SIGKILL)
     assert_each_sent_once_and_charged_once(sim, tenant, numbers, ids)
+
+
+def test_a_channel_that_refuses_fails_over_to_the_next_R_DLV_2(live_db, smsc_factory, worker):
+    """The first channel refuses the destination (permanent error): the next route delivers it."""
+    from delivery.models import Route
+    from delivery.services import create_channel
+
+    from .live import SYSTEM
+
+    refusing = smsc_factory(credentials={"demo": "demo"}, reject_destinations={"8613700000001"})
+    good = smsc_factory(credentials={"demo": "demo"})
+    first = only_channel(port=refusing.port)
+    second = create_channel(actor=SYSTEM, name=f"second-{first.pk}", host="127.0.0.1", port=good.port,
+                            system_id="demo", password="demo", source_addr="10690")
+    Route.objects.create(name=f"backup-{second.pk}", channel=second, priority=50)
+    tenant, client = live_tenant("Failover Co.")
+    template = make_sendable(tenant)
+    worker()
+    ids = send_batch(client, template, ["+8613700000001", "+8613700000002"])
+    wait_all_delivered(tenant, ids)
+    assert [r.destination for r in refusing.submitted] == ["8613700000002"]
+    assert [r.destination for r in good.submitted] == ["8613700000001"]

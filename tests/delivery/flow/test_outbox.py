@@ -89,3 +89,53 @@ def test_messages_wait_when_every_matching_channel_is_in_maintenance(tenant_a, m
         msg.refresh_from_db()
     assert msg.status == S.ACCEPTED
     assert OutboxEntry.objects.filter(relayed_at__isnull=True, message_ids=[msg.pk], available_at__gt=now).exists()
+
+
+def test_released_held_messages_go_through_the_outbox(tenant_a, make_channel):
+    """R-CMP-8 hold → a reviewer releases → routed and queued like any accepted message."""
+    from delivery.services import release_held_messages
+    from tenants.services import Actor
+
+    channel = make_channel(priority=0)
+    msg = add_message(tenant_a, status=S.HELD)
+    assert release_held_messages(tenant=tenant_a, message_ids=[msg.pk], actor=Actor.system("reviewer")) == 1
+    relay_outbox()
+    with tenant_context(tenant_a):
+        msg.refresh_from_db()
+        assert [e.to_status for e in msg.events.all()] == [S.HELD, S.ACCEPTED, S.QUEUED]
+    assert (msg.status, msg.channel_id) == (S.QUEUED, channel.pk)
+
+
+def test_relay_is_not_skipped_when_the_tenant_row_is_locked(live_db, make_channel_live):
+    """A lock on the tenant row (e.g. a state change in progress) must not make the relay skip
+    the tenant's outbox entries (SKIP LOCKED applies to the entry rows only)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from tenants.models import Tenant
+
+    from .live import live_tenant
+
+    make_channel_live()
+    tenant, _ = live_tenant("Locked Tenant Co.")
+    msg = add_message(tenant)
+    entry = add_outbox(tenant, [msg])
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_tenant_lock():
+        with transaction.atomic():
+            Tenant.objects.select_for_update().get(pk=tenant.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_tenant_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        jobs = relay_outbox(entry_ids=[entry.pk])
+        assert [j.message_ids for j in jobs] == [[msg.pk]]
+    finally:
+        release.set()
+        holder.join()

@@ -130,3 +130,16 @@ def test_a_reused_carrier_id_belongs_to_the_newest_submission(tenant_a, make_cha
     record_receipt(channel_id=channel.pk, receipt=receipt("R1"))
     assert status_of(tenant_a, new) == S.DELIVERED
     assert status_of(tenant_a, old) == S.SUBMITTED
+
+
+def test_housekeeping_drops_only_old_working_rows(tenant_a, make_channel):
+    from delivery.sender import purge_housekeeping
+
+    channel = make_channel()
+    old = PendingReceipt.objects.create(channel=channel, carrier_message_id="OLD", stat="DELIVRD", status="delivered",
+                                        applied_at=timezone.now())
+    fresh = PendingReceipt.objects.create(channel=channel, carrier_message_id="NEW", stat="DELIVRD", status="delivered")
+    PendingReceipt.objects.filter(pk=old.pk).update(applied_at=timezone.now() - timedelta(days=2))
+    purge_housekeeping()
+    assert not PendingReceipt.objects.filter(pk=old.pk).exists()
+    assert PendingReceipt.objects.filter(pk=fresh.pk).exists()

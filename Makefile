@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 	$(SERVICES) && $(PY) manage.py makemigrations --check --dry-run $(APPS) && $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
-	$(SERVICES) && $(PY) manage.py bootstrap && $(PY) bench/run_all.py
+	$(SERVICES) && $(PY) manage.py bootstrap && $(PY) bench/run_all.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

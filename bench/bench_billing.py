@@ -82,11 +82,10 @@ def main() -> None:
         ("capture_holds", f"{half_total / capture_s:,.0f}", "captures/s", ">= 5,000"),
         ("release_holds", f"{(total - half_total) / release_s:,.0f}", "releases/s", ">= 5,000"),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'value':>10}  {'unit':<10}  goal")
-    for figure, value, unit, goal in rows:
-        print(f"{figure:<{width}}  {value:>10}  {unit:<10}  {goal}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _setup import print_table
 
+    print_table(f"Billing holds, {args.rounds} rounds of {args.batch}", rows)
 
 if __name__ == "__main__":
     main()

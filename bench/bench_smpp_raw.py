@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -126,12 +127,14 @@ def main() -> None:
         stop.set()
         proc.join(10)
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'value':>10}  {'unit':<10}  goal")
-    for figure, value, unit, goal in rows:
-        shown = f"{value:,.0f}" if isinstance(value, float) else str(value)
-        print(f"{figure:<{width}}  {shown:>10}  {unit:<10}  {goal}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _setup import print_table
 
+    print_table(
+        f"SMPP client on loopback simulator, {args.messages} messages (raw smpplib vs our SmppSession)",
+        [(figure, f"{value:,.0f}" if isinstance(value, float) else str(value), unit, goal)
+         for figure, value, unit, goal in rows],
+    )
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,9 @@
 """`make bench`: run every bench/bench_*.py against the configured stack, print their tables and
 write them all to bench/results/latest.md."""
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,13 +13,51 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 
 
+# Arguments per script: `--quick` runs smaller sizes (a smoke run); by default the goal sizes.
+QUICK_ARGS = {
+    "bench_api.py": ["3", "100"],
+    "bench_e2e.py": ["1000", "4"],
+    "bench_export.py": ["100000"],
+    "bench_tenants.py": ["3"],
+}
+FULL_ARGS = {"bench_api.py": ["20", "300", "--profile"], "bench_e2e.py": ["5000", "4"]}
+ROW = re.compile(r"^\|(?P<figure>[^|]+)\|(?P<value>[^|]+)\|(?P<unit>[^|]+)\|(?P<goal>[^|]*)\|\s*$")
+
+
+def table_rows(markdown: str) -> list[tuple[str, ...]]:
+    """(figure, value, unit, goal) of every table row a bench printed."""
+    rows = []
+    for line in markdown.splitlines():
+        m = ROW.match(line.strip())
+        if m and m["figure"].strip() not in ("figure",) and not set(m["value"].strip()) <= set("-:"):
+            rows.append(tuple(m[k].strip() for k in ("figure", "value", "unit", "goal")))
+    return rows
+
+
 def main() -> int:
-    sections, failures = [], []
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    parser.add_argument("only", nargs="*", help="bench script names to run (default: all)")
+    args = parser.parse_args()
+    sections, failures, summary = [], [], []
     scripts = sorted(BENCH.glob("bench_*.py"))
+    outputs = {}
+    cache = BENCH / "results" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
     for script in scripts:
+        cached = cache / f"{script.stem}.md"
+        if args.only and script.name not in args.only and script.stem not in args.only:
+            # Not selected: keep the figures of its last run, so latest.md stays complete.
+            if cached.exists():
+                outputs[script.name] = cached.read_text()
+                sections.append(f"## {script.name} (previous run)\n\n{outputs[script.name].strip()}\n")
+                summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(outputs[script.name])]
+            continue
         print(f"== {script.name}", flush=True)
         started = time.perf_counter()
-        run = subprocess.run([sys.executable, str(script)], cwd=BENCH.parent, capture_output=True, text=True, env=os.environ)
+        extra = (QUICK_ARGS if args.quick else FULL_ARGS).get(script.name, [])
+        run = subprocess.run([sys.executable, str(script), *extra], cwd=BENCH.parent, capture_output=True, text=True,
+                             env=os.environ)
         took = time.perf_counter() - started
         print(run.stdout, flush=True)
         if run.returncode != 0:
@@ -25,16 +65,38 @@ def main() -> int:
             print(run.stderr[-3000:], file=sys.stderr)
             sections.append(f"## {script.name}\n\nFAILED (exit {run.returncode}):\n\n```\n{run.stderr[-1500:]}\n```\n")
         else:
+            outputs[script.name] = run.stdout
+            cached.write_text(run.stdout)
             sections.append(f"## {script.name} ({took:.0f} s)\n\n{run.stdout.strip()}\n")
+            summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(run.stdout)]
+    summary += e2e_ratio(outputs)
+    table = ["## Summary: every figure", "", "| bench | figure | value | unit | goal |", "|---|---|---:|---|---|"]
+    table += [f"| {' | '.join(row)} |" for row in summary]
     header = (
         f"# Benchmark results\n\nRun {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
-        f"by `make bench`.\n\n"
+        f"by `make bench`{' --quick' if args.quick else ''}.\n\n"
     )
     out = BENCH / "results" / "latest.md"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(header + "\n".join(sections))
+    out.write_text(header + "\n".join(table) + "\n\n" + "\n".join(sections))
     print(f"wrote {out.relative_to(BENCH.parent)}; failed: {failures or 'none'}")
     return 1 if failures else 0
+
+
+def e2e_ratio(outputs: dict[str, str]) -> list[tuple[str, ...]]:
+    """Our end-to-end rate as a share of the raw smpplib rate (same simulator, same machine)."""
+
+    def number(text: str) -> float:
+        return float(text.replace(",", ""))
+
+    e2e = {r[0]: r[1] for r in table_rows(outputs.get("bench_e2e.py", ""))}
+    raw = [r for r in table_rows(outputs.get("bench_smpp_raw.py", "")) if r[0].startswith("raw smpplib") and "msg/s" in r[2]]
+    ours = e2e.get("accepted → receipt stored (delivered)")
+    if not ours or not raw:
+        return []
+    best = max(number(r[1]) for r in raw)
+    return [("e2e", "end-to-end rate / raw smpplib rate", f"{number(ours) / best:.2f}", "ratio",
+             f"raw smpplib best window: {best:,.0f} msg/s")]
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ class ChannelQueues(Middleware):
                 sender.SessionRegistry.poll_idle()
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
+            finally:
+                # A killed or broken connection is replaced (without this the thread kept its dead
+                # connection and refused every receipt from then on: found by pg_terminate_backend).
+                close_old_connections()
             stop.wait(self.poll_seconds)
         connection.close()
 

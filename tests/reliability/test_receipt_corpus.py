@@ -1,0 +1,101 @@
+"""Receipt corpus (R-DLV-4, R-BIL-8): 60 messages of two tenants, one or two parts each, whose
+carrier ids come back in every form SMSCs use — hex in submit_sm_resp and decimal in the receipt
+or the reverse, upper/lower case, leading zeros, receipted_message_id TLV instead of the text
+`id:`, message_state TLV over `stat:`, upper-case keys, dates with or without seconds — in
+shuffled order, some before their submit response, every one twice, plus receipts for ids nobody
+sent and a receipt for a real id on another channel. Afterwards every message has the status of
+its own receipts, no known receipt is left unmatched, and the strangers matched nothing."""
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from delivery.inbound import record_receipt
+from delivery.models import Message, MessageStatus, PendingReceipt
+from delivery.receipts import format_receipt, normalise_message_id, parse_receipt
+from delivery.sender import apply_submit_results
+from delivery.smpp import SubmitResult
+
+from ..delivery.flow.conftest import add_message
+
+S = MessageStatus
+pytestmark = pytest.mark.faults
+DONE = datetime(2026, 11, 23, 12, 0, 5, tzinfo=UTC)
+
+
+def receipt_pdu(style: int, *, sent_id: int, stat: str) -> dict:
+    """A receipt as an SMSC would send it, for a message whose numeric id is `sent_id`."""
+    text = format_receipt(message_id=format(sent_id, "X"), stat=stat, submit_date=DONE, done_date=DONE)
+    if style == 0:  # hex id, as in the submit response, upper case
+        return {"short_message": text}
+    if style == 1:  # decimal id in the text; submit response was hex
+        return {"short_message": text.replace(f"id:{sent_id:X}", f"id:{sent_id}")}
+    if style == 2:  # id only in the receipted_message_id TLV (NUL-terminated, lower case)
+        return {"short_message": text.replace(f"id:{sent_id:X} ", ""),
+                "tlvs": {"receipted_message_id": f"{sent_id:x}".encode() + b"\x00"}}
+    if style == 3:  # upper-case keys, lower-case stat, leading zeros on the id
+        return {"short_message": text.replace(f"id:{sent_id:X}", f"ID:{sent_id:012X}").upper().replace(
+            f"STAT:{stat}", f"stat:{stat.lower()}")}
+    # message_state TLV (numeric) wins over a contradicting text stat
+    state = {"DELIVRD": 2, "UNDELIV": 5}[stat]
+    other = "UNDELIV" if stat == "DELIVRD" else "DELIVRD"
+    return {"short_message": text.replace(f"stat:{stat}", f"stat:{other}"), "tlvs": {"message_state": state}}
+
+
+def test_receipt_corpus_every_form_matches_its_message_once(tenant_a, tenant_b, make_channel, figure,
+                                                            django_capture_on_commit_callbacks):
+    rng = random.Random(7)
+    channel, other_channel = make_channel(), make_channel(route=False)
+    expected: dict[tuple[int, int], str] = {}
+    submits, receipts = [], []
+    for n in range(60):
+        tenant = (tenant_a, tenant_b)[n % 2]
+        parts = 1 + (n % 3 == 0)
+        msg = add_message(tenant, status=S.SUBMITTING, recipient=f"+86138{n:08d}", claim_token="tok", channel_id=channel.pk)
+        stats = [rng.choice(["DELIVRD", "DELIVRD", "UNDELIV"]) for _ in range(parts)]
+        expected[(tenant.pk, msg.pk)] = S.DELIVERED if set(stats) == {"DELIVRD"} else S.UNDELIVERED
+        ids = [0xA0000000 + n * 16 + p for p in range(parts)]
+        submits.append([SubmitResult(ref=f"{tenant.schema_name}:{msg.pk}:tok", part=p + 1, parts=parts,
+                                     message_id=normalise_message_id(format(i, "X")), command_status=0, transient=False)
+                        for p, i in enumerate(ids)])
+        for i, stat in zip(ids, stats, strict=True):
+            receipts += [receipt_pdu(rng.randrange(5), sent_id=i, stat=stat)] * 2  # every receipt twice
+    strangers = [receipt_pdu(s, sent_id=0xBEEF0000 + s, stat="DELIVRD") for s in range(5)]
+    wrong_bind = receipt_pdu(0, sent_id=0xA0000000, stat="UNDELIV")  # a real id, on another channel's bind
+
+    rng.shuffle(receipts)
+    half = len(receipts) // 2
+    with django_capture_on_commit_callbacks(execute=True):
+        for pdu in receipts[:half]:  # these arrive before their submit response (parked)
+            record_receipt(channel_id=channel.pk, receipt=parse_receipt(**pdu))
+        record_receipt(channel_id=other_channel.pk, receipt=parse_receipt(**wrong_bind))
+        order = list(range(len(submits)))
+        rng.shuffle(order)
+        for k in order:
+            apply_submit_results(channel_id=channel.pk, results=submits[k])
+        for pdu in receipts[half:] + strangers:
+            record_receipt(channel_id=channel.pk, receipt=parse_receipt(**pdu))
+
+    got = {}
+    for tenant in (tenant_a, tenant_b):
+        with tenant_context(tenant):
+            got.update({(tenant.pk, pk): s for pk, s in Message.objects.filter(
+                pk__in=[m for t, m in expected if t == tenant.pk]).values_list("pk", "status")})
+    connection.set_schema_to_public()
+    wrong = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
+    open_receipts = PendingReceipt.objects.filter(applied_at__isnull=True)
+    stranger_ids = {parse_receipt(**pdu).message_id for pdu in strangers}
+    unmatched_known = open_receipts.filter(channel_id=channel.pk).exclude(carrier_message_id__in=stranger_ids).count()
+    parked_strangers = open_receipts.filter(carrier_message_id__in=stranger_ids).count()
+    scale = f"60 messages / {sum(len(b) for b in submits)} parts, {len(receipts)} receipts (each twice), 5 forms"
+    figure("receipts unmatched (known carrier ids)", unmatched_known, unit="receipts", scale=scale)
+    figure("messages with a wrong final status after the corpus", len(wrong), scale=scale)
+    assert not wrong, wrong
+    assert unmatched_known == 0
+    assert parked_strangers == len(strangers)  # unknown ids wait (and expire), touching nothing
+    assert open_receipts.filter(channel_id=other_channel.pk).count() == 1  # another bind's receipt matched nothing
+    assert Counter(got.values()) == Counter(expected.values())

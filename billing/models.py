@@ -10,15 +10,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from smsplatform.message_types import MessageType
+
 from .rules import format_money
-
-
-class MessageType(models.TextChoices):
-    VERIFICATION = "verification", "Verification code"
-    NOTIFICATION = "notification", "Notification"
-    MARKETING = "marketing", "Marketing"
-    MEMBER = "member", "Member service"
-    INTERNATIONAL = "international", "International"
 
 
 class Plan(models.Model):

@@ -10,6 +10,7 @@ import uuid
 
 from django.db import models
 
+from smsplatform.message_types import MessageType
 from smsplatform.tenancy import TenantScoped
 
 
@@ -20,14 +21,6 @@ class ReviewStatus(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"
 
 
-class MessageType(models.TextChoices):
-    """The shared vocabulary of message types (contracts.md)."""
-
-    VERIFICATION = "verification", "Verification code"
-    NOTIFICATION = "notification", "Notification"
-    MARKETING = "marketing", "Marketing"
-    MEMBER = "member", "Member service"
-    INTERNATIONAL = "international", "International"
 
 
 # --- R-CMP-1 signatures ----------------------------------------------------------------------

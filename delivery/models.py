@@ -9,15 +9,8 @@ InboundMessage.
 from django.db import models
 from django.db.models import Q
 
+from smsplatform.message_types import MessageType
 from smsplatform.tenancy import TenantScoped
-
-
-class MessageType(models.TextChoices):
-    VERIFICATION = "verification", "Verification code"
-    NOTIFICATION = "notification", "Notification"
-    MARKETING = "marketing", "Marketing"
-    MEMBER = "member", "Member service"
-    INTERNATIONAL = "international", "International"
 
 
 class Carrier(models.TextChoices):

@@ -3,10 +3,10 @@ tests/delivery/flow/test_faults.py) on the test database and prints what they pr
 table (messages lost, charged twice, submitted twice, stuck, receipts unmatched, rows in the
 wrong tenant schema), for bench/results/latest.md and docs/reliability.md.
 
-    DATABASE_URL=... DRAMATIQ_BROKER_URL=... .venv/bin/python bench/bench_faults.py
+    DATABASE_URL=... DRAMATIQ_BROKER_URL=... .venv/bin/python bench/bench_faults.py [kill_messages]
 
-The SIGKILL test runs at 120 messages (tests/delivery/flow/test_faults.py); a 10,000-message
-SIGKILL run is not part of this script yet (see docs/reliability.md, "Not yet proven").
+kill_messages: size of tests/reliability/test_kill_at_scale.py (default 10,000; `make test` runs
+it with 300).
 """
 
 import json
@@ -27,10 +27,10 @@ FLOW_FAULTS = {  # tests of tests/delivery/flow/test_faults.py: each asserts los
 }
 
 
-def main() -> int:
+def main(kill_messages: int) -> int:
     figures_file = tempfile.NamedTemporaryFile(prefix="faults-", suffix=".jsonl", delete=False)  # noqa: SIM115
     junit = tempfile.NamedTemporaryFile(prefix="faults-", suffix=".xml", delete=False)  # noqa: SIM115
-    env = {**os.environ, "FAULT_FIGURES_FILE": figures_file.name}
+    env = {**os.environ, "FAULT_FIGURES_FILE": figures_file.name, "FAULT_KILL_MESSAGES": str(kill_messages)}
     run = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "pytest"), "-q", "-m", "faults", "-p", "no:logging", f"--junitxml={junit.name}",
          "tests/reliability", "tests/delivery/flow/test_faults.py"],
@@ -52,7 +52,7 @@ def main() -> int:
                      else outcomes.get(name, "not run"), "messages", "0 / 0 / 0"))
     failed = sorted(n for n, o in outcomes.items() if o == "FAILED")
     rows.append(("fault tests passed", f"{sum(o == 'passed' for o in outcomes.values())}/{len(outcomes)}", "tests", "all"))
-    print_table("Fault suite (pytest -m faults)", rows)
+    print_table(f"Fault suite (pytest -m faults; worker SIGKILL at scale: {kill_messages:,} messages)", rows)
     print("Scale of each run:\n")
     for scale in scales:
         print(f"- {scale}")
@@ -63,4 +63,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))

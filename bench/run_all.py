@@ -18,6 +18,7 @@ QUICK_ARGS = {
     "bench_api.py": ["3", "100"],
     "bench_e2e.py": ["1000", "4"],
     "bench_export.py": ["100000"],
+    "bench_faults.py": ["300"],
     "bench_tenants.py": ["3"],
 }
 FULL_ARGS = {"bench_api.py": ["20", "300", "--profile"], "bench_e2e.py": ["5000", "4"]}

@@ -51,10 +51,12 @@ def test_maintenance_with_short_notice_is_refused_on_the_admin_form_R_DLV_6(clie
 
     channel = make_channel()
     client.force_login(operator_user)
+    # The end gets its own date: near midnight "soon + 30 min" falls on the next day.
     soon = timezone.localtime() + timedelta(hours=2)
+    soon_end = soon + timedelta(minutes=30)
     response = client.post("/admin/delivery/maintenance/add/", {
         "channel": channel.pk, "starts_at_0": soon.strftime("%Y-%m-%d"), "starts_at_1": soon.strftime("%H:%M:%S"),
-        "ends_at_0": soon.strftime("%Y-%m-%d"), "ends_at_1": (soon + timedelta(minutes=30)).strftime("%H:%M:%S"),
+        "ends_at_0": soon_end.strftime("%Y-%m-%d"), "ends_at_1": soon_end.strftime("%H:%M:%S"),
         "notice": "too soon",
     })
     assert response.status_code == 200

@@ -48,6 +48,7 @@ def test_maintenance_with_short_notice_is_refused_on_the_admin_form_R_DLV_6(clie
     from datetime import timedelta
 
     from delivery.models import Maintenance
+    from delivery.services import earliest_maintenance_start
 
     channel = make_channel()
     client.force_login(operator_user)
@@ -62,10 +63,11 @@ def test_maintenance_with_short_notice_is_refused_on_the_admin_form_R_DLV_6(clie
     assert response.status_code == 200
     assert "one working day ahead" in response.content.decode()
     assert not Maintenance.objects.filter(channel=channel).exists()
-    later = timezone.localtime() + timedelta(days=4)
+    later = timezone.localtime(earliest_maintenance_start() + timedelta(hours=1))
+    later_end = later + timedelta(hours=1)
     response = client.post("/admin/delivery/maintenance/add/", {
-        "channel": channel.pk, "starts_at_0": later.strftime("%Y-%m-%d"), "starts_at_1": "22:00:00",
-        "ends_at_0": later.strftime("%Y-%m-%d"), "ends_at_1": "23:00:00", "notice": "upgrade",
+        "channel": channel.pk, "starts_at_0": later.strftime("%Y-%m-%d"), "starts_at_1": later.strftime("%H:%M:%S"),
+        "ends_at_0": later_end.strftime("%Y-%m-%d"), "ends_at_1": later_end.strftime("%H:%M:%S"), "notice": "upgrade",
     })
     assert response.status_code == 302
     assert Maintenance.objects.filter(channel=channel, notice="upgrade").exists()

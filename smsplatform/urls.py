@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenants.api import AccountView
 
+from .health import healthz, readyz
+
 # Each app adds its customer endpoints in its own api_urls.py (included below when present).
 api_v1 = [
     path("account", AccountView.as_view(), name="account"),
@@ -11,6 +13,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("compliance.api_urls")),

@@ -825,15 +825,40 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
         "countries",
         "rectification",
     ]
+    readonly_fields = ["rectification_done_at", "rectification_done_by", "rectification_escalated_at"]
+    actions = ["mark_rectification_done"]
 
     @admin.display(description="Rectification deadline", ordering="rectification_deadline")
     def rectification(self, obj):
         if obj.rectification_deadline is None:
             return ""
         shown = timezone.localtime(obj.rectification_deadline).strftime("%Y-%m-%d %H:%M")
+        if obj.rectification_done_at is not None:
+            return f"DONE (deadline {shown})"
+        if obj.rectification_escalated_at is not None:
+            return format_html('<strong style="color:#ba2121">ESCALATED {}</strong>', shown)
         if obj.rectification_deadline < timezone.now():
             return format_html('<strong style="color:#ba2121">PASSED {}</strong>', shown)
         return shown
+
+    @admin.action(description="Mark rectification done", permissions=["enforce"])
+    def mark_rectification_done(self, request, queryset):
+        """R-CMP-6: recorded per tenant (rectification.done); stops the overdue escalation."""
+        done = 0
+        for row in queryset.select_related("tenant"):
+            try:
+                services.mark_rectification_done(
+                    tenant=row.tenant, actor=admin_actor(request), reason="marked done in admin"
+                )
+            except DomainError as exc:
+                messages.warning(request, f"{row.tenant}: {exc.message}")
+            else:
+                done += 1
+        if done:
+            messages.success(request, f"Marked {done} rectification(s) done.")
+
+    def has_enforce_permission(self, request):
+        return request.user.has_perm("compliance.enforce")
 
     @admin.display(description="International countries")
     def countries(self, obj):

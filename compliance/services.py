@@ -550,6 +550,9 @@ def update_compliance_settings(*, tenant: Tenant, changes: dict, actor: Actor, r
     with transaction.atomic():
         row, _ = ComplianceSettings.objects.select_for_update().get_or_create(tenant=tenant)
         before = {field: _jsonable(getattr(row, field)) for field in changes}
+        if "rectification_deadline" in changes and changes["rectification_deadline"] != row.rectification_deadline:
+            # A new deadline starts a new rectification: not done, not escalated (R-CMP-6).
+            row.rectification_done_at, row.rectification_done_by, row.rectification_escalated_at = None, "", None
         for field, value in changes.items():
             setattr(row, field, value)
         row.save()
@@ -1028,6 +1031,96 @@ def order_rectification(
             violation=violation,
             details={"deadline": deadline.isoformat()},
         )
+
+
+def mark_rectification_done(*, tenant: Tenant, actor: Actor, reason: str = "") -> ComplianceSettings:
+    """An operator confirms the tenant rectified in time (or late): no escalation after this (R-CMP-6)."""
+    with transaction.atomic():
+        row = ComplianceSettings.objects.select_for_update().filter(tenant_id=tenant.pk).first()
+        if row is None or row.rectification_deadline is None:
+            raise ReviewConflict("No rectification is ordered for this tenant.", code="no_rectification")
+        if row.rectification_done_at is not None:
+            raise ReviewConflict("This rectification is already marked done.", code="rectification_already_done")
+        row.rectification_done_at, row.rectification_done_by = _now(), actor.label
+        row.save(update_fields=["rectification_done_at", "rectification_done_by", "updated_at"])
+        record_operation(
+            actor=actor,
+            action="rectification.done",
+            tenant=tenant,
+            obj=row,
+            reason=reason,
+            after={
+                "deadline": row.rectification_deadline.isoformat(),
+                "late": row.rectification_done_at > row.rectification_deadline,
+            },
+        )
+    return row
+
+
+OVERDUE_RECTIFICATION_ACTIONS = ("escalate", "suspend_sending")
+
+
+def escalate_overdue_rectifications(*, now: datetime | None = None) -> int:
+    """Periodic (R-CMP-6): a rectification deadline passed and not marked done is escalated once:
+    recorded, the operators told (mail_admins after commit), and with
+    COMPLIANCE_OVERDUE_RECTIFICATION_ACTION = "suspend_sending" the next ladder step taken through
+    suspend_sending(). Runs twice → one escalation (rectification_escalated_at, row lock)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    mode = settings.COMPLIANCE_OVERDUE_RECTIFICATION_ACTION
+    if mode not in OVERDUE_RECTIFICATION_ACTIONS:
+        raise ImproperlyConfigured(
+            f"COMPLIANCE_OVERDUE_RECTIFICATION_ACTION must be one of {OVERDUE_RECTIFICATION_ACTIONS}, not {mode!r}."
+        )
+    now = now or _now()
+    actor = Actor.system("rectification-escalation")
+    due = ComplianceSettings.objects.filter(
+        rectification_deadline__lt=now, rectification_done_at__isnull=True, rectification_escalated_at__isnull=True
+    ).values_list("pk", flat=True)
+    escalated = 0
+    for pk in list(due):
+        with transaction.atomic():
+            row = ComplianceSettings.objects.select_for_update().select_related("tenant").get(pk=pk)
+            deadline = row.rectification_deadline
+            if deadline is None or deadline >= now or row.rectification_done_at or row.rectification_escalated_at:
+                continue  # changed since the scan
+            row.rectification_escalated_at = now
+            row.save(update_fields=["rectification_escalated_at", "updated_at"])
+            tenant = row.tenant
+            shown = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
+            reason = f"Rectification deadline {shown} passed without being marked done (R-CMP-6)"
+            ordered = (
+                EnforcementAction.objects.filter(tenant=tenant, kind=ActionKind.RECTIFICATION)
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            violation = ordered.violation if ordered else None
+            suspended = mode == "suspend_sending" and tenant.state == TenantState.ACTIVE
+            record_operation(
+                actor=actor,
+                action="rectification.escalate",
+                tenant=tenant,
+                obj=row,
+                reason=reason,
+                after={"deadline": deadline.isoformat(), "mode": mode, "suspended": suspended},
+            )
+            if suspended:
+                suspend_sending(tenant=tenant, actor=actor, reason=reason, violation=violation)
+            subject = f"Overdue rectification: {tenant.name}"
+            body = f"{reason}.\nTenant: {tenant.name} ({tenant.schema_name})\n" + (
+                "Sending was suspended (COMPLIANCE_OVERDUE_RECTIFICATION_ACTION=suspend_sending).\n"
+                if suspended
+                else "No automatic action: decide the next step on the violation's page.\n"
+            )
+            transaction.on_commit(lambda s=subject, b=body: _tell_operators(subject=s, body=b), robust=True)
+            escalated += 1
+    return escalated
+
+
+def _tell_operators(*, subject: str, body: str) -> None:
+    from django.core.mail import mail_admins
+
+    mail_admins(subject, body, fail_silently=False)
 
 
 def cap_volume(

@@ -307,7 +307,7 @@ class ComplianceSettings(models.Model):
     # R-CMP-6: an operator marks the rectification done; a deadline passed without that is escalated
     # once (escalated_at set). A new deadline clears both.
     rectification_done_at = models.DateTimeField(null=True, blank=True)
-    rectification_done_by = models.CharField(max_length=200, blank=True, db_default="")
+    rectification_done_by = models.CharField(max_length=200, blank=True, default="", db_default="")
     rectification_escalated_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -23,3 +23,12 @@ def prune_volume_counters() -> int:
         if not got:
             return 0
         return services.prune_volume_counters()
+
+
+@dramatiq.actor(max_retries=0)
+def escalate_overdue_rectifications() -> int:
+    """R-CMP-6: rectification deadlines passed and not marked done escalate (once)."""
+    with advisory_lock("compliance.escalate_overdue_rectifications") as got:
+        if not got:
+            return 0
+        return services.escalate_overdue_rectifications()

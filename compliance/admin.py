@@ -1,5 +1,6 @@
 """Operator admin for compliance: review queues (R-CMP-1/2), banned rules and the block list (R-CMP-3/4,
-import/export), violations and enforcement (R-CMP-6), complaints (R-CMP-7), per-tenant settings.
+import/export), violations and enforcement (R-CMP-6), complaints (R-CMP-7), per-tenant settings,
+per-country rules and registered senders (R-CMP-9, import/export).
 
 Every write calls a service (which records the operation, R-AUD-3).
 """
@@ -28,11 +29,13 @@ from .models import (
     Complaint,
     ComplaintStatus,
     ComplianceSettings,
+    CountryRule,
     EnforcementAction,
     GlobalBlock,
     OptOut,
     OptOutRemoval,
     OptOutSource,
+    RegisteredSender,
     ReviewStatus,
     Signature,
     SignatureProof,
@@ -41,7 +44,7 @@ from .models import (
     Violation,
     VolumeCounter,
 )
-from .resources import BannedRuleResource, GlobalBlockResource
+from .resources import BannedRuleResource, CountryRuleResource, GlobalBlockResource
 from .rules import normalise_number
 from .scanner import validate_pattern
 
@@ -825,15 +828,40 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
         "countries",
         "rectification",
     ]
+    readonly_fields = ["rectification_done_at", "rectification_done_by", "rectification_escalated_at"]
+    actions = ["mark_rectification_done"]
 
     @admin.display(description="Rectification deadline", ordering="rectification_deadline")
     def rectification(self, obj):
         if obj.rectification_deadline is None:
             return ""
         shown = timezone.localtime(obj.rectification_deadline).strftime("%Y-%m-%d %H:%M")
+        if obj.rectification_done_at is not None:
+            return f"DONE (deadline {shown})"
+        if obj.rectification_escalated_at is not None:
+            return format_html('<strong style="color:#ba2121">ESCALATED {}</strong>', shown)
         if obj.rectification_deadline < timezone.now():
             return format_html('<strong style="color:#ba2121">PASSED {}</strong>', shown)
         return shown
+
+    @admin.action(description="Mark rectification done", permissions=["enforce"])
+    def mark_rectification_done(self, request, queryset):
+        """R-CMP-6: recorded per tenant (rectification.done); stops the overdue escalation."""
+        done = 0
+        for row in queryset.select_related("tenant"):
+            try:
+                services.mark_rectification_done(
+                    tenant=row.tenant, actor=admin_actor(request), reason="marked done in admin"
+                )
+            except DomainError as exc:
+                messages.warning(request, f"{row.tenant}: {exc.message}")
+            else:
+                done += 1
+        if done:
+            messages.success(request, f"Marked {done} rectification(s) done.")
+
+    def has_enforce_permission(self, request):
+        return request.user.has_perm("compliance.enforce")
 
     @admin.display(description="International countries")
     def countries(self, obj):
@@ -848,6 +876,107 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
             tenant=form.cleaned_data["tenant"], changes=changes, actor=admin_actor(request), reason="changed in admin"
         )
         obj.pk = row.pk
+
+
+# --- R-CMP-9 per-country rules ---------------------------------------------------------------
+
+
+class CountryRuleForm(forms.ModelForm):
+    class Meta:
+        model = CountryRule
+        fields = [
+            "country",
+            "name",
+            "enabled",
+            "sender_rule",
+            "opt_out_text_required",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "timezone",
+            "max_segments",
+            "notes",
+        ]
+
+    def clean_country(self):
+        return (self.cleaned_data.get("country") or "").strip().upper()
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            problem = services.country_rule_problem(CountryRule(**{f: data.get(f) for f in self.Meta.fields}))
+            if problem:
+                raise forms.ValidationError(problem)
+        return data
+
+
+class RegisteredSenderInline(admin.TabularInline):
+    model = RegisteredSender
+    extra = 0
+    can_delete = False
+    fields = ["tenant", "sender_id", "note", "created_by", "created_at"]
+    readonly_fields = fields
+    verbose_name_plural = "registered senders (add them under Compliance › Registered senders)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CountryRule)
+class CountryRuleAdmin(ImportExportModelAdmin):
+    """R-CMP-9 destination-country rules; import/export (rows matched on the country code)."""
+
+    resource_classes = [CountryRuleResource]
+    form = CountryRuleForm
+    list_display = ["country", "name", "enabled", "sender_rule", "content_rules", "updated_at"]
+    list_filter = ["enabled", "sender_rule"]
+    search_fields = ["country", "name", "notes"]
+    inlines = [RegisteredSenderInline]
+
+    @admin.display(description="Content rules")
+    def content_rules(self, obj):
+        parts = []
+        if obj.opt_out_text_required:
+            parts.append("opt-out text")
+        if obj.quiet_hours_start is not None:
+            parts.append(f"quiet {obj.quiet_hours_start:%H:%M}-{obj.quiet_hours_end:%H:%M} {obj.timezone}")
+        if obj.max_segments:
+            parts.append(f"≤ {obj.max_segments} segments")
+        return ", ".join(parts)
+
+    def save_model(self, request, obj, form, change):
+        services.save_country_rule(rule=obj, actor=admin_actor(request))
+
+    def delete_model(self, request, obj):
+        services.delete_country_rules(rule_ids=[obj.pk], actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_country_rules(rule_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
+
+
+@admin.register(RegisteredSender)
+class RegisteredSenderAdmin(admin.ModelAdmin):
+    """Sender IDs tenants registered for `registered` countries (R-CMP-9): the signature text."""
+
+    list_display = ["sender_id", "rule", "tenant", "note", "created_by", "created_at"]
+    list_filter = ["rule"]
+    search_fields = ["sender_id", "tenant__name"]
+    fields = ["rule", "tenant", "sender_id", "note"]
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        sender = services.register_sender(
+            rule=obj.rule, tenant=obj.tenant, sender_id=obj.sender_id, note=obj.note, actor=admin_actor(request)
+        )
+        obj.pk = sender.pk
+
+    def delete_model(self, request, obj):
+        services.unregister_sender(sender=obj, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        for sender in queryset.select_related("rule", "tenant"):
+            services.unregister_sender(sender=sender, actor=admin_actor(request))
 
 
 @admin.register(VolumeCounter)

@@ -28,6 +28,7 @@ from . import selectors, services
 from .models import (
     Complaint,
     Consent,
+    CountryRule,
     EnforcementAction,
     MessageType,
     OptOut,
@@ -522,3 +523,62 @@ class ComplaintViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             complaint=self.get_object(), answer=data.validated_data["answer"], actor=caller_actor(request)
         )
         return Response(ComplaintSerializer(complaint).data)
+
+
+# --- destination countries (R-CMP-9) ---------------------------------------------------------
+
+
+class CountryRuleSerializer(serializers.ModelSerializer):
+    enabled_for_account = serializers.SerializerMethodField(
+        help_text="the country is in this account's enabled countries (set by an operator)"
+    )
+    registered_senders = serializers.SerializerMethodField(help_text="this account's sender IDs registered there")
+
+    class Meta:
+        model = CountryRule
+        fields = [
+            "country",
+            "name",
+            "enabled",
+            "enabled_for_account",
+            "sender_rule",
+            "registered_senders",
+            "opt_out_text_required",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "timezone",
+            "max_segments",
+            "notes",
+        ]
+        read_only_fields = fields
+
+    def get_enabled_for_account(self, obj) -> bool:
+        return obj.country in self.context.get("enabled_countries", ())
+
+    def get_registered_senders(self, obj) -> list[str]:
+        return sorted(getattr(obj, "my_senders", None) or [])
+
+
+class CountryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """R-CMP-9: the destination countries' rules, as the send gate applies them to this account."""
+
+    serializer_class = CountryRuleSerializer
+    lookup_field = "country"
+    lookup_value_regex = "[A-Za-z]{2}"
+    readable_in_any_state = True
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
+            return CountryRule.objects.none()
+        return selectors.country_rules_for(tenant=caller_tenant(self.request))
+
+    def get_object(self):
+        self.kwargs[self.lookup_field] = self.kwargs[self.lookup_field].upper()
+        return super().get_object()
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False) and getattr(self, "request", None) is not None:
+            options = services.settings_for(tenant=caller_tenant(self.request))
+            context["enabled_countries"] = frozenset(options.enabled_countries or ())
+        return context

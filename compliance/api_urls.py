@@ -10,5 +10,6 @@ router.register("consents", api.ConsentViewSet, basename="consent")
 router.register("violations", api.ViolationViewSet, basename="violation")
 router.register("enforcement-actions", api.EnforcementActionViewSet, basename="enforcement-action")
 router.register("complaints", api.ComplaintViewSet, basename="complaint")
+router.register("countries", api.CountryViewSet, basename="country")
 
 urlpatterns = router.urls

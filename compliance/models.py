@@ -304,6 +304,11 @@ class ComplianceSettings(models.Model):
     # R-CMP-9: ISO 3166 alpha-2 codes international templates may send to.
     enabled_countries = models.JSONField(default=list, blank=True)
     rectification_deadline = models.DateTimeField(null=True, blank=True)
+    # R-CMP-6: an operator marks the rectification done; a deadline passed without that is escalated
+    # once (escalated_at set). A new deadline clears both.
+    rectification_done_at = models.DateTimeField(null=True, blank=True)
+    rectification_done_by = models.CharField(max_length=200, blank=True, default="", db_default="")
+    rectification_escalated_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -311,6 +316,78 @@ class ComplianceSettings(models.Model):
 
     def __str__(self) -> str:
         return f"compliance settings of {self.tenant_id}"
+
+
+class SenderRule(models.TextChoices):
+    """What sender a country accepts (R-CMP-9). The sender ID of an international message is its
+    signature text; numeric senders are the platform's own numbers (chosen by the channel)."""
+
+    NUMERIC = "numeric", "Numeric sender (the platform's number): no sender-ID check"
+    ALPHANUMERIC = "alphanumeric", "Alphanumeric sender ID allowed: the signature, 1-11 Latin letters/digits"
+    REGISTERED = "registered", "Pre-registered sender IDs only (per tenant, see registered senders)"
+
+
+class CountryRule(models.Model):
+    """A destination country's rules for messages abroad, managed by operators (R-CMP-9).
+
+    Checked by check_message for every foreign recipient (the home country has its own R-CMP
+    rules): platform-wide enablement, the sender rule, and content rules (opt-out text, quiet
+    hours in the country's local time, maximum segments). International templates have no
+    marketing sub-type, so content rules apply to every message to the country."""
+
+    country = models.CharField(max_length=2, unique=True, help_text="ISO 3166-1 alpha-2, upper case")
+    name = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True, help_text="platform-wide; off refuses every message (country_disabled)")
+    sender_rule = models.CharField(max_length=20, choices=SenderRule.choices, default=SenderRule.NUMERIC)
+    opt_out_text_required = models.BooleanField(
+        default=False, help_text="content must carry an opt-out instruction (e.g. Reply STOP)"
+    )
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="no sending from (local time)")
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="until (local time; may be after midnight)")
+    timezone = models.CharField(max_length=64, blank=True, help_text="IANA zone of the quiet hours, e.g. Europe/Paris")
+    max_segments = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty = no limit")
+    notes = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["country"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(country__regex=r"^[A-Z]{2}$"), name="country_rule_iso_code"),
+            models.CheckConstraint(
+                condition=models.Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
+                | (
+                    models.Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False)
+                    & ~models.Q(timezone="")
+                ),
+                name="country_rule_quiet_hours_complete",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sender_rule__in=SenderRule.values), name="country_rule_sender_rule_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.name}".strip()
+
+
+class RegisteredSender(models.Model):
+    """A sender ID (signature text) a tenant registered for a country whose rule is `registered`."""
+
+    rule = models.ForeignKey(CountryRule, on_delete=models.CASCADE, related_name="registered_senders")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    sender_id = models.CharField(max_length=20)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rule__country", "sender_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "tenant", "sender_id"], name="registered_sender_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender_id} in {self.rule_id} for {self.tenant_id}"
 
 
 class VolumeCounter(models.Model):

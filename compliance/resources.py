@@ -1,8 +1,8 @@
-"""django-import-export resources: banned rules, the block list (admin) and opt-outs (API)."""
+"""django-import-export resources: banned rules, country rules, the block list (admin) and opt-outs (API)."""
 
 from import_export import fields, resources
 
-from .models import BannedRule, GlobalBlock, OptOut
+from .models import BannedRule, CountryRule, GlobalBlock, OptOut
 
 
 class BannedRuleResource(resources.ModelResource):
@@ -35,6 +35,50 @@ class BannedRuleResource(resources.ModelResource):
         actor = Actor.for_user(user) if user is not None else Actor.system("rule-import")
         record_operation(
             actor=actor, action="banned_rule.import", after={"rows": len(dataset), "totals": dict(result.totals)}
+        )
+
+
+class CountryRuleResource(resources.ModelResource):
+    """Import/export of per-country rules (R-CMP-9). Rows are matched on the country code."""
+
+    class Meta:
+        model = CountryRule
+        fields = (
+            "country",
+            "name",
+            "enabled",
+            "sender_rule",
+            "opt_out_text_required",
+            "quiet_hours_start",
+            "quiet_hours_end",
+            "timezone",
+            "max_segments",
+            "notes",
+        )
+        import_id_fields = ("country",)
+        skip_unchanged = True
+        report_skipped = False
+
+    def before_import_row(self, row, **kwargs):
+        if row.get("country"):
+            row["country"] = str(row["country"]).strip().upper()
+
+    def before_save_instance(self, instance, row, **kwargs):
+        from .services import country_rule_problem
+
+        problem = country_rule_problem(instance)
+        if problem:
+            raise ValueError(problem)
+
+    def after_import(self, dataset, result, **kwargs):
+        if kwargs.get("dry_run"):
+            return
+        from tenants.services import Actor, record_operation
+
+        user = kwargs.get("user")
+        actor = Actor.for_user(user) if user is not None else Actor.system("country-rule-import")
+        record_operation(
+            actor=actor, action="country_rule.import", after={"rows": len(dataset), "totals": dict(result.totals)}
         )
 
 

@@ -12,6 +12,8 @@ _VIEW_ALL = [
     "compliance.view_complaint",
     "compliance.view_compliancesettings",
     "compliance.view_volumecounter",
+    "compliance.view_countryrule",
+    "compliance.view_registeredsender",
 ]
 
 ROLE_PERMISSIONS = {
@@ -26,6 +28,7 @@ ROLE_PERMISSIONS = {
         "compliance.view_bannedrule",
         "compliance.view_violation",
         "compliance.view_enforcementaction",
+        "compliance.view_countryrule",
     ],
     # R-CMP-3..9: rules, block list, enforcement, complaints, per-tenant settings.
     "operator": [
@@ -45,6 +48,11 @@ ROLE_PERMISSIONS = {
         "compliance.handle_complaint",
         "compliance.add_compliancesettings",
         "compliance.change_compliancesettings",
+        "compliance.add_countryrule",
+        "compliance.change_countryrule",
+        "compliance.delete_countryrule",
+        "compliance.add_registeredsender",
+        "compliance.delete_registeredsender",
     ],
     "auditor": _VIEW_ALL,
 }

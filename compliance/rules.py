@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import phonenumbers
 
@@ -225,3 +225,44 @@ def country_of(number: str) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.region_code_for_number(parsed)
+
+
+# --- R-CMP-9 per-country rules ---------------------------------------------------------------
+
+ALPHANUMERIC_SENDER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ]{0,10}$")
+
+
+def is_alphanumeric_sender(text: str) -> bool:
+    """An alphanumeric sender ID: 1–11 Latin letters, digits or spaces (GSM 03.40 TP-OA limit)."""
+    return bool(ALPHANUMERIC_SENDER_RE.match(text)) and text == text.strip()
+
+
+def in_quiet_hours(*, local: time, start: time, end: time) -> bool:
+    """Is `local` inside [start, end)? A window may cross midnight (20:00–08:00)."""
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def country_rule_problem(
+    *, country: str, home: str, quiet_start: time | None, quiet_end: time | None, zone: str
+) -> str | None:
+    """Why a country rule cannot be saved, or None (R-CMP-9)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not re.fullmatch(r"[A-Z]{2}", country or "") or country not in phonenumbers.SUPPORTED_REGIONS:
+        return f"{country!r} is not an ISO 3166-1 alpha-2 country code (upper case)."
+    if country == home:
+        return f"{home} is the home country: its messages follow the domestic rules, not a country rule."
+    if (quiet_start is None) != (quiet_end is None):
+        return "Give both ends of the quiet hours, or neither."
+    if quiet_start is not None and quiet_start == quiet_end:
+        return "The quiet hours must not start and end at the same time."
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"{zone!r} is not an IANA time zone (e.g. Europe/Paris)."
+    elif quiet_start is not None:
+        return "Quiet hours need the country's time zone."
+    return None

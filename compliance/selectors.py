@@ -93,3 +93,14 @@ def tenant_review_history(*, tenant: Tenant, limit: int = 20) -> dict:
         "violations": list(Violation.objects.filter(tenant=tenant).order_by("-created_at")[:limit]),
         "actions": list(EnforcementAction.objects.filter(tenant=tenant)[:limit]),
     }
+
+
+def country_rules_for(*, tenant: Tenant):
+    """Every destination-country rule with the caller's registered senders (R-CMP-9)."""
+    from django.contrib.postgres.expressions import ArraySubquery
+    from django.db.models import OuterRef
+
+    from .models import CountryRule, RegisteredSender
+
+    senders = RegisteredSender.objects.filter(rule=OuterRef("pk"), tenant_id=tenant.pk).values("sender_id")
+    return CountryRule.objects.annotate(my_senders=ArraySubquery(senders)).order_by("country")

@@ -12,7 +12,8 @@ import string
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -33,15 +34,18 @@ from .models import (
     ComplianceSettings,
     Consent,
     ConsentPolicy,
+    CountryRule,
     EnforcementAction,
     GlobalBlock,
     MessageType,
     OptOut,
     OptOutRemoval,
     OptOutSource,
+    RegisteredSender,
     ReviewStatus,
     RuleAction,
     RuleSetVersion,
+    SenderRule,
     Signature,
     SignatureProof,
     Template,
@@ -550,6 +554,9 @@ def update_compliance_settings(*, tenant: Tenant, changes: dict, actor: Actor, r
     with transaction.atomic():
         row, _ = ComplianceSettings.objects.select_for_update().get_or_create(tenant=tenant)
         before = {field: _jsonable(getattr(row, field)) for field in changes}
+        if "rectification_deadline" in changes and changes["rectification_deadline"] != row.rectification_deadline:
+            # A new deadline starts a new rectification: not done, not escalated (R-CMP-6).
+            row.rectification_done_at, row.rectification_done_by, row.rectification_escalated_at = None, "", None
         for field, value in changes.items():
             setattr(row, field, value)
         row.save()
@@ -566,7 +573,167 @@ def update_compliance_settings(*, tenant: Tenant, changes: dict, actor: Actor, r
 
 
 def _jsonable(value):
-    return value.isoformat() if isinstance(value, datetime) else value
+    return value.isoformat() if isinstance(value, datetime | time) else value
+
+
+# --- R-CMP-9 per-country rules ---------------------------------------------------------------
+
+COUNTRY_RULE_FIELDS = (
+    "country",
+    "name",
+    "enabled",
+    "sender_rule",
+    "opt_out_text_required",
+    "quiet_hours_start",
+    "quiet_hours_end",
+    "timezone",
+    "max_segments",
+    "notes",
+)
+
+
+def country_rule_problem(rule: CountryRule) -> str | None:
+    """Why this country rule cannot be saved, or None (form, import and service share it)."""
+    if rule.sender_rule not in SenderRule.values:
+        return f"Unknown sender rule {rule.sender_rule!r}."
+    if rule.max_segments is not None and rule.max_segments < 1:
+        return "The maximum number of segments must be at least 1."
+    return pure.country_rule_problem(
+        country=rule.country,
+        home=settings.COMPLIANCE_HOME_COUNTRY,
+        quiet_start=rule.quiet_hours_start,
+        quiet_end=rule.quiet_hours_end,
+        zone=rule.timezone,
+    )
+
+
+def save_country_rule(*, rule: CountryRule, actor: Actor) -> CountryRule:
+    """Create or change a country's rules (admin form); recorded (R-CMP-9, R-AUD-3)."""
+    rule.country = (rule.country or "").strip().upper()
+    problem = country_rule_problem(rule)
+    if problem:
+        raise ComplianceError(problem, code="invalid_country_rule", details={"country": rule.country})
+    with transaction.atomic():
+        created = rule.pk is None
+        rule.save()
+        record_operation(
+            actor=actor,
+            action="country_rule.create" if created else "country_rule.update",
+            obj=rule,
+            after={field: _jsonable(getattr(rule, field)) for field in COUNTRY_RULE_FIELDS},
+        )
+    return rule
+
+
+def delete_country_rules(*, rule_ids: list[int], actor: Actor) -> int:
+    with transaction.atomic():
+        countries = list(CountryRule.objects.filter(pk__in=rule_ids).values_list("country", flat=True))
+        deleted, _ = CountryRule.objects.filter(pk__in=rule_ids).delete()
+        record_operation(actor=actor, action="country_rule.delete", after={"countries": countries})
+    return deleted
+
+
+def register_sender(*, rule: CountryRule, tenant: Tenant, sender_id: str, actor: Actor, note: str = "") -> RegisteredSender:
+    """Record a sender ID a tenant registered for a country (its signature text) (R-CMP-9)."""
+    sender_id = sender_id.strip()
+    if not sender_id:
+        raise ComplianceError("The sender ID is empty.", code="invalid_field")
+    with transaction.atomic():
+        sender, created = RegisteredSender.objects.get_or_create(
+            rule=rule, tenant=tenant, sender_id=sender_id, defaults={"note": note, "created_by": actor.label}
+        )
+        if created:
+            record_operation(
+                actor=actor,
+                action="registered_sender.add",
+                tenant=tenant,
+                obj=sender,
+                after={"country": rule.country, "sender_id": sender_id},
+            )
+    return sender
+
+
+def unregister_sender(*, sender: RegisteredSender, actor: Actor) -> None:
+    with transaction.atomic():
+        after = {"country": sender.rule.country, "sender_id": sender.sender_id}
+        tenant = sender.tenant
+        sender.delete()
+        record_operation(actor=actor, action="registered_sender.remove", tenant=tenant, after=after)
+
+
+@dataclass(frozen=True)
+class _CountryRules:
+    """One country's rules as check_message uses them (plus this tenant's registered senders)."""
+
+    enabled: bool
+    sender_rule: str
+    opt_out_text_required: bool
+    quiet_start: object
+    quiet_end: object
+    zone: str
+    max_segments: int | None
+    senders: frozenset[str]
+
+
+def _country_rules(tenant: Tenant) -> dict[str, _CountryRules]:
+    """Every country rule with this tenant's registered senders: ONE query (R-CMP-9)."""
+    from django.contrib.postgres.expressions import ArraySubquery
+    from django.db.models import OuterRef
+
+    senders = RegisteredSender.objects.filter(rule=OuterRef("pk"), tenant_id=tenant.pk).values("sender_id")
+    rows = CountryRule.objects.annotate(senders=ArraySubquery(senders)).values_list(
+        "country",
+        "enabled",
+        "sender_rule",
+        "opt_out_text_required",
+        "quiet_hours_start",
+        "quiet_hours_end",
+        "timezone",
+        "max_segments",
+        "senders",
+    )
+    return {row[0]: _CountryRules(*row[1:8], frozenset(row[8] or ())) for row in rows}
+
+
+def _country_refusal(
+    *, country: str, rule: _CountryRules | None, enabled_countries: set[str], sender: str
+) -> tuple[str, str] | None:
+    """(reason, detail) when the destination country refuses this message before rendering (R-CMP-9)."""
+    if (rule is None and settings.COMPLIANCE_COUNTRY_WITHOUT_RULE == "refuse") or (rule is not None and not rule.enabled):
+        return "country_disabled", f"The platform does not send to {country} (R-CMP-9)."
+    if country not in enabled_countries:
+        return "country_not_enabled", f"Sending to {country} is not enabled (R-CMP-9)."
+    if rule is None:
+        return None
+    if rule.sender_rule == SenderRule.ALPHANUMERIC and not pure.is_alphanumeric_sender(sender):
+        return "sender_not_allowed", (
+            f"{country} takes the signature as an alphanumeric sender ID: 1-11 Latin letters or digits (R-CMP-9)."
+        )
+    if rule.sender_rule == SenderRule.REGISTERED and sender not in rule.senders:
+        return "sender_not_allowed", f"{country} accepts pre-registered sender IDs only: {sender!r} is not (R-CMP-9)."
+    return None
+
+
+def _content_refusal(*, country: str, rule: _CountryRules, content: str, now: datetime) -> tuple[str, str] | None:
+    """(reason, detail) when the rendered message breaks the country's content rules (R-CMP-9)."""
+    if rule.opt_out_text_required and not pure.has_unsubscribe_instruction(content):
+        return "opt_out_text_missing", f"Messages to {country} must carry an opt-out instruction (R-CMP-9)."
+    if rule.max_segments is not None:
+        from billing.rules import count_segments
+
+        segments = count_segments(content).segments
+        if segments > rule.max_segments:
+            return "too_many_segments", (
+                f"Messages to {country} may have at most {rule.max_segments} segments, this one has {segments} (R-CMP-9)."
+            )
+    if rule.quiet_start is not None:
+        local = now.astimezone(ZoneInfo(rule.zone))
+        if pure.in_quiet_hours(local=local.time(), start=rule.quiet_start, end=rule.quiet_end):
+            return "quiet_hours", (
+                f"No sending to {country} between {rule.quiet_start:%H:%M} and {rule.quiet_end:%H:%M} "
+                f"{rule.zone} time (R-CMP-9)."
+            )
+    return None
 
 
 # --- the send gate ---------------------------------------------------------------------------
@@ -665,8 +832,12 @@ def check_message(
         shared = None if per_recipient else _render_and_scan(version, sig.text, params, scanner)
         country_of = _country_lookup(home)
         enabled_countries = set(options.enabled_countries or [])
+        rules: dict[str, _CountryRules] | None = None  # R-CMP-9: loaded at the first foreign recipient
+        content_refusals: dict[tuple[str, str], tuple[str, str] | None] = {}
+        now = _now()
         verdicts: list[RecipientVerdict] = []
         for index, number in enumerate(recipients):
+            rule = None
             if number in blocked:
                 verdicts.append(
                     RecipientVerdict(number, False, "globally_blocked", "On the platform block list (R-CMP-4).")
@@ -692,12 +863,14 @@ def check_message(
                         )
                     )
                     continue
-                if country not in enabled_countries:
-                    verdicts.append(
-                        RecipientVerdict(
-                            number, False, "country_not_enabled", f"Sending to {country} is not enabled (R-CMP-9)."
-                        )
-                    )
+                if rules is None:
+                    rules = _country_rules(tenant)
+                rule = rules.get(country)
+                refusal = _country_refusal(
+                    country=country, rule=rule, enabled_countries=enabled_countries, sender=sig.text
+                )
+                if refusal is not None:
+                    verdicts.append(RecipientVerdict(number, False, *refusal))
                     continue
             elif country != home:
                 verdicts.append(
@@ -714,8 +887,15 @@ def check_message(
             )
             if reason is not None:
                 verdicts.append(RecipientVerdict(number, False, reason, detail))
-            else:
-                verdicts.append(RecipientVerdict(number, True, None, detail, content, held))
+                continue
+            if rule is not None:
+                key = (country, content)
+                if key not in content_refusals:  # one check per country and text, not per recipient
+                    content_refusals[key] = _content_refusal(country=country, rule=rule, content=content, now=now)
+                if content_refusals[key] is not None:
+                    verdicts.append(RecipientVerdict(number, False, *content_refusals[key]))
+                    continue
+            verdicts.append(RecipientVerdict(number, True, None, detail, content, held))
 
         allowed = sum(1 for verdict in verdicts if verdict.allowed)
         if allowed and _count_volume(tenant=tenant, options=options, count=allowed):
@@ -1028,6 +1208,96 @@ def order_rectification(
             violation=violation,
             details={"deadline": deadline.isoformat()},
         )
+
+
+def mark_rectification_done(*, tenant: Tenant, actor: Actor, reason: str = "") -> ComplianceSettings:
+    """An operator confirms the tenant rectified in time (or late): no escalation after this (R-CMP-6)."""
+    with transaction.atomic():
+        row = ComplianceSettings.objects.select_for_update().filter(tenant_id=tenant.pk).first()
+        if row is None or row.rectification_deadline is None:
+            raise ReviewConflict("No rectification is ordered for this tenant.", code="no_rectification")
+        if row.rectification_done_at is not None:
+            raise ReviewConflict("This rectification is already marked done.", code="rectification_already_done")
+        row.rectification_done_at, row.rectification_done_by = _now(), actor.label
+        row.save(update_fields=["rectification_done_at", "rectification_done_by", "updated_at"])
+        record_operation(
+            actor=actor,
+            action="rectification.done",
+            tenant=tenant,
+            obj=row,
+            reason=reason,
+            after={
+                "deadline": row.rectification_deadline.isoformat(),
+                "late": row.rectification_done_at > row.rectification_deadline,
+            },
+        )
+    return row
+
+
+OVERDUE_RECTIFICATION_ACTIONS = ("escalate", "suspend_sending")
+
+
+def escalate_overdue_rectifications(*, now: datetime | None = None) -> int:
+    """Periodic (R-CMP-6): a rectification deadline passed and not marked done is escalated once:
+    recorded, the operators told (mail_admins after commit), and with
+    COMPLIANCE_OVERDUE_RECTIFICATION_ACTION = "suspend_sending" the next ladder step taken through
+    suspend_sending(). Runs twice → one escalation (rectification_escalated_at, row lock)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    mode = settings.COMPLIANCE_OVERDUE_RECTIFICATION_ACTION
+    if mode not in OVERDUE_RECTIFICATION_ACTIONS:
+        raise ImproperlyConfigured(
+            f"COMPLIANCE_OVERDUE_RECTIFICATION_ACTION must be one of {OVERDUE_RECTIFICATION_ACTIONS}, not {mode!r}."
+        )
+    now = now or _now()
+    actor = Actor.system("rectification-escalation")
+    due = ComplianceSettings.objects.filter(
+        rectification_deadline__lt=now, rectification_done_at__isnull=True, rectification_escalated_at__isnull=True
+    ).values_list("pk", flat=True)
+    escalated = 0
+    for pk in list(due):
+        with transaction.atomic():
+            row = ComplianceSettings.objects.select_for_update().select_related("tenant").get(pk=pk)
+            deadline = row.rectification_deadline
+            if deadline is None or deadline >= now or row.rectification_done_at or row.rectification_escalated_at:
+                continue  # changed since the scan
+            row.rectification_escalated_at = now
+            row.save(update_fields=["rectification_escalated_at", "updated_at"])
+            tenant = row.tenant
+            shown = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M")
+            reason = f"Rectification deadline {shown} passed without being marked done (R-CMP-6)"
+            ordered = (
+                EnforcementAction.objects.filter(tenant=tenant, kind=ActionKind.RECTIFICATION)
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            violation = ordered.violation if ordered else None
+            suspended = mode == "suspend_sending" and tenant.state == TenantState.ACTIVE
+            record_operation(
+                actor=actor,
+                action="rectification.escalate",
+                tenant=tenant,
+                obj=row,
+                reason=reason,
+                after={"deadline": deadline.isoformat(), "mode": mode, "suspended": suspended},
+            )
+            if suspended:
+                suspend_sending(tenant=tenant, actor=actor, reason=reason, violation=violation)
+            subject = f"Overdue rectification: {tenant.name}"
+            body = f"{reason}.\nTenant: {tenant.name} ({tenant.schema_name})\n" + (
+                "Sending was suspended (COMPLIANCE_OVERDUE_RECTIFICATION_ACTION=suspend_sending).\n"
+                if suspended
+                else "No automatic action: decide the next step on the violation's page.\n"
+            )
+            transaction.on_commit(lambda s=subject, b=body: _tell_operators(subject=s, body=b), robust=True)
+            escalated += 1
+    return escalated
+
+
+def _tell_operators(*, subject: str, body: str) -> None:
+    from django.core.mail import mail_admins
+
+    mail_admins(subject, body, fail_silently=False)
 
 
 def cap_volume(

@@ -1,12 +1,21 @@
-"""Operator admin for channels, routes, prefix tables, maintenance and callbacks (R-DLV-2/6).
+"""Operator admin for channels, routes, prefix tables, maintenance, the public-holiday calendar,
+held messages and callbacks (R-DLV-2/6, R-CMP-3/8 holds).
 
 Writes go through services (operation trail); the channel password is never listed or shown.
 """
 
-from django import forms
-from django.contrib import admin
+from collections import defaultdict
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from import_export.admin import ImportExportModelAdmin
+
+from smsplatform.errors import DomainError
 from tenants.admin import admin_actor
+from tenants.models import Tenant
 
 from . import services
 from .models import (
@@ -14,12 +23,15 @@ from .models import (
     CallbackState,
     CarrierPrefix,
     Channel,
+    HeldMessageReview,
     Maintenance,
     PendingReceipt,
     ProvincePrefix,
+    PublicHoliday,
     Route,
     TenantNumber,
 )
+from .resources import PublicHolidayResource
 
 
 class ChannelForm(forms.ModelForm):
@@ -121,6 +133,95 @@ class MaintenanceAdmin(admin.ModelAdmin):
     def cancel_selected(self, request, queryset):
         for item in queryset:
             services.cancel_maintenance(maintenance=item, actor=admin_actor(request), reason="cancelled in admin")
+
+
+@admin.register(PublicHoliday)
+class PublicHolidayAdmin(ImportExportModelAdmin):
+    """R-DLV-6 working days: holidays and make-up working days (调休); import/export by date."""
+
+    resource_classes = [PublicHolidayResource]
+    list_display = ["date", "weekday", "name", "is_makeup_workday", "note"]
+    list_filter = ["is_makeup_workday"]
+    search_fields = ["name", "note"]
+    date_hierarchy = "date"
+
+    @admin.display(description="Weekday")
+    def weekday(self, obj):
+        return obj.date.strftime("%a")
+
+    def save_model(self, request, obj, form, change):
+        services.save_public_holiday(holiday=obj, actor=admin_actor(request))
+
+    def delete_model(self, request, obj):
+        services.delete_public_holidays(days=[obj.date], actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_public_holidays(days=list(queryset.values_list("date", flat=True)), actor=admin_actor(request))
+
+
+@admin.register(HeldMessageReview)
+class HeldMessageReviewAdmin(admin.ModelAdmin):
+    """Held messages of every tenant on one page, with Release and Reject (R-CMP-3/8).
+
+    Permission `delivery.review_held_messages` (reviewer role); each decision goes through
+    delivery.services (release_held_messages / reject_held_messages), which record it."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("delivery.review_held_messages")
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._decide(request)
+            return redirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Held messages",
+            "groups": services.held_messages(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/delivery/held_messages.html", context)
+
+    def _decide(self, request) -> None:
+        operation = request.POST.get("operation")
+        per_tenant: dict[int, list[int]] = defaultdict(list)
+        for value in request.POST.getlist("selected"):
+            tenant_id, _, message_id = value.partition(":")
+            if tenant_id.isdigit() and message_id.isdigit():
+                per_tenant[int(tenant_id)].append(int(message_id))
+        if operation not in ("release", "reject") or not per_tenant:
+            messages.error(request, "Select messages, then Release or Reject.")
+            return
+        reason = (request.POST.get("reason") or "").strip()
+        if operation == "reject" and not reason:
+            messages.error(request, "A reason is required to reject.")
+            return
+        done = 0
+        for tenant in Tenant.objects.filter(pk__in=list(per_tenant)).order_by("pk"):
+            ids = per_tenant[tenant.pk]
+            try:
+                if operation == "release":
+                    done += services.release_held_messages(tenant=tenant, message_ids=ids, actor=admin_actor(request))
+                else:
+                    done += services.reject_held_messages(
+                        tenant=tenant, message_ids=ids, actor=admin_actor(request), reason=reason
+                    )
+            except DomainError as exc:
+                messages.error(request, f"{tenant.name}: {exc.message}")
+        messages.success(request, f"{'Released' if operation == 'release' else 'Rejected'} {done} message(s).")
 
 
 @admin.register(TenantNumber)

@@ -124,6 +124,39 @@ class Maintenance(models.Model):
         return f"{self.channel} {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%H:%M}"
 
 
+class PublicHoliday(models.Model):
+    """A day of the public-holiday calendar (R-DLV-6 working days).
+
+    A row is either a holiday (not a working day, whatever the weekday) or, with
+    `is_makeup_workday`, a weekend day China moves into a working day (调休). Days without a
+    row follow the week: Monday–Friday work, Saturday and Sunday rest."""
+
+    date = models.DateField(unique=True)
+    name = models.CharField(max_length=100)
+    is_makeup_workday = models.BooleanField(
+        "make-up working day", default=False, help_text="a weekend day that is a working day (调休)"
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}{' (working day)' if self.is_makeup_workday else ''}"
+
+
+class HeldMessageReview(models.Model):
+    """No table: carries the permission and the admin entry of the held-messages review page
+    (R-CMP-3 hold-for-review, R-CMP-8 spikes). Held messages live in the tenants' schemas."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("review_held_messages", "Can release or reject held messages (recorded)")]
+        verbose_name = "held message"
+        verbose_name_plural = "held messages"
+
+
 class TenantNumber(models.Model):
     """A tenant's source-address extension: replies to channel source + extension reach it (R-DLV-5)."""
 

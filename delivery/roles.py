@@ -2,7 +2,7 @@
 
 _VIEW = ["delivery.view_channel", "delivery.view_route", "delivery.view_carrierprefix", "delivery.view_provinceprefix",
          "delivery.view_maintenance", "delivery.view_tenantnumber", "delivery.view_callbackdelivery",
-         "delivery.view_pendingreceipt"]
+         "delivery.view_pendingreceipt", "delivery.view_publicholiday"]
 
 ROLE_PERMISSIONS = {
     "operator": [
@@ -14,8 +14,10 @@ ROLE_PERMISSIONS = {
         "delivery.add_maintenance", "delivery.change_maintenance",
         "delivery.add_tenantnumber", "delivery.change_tenantnumber",
         "delivery.change_callbackdelivery",
+        "delivery.add_publicholiday", "delivery.change_publicholiday", "delivery.delete_publicholiday",
     ],
-    "reviewer": [],
+    # R-CMP-3/8: reviewers decide held messages (release or reject) on the held-messages page.
+    "reviewer": ["delivery.review_held_messages"],
     "finance": ["delivery.view_channel", "delivery.view_route"],
     "auditor": list(_VIEW),
 }

@@ -15,7 +15,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -38,6 +38,7 @@ from .models import (
     Message,
     MessageStatus,
     OutboxEntry,
+    PublicHoliday,
     SendRequest,
     StatusEvent,
     TenantNumber,
@@ -440,6 +441,40 @@ def release_held_messages(*, tenant: Tenant, message_ids: list[int], actor: Acto
     return len(ids)
 
 
+def reject_held_messages(*, tenant: Tenant, message_ids: list[int], actor: Actor, reason: str) -> int:
+    """A reviewer refuses held messages (R-CMP-3/8 hold → rejected): final `rejected`, the money
+    held for them released through billing (R-BIL-2), the tenant's callbacks sent. Messages no
+    longer held are skipped, so a second click rejects nothing twice."""
+    if not reason.strip():
+        raise DeliveryError("A reason is required to reject held messages.", code="reason_required")
+    with transaction.atomic(), tenant_context(tenant):
+        messages = list(Message.objects.select_for_update().filter(pk__in=message_ids, status=S.HELD).order_by("pk"))
+        for m in messages:
+            transition(message=m, to_status=S.REJECTED, detail=f"rejected by reviewer: {reason}", reason="rejected_by_reviewer")
+        ids = [m.pk for m in messages]
+        if ids:
+            release_messages_holds(messages=messages, key_prefix="heldreject", reason="rejected by reviewer")
+            record_operation(
+                actor=actor, action="delivery.reject_held", tenant=tenant, reason=reason, after={"messages": ids}
+            )
+            enqueue_status_callbacks(tenant=tenant, messages=messages)
+    return len(ids)
+
+
+def held_messages(*, tenant_ids: Iterable[int] = (), limit_per_tenant: int = 200) -> list[tuple[Tenant, list[Message]]]:
+    """Held messages across tenants, oldest first, for the reviewers' page. They live in each
+    tenant's schema: one query per customer tenant (as the send-log export walks them)."""
+    from .sendlog import customer_tenants
+
+    found = []
+    for tenant in customer_tenants(tenant_ids):
+        with tenant_context(tenant):
+            rows = list(Message.objects.filter(status=S.HELD).order_by("created_at", "pk")[:limit_per_tenant])
+        if rows:
+            found.append((tenant, rows))
+    return found
+
+
 # --- the outbox relay (R-DLV-1 transactional outbox) -----------------------------------------
 
 
@@ -571,14 +606,53 @@ def requeue_stale_queued(*, older_than: timedelta | None = None, now: datetime |
 # --- maintenance notices (R-DLV-6) ------------------------------------------------------------
 
 
+def working_day_calendar(*, start: date, end: date) -> dict[date, bool]:
+    """{day: is it a working day} for the public-holiday calendar rows in [start, end] (R-DLV-6)."""
+    return dict(PublicHoliday.objects.filter(date__gte=start, date__lte=end).values_list("date", "is_makeup_workday"))
+
+
+def is_working_day(day: date, calendar: dict[date, bool]) -> bool:
+    """A calendar row decides (holiday → no, make-up day 调休 → yes); otherwise Monday–Friday."""
+    if day in calendar:
+        return calendar[day]
+    return day.weekday() < 5
+
+
 def add_working_days(moment: datetime, days: int) -> datetime:
-    """`moment` moved forward by working days (Monday–Friday), in local time."""
+    """`moment` moved forward by `days` working days, in local time: weekends and public holidays
+    skipped, make-up working days (调休) counted (R-DLV-6). One query per 60 days looked at."""
     local = timezone.localtime(moment)
+    window_end = local.date()
+    calendar: dict[date, bool] = {}
     while days > 0:
         local += timedelta(days=1)
-        if local.weekday() < 5:
+        if local.date() > window_end:
+            # China's longest holiday stretch is 9 days; 60 days a query covers any real case in one.
+            start, window_end = local.date(), local.date() + timedelta(days=60)
+            calendar = working_day_calendar(start=start, end=window_end)
+        if is_working_day(local.date(), calendar):
             days -= 1
     return local
+
+
+def save_public_holiday(*, holiday: PublicHoliday, actor: Actor) -> PublicHoliday:
+    """Create or change a calendar day (admin form); recorded (R-AUD-3)."""
+    with transaction.atomic():
+        created = holiday.pk is None
+        holiday.save()
+        record_operation(
+            actor=actor, action="delivery.public_holiday_create" if created else "delivery.public_holiday_update",
+            obj=holiday,
+            after={"date": holiday.date.isoformat(), "name": holiday.name, "makeup": holiday.is_makeup_workday},
+        )
+    return holiday
+
+
+def delete_public_holidays(*, days: list[date], actor: Actor) -> int:
+    with transaction.atomic():
+        deleted, _ = PublicHoliday.objects.filter(date__in=days).delete()
+        record_operation(actor=actor, action="delivery.public_holiday_delete", after={"dates": [d.isoformat() for d in days]})
+    return deleted
 
 
 def earliest_maintenance_start(*, now: datetime | None = None) -> datetime:

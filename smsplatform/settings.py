@@ -129,6 +129,8 @@ MEDIA_ROOT = VAR_DIR / "media"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "noreply@smsplatform.local")
+# Operators told by mail_admins (overdue rectifications, R-CMP-6): comma-separated addresses.
+ADMINS = [("operators", addr.strip()) for addr in os.environ.get("ADMIN_EMAILS", "").split(",") if addr.strip()]
 
 # --- Admin login protection (django-axes) --------------------------------------------------
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
@@ -221,6 +223,12 @@ COMPLIANCE_PENALTY_PER_CHANNEL_CUT = env_int("COMPLIANCE_PENALTY_PER_CHANNEL_CUT
 # R-CMP-7: hours a tenant has to answer a complaint (004 §4.2), and whether overdue ones suspend sending.
 COMPLIANCE_COMPLAINT_ANSWER_HOURS = env_int("COMPLIANCE_COMPLAINT_ANSWER_HOURS", 72)
 COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT = env_bool("COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT", False)
+# R-CMP-6: a rectification deadline passed without being marked done: "escalate" (record + tell the
+# operators) or "suspend_sending" (also suspend through the enforcement service).
+COMPLIANCE_OVERDUE_RECTIFICATION_ACTION = os.environ.get("COMPLIANCE_OVERDUE_RECTIFICATION_ACTION", "escalate")
+# R-CMP-9: a foreign country without a CountryRule row: "allow" (only the tenant's enabled
+# countries decide) or "refuse" (reason country_disabled).
+COMPLIANCE_COUNTRY_WITHOUT_RULE = os.environ.get("COMPLIANCE_COUNTRY_WITHOUT_RULE", "allow")
 # R-CMP-8: hold sends when this hour's volume exceeds SPIKE_MULTIPLE x the usual hourly rate
 # (mean of the previous BASELINE_HOURS hours, but never below SPIKE_MIN_HOURLY). 0 disables.
 COMPLIANCE_SPIKE_MULTIPLE = float(os.environ.get("COMPLIANCE_SPIKE_MULTIPLE", "10"))

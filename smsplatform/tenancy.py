@@ -96,6 +96,33 @@ def clone_template_schema(new_schema: str) -> None:
         on_template = re.compile(rf" ON (ONLY )?(?:{re.escape(qn(template))}|{re.escape(template)})\.")
         statements += [on_template.sub(lambda m: f" ON {m.group(1) or ''}", sql, count=1) for sql in indexes + triggers]
         statements.append(f"INSERT INTO django_migrations SELECT * FROM {qn(template)}.django_migrations")
+        # The rows came with their ids but the clone's identity sequence starts at 1: move it past
+        # them, or the next migration applied to this tenant fails on django_migrations_pkey.
+        statements.append(
+            "SELECT setval(pg_get_serial_sequence('django_migrations', 'id'), "
+            "(SELECT COALESCE(MAX(id), 0) + 1 FROM django_migrations), false)"
+        )
         cursor.execute(";\n".join(statements))
         cursor.execute("SET LOCAL search_path TO public")
     reset_to_public()
+
+
+def repair_migration_sequences() -> None:
+    """Move every schema's django_migrations id sequence past its rows.
+
+    Schemas cloned before the fix in clone_template_schema copied the template's rows with a fresh
+    sequence at 1, so the next migration failed on django_migrations_pkey; bootstrap runs this
+    before migrating (cheap and idempotent)."""
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            DO $$
+            DECLARE s text;
+            BEGIN
+              FOR s IN SELECT table_schema FROM information_schema.tables WHERE table_name = 'django_migrations' LOOP
+                EXECUTE format(
+                  'SELECT setval(pg_get_serial_sequence(%L, ''id''), '
+                  '(SELECT COALESCE(MAX(id), 0) + 1 FROM %I.django_migrations), false)',
+                  quote_ident(s) || '.django_migrations', s);
+              END LOOP;
+            END $$;
+        """)

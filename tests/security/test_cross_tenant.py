@@ -76,6 +76,10 @@ def _fill(path: str, objects: dict) -> str | None:
 
     if "{month}" in path:
         return None  # a calendar month, not an object: B's own (empty) statement is the right answer
+    if "{country}" in path:
+        # R-CMP-9 platform rules, the same for every tenant; the caller's own registered senders
+        # only (tests/compliance/test_country_rules.py checks B never sees A's).
+        return None
     return re.sub(r"\{(\w+)\}", value, path)
 
 

@@ -68,3 +68,31 @@ def test_clone_matches_the_template_table_for_table(db):
         clone_migrations = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM tenant_template.django_migrations")
         assert clone_migrations == cursor.fetchone()[0] > 0
+
+
+def test_a_migration_added_later_can_be_recorded_in_a_cloned_schema(db):
+    """The copied django_migrations rows keep their ids: the clone's sequence must start after
+    them, or migrate_schemas fails (duplicate django_migrations_pkey) at the next new migration."""
+    clone_template_schema("probe_clone2")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO probe_clone2.django_migrations (app, name, applied) VALUES ('probe', '0001_later', now()) "
+            "RETURNING id"
+        )
+        new_id = cursor.fetchone()[0]
+        cursor.execute("SELECT max(id) FROM tenant_template.django_migrations")
+        assert new_id > cursor.fetchone()[0]
+
+
+def test_bootstrap_repairs_schemas_cloned_before_the_sequence_fix(db):
+    from smsplatform.tenancy import repair_migration_sequences
+
+    clone_template_schema("probe_clone3")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('probe_clone3.django_migrations', 'id'), 1, false)")
+        repair_migration_sequences()
+        cursor.execute(
+            "INSERT INTO probe_clone3.django_migrations (app, name, applied) VALUES ('probe', '0001_later', now())"
+        )
+        cursor.execute("SELECT count(*) FROM probe_clone3.django_migrations WHERE app = 'probe'")
+        assert cursor.fetchone()[0] == 1

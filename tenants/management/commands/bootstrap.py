@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from smsplatform.tenancy import ensure_template_schema
+from smsplatform.tenancy import ensure_template_schema, repair_migration_sequences
 from tenants import services
 from tenants.models import Tenant, TenantKind, TenantState
 
@@ -26,6 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         verbosity = options["verbosity"]
+        repair_migration_sequences()  # tenants cloned before the sequence fix (smsplatform.tenancy)
         call_command("migrate_schemas", interactive=False, verbosity=max(verbosity - 1, 0))
         ensure_template_schema(verbosity=max(verbosity - 1, 0))
         ensure_public_tenant()

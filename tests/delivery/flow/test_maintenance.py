@@ -12,12 +12,12 @@ TZ = ZoneInfo("Asia/Shanghai")
 OPERATOR = Actor.system("ops")
 
 
-def test_friday_notice_reaches_monday():
+def test_friday_notice_reaches_monday(db):
     friday = datetime(2026, 11, 20, 10, 0, tzinfo=TZ)
     assert earliest_maintenance_start(now=friday) == datetime(2026, 11, 23, 10, 0, tzinfo=TZ)
 
 
-def test_tuesday_notice_reaches_wednesday():
+def test_tuesday_notice_reaches_wednesday(db):
     tuesday = datetime(2026, 11, 24, 9, 30, tzinfo=TZ)
     assert earliest_maintenance_start(now=tuesday) == datetime(2026, 11, 25, 9, 30, tzinfo=TZ)
 
@@ -42,7 +42,8 @@ def test_maintenance_one_working_day_ahead_is_accepted_and_recorded(make_channel
 
 
 def test_tenants_see_maintenance_notices(client_a, make_channel):
-    # From the rule's own earliest start: "now + N days" falls short on some Fridays and holidays.
+    # From the earliest allowed start (a fixed "+3 days" fell short on Fridays by the time the
+    # service looked at the clock, and would before any holiday of 3+ days).
     start = earliest_maintenance_start() + timedelta(hours=1)
     schedule_maintenance(channel=make_channel(name="cm-north"), starts_at=start, ends_at=start + timedelta(hours=1),
                          notice="China Mobile north upgrade", actor=OPERATOR)

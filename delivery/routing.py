@@ -18,6 +18,7 @@ from django.utils import timezone
 from .models import CarrierPrefix, Channel, Maintenance, ProvincePrefix, Route
 
 DEFAULT_REGION = "CN"  # numbers without + are Chinese numbers (R-DLV-1)
+_CN_PREFIX = "+86"  # the calling code of CN alone (region_codes_for_country_code(86) == ("CN",))
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,28 @@ def normalise_number(raw: str) -> str | None:
 def describe_numbers(e164_numbers: list[str]) -> dict[str, NumberFacts]:
     """Country (phonenumbers), carrier (prefix table) and province (prefix-7 table, optional).
 
-    Two queries whatever the number of recipients."""
-    parsed = {n: phonenumbers.parse(n, None) for n in set(e164_numbers)}
+    Two queries whatever the number of recipients. `e164_numbers` come from normalise_number()."""
+    countries: dict[str, str] = {}
+    national: dict[str, str] = {}
+    for n in set(e164_numbers):
+        # +86 is CN only and its E.164 form is "+86" + the national number: no second parse for
+        # the bulk of the traffic (parsing was ~10% of a 1000-recipient batch request).
+        if n.startswith(_CN_PREFIX) and n[3:4] not in ("", "0") and n[3:].isdigit():
+            countries[n], national[n] = "CN", n[3:]
+            continue
+        p = phonenumbers.parse(n, None)
+        countries[n] = phonenumbers.region_code_for_number(p) or ""
+        if countries[n] == "CN":
+            national[n] = str(p.national_number)
     prefixes = dict(CarrierPrefix.objects.values_list("prefix", "carrier"))
     longest = max((len(p) for p in prefixes), default=0)
-    national = {
-        n: str(p.national_number) for n, p in parsed.items() if phonenumbers.region_code_for_number(p) == "CN"
-    }
     provinces = (
         dict(ProvincePrefix.objects.filter(prefix__in={nat[:7] for nat in national.values()}).values_list("prefix", "province"))
         if national
         else {}
     )
     facts = {}
-    for number, p in parsed.items():
-        country = phonenumbers.region_code_for_number(p) or ""
+    for number, country in countries.items():
         carrier = province = ""
         nat = national.get(number)
         if nat:

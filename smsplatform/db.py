@@ -10,10 +10,11 @@ column types, so the Python side is a single C-speed `json.dumps`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
 from django.db import connection, models
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 
@@ -75,3 +76,15 @@ def insert_rows(
     with connection.cursor() as cursor:
         cursor.execute(sql, [*constants, document])
         return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+def in_array(values: Iterable, db_type: str = "text") -> RawSQL:
+    """Right-hand side for `field__in=`: the values as ONE array parameter. Django compiles an IN
+    list value by value (one placeholder and one prepared value each): for the 1000 recipients
+    of a batch that was a noticeable part of the compliance gate."""
+    if db_type not in _ARRAY_TYPES:
+        raise ValueError(f"in_array: unsupported type {db_type!r}")
+    return RawSQL(f"SELECT unnest(%s::{db_type}[])", [list(values)])  # noqa: S611 (type from a fixed list)
+
+
+_ARRAY_TYPES = frozenset({"text", "bigint", "integer"})

@@ -370,12 +370,14 @@ def _store_accepted(
     operation record (inside the caller's transaction)."""
     from billing.services import HoldLine, hold_message_ids
 
-    request = SendRequest.objects.create(
-        kind=kind, client_ref=client_ref or None, body_hash=digest, total=len(drafts), send_at=send_at
-    )
     # Ids drawn up front, so holds can name their messages before the one INSERT of the
-    # messages (no UPDATE … CASE of 1000 rows afterwards).
-    for draft, message_id in zip(drafts, _next_message_ids(len(drafts)), strict=True):
+    # messages (no UPDATE … CASE of 1000 rows afterwards), and the request row is written once,
+    # complete with its response (no UPDATE of a 100 KB response body afterwards).
+    request_id, message_ids = _next_ids(len(drafts))
+    request = SendRequest(
+        pk=request_id, kind=kind, client_ref=client_ref or None, body_hash=digest, total=len(drafts), send_at=send_at
+    )
+    for draft, message_id in zip(drafts, message_ids, strict=True):
         draft.pk = message_id
     chargeable = [d for d in drafts if d.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
     if chargeable:
@@ -396,29 +398,32 @@ def _store_accepted(
     if check is not None:
         signature_id, template_id = check.signature_id, check.template_id
         template_version, message_type = check.template_version, check.message_type
-    ref = client_ref or None
-    insert_rows(Message, _MESSAGE_COLUMNS, [
-        (d.pk, request.pk, ref, d.recipient, d.country, d.carrier, d.province, signature[:40], template[:40],
-         signature_id, template_id, template_version, message_type, d.params, d.content, d.encoding, d.segments,
-         d.unit_price, d.price_id, d.amount, d.hold_id, d.status, now, d.reason, d.detail, send_at, callback_url)
-        for d in drafts
-    ])
-    events = []
-    for d in drafts:
-        events.append((d.pk, "", S.ACCEPTED, now, ""))
-        if d.status != S.ACCEPTED:
-            events.append((d.pk, S.ACCEPTED, d.status, now, d.reason))
-    insert_rows(StatusEvent, _EVENT_COLUMNS, events)
-    to_queue = [d.pk for d in chargeable if d.status in (S.ACCEPTED, S.SCHEDULED)]
-    entry = None
-    if to_queue:
-        entry = OutboxEntry.objects.create(tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now)
     accepted = len(chargeable)
     rejected = len(drafts) - accepted
     status_code, body = _response(kind=kind, request=request, messages=drafts)
     request.accepted, request.rejected = accepted, rejected
     request.response_status, request.response_body = status_code, body
-    request.save(update_fields=["accepted", "rejected", "response_status", "response_body"])
+    # A concurrent request with the same client_ref fails here (unique index) and is replayed.
+    request.save(force_insert=True)
+    ref = client_ref or None
+    at = now.isoformat()  # the same instants on every row: formatted once, not per value
+    send_at_text = send_at.isoformat() if send_at else None
+    insert_rows(Message, _MESSAGE_COLUMNS, [
+        (d.pk, request.pk, ref, d.recipient, d.country, d.carrier, d.province, signature[:40], template[:40],
+         signature_id, template_id, template_version, message_type, d.params, d.content, d.encoding, d.segments,
+         d.unit_price, d.price_id, d.amount, d.hold_id, d.status, at, d.reason, d.detail, send_at_text, callback_url)
+        for d in drafts
+    ])
+    events = []
+    for d in drafts:
+        events.append((d.pk, "", S.ACCEPTED, at, ""))
+        if d.status != S.ACCEPTED:
+            events.append((d.pk, S.ACCEPTED, d.status, at, d.reason))
+    insert_rows(StatusEvent, _EVENT_COLUMNS, events)
+    to_queue = [d.pk for d in chargeable if d.status in (S.ACCEPTED, S.SCHEDULED)]
+    entry = None
+    if to_queue:
+        entry = OutboxEntry.objects.create(tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now)
     record_operation(
         actor=actor, action=f"delivery.send_{kind}", tenant=tenant, obj=request,
         after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
@@ -445,14 +450,17 @@ def update_by_value(model, objs: list, fields: list[str]) -> int:
     return len(objs)
 
 
-def _next_message_ids(count: int) -> list[int]:
-    """`count` fresh ids from the message table's sequence (of the current tenant schema)."""
+def _next_ids(count: int) -> tuple[int, list[int]]:
+    """A fresh send-request id and `count` fresh message ids from their sequences (of the
+    current tenant schema), in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [Message._meta.db_table, count],
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')), "
+            "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
+            [SendRequest._meta.db_table, Message._meta.db_table, count],
         )
-        return [row[0] for row in cursor.fetchall()]
+        request_id, message_ids = cursor.fetchone()
+        return request_id, message_ids
 
 
 def _enqueue_relay(entry_id: int) -> None:

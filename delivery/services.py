@@ -197,8 +197,8 @@ def accept_send(
     """Validate, gate (compliance), price, hold and persist a send in ONE transaction (R-DLV-1,
     R-BIL-2). In a batch, per-recipient refusals are stored as rejected messages and charged
     nothing; a refused single send (422) and whole-request refusals (compliance, 402 insufficient
-    balance) store nothing. The outbox row
-    written here is what gets the work queued, even if this process dies right after commit."""
+    balance) store nothing. The outbox row written here is what gets the work queued, even if
+    this process dies right after commit."""
     if not recipients:
         raise DeliveryError("At least one recipient is required.", code="no_recipients")
     if len(recipients) > MAX_BATCH:

@@ -31,6 +31,19 @@ def test_mobile_fast_path_equals_full_parse_for_every_prefix_R_DLV_1():
     assert normalise_number("+8612345678901") is None
 
 
+def test_segment_memo_equals_full_parse_for_every_5_digit_prefix_R_DLV_1():
+    """Validity is memoised per 7-digit segment: whatever suffix comes first for a segment, every
+    other number of that segment gets the answer the full parse gives it."""
+    mismatches = []
+    for prefix in range(13000, 20000):
+        for middle in ("00", "59", "99"):
+            for suffix in ("0000", "5173", "9999"):
+                national = f"{prefix}{middle}{suffix}"
+                if normalise_number(national) != _normalise_parsed(national):
+                    mismatches.append(national)
+    assert mismatches == []
+
+
 @given(st.text(alphabet="+0123456789 -", max_size=18))
 def test_normalise_number_equals_full_parse_for_any_digit_string_R_DLV_1(text):
     assert normalise_number(text) == _normalise_parsed(text.strip())

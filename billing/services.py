@@ -508,6 +508,7 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
         _save_entries([entry])
         # Rows as tuples through one INSERT (smsplatform.db): bulk_create's per-value
         # compilation of 1000 Hold instances was a large part of a batch request's time.
+        created_at = now.isoformat()  # formatted once for every row
         ids = insert_rows(
             Hold,
             ("account_id", "tenant_id", "entry_id", "reference", "message_type", "segments", "package_segments",
@@ -515,7 +516,7 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
             [
                 (account.pk, account.tenant_id, entry.pk, line.reference, line.message_type or "", line.segments,
                  package_segments, line.unit_price, (line.segments - package_segments) * line.unit_price,
-                 line.price_id, now)
+                 line.price_id, created_at)
                 for line, package_segments, _ in plans
             ],
             returning="id",

@@ -98,6 +98,26 @@ def test_invalid_utf8_body_is_400_malformed_request(client_a, tenant_a, sendable
         tenant_a, lambda: client_a.generic("POST", "/api/v1/messages", body, content_type="application/json"), status=400)
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/messages", '{"signature": "SafeShop", "template": "%s", "params": {"name": "\\ud800", "code": "1"}, "to": "+8613900001111"}'),
+    ("/api/v1/batches", '{"signature": "SafeShop", "template": "%s", "params": {"code": "1"}, "recipients": ["\\udfff"]}'),
+    ("/api/v1/batches", '{"signature": "SafeShop", "template": "%s", "params": {"code": "1", "\\ud83d": "x"}, '
+                        '"recipients": ["+8613900001111"]}'),
+])
+def test_lone_surrogate_escape_is_400_malformed_request_not_a_500(client_a, tenant_a, sendable, path, body):
+    """JSON may escape a lone UTF-16 surrogate; no UTF-8 text can hold one (it used to crash the
+    request in PostgreSQL or in the response: a 500)."""
+    assert_refused_and_nothing_stored(
+        tenant_a, lambda: client_a.generic("POST", path, (body % sendable).encode(), content_type="application/json"),
+        status=400, code="malformed_request")
+
+
+def test_escaped_surrogate_pair_is_an_ordinary_character(client_a, sendable):
+    body = '{"signature": "SafeShop", "template": "%s", "params": {"name": "Li \\ud83d\\ude00", "code": "1"}, "to": "+8613900001111"}'
+    response = client_a.generic("POST", "/api/v1/messages", (body % sendable).encode(), content_type="application/json")
+    assert response.status_code in (202, 422), response.content[:300]  # an emoji: accepted or refused by the rules
+
+
 def test_one_megabyte_parameter_is_refused_and_not_charged_R_CMP_2(client_a, tenant_a, sendable):
     before = rows(tenant_a)
     huge = "x" * 1_000_000

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 from rest_framework import status
 
+from smsplatform.db import in_array
 from smsplatform.errors import DomainError
 from tenants.models import Tenant, TenantState
 from tenants.services import Actor, record_operation
@@ -817,15 +818,15 @@ def check_message(
         options = settings_for(tenant=tenant)
         home = settings.COMPLIANCE_HOME_COUNTRY
 
-        blocked = set(GlobalBlock.objects.filter(number__in=recipients).values_list("number", flat=True))
+        blocked = set(GlobalBlock.objects.filter(number__in=in_array(recipients)).values_list("number", flat=True))
         marketing = tpl.message_type == MessageType.MARKETING
         with tenant_context(tenant):
-            opted_out = set(OptOut.objects.filter(number__in=recipients).values_list("number", flat=True))
+            opted_out = set(OptOut.objects.filter(number__in=in_array(recipients)).values_list("number", flat=True))
             consented: set[str] = set()
             if marketing and options.consent_policy == ConsentPolicy.STRICT:
                 consented = set(
                     Consent.objects.filter(
-                        number__in=recipients, scope=MessageType.MARKETING, withdrawn_at__isnull=True
+                        number__in=in_array(recipients), scope=MessageType.MARKETING, withdrawn_at__isnull=True
                     ).values_list("number", flat=True)
                 )
         scanner = get_scanner()  # once per call: one primary-key read

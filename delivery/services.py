@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 from rest_framework import status as http
 
+from smsplatform.db import insert_rows
 from smsplatform.errors import Conflict, DomainError, NotFound
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
@@ -195,9 +196,10 @@ def accept_send(
     callback_url: str = "",
 ) -> SendOutcome:
     """Validate, gate (compliance), price, hold and persist a send in ONE transaction (R-DLV-1,
-    R-BIL-2). Per-recipient refusals are stored as rejected messages and charged nothing;
-    whole-request refusals (compliance, 402 insufficient balance) store nothing. The outbox row
-    written here is what gets the work queued, even if this process dies right after commit."""
+    R-BIL-2). In a batch, per-recipient refusals are stored as rejected messages and charged
+    nothing; a refused single send (422) and whole-request refusals (compliance, 402 insufficient
+    balance) store nothing. The outbox row written here is what gets the work queued, even if
+    this process dies right after commit."""
     if not recipients:
         raise DeliveryError("At least one recipient is required.", code="no_recipients")
     if len(recipients) > MAX_BATCH:
@@ -226,13 +228,64 @@ def accept_send(
         raise
 
 
+# Columns the intake writes per message (the rest take their model defaults in insert_rows).
+_MESSAGE_COLUMNS = (
+    "id", "request_id", "client_ref", "recipient", "country", "carrier", "province", "signature", "template",
+    "signature_id", "template_id", "template_version", "message_type", "params", "content", "encoding", "segments",
+    "unit_price", "price_id", "amount", "hold_id", "status", "status_at", "reason", "detail", "send_at", "callback_url",
+)
+_EVENT_COLUMNS = ("message_id", "from_status", "to_status", "at", "detail")
+# A rejected message keeps its parameters in the send log only up to this size (JSON bytes):
+# a refused 1 MB parameter must not be stored (issue 7). Accepted parameters are bounded by
+# the template's variables (R-CMP-2), so this only ever cuts refused ones.
+PARAMS_LOG_LIMIT = 1024
+DETAIL_LIMIT = 200
+
+
+@dataclass(slots=True)
+class _Draft:
+    """One message of the request being accepted: what varies per recipient. Rows go to the
+    database as tuples (smsplatform.db.insert_rows), never as Message instances (the profile)."""
+
+    recipient: str
+    params: dict
+    country: str = ""
+    carrier: str = ""
+    province: str = ""
+    content: str = ""
+    encoding: str = ""
+    segments: int = 0
+    unit_price: int = 0
+    price_id: int | None = None
+    amount: int = 0
+    hold_id: int | None = None
+    status: str = S.ACCEPTED
+    reason: str = ""
+    detail: str = ""
+    pk: int | None = None
+
+    def reject(self, reason: str, detail: str) -> None:
+        self.status, self.reason, self.detail = S.REJECTED, reason, detail[:DETAIL_LIMIT]
+        self.params = params_for_log(self.params)
+
+
+def params_for_log(params: dict) -> dict:
+    """A refused message's parameters as the send log keeps them: as sent when small, else a
+    summary (size and SHA-256, enough to match a complaint) instead of the payload."""
+    encoded = json.dumps(params, sort_keys=True, ensure_ascii=False, default=str).encode()
+    if len(encoded) <= PARAMS_LOG_LIMIT:
+        return params
+    return {"_omitted": "parameters too large to keep", "bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}
+
+
 def _accept(*, tenant, actor, kind, signature, template, recipients, params, send_at, client_ref, callback_url, digest, now):
     from billing.rules import count_segments
     from billing.selectors import price_for
-    from billing.services import HoldLine, NoPrice, hold_messages
+    from billing.services import NoPrice
     from compliance.services import check_message
 
     schema = connection.schema_name
+    refused = None
     with transaction.atomic():
         numbers = [normalise_number(r.number) for r in recipients]
         valid_idx = [i for i, n in enumerate(numbers) if n]
@@ -248,97 +301,139 @@ def _accept(*, tenant, actor, kind, signature, template, recipients, params, sen
             verdicts = dict(zip(valid_idx, check.verdicts, strict=True))
         facts = describe_numbers([n for n in numbers if n])
         prices: dict[tuple, object] = {}
-        request = SendRequest.objects.create(
-            kind=kind, client_ref=client_ref or None, body_hash=digest, total=len(recipients), send_at=send_at
-        )
-        # Ids drawn up front, so holds can name their messages before the one INSERT of the
-        # messages (no UPDATE … CASE of 1000 rows afterwards: the slowest step of the profile).
-        message_ids = _next_message_ids(len(recipients))
-        messages: list[Message] = []
+        segments_of: dict[str, object] = {}  # one count per distinct content (shared parameters)
+        drafts: list[_Draft] = []
         for i, raw in enumerate(recipients):
             number = numbers[i]
-            verdict = verdicts.get(i)
-            msg = Message(
-                pk=message_ids[i], request=request, client_ref=client_ref or None, recipient=number or str(raw.number)[:20],
-                signature=signature[:40], template=template[:40], params={**params, **(raw.params or {})},
-                send_at=send_at, callback_url=callback_url, status=S.ACCEPTED, status_at=now,
-            )
-            if check is not None:
-                msg.signature_id, msg.template_id = check.signature_id, check.template_id
-                msg.template_version, msg.message_type = check.template_version, check.message_type
-            if number:
-                f = facts[number]
-                msg.country, msg.carrier, msg.province = f.country, f.carrier, f.province
+            draft = _Draft(recipient=number or str(raw.number)[:20], params={**params, **(raw.params or {})})
+            drafts.append(draft)
             if not number:
-                msg.status, msg.reason, msg.detail = S.REJECTED, "invalid_number", "not a valid phone number"
-            elif not verdict.allowed:
-                msg.status, msg.reason, msg.detail = S.REJECTED, verdict.reason or "rejected", verdict.detail
-            else:
-                msg.content = verdict.content
-                seg = count_segments(verdict.content)
-                msg.encoding, msg.segments = seg.encoding, seg.segments
-                key = (check.message_type, msg.country, msg.carrier)
-                if key not in prices:
-                    try:
-                        prices[key] = price_for(
-                            tenant=tenant, message_type=check.message_type, country=msg.country, carrier=msg.carrier or None, at=now
-                        )
-                    except NoPrice:
-                        prices[key] = None
-                price = prices[key]
-                if price is None:
-                    msg.status, msg.reason, msg.detail = S.REJECTED, "no_price", f"no price for {msg.country}"
-                else:
-                    msg.unit_price, msg.price_id = price.unit_price, price.id
-                    msg.amount = price.unit_price * msg.segments
-                    if verdict.held:
-                        msg.status, msg.detail = S.HELD, verdict.detail
-                    elif send_at:
-                        msg.status = S.SCHEDULED
-            messages.append(msg)
-        chargeable = [m for m in messages if m.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
-        if chargeable:
-            # R-BIL-2: one hold call (one account lock) for the whole request; all or nothing.
-            holds = hold_messages(
-                tenant=tenant,
-                lines=[
-                    HoldLine(reference=f"{schema}:{m.pk}", segments=m.segments, unit_price=m.unit_price, price_id=m.price_id)
-                    for m in chargeable
-                ],
-                idempotency_key=f"send:{schema}:{request.pk}",
-                actor=actor,
+                draft.reject("invalid_number", "not a valid phone number")
+                continue
+            f = facts[number]
+            draft.country, draft.carrier, draft.province = f.country, f.carrier, f.province
+            verdict = verdicts[i]
+            if not verdict.allowed:
+                draft.reject(verdict.reason or "rejected", verdict.detail)
+                continue
+            key = (check.message_type, draft.country, draft.carrier)
+            if key not in prices:
+                try:
+                    prices[key] = price_for(
+                        tenant=tenant, message_type=check.message_type, country=draft.country,
+                        carrier=draft.carrier or None, at=now,
+                    )
+                except NoPrice:
+                    prices[key] = None
+            price = prices[key]
+            if price is None:
+                draft.reject("no_price", f"no price for {draft.country}")
+                continue
+            seg = segments_of.get(verdict.content)
+            if seg is None:
+                seg = segments_of[verdict.content] = count_segments(verdict.content)
+            draft.content, draft.encoding, draft.segments = verdict.content, seg.encoding, seg.segments
+            draft.unit_price, draft.price_id = price.unit_price, price.id
+            draft.amount = price.unit_price * seg.segments
+            if verdict.held:
+                draft.status, draft.detail = S.HELD, verdict.detail
+            elif send_at:
+                draft.status = S.SCHEDULED
+
+        if kind == SendRequest.Kind.SINGLE and drafts[0].status == S.REJECTED:
+            # R-DLV-1: a refused request stores nothing (no request, message or counter row);
+            # only the operation trail below keeps that it happened (issue 7).
+            transaction.set_rollback(True)
+            refused = drafts[0]
+        else:
+            request, status_code, body, accepted, rejected = _store_accepted(
+                tenant=tenant, actor=actor, kind=kind, drafts=drafts, check=check, signature=signature,
+                template=template, send_at=send_at, client_ref=client_ref, callback_url=callback_url, digest=digest,
+                now=now, schema=schema,
             )
-            by_ref = {h.reference: h.pk for h in holds}
-            for m in chargeable:
-                m.hold_id = by_ref[f"{schema}:{m.pk}"]
-        Message.objects.bulk_create(messages)
-        events = []
-        for msg in messages:
-            events.append(StatusEvent(message=msg, from_status="", to_status=S.ACCEPTED, at=now))
-            if msg.status != S.ACCEPTED:
-                events.append(StatusEvent(message=msg, from_status=S.ACCEPTED, to_status=msg.status, at=now, detail=msg.reason))
-        StatusEvent.objects.bulk_create(events)
-        to_queue = [m.pk for m in chargeable if m.status in (S.ACCEPTED, S.SCHEDULED)]
-        entry = None
-        if to_queue:
-            entry = OutboxEntry.objects.create(
-                tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now
-            )
-        accepted = len(chargeable)
-        rejected = len(messages) - accepted
-        status_code, body = _response(kind=kind, request=request, messages=messages)
-        request.accepted, request.rejected = accepted, rejected
-        request.response_status, request.response_body = status_code, body
-        request.save(update_fields=["accepted", "rejected", "response_status", "response_body"])
-        record_operation(
-            actor=actor, action=f"delivery.send_{kind}", tenant=tenant, obj=request,
-            after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
+    if refused is not None:
+        record_operation(  # R-AUD-3: the refusal, as a small hashed summary (no recipient, no parameters)
+            actor=actor, action=f"delivery.send_{kind}_refused", tenant=tenant,
+            after={"code": refused.reason, "client_ref": client_ref, "body_sha256": digest},
         )
-        if entry is not None and send_at is None:
-            # Fast path only: the periodic relay picks the entry up if this never runs.
-            entry_id = entry.pk
-            transaction.on_commit(lambda: _enqueue_relay(entry_id))
+        return SendOutcome(
+            http_status=http.HTTP_422_UNPROCESSABLE_ENTITY,
+            body={"code": refused.reason, "message": refused.detail or "The recipient was refused.",
+                  "details": {"to": refused.recipient, "client_ref": client_ref}},
+        )
     return SendOutcome(http_status=status_code, body=body, request_id=request.pk)
+
+
+def _store_accepted(
+    *, tenant, actor, kind, drafts, check, signature, template, send_at, client_ref, callback_url, digest, now, schema
+):
+    """Write an accepted request: request row, holds, messages, status events, outbox entry and
+    operation record (inside the caller's transaction)."""
+    from billing.services import HoldLine, hold_message_ids
+
+    # Ids drawn up front, so holds can name their messages before the one INSERT of the
+    # messages (no UPDATE … CASE of 1000 rows afterwards), and the request row is written once,
+    # complete with its response (no UPDATE of a 100 KB response body afterwards).
+    request_id, message_ids = _next_ids(len(drafts))
+    request = SendRequest(
+        pk=request_id, kind=kind, client_ref=client_ref or None, body_hash=digest, total=len(drafts), send_at=send_at
+    )
+    for draft, message_id in zip(drafts, message_ids, strict=True):
+        draft.pk = message_id
+    chargeable = [d for d in drafts if d.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
+    if chargeable:
+        # R-BIL-2: one hold call (one account lock) for the whole request; all or nothing.
+        hold_ids = hold_message_ids(
+            tenant=tenant,
+            lines=[
+                HoldLine(reference=f"{schema}:{d.pk}", segments=d.segments, unit_price=d.unit_price, price_id=d.price_id)
+                for d in chargeable
+            ],
+            idempotency_key=f"send:{schema}:{request.pk}",
+            actor=actor,
+        )
+        for draft, hold_id in zip(chargeable, hold_ids, strict=True):
+            draft.hold_id = hold_id
+    signature_id = template_id = template_version = None
+    message_type = ""
+    if check is not None:
+        signature_id, template_id = check.signature_id, check.template_id
+        template_version, message_type = check.template_version, check.message_type
+    accepted = len(chargeable)
+    rejected = len(drafts) - accepted
+    status_code, body = _response(kind=kind, request=request, messages=drafts)
+    request.accepted, request.rejected = accepted, rejected
+    request.response_status, request.response_body = status_code, body
+    # A concurrent request with the same client_ref fails here (unique index) and is replayed.
+    request.save(force_insert=True)
+    ref = client_ref or None
+    at = now.isoformat()  # the same instants on every row: formatted once, not per value
+    send_at_text = send_at.isoformat() if send_at else None
+    insert_rows(Message, _MESSAGE_COLUMNS, [
+        (d.pk, request.pk, ref, d.recipient, d.country, d.carrier, d.province, signature[:40], template[:40],
+         signature_id, template_id, template_version, message_type, d.params, d.content, d.encoding, d.segments,
+         d.unit_price, d.price_id, d.amount, d.hold_id, d.status, at, d.reason, d.detail, send_at_text, callback_url)
+        for d in drafts
+    ])
+    events = []
+    for d in drafts:
+        events.append((d.pk, "", S.ACCEPTED, at, ""))
+        if d.status != S.ACCEPTED:
+            events.append((d.pk, S.ACCEPTED, d.status, at, d.reason))
+    insert_rows(StatusEvent, _EVENT_COLUMNS, events)
+    to_queue = [d.pk for d in chargeable if d.status in (S.ACCEPTED, S.SCHEDULED)]
+    entry = None
+    if to_queue:
+        entry = OutboxEntry.objects.create(tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now)
+    record_operation(
+        actor=actor, action=f"delivery.send_{kind}", tenant=tenant, obj=request,
+        after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
+    )
+    if entry is not None and send_at is None:
+        # Fast path only: the periodic relay picks the entry up if this never runs.
+        entry_id = entry.pk
+        transaction.on_commit(lambda: _enqueue_relay(entry_id))
+    return request, status_code, body, accepted, rejected
 
 
 def update_by_value(model, objs: list, fields: list[str]) -> int:
@@ -356,14 +451,17 @@ def update_by_value(model, objs: list, fields: list[str]) -> int:
     return len(objs)
 
 
-def _next_message_ids(count: int) -> list[int]:
-    """`count` fresh ids from the message table's sequence (of the current tenant schema)."""
+def _next_ids(count: int) -> tuple[int, list[int]]:
+    """A fresh send-request id and `count` fresh message ids from their sequences (of the
+    current tenant schema), in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [Message._meta.db_table, count],
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')), "
+            "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
+            [SendRequest._meta.db_table, Message._meta.db_table, count],
         )
-        return [row[0] for row in cursor.fetchall()]
+        request_id, message_ids = cursor.fetchone()
+        return request_id, message_ids
 
 
 def _enqueue_relay(entry_id: int) -> None:
@@ -375,23 +473,18 @@ def _enqueue_relay(entry_id: int) -> None:
         log.exception("fast-path relay enqueue failed for outbox entry %s", entry_id)
 
 
-def message_summary(m: Message) -> dict:
+def message_summary(m: Message | _Draft) -> dict:
     return {
         "id": m.pk, "to": m.recipient, "status": m.status, "reason": m.reason or None, "segments": m.segments,
         "unit_price": m.unit_price, "amount": m.amount,
     }
 
 
-def _response(*, kind: str, request: SendRequest, messages: list[Message]) -> tuple[int, dict]:
+def _response(*, kind: str, request: SendRequest, messages: list[_Draft]) -> tuple[int, dict]:
+    """The 202 body of an accepted request (a refused single send answers 422 in _accept)."""
     send_at = request.send_at.isoformat() if request.send_at else None
     if kind == SendRequest.Kind.SINGLE:
-        m = messages[0]
-        if m.status == S.REJECTED:
-            return http.HTTP_422_UNPROCESSABLE_ENTITY, {
-                "code": m.reason, "message": m.detail or "The recipient was refused.",
-                "details": {"id": m.pk, "to": m.recipient, "client_ref": request.client_ref},
-            }
-        return http.HTTP_202_ACCEPTED, {**message_summary(m), "client_ref": request.client_ref, "send_at": send_at}
+        return http.HTTP_202_ACCEPTED, {**message_summary(messages[0]), "client_ref": request.client_ref, "send_at": send_at}
     return http.HTTP_202_ACCEPTED, {
         "id": request.pk, "client_ref": request.client_ref, "send_at": send_at,
         "accepted": sum(1 for m in messages if m.status != S.REJECTED),

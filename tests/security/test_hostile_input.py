@@ -2,6 +2,7 @@
 4xx with a stable code, and stores nothing (rows counted before and after: requests, messages,
 holds, ledger entries)."""
 
+import hashlib
 import json
 import time
 import uuid
@@ -78,8 +79,7 @@ def test_malformed_single_number_is_refused_and_nothing_is_charged(client_a, ten
     response = client_a.post("/api/v1/messages", single(sendable, to=number), format="json")
     assert response.status_code in (400, 422), response.content[:300]
     assert response.json()["code"]
-    after = rows(tenant_a)
-    assert after[2:] == before[2:]  # no hold, no ledger entry (a 422 keeps the refused request on record)
+    assert rows(tenant_a) == before  # a refused single send stores nothing: no request, message, hold or entry
 
 
 def test_malformed_numbers_in_a_batch_are_rejected_per_recipient_and_not_charged(client_a, tenant_a, sendable):
@@ -98,6 +98,26 @@ def test_invalid_utf8_body_is_400_malformed_request(client_a, tenant_a, sendable
         tenant_a, lambda: client_a.generic("POST", "/api/v1/messages", body, content_type="application/json"), status=400)
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/v1/messages", '{"signature": "SafeShop", "template": "%s", "params": {"name": "\\ud800", "code": "1"}, "to": "+8613900001111"}'),
+    ("/api/v1/batches", '{"signature": "SafeShop", "template": "%s", "params": {"code": "1"}, "recipients": ["\\udfff"]}'),
+    ("/api/v1/batches", '{"signature": "SafeShop", "template": "%s", "params": {"code": "1", "\\ud83d": "x"}, '
+                        '"recipients": ["+8613900001111"]}'),
+])
+def test_lone_surrogate_escape_is_400_malformed_request_not_a_500(client_a, tenant_a, sendable, path, body):
+    """JSON may escape a lone UTF-16 surrogate; no UTF-8 text can hold one (it used to crash the
+    request in PostgreSQL or in the response: a 500)."""
+    assert_refused_and_nothing_stored(
+        tenant_a, lambda: client_a.generic("POST", path, (body % sendable).encode(), content_type="application/json"),
+        status=400, code="malformed_request")
+
+
+def test_escaped_surrogate_pair_is_an_ordinary_character(client_a, sendable):
+    body = '{"signature": "SafeShop", "template": "%s", "params": {"name": "Li \\ud83d\\ude00", "code": "1"}, "to": "+8613900001111"}'
+    response = client_a.generic("POST", "/api/v1/messages", (body % sendable).encode(), content_type="application/json")
+    assert response.status_code in (202, 422), response.content[:300]  # an emoji: accepted or refused by the rules
+
+
 def test_one_megabyte_parameter_is_refused_and_not_charged_R_CMP_2(client_a, tenant_a, sendable):
     before = rows(tenant_a)
     huge = "x" * 1_000_000
@@ -105,6 +125,66 @@ def test_one_megabyte_parameter_is_refused_and_not_charged_R_CMP_2(client_a, ten
     assert response.status_code in (400, 422), response.content[:300]
     assert response.json()["code"] in ("validation_error", "invalid_parameter")
     assert rows(tenant_a)[2:] == before[2:]  # no hold, no ledger entry
+
+
+def largest_row(tenant) -> int:
+    """Size in bytes of the largest row (as text) of any table in the tenant's schema."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [tenant.schema_name])
+        tables = [row[0] for row in cursor.fetchall()]
+        sizes = []
+        for table in tables:
+            cursor.execute(f'SELECT coalesce(max(octet_length(t::text)), 0) FROM "{tenant.schema_name}"."{table}" t')  # noqa: S608
+            sizes.append(cursor.fetchone()[0])
+    return max(sizes)
+
+
+def test_refused_single_send_with_a_one_megabyte_parameter_stores_nothing_of_it_R_DLV_1_R_AUD_3(client_a, tenant_a, sendable):
+    """Issue 7: a single send refused with 422 kept its request and message row, with the 1 MB
+    parameter as sent. Now nothing is stored in the tenant schema; the operation trail keeps the
+    refusal as a small summary (code, client_ref, SHA-256 of the body)."""
+    from tenants.models import OperationRecord
+
+    before = rows(tenant_a)
+    body = single(sendable, params={"name": "x" * 1_000_000, "code": "1234"}, client_ref="huge-1")
+    response = client_a.post("/api/v1/messages", body, format="json")
+    assert response.status_code == 422, response.content[:300]
+    assert response.json()["code"] == "invalid_parameter"
+    assert len(response.content) < 2_000
+    assert rows(tenant_a) == before
+    assert largest_row(tenant_a) < 4_000
+    record = OperationRecord.objects.get(tenant=tenant_a, action="delivery.send_single_refused")
+    assert record.after["code"] == "invalid_parameter"
+    assert record.after["client_ref"] == "huge-1"
+    assert len(record.after["body_sha256"]) == 64
+    assert len(json.dumps(record.after)) < 1_000
+
+
+def test_refused_single_send_leaves_its_client_ref_free_R_DLV_1(client_a, tenant_a, sendable):
+    refused = client_a.post("/api/v1/messages", single(sendable, to="12345", client_ref="ref-7"), format="json")
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_number")
+    accepted = client_a.post("/api/v1/messages", single(sendable, client_ref="ref-7"), format="json")
+    assert accepted.status_code == 202, accepted.content[:300]
+    assert "Idempotent-Replay" not in accepted
+
+
+def test_batch_keeps_only_a_summary_of_oversized_refused_parameters_R_AUD_1(client_a, tenant_a, sendable):
+    """A batch stores its refused recipients as rejected messages (send log), but a refused
+    parameter set above PARAMS_LOG_LIMIT is kept as size + SHA-256, not as sent."""
+    huge = {"name": "y" * 1_000_000, "code": "1234"}
+    body = {"signature": "SafeShop", "template": sendable, "params": huge,
+            "recipients": ["+8613900003333", "+8613900004444", "+8613900005555"]}
+    response = client_a.post("/api/v1/batches", body, format="json")
+    assert response.status_code == 202, response.content[:300]
+    assert (response.json()["accepted"], response.json()["rejected"]) == (0, 3)
+    with tenant_context(tenant_a):
+        stored = list(Message.objects.values_list("reason", "params"))
+    connection.set_schema_to_public()
+    assert [reason for reason, _ in stored] == ["invalid_parameter"] * 3
+    encoded = json.dumps(huge, sort_keys=True, ensure_ascii=False).encode()
+    assert {p["sha256"] for _, p in stored} == {hashlib.sha256(encoded).hexdigest()}
+    assert {p["bytes"] for _, p in stored} == {len(encoded)}
+    assert largest_row(tenant_a) < 4_000
 
 
 def test_one_megabyte_query_parameter_is_a_clean_answer(client_a):

@@ -1,0 +1,81 @@
+"""smsplatform.db.insert_rows, the bulk INSERT of the intake hot path: rows land in the current
+tenant's schema and the model's table (R-TEN-1), defaults are filled like the ORM's, values are
+checked by the columns (no silent truncation), one statement whatever the row count."""
+
+import pytest
+from django.db import DataError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from delivery.models import InboundMessage
+from smsplatform.db import in_array, insert_rows
+from tenants.models import OperationRecord
+
+COLUMNS = ("source", "destination", "text", "received_at")
+
+
+def replies(n: int, prefix: str = "+86138") -> list[tuple]:
+    now = timezone.now()
+    return [(f"{prefix}{i:08d}", "10690", f"reply {i} é", now) for i in range(n)]
+
+
+def test_rows_land_in_the_current_tenant_schema_only_R_TEN_1(tenant_a, tenant_b):
+    with tenant_context(tenant_b):
+        before_b = InboundMessage.objects.count()
+    with tenant_context(tenant_a):
+        before_a = InboundMessage.objects.count()
+        ids = insert_rows(InboundMessage, COLUMNS, replies(3), returning="id")
+        stored = list(InboundMessage.objects.filter(pk__in=ids).order_by("pk"))
+        assert InboundMessage.objects.count() == before_a + 3
+    with tenant_context(tenant_b):
+        assert InboundMessage.objects.count() == before_b
+    assert [m.text for m in stored] == ["reply 0 é", "reply 1 é", "reply 2 é"]
+    assert [(m.keyword_action, m.channel_id) for m in stored] == [("", None)] * 3  # model defaults filled
+
+
+def test_returning_gives_each_row_its_id_in_row_order(tenant_a):
+    rows = replies(50, prefix="+86139")
+    with tenant_context(tenant_a):
+        ids = insert_rows(InboundMessage, COLUMNS, rows, returning="id")
+        by_id = dict(InboundMessage.objects.filter(pk__in=ids).values_list("pk", "source"))
+    assert [by_id[i] for i in ids] == [row[0] for row in rows]
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_truncated(tenant_a):
+    too_long = ("+" + "1" * 40, "10690", "x", timezone.now())  # source is varchar(32)
+    with tenant_context(tenant_a), pytest.raises(DataError), transaction.atomic():
+        insert_rows(InboundMessage, COLUMNS, [too_long])
+
+
+def test_json_values_and_auto_now_add_like_the_orm(db):
+    insert_rows(OperationRecord, ("actor_kind", "actor_label", "action", "before", "after"),
+                [("system", "insert-rows-test", "test.insert_rows", None, {"a": [1, "é", None], "b": {"c": True}})])
+    record = OperationRecord.objects.get(action="test.insert_rows")
+    assert record.before is None  # a Python None is SQL NULL, not JSON null
+    assert OperationRecord.objects.filter(action="test.insert_rows", before__isnull=True).exists()
+    assert record.after == {"a": [1, "é", None], "b": {"c": True}}
+    assert abs((timezone.now() - record.created_at).total_seconds()) < 60
+
+
+def test_one_statement_for_any_number_of_rows(tenant_a):
+    with tenant_context(tenant_a):
+        with CaptureQueriesContext(connection) as small:
+            insert_rows(InboundMessage, COLUMNS, replies(2, prefix="+86137"))
+        with CaptureQueriesContext(connection) as large:
+            insert_rows(InboundMessage, COLUMNS, replies(1000, prefix="+86136"))
+    statements = [q for q in large.captured_queries if not q["sql"].startswith("SET search_path")]
+    assert len(large.captured_queries) == len(small.captured_queries)
+    assert len(statements) == 1
+    assert insert_rows(InboundMessage, COLUMNS, []) == []
+
+
+def test_in_array_matches_like_an_in_list(tenant_a):
+    with tenant_context(tenant_a):
+        insert_rows(InboundMessage, COLUMNS, replies(5, prefix="+86135"))
+        wanted = ["+8613500000001", "+8613500000003", "+8613599999999"]
+        found = set(InboundMessage.objects.filter(source__in=in_array(wanted)).values_list("source", flat=True))
+        assert found == set(InboundMessage.objects.filter(source__in=wanted).values_list("source", flat=True))
+        assert found == {"+8613500000001", "+8613500000003"}
+    with pytest.raises(ValueError, match="unsupported"):
+        in_array(["x"], db_type="text); DROP TABLE x")

@@ -52,6 +52,34 @@ def handle_inbound(*, channel_id: int | None, pdu, apply: bool = False) -> None:
         receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=pdu.text)
 
 
+def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
+    """The receipts among the deliver_sm of one read, stored with one INSERT (durable before the
+    deliver_sm_resps go out); applied later in batches like record_receipt's. Returns their
+    carrier ids. Replies are not handled here (see handle_inbound)."""
+    rows = [
+        row for pdu in pdus if pdu.is_receipt and pdu.receipt is not None
+        for row in [_pending_row(channel_id=channel_id, receipt=pdu.receipt, source_addr=pdu.source_addr,
+                                 destination_addr=pdu.destination_addr)]
+        if row is not None
+    ]
+    if rows:
+        PendingReceipt.objects.bulk_create(rows)
+    return [row.carrier_message_id for row in rows]
+
+
+def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:
+    status = str(receipt.status)
+    status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
+    if status not in RECEIPT_FINAL:
+        log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
+        return None
+    return PendingReceipt(
+        channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
+        err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
+        destination_addr=destination_addr[:32],
+    )
+
+
 def _variants(message_id: str) -> list[str]:
     from . import receipts
 
@@ -64,16 +92,10 @@ def record_receipt(
 ) -> bool:
     """Store a receipt; with `apply`, apply it now. True when it was applied now (its carrier id
     was known); otherwise it waits until the submit result is recorded."""
-    status = str(receipt.status)
-    status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
-    if status not in RECEIPT_FINAL:
-        log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
+    row = _pending_row(channel_id=channel_id, receipt=receipt, source_addr=source_addr, destination_addr=destination_addr)
+    if row is None:
         return False
-    PendingReceipt.objects.create(
-        channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
-        err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
-        destination_addr=destination_addr[:32],
-    )
+    row.save()
     if not apply:
         return False
     return apply_pending_receipts(carrier_ids=[receipt.message_id]) > 0

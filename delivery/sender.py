@@ -72,6 +72,26 @@ class ChannelSession:
         if pdu.is_receipt and pdu.receipt is not None:
             self.receipt_ids.append(pdu.receipt.message_id)
 
+    def on_inbound_batch(self, pdus: list) -> list[int | None]:
+        """Every deliver_sm of one read of the bind: the receipts stored with one INSERT before
+        any of them is answered; a reply that fails is answered with an error (redelivered)."""
+        from smpplib import consts
+
+        from .inbound import handle_inbound, record_receipts
+
+        self.receipt_ids.extend(record_receipts(channel_id=self.channel_id, pdus=pdus))
+        statuses: list[int | None] = []
+        for pdu in pdus:
+            status = None
+            if not pdu.is_receipt:
+                try:
+                    handle_inbound(channel_id=self.channel_id, pdu=pdu)
+                except Exception:
+                    log.exception("reply on channel %s failed; answered for redelivery", self.channel_id)
+                    status = consts.SMPP_ESME_RX_T_APPN
+            statuses.append(status)
+        return statuses
+
     def apply_inbound(self) -> int:
         from .inbound import apply_pending_receipts
 
@@ -97,6 +117,21 @@ class SessionRegistry:
 
     _pools: ClassVar[dict[int, list[ChannelSession]]] = {}
     _pools_lock = threading.Lock()
+    _limiters: ClassVar[dict[int, object]] = {}
+
+    @classmethod
+    def limiter_for(cls, channel: Channel):
+        """The channel's TPS bucket in this process, shared by all its binds: Channel.tps_limit
+        is the channel's rate (a bucket per bind let N binds send N times the limit: issue 7)."""
+        from .smpp import TokenBucket
+
+        if not channel.tps_limit:
+            return None
+        with cls._pools_lock:
+            bucket = cls._limiters.get(channel.pk)
+            if bucket is None or bucket.rate != float(channel.tps_limit):
+                bucket = cls._limiters[channel.pk] = TokenBucket(float(channel.tps_limit), history=100_000)
+            return bucket
 
     @staticmethod
     def fingerprint(channel: Channel) -> tuple:
@@ -140,9 +175,9 @@ class SessionRegistry:
                 host=channel.host, port=channel.port, system_id=channel.system_id,
                 password=services.decrypt_secret(channel.password),
                 system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
-                tps=float(channel.tps_limit) if channel.tps_limit else None,
+                limiter=cls.limiter_for(channel),
                 on_result=chosen.results.append,
-                on_inbound=chosen.on_inbound,
+                on_inbound=chosen.on_inbound, on_inbound_batch=chosen.on_inbound_batch,
             )
             try:
                 chosen.session.connect()
@@ -256,51 +291,74 @@ def source_address(*, channel: Channel, tenant: Tenant) -> str:
 
 
 def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) -> dict:
-    """Claim, submit over a pooled session, wait for the responses, record the results."""
+    """Take a pooled bind, claim and submit (in slices of about a second of sending when the
+    channel has a TPS limit), wait for the responses, record the results.
+
+    The bind is taken before anything is claimed, and with a TPS limit only the next slice is
+    claimed: a message is `submitting` only shortly before it goes out, so a crash leaves few
+    claimed-but-never-sent messages waiting for reconciliation (issue 7: a job of 100 claimed,
+    then waiting for the bind and the TPS limit, made a killed worker strand all of them)."""
     from .smpp import SmppError
 
     tenant = Tenant.objects.get(pk=tenant_id)
     channel = Channel.objects.filter(pk=channel_id).first()
     token = uuid.uuid4().hex
-    with tenant_context(tenant):
-        claimed = claim_messages(channel_id=channel_id, message_ids=message_ids, token=token)
-    if not claimed:
-        return {"claimed": 0}
-    if channel is None or not channel.enabled:
+
+    def claim(ids: list[int]) -> list[Message]:
         with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason="channel disabled")
+            return claim_messages(channel_id=channel_id, message_ids=ids, token=token)
+
+    def give_back(messages: list[Message], reason: str) -> None:
+        with tenant_context(tenant):
+            retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason)
+
+    if channel is None or not channel.enabled:
+        claimed = claim(message_ids)
+        give_back(claimed, "channel disabled")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     with tenant_context(tenant):
         source = source_address(channel=channel, tenant=tenant)
     try:
         holder = SessionRegistry.acquire(channel)
     except BindsBusy as exc:
-        with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=str(exc))
+        claimed = claim(message_ids)
+        give_back(claimed, str(exc))
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     except (SmppError, OSError) as exc:
         services.mark_channel_down(channel_id=channel_id, error=f"bind failed: {exc}")
-        with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=f"bind failed: {exc}")
+        claimed = claim(message_ids)
+        give_back(claimed, f"bind failed: {exc}")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     schema = tenant.schema_name
+    step = len(message_ids)
+    if channel.tps_limit:
+        step = max(int(channel.tps_limit), channel.window_size, 1)
+    claimed: list[Message] = []
     broken = None
     try:
         services.mark_channel_up(channel_id=channel_id)
-        for m in claimed:
-            try:
-                holder.session.submit(
-                    ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
-                )
-            except (SmppError, OSError) as exc:
-                # The session reported every part it had taken (answered, or transient); messages
-                # after this one were never handed over.
-                broken = exc
+        receipts_before = holder.session.stats["receipts"]
+        for offset in range(0, len(message_ids), step):
+            batch = claim(message_ids[offset : offset + step])
+            claimed += batch
+            for m in batch:
+                try:
+                    holder.session.submit(
+                        ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
+                    )
+                except (SmppError, OSError) as exc:
+                    # The session reported every part it had taken (answered, or transient); messages
+                    # after this one were never handed over.
+                    broken = exc
+                    break
+            if broken is not None:
+                # the slices not claimed yet: claimed now and given back below with the unsent
+                claimed += claim(message_ids[offset + step :])
                 break
         if broken is None:
             try:
                 holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
-                _linger(holder)
+                _linger(holder, receipts_before=receipts_before)
             except (SmppError, OSError) as exc:
                 broken = exc
         results = holder.take_results()  # still ours: the idle poller cannot take them first
@@ -310,6 +368,8 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             SessionRegistry.discard(holder)
         else:
             SessionRegistry.release(holder)
+    if not claimed:
+        return {"claimed": 0}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results)
     with tenant_context(tenant):
@@ -319,25 +379,36 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not sent: {broken}")
         # Handed over but no (complete) answer yet: we cannot know whether the SMSC took them.
         unsent_ids = {m.pk for m in unsent}
-        with transaction.atomic():
-            pending = list(
-                Message.objects.select_for_update().filter(
-                    pk__in=[m.pk for m in leftover if m.pk not in unsent_ids], status=S.SUBMITTING, claim_token=token
+        pending = []
+        if len(leftover) > len(unsent):
+            with transaction.atomic():
+                pending = list(
+                    Message.objects.select_for_update().filter(
+                        pk__in=[m.pk for m in leftover if m.pk not in unsent_ids], status=S.SUBMITTING, claim_token=token
+                    )
                 )
-            )
-            for m in pending:
-                services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
+                for m in pending:
+                    services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
     outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending))
     outcome["receipts"] = holder.apply_inbound()
     return outcome
 
 
-def _linger(holder: ChannelSession) -> None:
+def _linger(holder: ChannelSession, *, receipts_before: int) -> None:
     """Read a little longer: receipts of what we just sent often follow right away, and this
-    bind is only read while a job runs."""
+    bind is only read while a job runs (between jobs the idle poller reads it every 0.2 s). Stops
+    as soon as as many receipts came as parts were accepted: no fixed wait per job."""
     linger = settings.DELIVERY_RECEIPT_LINGER_SECONDS
-    if linger > 0:
-        holder.session.poll(linger)
+    if linger <= 0:
+        return
+    session = holder.session
+    accepted = sum(1 for r in holder.results if r.ok)
+    deadline = time.monotonic() + linger
+    while session.stats["receipts"] - receipts_before < accepted:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        session.poll(min(remaining, 0.05))
 
 
 # --- recording results -------------------------------------------------------------------------

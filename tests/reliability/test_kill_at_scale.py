@@ -36,7 +36,7 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
     total = int(os.environ.get("FAULT_KILL_MESSAGES", "300"))
     dramatiq.get_broker().client.flushdb()
     sim = smsc_factory(credentials={"demo": "demo"}, max_redeliveries=1000, redeliver_delay=0.5)
-    channel = only_channel(port=sim.port, window_size=10, tps_limit=None)
+    channel = only_channel(port=sim.port, window_size=10, tps_limit=150)
     listener(channel.pk)
     tenant, client = live_tenant("Kill Scale Co.")
     template = make_sendable(tenant, balance=total * PRICE)

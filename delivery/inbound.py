@@ -190,9 +190,13 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             return 0
         variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
         lookups: dict[tuple[int | None, str], CarrierMessageId] = {}
-        for row in CarrierMessageId.objects.filter(
-            carrier_message_id__in={v for vs in variants.values() for v in vs}
-        ).select_related("tenant"):
+        found = CarrierMessageId.objects.filter(carrier_message_id__in={v for vs in variants.values() for v in vs})
+        channels = {r.channel_id for r in rows}
+        if None not in channels:
+            # A receipt only matches ids of its own channel: other SMSCs' ids (they do collide,
+            # e.g. sequential ones) are not fetched at all.
+            found = found.filter(channel_id__in=channels)
+        for row in found.select_related("tenant"):
             lookups[(row.channel_id, row.carrier_message_id)] = row
             lookups.setdefault((None, row.carrier_message_id), row)
         per_tenant: dict[int, tuple[Tenant, list[PartOutcome]]] = {}

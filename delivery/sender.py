@@ -92,11 +92,15 @@ class ChannelSession:
             statuses.append(status)
         return statuses
 
+    def take_receipt_ids(self) -> list[str]:
+        ids = list(self.receipt_ids)
+        del self.receipt_ids[: len(ids)]
+        return ids
+
     def apply_inbound(self) -> int:
         from .inbound import apply_pending_receipts
 
-        ids = list(self.receipt_ids)
-        del self.receipt_ids[: len(ids)]
+        ids = self.take_receipt_ids()
         return apply_pending_receipts(carrier_ids=ids) if ids else 0
 
     def take_results(self) -> list:
@@ -359,9 +363,11 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             try:
                 holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
                 _linger(holder, receipts_before=receipts_before)
+                holder.session.answer_inbound()
             except (SmppError, OSError) as exc:
                 broken = exc
         results = holder.take_results()  # still ours: the idle poller cannot take them first
+        receipt_ids = holder.take_receipt_ids()
     finally:
         if broken is not None:
             log.warning("channel %s session lost: %s", channel_id, broken)
@@ -371,7 +377,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     if not claimed:
         return {"claimed": 0}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
-    outcome = apply_submit_results(channel_id=channel_id, results=results)
+    outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
     with tenant_context(tenant):
         leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
         # No result at all after a broken session: never handed to the SMSC, safe to send again.
@@ -389,8 +395,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
                 )
                 for m in pending:
                     services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
-    outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending))
-    outcome["receipts"] = holder.apply_inbound()
+    outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending), receipts=len(receipt_ids))
     return outcome
 
 
@@ -418,8 +423,10 @@ def _hash_key(prefix: str, ids: list[int]) -> str:
     return prefix + hashlib.sha1(",".join(map(str, sorted(ids))).encode(), usedforsecurity=False).hexdigest()
 
 
-def apply_submit_results(*, channel_id: int, results: list) -> dict:
-    """Record SubmitResults (any tenant, any claim): carrier ids + capture, failover, or failure."""
+def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[str] | None = None) -> dict:
+    """Record SubmitResults (any tenant, any claim): carrier ids + capture, failover, or failure.
+    After commit, the parked receipts of the accepted ids — and those of `receipt_ids` (stored by
+    the caller meanwhile) — are applied in one batch."""
     by_ref: dict[str, list] = defaultdict(list)
     for r in results:
         by_ref[r.ref].append(r)
@@ -432,17 +439,23 @@ def apply_submit_results(*, channel_id: int, results: list) -> dict:
             continue
         per_schema[schema][int(message_id)] = (token, parts)
     totals = defaultdict(int)
+    carrier_ids: list[str] = list(receipt_ids or ())
     for schema, items in per_schema.items():
         tenant = Tenant.objects.filter(schema_name=schema).first()
         if tenant is None:
             continue
         with tenant_context(tenant):
-            for key, value in _apply_for_tenant(tenant=tenant, channel_id=channel_id, items=items).items():
+            outcome = _apply_for_tenant(tenant=tenant, channel_id=channel_id, items=items, carrier_ids=carrier_ids)
+            for key, value in outcome.items():
                 totals[key] += value
+    if carrier_ids:
+        # After commit (the receipts' own appliers could not see our lookup rows before it).
+        transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
     return dict(totals)
 
 
-def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]]) -> dict:
+def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str]) -> dict:
+    """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`."""
     from billing.services import Capture, capture_holds
 
     now = timezone.now()
@@ -450,7 +463,6 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
     submitted: list[Message] = []
     failed: list[Message] = []
     retry: list[Message] = []
-    carrier_ids: list[str] = []
     with transaction.atomic():
         messages = Message.objects.select_for_update().filter(
             pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION]
@@ -514,8 +526,6 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 services.enqueue_status_callback(tenant=tenant, message=m)
         if retry:
             retry_elsewhere(tenant=tenant, messages=retry, token=None, reason="transient submit error")
-        if carrier_ids:
-            transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry)}
 
 

@@ -223,6 +223,7 @@ class SmppSession:
                  on_result: Callable[[SubmitResult], None],
                  on_inbound: Callable[[InboundPdu], None],
                  on_inbound_batch: Callable[[list[InboundPdu]], list[int | None] | None] | None = None,
+                 inbound_batch_size: int = 200, inbound_batch_wait: float = 0.05,
                  response_timeout: float = 30.0, enquire_link_timeout: float | None = None,
                  tps_burst: float | None = None, limiter: TokenBucket | None = None, throttle_backoff: float = 0.05,
                  throttle_backoff_max: float = 2.0, socket_timeout: float = 10.0,
@@ -259,7 +260,12 @@ class SmppSession:
         #: called before any of them is answered; returns None (all ESME_ROK) or one status per
         #: PDU (None = ESME_ROK); raising answers them all ESME_RX_T_APPN
         self.on_inbound_batch = on_inbound_batch
+        #: deliver_sm are collected across reads while submits are outstanding, up to this many or
+        #: this many seconds for the oldest (one INSERT per batch instead of one per read)
+        self.inbound_batch_size = inbound_batch_size
+        self.inbound_batch_wait = inbound_batch_wait
         self._inbound: list[InboundPdu] = []
+        self._inbound_since = 0.0
         #: `limiter` (a bucket shared with other binds of the channel) wins over `tps`
         self.limiter = limiter or (TokenBucket(tps, tps_burst, history=100_000) if tps else None)
 
@@ -369,6 +375,7 @@ class SmppSession:
         if self._sock is None:
             return
         try:
+            self.answer_inbound()  # stored and answered before we go (else they come again)
             seq = self._send("unbind")
             deadline = time.monotonic() + 2.0
             self._unbind_seq = seq
@@ -486,11 +493,13 @@ class SmppSession:
                 handled += self._handle_buffer()
                 if self._sock is None:
                     break
-                self._answer_inbound()
                 self._flush()
                 readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, exceptions.ConnectionError) as exc:
             self._lost(f"socket error: {exc}")
+        if self._inbound and (not self._pending or len(self._inbound) >= self.inbound_batch_size
+                              or time.monotonic() - self._inbound_since >= self.inbound_batch_wait):
+            self.answer_inbound()
         self._housekeeping()
         return handled
 
@@ -596,7 +605,9 @@ class SmppSession:
         )
         self.stats["receipts" if is_receipt else "inbound"] += 1
         if self.on_inbound_batch is not None:
-            self._inbound.append(inbound)  # handled and answered at the end of this read batch
+            if not self._inbound:
+                self._inbound_since = time.monotonic()
+            self._inbound.append(inbound)  # handled and answered in a batch (answer_inbound)
             return
         try:
             status = self.on_inbound(inbound)
@@ -608,11 +619,12 @@ class SmppSession:
             status = consts.SMPP_ESME_RX_T_APPN
         self._send("deliver_sm_resp", sequence=pdu.sequence, status=status, flush=False)
 
-    def _answer_inbound(self) -> None:
-        """Hand the deliver_sm of this read batch to on_inbound_batch (e.g. one INSERT for all the
+    def answer_inbound(self) -> None:
+        """Hand the deliver_sm collected so far to on_inbound_batch (e.g. one INSERT for all the
         receipts), then answer each with the status it returned; ESME_RX_T_APPN for all when it
-        raised (the SMSC redelivers; storing a receipt twice is harmless)."""
-        if not self._inbound:
+        raised (the SMSC redelivers; storing a receipt twice is harmless). _read calls it when
+        nothing is outstanding, the batch is full or its oldest PDU waited inbound_batch_wait."""
+        if not self._inbound or self._sock is None:
             return
         batch = list(self._inbound)
         self._inbound.clear()
@@ -625,6 +637,7 @@ class SmppSession:
         for inbound, status in zip(batch, statuses, strict=True):
             status = consts.SMPP_ESME_ROK if status is None else int(status)
             self._send("deliver_sm_resp", sequence=inbound.sequence, status=status, flush=False)
+        self._flush()
 
     def _housekeeping(self) -> None:
         if self._sock is None:

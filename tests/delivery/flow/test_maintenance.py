@@ -44,7 +44,8 @@ def test_maintenance_one_working_day_ahead_is_accepted_and_recorded(make_channel
 def test_tenants_see_maintenance_notices(client_a, make_channel):
     from django.utils import timezone
 
-    start = timezone.now() + timedelta(days=3)
+    # Friday evening (local time) + 3 days is less than one working day's notice: start after it.
+    start = earliest_maintenance_start(now=timezone.now()) + timedelta(hours=1)
     schedule_maintenance(channel=make_channel(name="cm-north"), starts_at=start, ends_at=start + timedelta(hours=1),
                          notice="China Mobile north upgrade", actor=OPERATOR)
     response = client_a.get("/api/v1/maintenance")

@@ -67,6 +67,27 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
     return [row.carrier_message_id for row in rows]
 
 
+def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
+    """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
+    deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
+    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
+    one status per PDU: None = ESME_ROK)."""
+    from smpplib import consts
+
+    receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
+    statuses: list[int | None] = []
+    for pdu in pdus:
+        status = None
+        if not pdu.is_receipt:
+            try:
+                handle_inbound(channel_id=channel_id, pdu=pdu)
+            except Exception:
+                log.exception("reply on channel %s failed; answered for redelivery", channel_id)
+                status = consts.SMPP_ESME_RX_T_APPN
+        statuses.append(status)
+    return receipt_ids, statuses
+
+
 def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:
     status = str(receipt.status)
     status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up

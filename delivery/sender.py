@@ -73,23 +73,12 @@ class ChannelSession:
             self.receipt_ids.append(pdu.receipt.message_id)
 
     def on_inbound_batch(self, pdus: list) -> list[int | None]:
-        """Every deliver_sm of one read of the bind: the receipts stored with one INSERT before
-        any of them is answered; a reply that fails is answered with an error (redelivered)."""
-        from smpplib import consts
+        """Every deliver_sm collected on the bind: receipts stored with one INSERT before any of
+        them is answered (inbound.handle_inbound_batch); their ids are applied after the job."""
+        from .inbound import handle_inbound_batch
 
-        from .inbound import handle_inbound, record_receipts
-
-        self.receipt_ids.extend(record_receipts(channel_id=self.channel_id, pdus=pdus))
-        statuses: list[int | None] = []
-        for pdu in pdus:
-            status = None
-            if not pdu.is_receipt:
-                try:
-                    handle_inbound(channel_id=self.channel_id, pdu=pdu)
-                except Exception:
-                    log.exception("reply on channel %s failed; answered for redelivery", self.channel_id)
-                    status = consts.SMPP_ESME_RX_T_APPN
-            statuses.append(status)
+        receipt_ids, statuses = handle_inbound_batch(channel_id=self.channel_id, pdus=pdus)
+        self.receipt_ids.extend(receipt_ids)
         return statuses
 
     def take_receipt_ids(self) -> list[str]:

@@ -18,6 +18,7 @@ from .conftest import make_sendable
 from .live import live_tenant, only_channel, signal_group, wait_all_delivered, worker_process
 
 TPS = 60
+JITTER = 0.4  # seconds the simulator thread may lag behind its socket on a busy machine
 
 
 def most_in_one_second(times: list[float]) -> int:
@@ -55,5 +56,10 @@ def test_channel_with_tps_limit_delivers_everything_within_the_limit(live_db, sm
     sent = Counter(r.destination for r in sim.submitted)
     assert set(sent) == ours
     assert max(sent.values()) == 1
+    # The simulator's receive times (its own thread; on a loaded machine it may read a few
+    # PDUs late and in a bunch, hence the jitter allowance). Each bind with its own bucket —
+    # the bug — sent 2 × TPS: all 240 within ~2 s, 120 in one second.
     burst = TokenBucket(TPS).burst
-    assert most_in_one_second([r.received_at for r in sim.submitted]) <= TPS + burst
+    times = sorted(r.received_at for r in sim.submitted)
+    assert times[-1] - times[0] >= (total - burst) / TPS * 0.9
+    assert most_in_one_second(times) <= TPS + burst + JITTER * TPS

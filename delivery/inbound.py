@@ -20,6 +20,7 @@ from django_tenants.utils import tenant_context
 from tenants.models import Tenant
 
 from . import services
+from .bulk import insert_rows, insert_status_events
 from .models import (
     CarrierMessageId,
     Channel,
@@ -28,7 +29,6 @@ from .models import (
     MessagePart,
     MessageStatus,
     PendingReceipt,
-    StatusEvent,
     TenantNumber,
 )
 from .routing import normalise_number
@@ -52,6 +52,10 @@ def handle_inbound(*, channel_id: int | None, pdu, apply: bool = False) -> None:
         receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=pdu.text)
 
 
+PENDING_FIELDS = ["channel", "carrier_message_id", "stat", "status", "err", "done_at", "source_addr", "destination_addr",
+                  "applied_at"]
+
+
 def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
     """The receipts among the deliver_sm of one read, stored with one INSERT (durable before the
     deliver_sm_resps go out); applied later in batches like record_receipt's. Returns their
@@ -62,9 +66,12 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
                                  destination_addr=pdu.destination_addr)]
         if row is not None
     ]
-    if rows:
-        PendingReceipt.objects.bulk_create(rows)
+    now = timezone.now()
+    insert_rows(PendingReceipt, [*PENDING_FIELDS, "received_at"], [
+        (*(getattr(row, f"{f}_id" if f == "channel" else f) for f in PENDING_FIELDS), now) for row in rows
+    ])
     return [row.carrier_message_id for row in rows]
+
 
 
 def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
@@ -140,6 +147,11 @@ def apply_receipt(
     return changed.get(message_id)
 
 
+#: what applying receipts reads of a message (its status callback included): not the whole row
+OUTCOME_FIELDS = ("id", "status", "status_at", "client_ref", "recipient", "reason", "error_code", "submitted_at", "done_at",
+                  "callback_url")
+
+
 def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
     """Apply receipts of one tenant in one transaction, a constant number of queries whatever
     their number. A part that already has an outcome ignores later ones (duplicates); a message
@@ -148,7 +160,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
     changed: dict[int, str] = {}
     with tenant_context(tenant), transaction.atomic():
         ids = {o.message_id for o in outcomes}
-        messages = {m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        messages = {m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")}
         parts: dict[int, dict[int, MessagePart]] = {}
         for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
             parts.setdefault(p.message_id, {})[p.part] = p
@@ -179,7 +191,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             moved.append(message)
             changed[message_id] = final
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
-        StatusEvent.objects.bulk_create([e for e in events if e])
+        insert_status_events(events)
         services.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
 

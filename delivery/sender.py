@@ -29,6 +29,7 @@ from django_tenants.utils import tenant_context
 from tenants.models import Tenant
 
 from . import services
+from .bulk import insert_rows, insert_status_events
 from .models import (
     CarrierMessageId,
     Channel,
@@ -36,7 +37,6 @@ from .models import (
     MessagePart,
     MessageStatus,
     OutboxEntry,
-    StatusEvent,
     TenantNumber,
 )
 from .routing import RoutingTable
@@ -252,13 +252,22 @@ class SessionRegistry:
 # --- claiming ----------------------------------------------------------------------------------
 
 
+CLAIM_FIELDS = ("id", "status", "status_at", "recipient", "content", "submit_attempts")
+#: what recording a submit result reads (the failure path's callbacks included)
+RESULT_FIELDS = ("id", "status", "status_at", "claim_token", "submit_attempts", "hold_id", "message_type", "country",
+                 "carrier", "province", "tried_channels", "channel_id", "client_ref", "recipient", "reason",
+                 "error_code", "submitted_at", "done_at", "callback_url")
+
+
 def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> list[Message]:
-    """queued → submitting with a claim token, committed before anything is sent."""
+    """queued → submitting with a claim token, committed before anything is sent. The messages
+    come back with CLAIM_FIELDS loaded only."""
     now = timezone.now()
     with transaction.atomic():
         messages = list(
             Message.objects.select_for_update(skip_locked=True)
             .filter(pk__in=message_ids, status=S.QUEUED, channel_id=channel_id)
+            .only(*CLAIM_FIELDS)  # what the sender needs: loading whole rows was a third of a claim
             .order_by("pk")
         )
         events = [
@@ -271,7 +280,7 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             status=S.SUBMITTING, status_at=now, claim_token=token, submitting_at=now,
             submit_attempts=F("submit_attempts") + 1,
         )
-        StatusEvent.objects.bulk_create(events)
+        insert_status_events(events)
     return messages
 
 
@@ -455,7 +464,7 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
     with transaction.atomic():
         messages = Message.objects.select_for_update().filter(
             pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION]
-        )
+        ).only(*RESULT_FIELDS)
         parts_rows, lookups, captures, events = [], [], [], []
         for m in messages:
             token, results = items[m.pk]
@@ -468,13 +477,8 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
             if ok:
                 # R-BIL-2/8: the carrier accepted it: capture with carrier id + submit time.
                 for r in ok:
-                    parts_rows.append(MessagePart(
-                        message=m, part=r.part, parts=r.parts, carrier_message_id=r.message_id, submitted_at=now
-                    ))
-                    lookups.append(CarrierMessageId(
-                        channel_id=channel_id, carrier_message_id=r.message_id, tenant=tenant, schema_name=schema,
-                        message_id=m.pk, part=r.part,
-                    ))
+                    parts_rows.append((m.pk, r.part, r.parts, r.message_id, now, S.SUBMITTED, "", "", None))
+                    lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
                     carrier_ids.append(r.message_id)
                 detail = "" if len(ok) == expected else f"{expected - len(ok)} of {expected} parts refused"
                 events.append(services.transition(
@@ -500,12 +504,15 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
             )
         Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
-        StatusEvent.objects.bulk_create([e for e in events if e])
-        MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
+        insert_status_events(events)
+        insert_rows(MessagePart, ["message", "part", "parts", "carrier_message_id", "submitted_at", "status", "stat",
+                                  "err", "done_at"], parts_rows, on_conflict="ON CONFLICT DO NOTHING")
         # An SMSC reuses ids eventually (or after a restart): the newest submission owns the id.
-        CarrierMessageId.objects.bulk_create(
-            lookups, update_conflicts=True, unique_fields=["channel", "carrier_message_id"],
-            update_fields=["tenant", "schema_name", "message_id", "part", "created_at"],
+        insert_rows(
+            CarrierMessageId, ["channel", "carrier_message_id", "tenant", "schema_name", "message_id", "part", "created_at"],
+            lookups, on_conflict="ON CONFLICT (channel_id, carrier_message_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+            "schema_name = EXCLUDED.schema_name, message_id = EXCLUDED.message_id, part = EXCLUDED.part, "
+            "created_at = EXCLUDED.created_at",
         )
         if captures:
             capture_holds(captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures]))

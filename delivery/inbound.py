@@ -218,7 +218,8 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             )
         else:  # the sweep: skip what others are applying right now
             pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
-        rows = list(pending.order_by("received_at", "pk")[:limit])
+        rows = list(pending.only("id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at")
+                    .order_by("received_at", "pk")[:limit])
         if not rows:
             return 0
         variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
@@ -229,7 +230,10 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             # A receipt only matches ids of its own channel: other SMSCs' ids (they do collide,
             # e.g. sequential ones) are not fetched at all.
             found = found.filter(channel_id__in=channels)
-        for row in found.select_related("tenant"):
+        found = list(found.only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part"))
+        tenants = Tenant.objects.in_bulk({row.tenant_id for row in found})  # one query, not a join per row
+        for row in found:
+            row.tenant = tenants[row.tenant_id]
             lookups[(row.channel_id, row.carrier_message_id)] = row
             lookups.setdefault((None, row.carrier_message_id), row)
         per_tenant: dict[int, tuple[Tenant, list[PartOutcome]]] = {}

@@ -118,10 +118,16 @@ def main(count: int, threads: int, processes: int) -> None:
     sim = ctx.Process(target=run_simulator, args=(port, ready, stop, report_in), daemon=True)
     sim.start()
     ready.wait(10)
-    channel = services.create_channel(actor=ACTOR, name=f"bench-{stamp}", host="127.0.0.1", port=port,
-                                      system_id="bench", password="bench", source_addr="10690", window_size=50,
-                                      bind_count=threads)
-    Route.objects.create(name=f"bench-{stamp}", channel=channel, priority=0)
+    # One bench channel, reused run after run: every channel gets a queue (and a consumer thread
+    # in each worker), so a new channel per run would slow later runs down.
+    channel = Channel.objects.filter(name="bench-e2e").first()
+    if channel is None:
+        channel = services.create_channel(actor=ACTOR, name="bench-e2e", host="127.0.0.1", port=port,
+                                          system_id="bench", password="bench", source_addr="10690", window_size=50,
+                                          bind_count=threads)
+        Route.objects.create(name="bench-e2e", channel=channel, priority=0)
+    Channel.objects.filter(pk=channel.pk).update(port=port, bind_count=threads, window_size=50, tps_limit=None,
+                                                 enabled=True, down_until=None)
     dramatiq.get_broker().client.flushdb()  # nothing left over from an earlier run
     log = tempfile.NamedTemporaryFile(prefix="bench-e2e-worker-", suffix=".log", delete=False)  # noqa: SIM115
     workers = None

@@ -372,8 +372,9 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             SessionRegistry.discard(holder)
         else:
             SessionRegistry.release(holder)
-    if not claimed:
-        return {"claimed": 0}
+    if not claimed:  # a job sent twice: nothing to claim; what the bind read meanwhile still counts
+        outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
+        return {**outcome, "claimed": 0, "receipts": len(receipt_ids)}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
     with tenant_context(tenant):

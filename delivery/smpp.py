@@ -483,6 +483,7 @@ class SmppSession:
             raise SmppDisconnected("not connected")
         handled = 0
         self._sends_since_read = 0
+        waiting = len(self._inbound)
         try:
             readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
             while readable:
@@ -497,7 +498,11 @@ class SmppSession:
                 readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, exceptions.ConnectionError) as exc:
             self._lost(f"socket error: {exc}")
-        if self._inbound and (not self._pending or len(self._inbound) >= self.inbound_batch_size
+        # Answer collected deliver_sm when nothing is outstanding, the batch is full or old, or
+        # this read brought no new one (an SMSC with a small deliver_sm window waits for our
+        # answers before it sends more: never hold those up).
+        if self._inbound and (not self._pending or len(self._inbound) == waiting
+                              or len(self._inbound) >= self.inbound_batch_size
                               or time.monotonic() - self._inbound_since >= self.inbound_batch_wait):
             self.answer_inbound()
         self._housekeeping()

@@ -20,6 +20,7 @@ from django_tenants.utils import tenant_context
 from tenants.models import Tenant
 
 from . import services
+from .bulk import insert_rows, insert_status_events
 from .models import (
     CarrierMessageId,
     Channel,
@@ -28,7 +29,6 @@ from .models import (
     MessagePart,
     MessageStatus,
     PendingReceipt,
-    StatusEvent,
     TenantNumber,
 )
 from .routing import normalise_number
@@ -52,6 +52,62 @@ def handle_inbound(*, channel_id: int | None, pdu, apply: bool = False) -> None:
         receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=pdu.text)
 
 
+PENDING_FIELDS = ["channel", "carrier_message_id", "stat", "status", "err", "done_at", "source_addr", "destination_addr",
+                  "applied_at"]
+
+
+def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
+    """The receipts among the deliver_sm of one read, stored with one INSERT (durable before the
+    deliver_sm_resps go out); applied later in batches like record_receipt's. Returns their
+    carrier ids. Replies are not handled here (see handle_inbound)."""
+    rows = [
+        row for pdu in pdus if pdu.is_receipt and pdu.receipt is not None
+        for row in [_pending_row(channel_id=channel_id, receipt=pdu.receipt, source_addr=pdu.source_addr,
+                                 destination_addr=pdu.destination_addr)]
+        if row is not None
+    ]
+    now = timezone.now()
+    insert_rows(PendingReceipt, [*PENDING_FIELDS, "received_at"], [
+        (*(getattr(row, f"{f}_id" if f == "channel" else f) for f in PENDING_FIELDS), now) for row in rows
+    ])
+    return [row.carrier_message_id for row in rows]
+
+
+
+def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
+    """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
+    deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
+    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
+    one status per PDU: None = ESME_ROK)."""
+    from smpplib import consts
+
+    receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
+    statuses: list[int | None] = []
+    for pdu in pdus:
+        status = None
+        if not pdu.is_receipt:
+            try:
+                handle_inbound(channel_id=channel_id, pdu=pdu)
+            except Exception:
+                log.exception("reply on channel %s failed; answered for redelivery", channel_id)
+                status = consts.SMPP_ESME_RX_T_APPN
+        statuses.append(status)
+    return receipt_ids, statuses
+
+
+def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:
+    status = str(receipt.status)
+    status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
+    if status not in RECEIPT_FINAL:
+        log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
+        return None
+    return PendingReceipt(
+        channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
+        err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
+        destination_addr=destination_addr[:32],
+    )
+
+
 def _variants(message_id: str) -> list[str]:
     from . import receipts
 
@@ -64,16 +120,10 @@ def record_receipt(
 ) -> bool:
     """Store a receipt; with `apply`, apply it now. True when it was applied now (its carrier id
     was known); otherwise it waits until the submit result is recorded."""
-    status = str(receipt.status)
-    status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
-    if status not in RECEIPT_FINAL:
-        log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
+    row = _pending_row(channel_id=channel_id, receipt=receipt, source_addr=source_addr, destination_addr=destination_addr)
+    if row is None:
         return False
-    PendingReceipt.objects.create(
-        channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
-        err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
-        destination_addr=destination_addr[:32],
-    )
+    row.save()
     if not apply:
         return False
     return apply_pending_receipts(carrier_ids=[receipt.message_id]) > 0
@@ -97,6 +147,11 @@ def apply_receipt(
     return changed.get(message_id)
 
 
+#: what applying receipts reads of a message (its status callback included): not the whole row
+OUTCOME_FIELDS = ("id", "status", "status_at", "client_ref", "recipient", "reason", "error_code", "submitted_at", "done_at",
+                  "callback_url")
+
+
 def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
     """Apply receipts of one tenant in one transaction, a constant number of queries whatever
     their number. A part that already has an outcome ignores later ones (duplicates); a message
@@ -105,7 +160,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
     changed: dict[int, str] = {}
     with tenant_context(tenant), transaction.atomic():
         ids = {o.message_id for o in outcomes}
-        messages = {m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        messages = {m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")}
         parts: dict[int, dict[int, MessagePart]] = {}
         for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
             parts.setdefault(p.message_id, {})[p.part] = p
@@ -136,7 +191,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             moved.append(message)
             changed[message_id] = final
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
-        StatusEvent.objects.bulk_create([e for e in events if e])
+        insert_status_events(events)
         services.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
 
@@ -163,14 +218,22 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             )
         else:  # the sweep: skip what others are applying right now
             pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
-        rows = list(pending.order_by("received_at", "pk")[:limit])
+        rows = list(pending.only("id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at")
+                    .order_by("received_at", "pk")[:limit])
         if not rows:
             return 0
         variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
         lookups: dict[tuple[int | None, str], CarrierMessageId] = {}
-        for row in CarrierMessageId.objects.filter(
-            carrier_message_id__in={v for vs in variants.values() for v in vs}
-        ).select_related("tenant"):
+        found = CarrierMessageId.objects.filter(carrier_message_id__in={v for vs in variants.values() for v in vs})
+        channels = {r.channel_id for r in rows}
+        if None not in channels:
+            # A receipt only matches ids of its own channel: other SMSCs' ids (they do collide,
+            # e.g. sequential ones) are not fetched at all.
+            found = found.filter(channel_id__in=channels)
+        found = list(found.only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part"))
+        tenants = Tenant.objects.in_bulk({row.tenant_id for row in found})  # one query, not a join per row
+        for row in found:
+            row.tenant = tenants[row.tenant_id]
             lookups[(row.channel_id, row.carrier_message_id)] = row
             lookups.setdefault((None, row.carrier_message_id), row)
         per_tenant: dict[int, tuple[Tenant, list[PartOutcome]]] = {}

@@ -29,6 +29,7 @@ from django_tenants.utils import tenant_context
 from tenants.models import Tenant
 
 from . import services
+from .bulk import insert_rows, insert_status_events
 from .models import (
     CarrierMessageId,
     Channel,
@@ -36,7 +37,6 @@ from .models import (
     MessagePart,
     MessageStatus,
     OutboxEntry,
-    StatusEvent,
     TenantNumber,
 )
 from .routing import RoutingTable
@@ -72,11 +72,24 @@ class ChannelSession:
         if pdu.is_receipt and pdu.receipt is not None:
             self.receipt_ids.append(pdu.receipt.message_id)
 
+    def on_inbound_batch(self, pdus: list) -> list[int | None]:
+        """Every deliver_sm collected on the bind: receipts stored with one INSERT before any of
+        them is answered (inbound.handle_inbound_batch); their ids are applied after the job."""
+        from .inbound import handle_inbound_batch
+
+        receipt_ids, statuses = handle_inbound_batch(channel_id=self.channel_id, pdus=pdus)
+        self.receipt_ids.extend(receipt_ids)
+        return statuses
+
+    def take_receipt_ids(self) -> list[str]:
+        ids = list(self.receipt_ids)
+        del self.receipt_ids[: len(ids)]
+        return ids
+
     def apply_inbound(self) -> int:
         from .inbound import apply_pending_receipts
 
-        ids = list(self.receipt_ids)
-        del self.receipt_ids[: len(ids)]
+        ids = self.take_receipt_ids()
         return apply_pending_receipts(carrier_ids=ids) if ids else 0
 
     def take_results(self) -> list:
@@ -97,6 +110,21 @@ class SessionRegistry:
 
     _pools: ClassVar[dict[int, list[ChannelSession]]] = {}
     _pools_lock = threading.Lock()
+    _limiters: ClassVar[dict[int, object]] = {}
+
+    @classmethod
+    def limiter_for(cls, channel: Channel):
+        """The channel's TPS bucket in this process, shared by all its binds: Channel.tps_limit
+        is the channel's rate (a bucket per bind let N binds send N times the limit: issue 7)."""
+        from .smpp import TokenBucket
+
+        if not channel.tps_limit:
+            return None
+        with cls._pools_lock:
+            bucket = cls._limiters.get(channel.pk)
+            if bucket is None or bucket.rate != float(channel.tps_limit):
+                bucket = cls._limiters[channel.pk] = TokenBucket(float(channel.tps_limit), history=100_000)
+            return bucket
 
     @staticmethod
     def fingerprint(channel: Channel) -> tuple:
@@ -140,9 +168,9 @@ class SessionRegistry:
                 host=channel.host, port=channel.port, system_id=channel.system_id,
                 password=services.decrypt_secret(channel.password),
                 system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
-                tps=float(channel.tps_limit) if channel.tps_limit else None,
+                limiter=cls.limiter_for(channel),
                 on_result=chosen.results.append,
-                on_inbound=chosen.on_inbound,
+                on_inbound=chosen.on_inbound, on_inbound_batch=chosen.on_inbound_batch,
             )
             try:
                 chosen.session.connect()
@@ -224,13 +252,22 @@ class SessionRegistry:
 # --- claiming ----------------------------------------------------------------------------------
 
 
+CLAIM_FIELDS = ("id", "status", "status_at", "recipient", "content", "submit_attempts")
+#: what recording a submit result reads (the failure path's callbacks included)
+RESULT_FIELDS = ("id", "status", "status_at", "claim_token", "submit_attempts", "hold_id", "message_type", "country",
+                 "carrier", "province", "tried_channels", "channel_id", "client_ref", "recipient", "reason",
+                 "error_code", "submitted_at", "done_at", "callback_url")
+
+
 def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> list[Message]:
-    """queued → submitting with a claim token, committed before anything is sent."""
+    """queued → submitting with a claim token, committed before anything is sent. The messages
+    come back with CLAIM_FIELDS loaded only."""
     now = timezone.now()
     with transaction.atomic():
         messages = list(
             Message.objects.select_for_update(skip_locked=True)
             .filter(pk__in=message_ids, status=S.QUEUED, channel_id=channel_id)
+            .only(*CLAIM_FIELDS)  # what the sender needs: loading whole rows was a third of a claim
             .order_by("pk")
         )
         events = [
@@ -243,7 +280,7 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             status=S.SUBMITTING, status_at=now, claim_token=token, submitting_at=now,
             submit_attempts=F("submit_attempts") + 1,
         )
-        StatusEvent.objects.bulk_create(events)
+        insert_status_events(events)
     return messages
 
 
@@ -256,62 +293,90 @@ def source_address(*, channel: Channel, tenant: Tenant) -> str:
 
 
 def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) -> dict:
-    """Claim, submit over a pooled session, wait for the responses, record the results."""
+    """Take a pooled bind, claim and submit (in slices of about a second of sending when the
+    channel has a TPS limit), wait for the responses, record the results.
+
+    The bind is taken before anything is claimed, and with a TPS limit only the next slice is
+    claimed: a message is `submitting` only shortly before it goes out, so a crash leaves few
+    claimed-but-never-sent messages waiting for reconciliation (issue 7: a job of 100 claimed,
+    then waiting for the bind and the TPS limit, made a killed worker strand all of them)."""
     from .smpp import SmppError
 
     tenant = Tenant.objects.get(pk=tenant_id)
     channel = Channel.objects.filter(pk=channel_id).first()
     token = uuid.uuid4().hex
-    with tenant_context(tenant):
-        claimed = claim_messages(channel_id=channel_id, message_ids=message_ids, token=token)
-    if not claimed:
-        return {"claimed": 0}
-    if channel is None or not channel.enabled:
+
+    def claim(ids: list[int]) -> list[Message]:
         with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason="channel disabled")
+            return claim_messages(channel_id=channel_id, message_ids=ids, token=token)
+
+    def give_back(messages: list[Message], reason: str) -> None:
+        with tenant_context(tenant):
+            retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason)
+
+    if channel is None or not channel.enabled:
+        claimed = claim(message_ids)
+        give_back(claimed, "channel disabled")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     with tenant_context(tenant):
         source = source_address(channel=channel, tenant=tenant)
     try:
         holder = SessionRegistry.acquire(channel)
     except BindsBusy as exc:
-        with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=str(exc))
+        claimed = claim(message_ids)
+        give_back(claimed, str(exc))
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     except (SmppError, OSError) as exc:
         services.mark_channel_down(channel_id=channel_id, error=f"bind failed: {exc}")
-        with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=claimed, token=token, reason=f"bind failed: {exc}")
+        claimed = claim(message_ids)
+        give_back(claimed, f"bind failed: {exc}")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     schema = tenant.schema_name
+    step = len(message_ids)
+    if channel.tps_limit:
+        step = max(int(channel.tps_limit), channel.window_size, 1)
+    claimed: list[Message] = []
     broken = None
     try:
         services.mark_channel_up(channel_id=channel_id)
-        for m in claimed:
-            try:
-                holder.session.submit(
-                    ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
-                )
-            except (SmppError, OSError) as exc:
-                # The session reported every part it had taken (answered, or transient); messages
-                # after this one were never handed over.
-                broken = exc
+        receipts_before = holder.session.stats["receipts"]
+        for offset in range(0, len(message_ids), step):
+            batch = claim(message_ids[offset : offset + step])
+            claimed += batch
+            for m in batch:
+                try:
+                    holder.session.submit(
+                        ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
+                    )
+                except (SmppError, OSError) as exc:
+                    # The session reported every part it had taken (answered, or transient); messages
+                    # after this one were never handed over.
+                    broken = exc
+                    break
+            if broken is not None:
+                # the slices not claimed yet: claimed now and given back below with the unsent
+                claimed += claim(message_ids[offset + step :])
                 break
         if broken is None:
             try:
                 holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
-                _linger(holder)
+                _linger(holder, receipts_before=receipts_before)
+                holder.session.answer_inbound()
             except (SmppError, OSError) as exc:
                 broken = exc
         results = holder.take_results()  # still ours: the idle poller cannot take them first
+        receipt_ids = holder.take_receipt_ids()
     finally:
         if broken is not None:
             log.warning("channel %s session lost: %s", channel_id, broken)
             SessionRegistry.discard(holder)
         else:
             SessionRegistry.release(holder)
+    if not claimed:  # a job sent twice: nothing to claim; what the bind read meanwhile still counts
+        outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
+        return {**outcome, "claimed": 0, "receipts": len(receipt_ids)}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
-    outcome = apply_submit_results(channel_id=channel_id, results=results)
+    outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
     with tenant_context(tenant):
         leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
         # No result at all after a broken session: never handed to the SMSC, safe to send again.
@@ -319,25 +384,35 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not sent: {broken}")
         # Handed over but no (complete) answer yet: we cannot know whether the SMSC took them.
         unsent_ids = {m.pk for m in unsent}
-        with transaction.atomic():
-            pending = list(
-                Message.objects.select_for_update().filter(
-                    pk__in=[m.pk for m in leftover if m.pk not in unsent_ids], status=S.SUBMITTING, claim_token=token
+        pending = []
+        if len(leftover) > len(unsent):
+            with transaction.atomic():
+                pending = list(
+                    Message.objects.select_for_update().filter(
+                        pk__in=[m.pk for m in leftover if m.pk not in unsent_ids], status=S.SUBMITTING, claim_token=token
+                    )
                 )
-            )
-            for m in pending:
-                services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
-    outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending))
-    outcome["receipts"] = holder.apply_inbound()
+                for m in pending:
+                    services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
+    outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending), receipts=len(receipt_ids))
     return outcome
 
 
-def _linger(holder: ChannelSession) -> None:
+def _linger(holder: ChannelSession, *, receipts_before: int) -> None:
     """Read a little longer: receipts of what we just sent often follow right away, and this
-    bind is only read while a job runs."""
+    bind is only read while a job runs (between jobs the idle poller reads it every 0.2 s). Stops
+    as soon as as many receipts came as parts were accepted: no fixed wait per job."""
     linger = settings.DELIVERY_RECEIPT_LINGER_SECONDS
-    if linger > 0:
-        holder.session.poll(linger)
+    if linger <= 0:
+        return
+    session = holder.session
+    accepted = sum(1 for r in holder.results if r.ok)
+    deadline = time.monotonic() + linger
+    while session.stats["receipts"] - receipts_before < accepted:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        session.poll(min(remaining, 0.05))
 
 
 # --- recording results -------------------------------------------------------------------------
@@ -347,8 +422,10 @@ def _hash_key(prefix: str, ids: list[int]) -> str:
     return prefix + hashlib.sha1(",".join(map(str, sorted(ids))).encode(), usedforsecurity=False).hexdigest()
 
 
-def apply_submit_results(*, channel_id: int, results: list) -> dict:
-    """Record SubmitResults (any tenant, any claim): carrier ids + capture, failover, or failure."""
+def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[str] | None = None) -> dict:
+    """Record SubmitResults (any tenant, any claim): carrier ids + capture, failover, or failure.
+    After commit, the parked receipts of the accepted ids — and those of `receipt_ids` (stored by
+    the caller meanwhile) — are applied in one batch."""
     by_ref: dict[str, list] = defaultdict(list)
     for r in results:
         by_ref[r.ref].append(r)
@@ -361,17 +438,23 @@ def apply_submit_results(*, channel_id: int, results: list) -> dict:
             continue
         per_schema[schema][int(message_id)] = (token, parts)
     totals = defaultdict(int)
+    carrier_ids: list[str] = list(receipt_ids or ())
     for schema, items in per_schema.items():
         tenant = Tenant.objects.filter(schema_name=schema).first()
         if tenant is None:
             continue
         with tenant_context(tenant):
-            for key, value in _apply_for_tenant(tenant=tenant, channel_id=channel_id, items=items).items():
+            outcome = _apply_for_tenant(tenant=tenant, channel_id=channel_id, items=items, carrier_ids=carrier_ids)
+            for key, value in outcome.items():
                 totals[key] += value
+    if carrier_ids:
+        # After commit (the receipts' own appliers could not see our lookup rows before it).
+        transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
     return dict(totals)
 
 
-def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]]) -> dict:
+def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str]) -> dict:
+    """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`."""
     from billing.services import Capture, capture_holds
 
     now = timezone.now()
@@ -379,11 +462,10 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
     submitted: list[Message] = []
     failed: list[Message] = []
     retry: list[Message] = []
-    carrier_ids: list[str] = []
     with transaction.atomic():
         messages = Message.objects.select_for_update().filter(
             pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION]
-        )
+        ).only(*RESULT_FIELDS)
         parts_rows, lookups, captures, events = [], [], [], []
         for m in messages:
             token, results = items[m.pk]
@@ -396,13 +478,8 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
             if ok:
                 # R-BIL-2/8: the carrier accepted it: capture with carrier id + submit time.
                 for r in ok:
-                    parts_rows.append(MessagePart(
-                        message=m, part=r.part, parts=r.parts, carrier_message_id=r.message_id, submitted_at=now
-                    ))
-                    lookups.append(CarrierMessageId(
-                        channel_id=channel_id, carrier_message_id=r.message_id, tenant=tenant, schema_name=schema,
-                        message_id=m.pk, part=r.part,
-                    ))
+                    parts_rows.append((m.pk, r.part, r.parts, r.message_id, now, S.SUBMITTED, "", "", None))
+                    lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
                     carrier_ids.append(r.message_id)
                 detail = "" if len(ok) == expected else f"{expected - len(ok)} of {expected} parts refused"
                 events.append(services.transition(
@@ -428,12 +505,15 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
             )
         Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
-        StatusEvent.objects.bulk_create([e for e in events if e])
-        MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
+        insert_status_events(events)
+        insert_rows(MessagePart, ["message", "part", "parts", "carrier_message_id", "submitted_at", "status", "stat",
+                                  "err", "done_at"], parts_rows, on_conflict="ON CONFLICT DO NOTHING")
         # An SMSC reuses ids eventually (or after a restart): the newest submission owns the id.
-        CarrierMessageId.objects.bulk_create(
-            lookups, update_conflicts=True, unique_fields=["channel", "carrier_message_id"],
-            update_fields=["tenant", "schema_name", "message_id", "part", "created_at"],
+        insert_rows(
+            CarrierMessageId, ["channel", "carrier_message_id", "tenant", "schema_name", "message_id", "part", "created_at"],
+            lookups, on_conflict="ON CONFLICT (channel_id, carrier_message_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+            "schema_name = EXCLUDED.schema_name, message_id = EXCLUDED.message_id, part = EXCLUDED.part, "
+            "created_at = EXCLUDED.created_at",
         )
         if captures:
             capture_holds(captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures]))
@@ -443,8 +523,6 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 services.enqueue_status_callback(tenant=tenant, message=m)
         if retry:
             retry_elsewhere(tenant=tenant, messages=retry, token=None, reason="transient submit error")
-        if carrier_ids:
-            transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry)}
 
 

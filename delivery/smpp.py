@@ -30,6 +30,7 @@ import logging
 import random
 import select
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -123,7 +124,9 @@ class InboundPdu:  # a deliver_sm
 
 
 class TokenBucket:
-    """TPS limiter: `rate` tokens per second, at most `burst` saved up. Pure (clock passed in)."""
+    """TPS limiter: `rate` tokens per second, at most `burst` saved up. Pure (clock passed in).
+    Thread-safe: one bucket may be shared by every bind of a channel in a process (the limit is
+    the channel's, not each bind's); nobody sleeps holding its lock."""
 
     def __init__(self, rate: float, burst: float | None = None, *, now: float | None = None,
                  history: int = 0) -> None:
@@ -136,6 +139,7 @@ class TokenBucket:
         self.granted = 0
         #: monotonic times of the last `history` grants (for tests/diagnostics)
         self.grants: deque[float] = deque(maxlen=history or None) if history else deque(maxlen=0)
+        self._lock = threading.Lock()
 
     def _refill(self, now: float) -> None:
         if now > self.stamp:
@@ -151,13 +155,20 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         """Take a token if one is available."""
-        if self.wait_time(now) > 0:
-            return False
-        self.tokens -= 1.0
-        self.granted += 1
-        if self.grants.maxlen:
-            self.grants.append(now)
-        return True
+        return self.try_take(now) == 0.0
+
+    def try_take(self, now: float) -> float:
+        """Take a token if one is available (0.0), else the seconds to wait before asking again:
+        check and take are one step, so binds sharing the bucket never both get the last token."""
+        with self._lock:
+            wait = self.wait_time(now)
+            if wait > 0:
+                return wait
+            self.tokens -= 1.0
+            self.granted += 1
+            if self.grants.maxlen:
+                self.grants.append(now)
+            return 0.0
 
 
 def backoff_delays(max_attempts: int, base_delay: float, max_delay: float = 30.0, jitter: float = 0.0,
@@ -211,8 +222,10 @@ class SmppSession:
                  tps: float | None = None, enquire_link_interval: float = 30.0,
                  on_result: Callable[[SubmitResult], None],
                  on_inbound: Callable[[InboundPdu], None],
+                 on_inbound_batch: Callable[[list[InboundPdu]], list[int | None] | None] | None = None,
+                 inbound_batch_size: int = 200, inbound_batch_wait: float = 0.05,
                  response_timeout: float = 30.0, enquire_link_timeout: float | None = None,
-                 tps_burst: float | None = None, throttle_backoff: float = 0.05,
+                 tps_burst: float | None = None, limiter: TokenBucket | None = None, throttle_backoff: float = 0.05,
                  throttle_backoff_max: float = 2.0, socket_timeout: float = 10.0,
                  dest_addr_ton: int = consts.SMPP_TON_INTL, inbound_default_alphabet: str = "gsm7",
                  bind: str = "transceiver") -> None:
@@ -243,7 +256,18 @@ class SmppSession:
         self.inbound_default_alphabet = inbound_default_alphabet
         self.on_result = on_result
         self.on_inbound = on_inbound
-        self.limiter = TokenBucket(tps, tps_burst, history=100_000) if tps else None
+        #: optional: every deliver_sm of one read batch at once (one INSERT for all receipts),
+        #: called before any of them is answered; returns None (all ESME_ROK) or one status per
+        #: PDU (None = ESME_ROK); raising answers them all ESME_RX_T_APPN
+        self.on_inbound_batch = on_inbound_batch
+        #: deliver_sm are collected across reads while submits are outstanding, up to this many or
+        #: this many seconds for the oldest (one INSERT per batch instead of one per read)
+        self.inbound_batch_size = inbound_batch_size
+        self.inbound_batch_wait = inbound_batch_wait
+        self._inbound: list[InboundPdu] = []
+        self._inbound_since = 0.0
+        #: `limiter` (a bucket shared with other binds of the channel) wins over `tps`
+        self.limiter = limiter or (TokenBucket(tps, tps_burst, history=100_000) if tps else None)
 
         self._client: smpp_client.Client | None = None
         self._sock: socket.socket | None = None
@@ -351,6 +375,7 @@ class SmppSession:
         if self._sock is None:
             return
         try:
+            self.answer_inbound()  # stored and answered before we go (else they come again)
             seq = self._send("unbind")
             deadline = time.monotonic() + 2.0
             self._unbind_seq = seq
@@ -415,12 +440,11 @@ class SmppSession:
                 self._read(self._throttle_until - now)
                 continue
             if self.limiter is not None:
-                wait = self.limiter.wait_time(now)
+                wait = self.limiter.try_take(now)
                 if wait > 0:
                     self.stats["tps_waits"] += 1
                     self._read(wait)
                     continue
-                self.limiter.take(now)
             # now and then read what is already there (keeps receipts flowing with a large window)
             self._sends_since_read += 1
             if self._sends_since_read >= 8:
@@ -459,6 +483,7 @@ class SmppSession:
             raise SmppDisconnected("not connected")
         handled = 0
         self._sends_since_read = 0
+        waiting = len(self._inbound)
         try:
             readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
             while readable:
@@ -473,6 +498,13 @@ class SmppSession:
                 readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, exceptions.ConnectionError) as exc:
             self._lost(f"socket error: {exc}")
+        # Answer collected deliver_sm when nothing is outstanding, the batch is full or old, or
+        # this read brought no new one (an SMSC with a small deliver_sm window waits for our
+        # answers before it sends more: never hold those up).
+        if self._inbound and (not self._pending or len(self._inbound) == waiting
+                              or len(self._inbound) >= self.inbound_batch_size
+                              or time.monotonic() - self._inbound_since >= self.inbound_batch_wait):
+            self.answer_inbound()
         self._housekeeping()
         return handled
 
@@ -577,6 +609,11 @@ class SmppSession:
             esm_class=esm_class, concat=concat, sequence=pdu.sequence,
         )
         self.stats["receipts" if is_receipt else "inbound"] += 1
+        if self.on_inbound_batch is not None:
+            if not self._inbound:
+                self._inbound_since = time.monotonic()
+            self._inbound.append(inbound)  # handled and answered in a batch (answer_inbound)
+            return
         try:
             status = self.on_inbound(inbound)
             status = consts.SMPP_ESME_ROK if status is None else int(status)
@@ -586,6 +623,26 @@ class SmppSession:
             self.stats["inbound_errors"] += 1
             status = consts.SMPP_ESME_RX_T_APPN
         self._send("deliver_sm_resp", sequence=pdu.sequence, status=status, flush=False)
+
+    def answer_inbound(self) -> None:
+        """Hand the deliver_sm collected so far to on_inbound_batch (e.g. one INSERT for all the
+        receipts), then answer each with the status it returned; ESME_RX_T_APPN for all when it
+        raised (the SMSC redelivers; storing a receipt twice is harmless). _read calls it when
+        nothing is outstanding, the batch is full or its oldest PDU waited inbound_batch_wait."""
+        if not self._inbound or self._sock is None:
+            return
+        batch = list(self._inbound)
+        self._inbound.clear()
+        try:
+            statuses = self.on_inbound_batch(batch) or [None] * len(batch)
+        except Exception:
+            logger.exception("SMPP: on_inbound_batch failed; answering ESME_RX_T_APPN for redelivery")
+            self.stats["inbound_errors"] += len(batch)
+            statuses = [consts.SMPP_ESME_RX_T_APPN] * len(batch)
+        for inbound, status in zip(batch, statuses, strict=True):
+            status = consts.SMPP_ESME_ROK if status is None else int(status)
+            self._send("deliver_sm_resp", sequence=inbound.sequence, status=status, flush=False)
+        self._flush()
 
     def _housekeeping(self) -> None:
         if self._sock is None:
@@ -685,6 +742,7 @@ class SmppSession:
         self._client, self._sock = None, None
         self._buf.clear()
         self._out.clear()
+        self._inbound.clear()  # unanswered: the SMSC delivers them again
         self._unbind_seq = None
         self._enquire_sent_at = None
         pending = list(self._pending.values())

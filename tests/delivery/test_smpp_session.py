@@ -394,3 +394,48 @@ def test_receiver_bind_refuses_to_submit(smsc, session_factory):
     listener = session_factory(smsc, bind="receiver")
     with pytest.raises(SmppError, match="receiver"):
         listener.submit(ref="x", source="1", destination="+8613800000014", text="x")
+
+
+def test_inbound_batch_handler_sees_receipts_before_they_are_answered_r_dlv_4(smsc_factory, session_factory):
+    """on_inbound_batch: the deliver_sm of a window are handed over together (one INSERT in the
+    sender) and answered only after the handler returned."""
+    sim = smsc_factory()
+    batches, acked_when_handled = [], []
+
+    def on_inbound_batch(pdus):
+        acked_when_handled.append(sim.deliver_acked)
+        batches.append(pdus)
+
+    session = session_factory(sim, window=20, on_inbound_batch=on_inbound_batch)
+    for i in range(40):
+        session.submit(ref=f"b{i}", source="10690001", destination=f"+86138000050{i:02d}", text="batch")
+    session.drain(5)
+    assert poll_until(session, lambda: sim.deliver_acked == 40)
+    received = [p for batch in batches for p in batch]
+    assert len(received) == 40
+    assert all(p.is_receipt for p in received)
+    assert len(batches) < 40  # collected, not one call per PDU
+    # while a batch was being handled the SMSC had seen answers to earlier batches at most
+    answered_before = 0
+    for batch, acked in zip(batches, acked_when_handled, strict=True):
+        assert acked <= answered_before
+        answered_before += len(batch)
+
+
+def test_failing_inbound_batch_is_answered_with_errors_and_redelivered_r_dlv_4(smsc_factory, session_factory):
+    sim = smsc_factory(redeliver_delay=0.05)
+    calls = itertools.count()
+    seen = []
+
+    def on_inbound_batch(pdus):
+        seen.extend(p.text for p in pdus)
+        if next(calls) == 0:
+            raise RuntimeError("database down")
+        return [None] * len(pdus)
+
+    session = session_factory(sim, on_inbound_batch=on_inbound_batch)
+    sim.inject_mo("8613900000005", "10690001", "T")
+    assert poll_until(session, lambda: sim.deliver_acked == 1)
+    assert seen == ["T", "T"]
+    assert sim.deliver_nacked == 1
+    assert [d.status for d in sim.delivered] == [consts.SMPP_ESME_RX_T_APPN, consts.SMPP_ESME_ROK]

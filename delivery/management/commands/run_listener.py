@@ -11,7 +11,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from delivery.inbound import apply_pending_receipts, handle_inbound
+from delivery.inbound import apply_pending_receipts, handle_inbound, handle_inbound_batch
 from delivery.models import Channel
 from delivery.services import decrypt_secret
 
@@ -34,10 +34,15 @@ def listen(channel_id: int, stop: threading.Event) -> None:
             if pdu.is_receipt and pdu.receipt is not None:
                 receipt_ids.append(pdu.receipt.message_id)
 
+        def on_inbound_batch(pdus, receipt_ids=receipt_ids):
+            ids, statuses = handle_inbound_batch(channel_id=channel_id, pdus=pdus)  # one INSERT, then answered
+            receipt_ids.extend(ids)
+            return statuses
+
         session = SmppSession(
             host=channel.host, port=channel.port, system_id=channel.system_id, password=decrypt_secret(channel.password),
             system_type=channel.system_type, source_addr=channel.source_addr, window=1,
-            on_result=lambda result: None, on_inbound=on_inbound,
+            on_result=lambda result: None, on_inbound=on_inbound, on_inbound_batch=on_inbound_batch,
         )
         try:
             session.connect()

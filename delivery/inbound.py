@@ -17,10 +17,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
 from . import services
-from .bulk import insert_rows, insert_status_events
+from .bulk import insert_status_events
 from .models import (
     CarrierMessageId,
     Channel,
@@ -102,7 +103,8 @@ def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destinati
         log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
         return None
     return PendingReceipt(
-        channel_id=channel_id, carrier_message_id=receipt.message_id, stat=receipt.stat, status=status,
+        # Cut to the columns: a malformed receipt must not fail the INSERT of its whole read.
+        channel_id=channel_id, carrier_message_id=receipt.message_id[:80], stat=str(receipt.stat)[:10], status=status,
         err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
         destination_addr=destination_addr[:32],
     )

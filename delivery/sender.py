@@ -26,10 +26,11 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
 from . import services
-from .bulk import insert_rows, insert_status_events
+from .bulk import insert_status_events
 from .models import (
     CarrierMessageId,
     Channel,

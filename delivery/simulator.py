@@ -119,9 +119,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.sim._connections.discard(self)
         self._cancel_timers()
-        # deliver_sm never acknowledged: the SMSC keeps them and redelivers on the next bind.
+        # deliver_sm never acknowledged: the SMSC keeps them and redelivers them to another bound
+        # receiver of the same account (or, with none bound, to the next bind). Waiting for a new
+        # bind only stranded them whenever the account's other bind (a listener) stayed up.
         for pending, _record in self.unacked.values():
-            self.sim._retry_queue.setdefault(self.system_id, []).append(pending)
+            self.sim._loop.call_later(self.sim.redeliver_delay, self.sim._deliver, self.system_id, pending, None)
         self.unacked.clear()
 
     def data_received(self, data: bytes) -> None:

@@ -36,10 +36,16 @@ def _select_expression(field: models.Field, index: int) -> str:
 
 
 def insert_rows(
-    model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *, returning: str | None = None
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    returning: str | None = None,
+    on_conflict: str = "",
 ) -> list:
     """INSERT `rows` (tuples in the order of `columns`, attribute names) into `model`'s table in
     one statement; returns the `returning` column of each row, in row order, when asked.
+    `on_conflict` is SQL appended as is ("ON CONFLICT DO NOTHING", "ON CONFLICT (…) DO UPDATE …").
 
     Concrete fields not in `columns` get their Python default (evaluated once per call) or
     `now` for auto_now / auto_now_add; the primary key is left to its sequence unless given.
@@ -69,7 +75,7 @@ def insert_rows(
         constants.append(field.get_db_prep_save(value, connection))
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(names)}) "
-        f"SELECT {', '.join(select)} FROM jsonb_array_elements(%s::jsonb) AS r"
+        f"SELECT {', '.join(select)} FROM jsonb_array_elements(%s::jsonb) AS r {on_conflict}"
     )
     if returning:
         sql += f" RETURNING {qn(meta.get_field(returning).column)}"

@@ -212,6 +212,19 @@ def test_unacked_mo_is_redelivered_on_next_bind(smsc, raw_client):
     assert [(d.kind, d.status) for d in smsc.delivered] == [("mo", None), ("mo", 0)]
 
 
+def test_unacked_mo_of_a_dropped_bind_goes_to_a_bind_already_up(smsc, raw_client):
+    """R-DLV-4: a deliver_sm left unanswered by a bind that died reaches the account's other bind
+    (e.g. the listener) without waiting for a new bind (kill-at-scale stranded one otherwise)."""
+    first = raw_client(smsc, bind="receiver")
+    assert smsc.inject_mo("8613900000003", "10690001", "kept")
+    assert read(first, "deliver_sm").short_message == b"kept"
+    second = raw_client(smsc, bind="receiver")  # bound before the first dies
+    first._socket.close()  # never answered
+    first._socket = None
+    again = read(second, "deliver_sm")
+    assert again.short_message == b"kept"
+
+
 def test_mo_without_receiver_is_queued_for_next_bind(smsc, raw_client):
     assert smsc.inject_mo("8613900000002", "10690001", "later") is False
     client = raw_client(smsc, bind="transceiver")

@@ -29,7 +29,7 @@ from delivery.sender import mark_stale_submissions, reconcile_unknown_submission
 from tenants.models import OperationRecord
 
 from ..delivery.flow.conftest import PRICE, make_sendable
-from ..delivery.flow.live import ROOT, live_tenant, only_channel, statuses, wait_for
+from ..delivery.flow.live import ROOT, live_tenant, only_channel, statuses, test_database_url, wait_for
 
 S = MessageStatus
 pytestmark = pytest.mark.faults
@@ -57,24 +57,25 @@ os._exit(0)
 
 
 def _test_db_env() -> dict:
-    db = connection.settings_dict
-    return {**os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    return {**os.environ, "DATABASE_URL": test_database_url()}
 
 
 class BrokerDown:
-    """The Redis broker unreachable (its connection pool pointed at a closed port)."""
+    """The Redis broker unreachable (its connection pool pointed at a closed port, or at a
+    missing socket file for the embedded Redis of `make bench`)."""
 
     def __enter__(self):
         self.pool = dramatiq.get_broker().client.connection_pool
-        self.port = self.pool.connection_kwargs.get("port")
+        kwargs = self.pool.connection_kwargs
+        self.key = "path" if "path" in kwargs else "port"
+        self.saved = kwargs.get(self.key)
         self.pool.disconnect()
-        self.pool.connection_kwargs["port"] = 1
+        kwargs[self.key] = "/nonexistent/redis.sock" if self.key == "path" else 1
         return self
 
     def __exit__(self, *exc):
         self.pool.disconnect()
-        self.pool.connection_kwargs["port"] = self.port
+        self.pool.connection_kwargs[self.key] = self.saved
 
 
 def sent_and_charged(sim, tenant, ids):

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connection
 from django_tenants.utils import tenant_context
@@ -95,12 +96,24 @@ def statuses(tenant, ids=None) -> dict[int, str]:
     return result
 
 
+def test_database_url() -> str:
+    """DATABASE_URL of the test database, for child processes. The host may be a socket
+    directory (the embedded PostgreSQL of `make bench`): quoted, and no port when none is set."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{quote(db['HOST'] or '', safe='')}{port}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test (pytest collects test_* names)
+
+
 def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> subprocess.Popen:
     """`dramatiq smsplatform.worker` as a child process on the test database."""
-    settings_db = connection.settings_dict
     full_env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT']}/{settings_db['NAME']}",
+        "DATABASE_URL": test_database_url(),
         "DELIVERY_RECEIPT_LINGER_SECONDS": "0.3",
         "DELIVERY_RETRY_BACKOFF_MS": "100",
         **(env or {}),

@@ -71,6 +71,7 @@ def main() -> int:
             sections.append(f"## {script.name} ({took:.0f} s)\n\n{run.stdout.strip()}\n")
             summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(run.stdout)]
     summary += e2e_ratio(outputs)
+    summary.append(machine_speed())
     table = ["## Summary: every figure", "", "| bench | figure | value | unit | goal |", "|---|---|---:|---|---|"]
     table += [f"| {' | '.join(row)} |" for row in summary]
     header = (
@@ -82,6 +83,18 @@ def main() -> int:
     out.write_text(header + "\n".join(table) + "\n\n" + "\n".join(sections))
     print(f"wrote {out.relative_to(BENCH.parent)}; failed: {failures or 'none'}")
     return 1 if failures else 0
+
+
+def machine_speed() -> tuple[str, ...]:
+    """A pure-Python reference loop, timed now: shared 2-core machines differ from day to day
+    (the same code has measured 2.5× apart), so runs are compared through this figure."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    took = (time.perf_counter() - started) * 1000
+    return ("machine", "pure-Python reference loop (10M additions; lower = faster machine)", f"{took:,.0f}", "ms",
+            "compare runs by it")
 
 
 def e2e_ratio(outputs: dict[str, str]) -> list[tuple[str, ...]]:

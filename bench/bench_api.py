@@ -37,16 +37,27 @@ def main(batches: int, singles: int, profile: bool) -> None:
     stamp = int(time.time())
     tenant, template = prepare(stamp)
     # A channel and a route, so the relay fast path has somewhere to route (no worker consumes).
-    channel = services.create_channel(actor=ACTOR, name=f"bench-api-{stamp}", host="127.0.0.1", port=9,
-                                      system_id="bench", password="bench", source_addr="10690")
+    channel = services.create_channel(
+        actor=ACTOR,
+        name=f"bench-api-{stamp}",
+        host="127.0.0.1",
+        port=9,
+        system_id="bench",
+        password="bench",
+        source_addr="10690",
+    )
     Route.objects.create(name=f"bench-api-{stamp}", channel=channel, priority=0)
     key, secret = tenant_services.issue_api_key(tenant=tenant, actor=ACTOR, label="bench")
     connection.set_schema_to_public()
     client = Client(HTTP_X_ACCESS_KEY_ID=key.access_key_id, HTTP_X_ACCESS_KEY_SECRET=secret)
 
     def batch(i: int):
-        body = {"signature": "BenchShop", "template": template, "params": {"code": "4711"},
-                "recipients": [f"+86139{i:04d}{n:04d}" for n in range(1000)]}
+        body = {
+            "signature": "BenchShop",
+            "template": template,
+            "params": {"code": "4711"},
+            "recipients": [f"+86139{i:04d}{n:04d}" for n in range(1000)],
+        }
         response = client.post("/api/v1/batches", body, content_type="application/json")
         assert response.status_code == 202, response.content[:500]
         assert response.json()["rejected"] == 0, response.json()
@@ -67,15 +78,19 @@ def main(batches: int, singles: int, profile: bool) -> None:
         single_timings = []
         for i in range(singles):
             started = time.perf_counter()
-            response = client.post("/api/v1/messages", {"signature": "BenchShop", "template": template,
-                                                        "params": {"code": "4711"}, "to": f"+86137{i:08d}"},
-                                   content_type="application/json")
+            response = client.post(
+                "/api/v1/messages",
+                {"signature": "BenchShop", "template": template, "params": {"code": "4711"}, "to": f"+86137{i:08d}"},
+                content_type="application/json",
+            )
             single_timings.append(time.perf_counter() - started)
             assert response.status_code == 202, response.content[:500]
         with CaptureQueriesContext(connection) as queries:
-            client.post("/api/v1/messages", {"signature": "BenchShop", "template": template,
-                                             "params": {"code": "4711"}, "to": "+8613799999999"},
-                        content_type="application/json")
+            client.post(
+                "/api/v1/messages",
+                {"signature": "BenchShop", "template": template, "params": {"code": "4711"}, "to": "+8613799999999"},
+                content_type="application/json",
+            )
         single_queries = len(queries)
 
         if profile:

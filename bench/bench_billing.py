@@ -87,5 +87,6 @@ def main() -> None:
 
     print_table(f"Billing holds, {args.rounds} rounds of {args.batch}", rows)
 
+
 if __name__ == "__main__":
     main()

@@ -53,22 +53,42 @@ def prepare(stamp: int):
     ensure_template_schema()
     ensure_public_tenant()
     tenant = tenant_services.register_tenant(
-        name=f"Bench E2E {stamp}", licence_number=f"BENCHE2E{stamp}", contact_name="b", contact_phone="+8613800000000",
-        contact_email="b@example.com", actor=ACTOR, activate=True,
+        name=f"Bench E2E {stamp}",
+        licence_number=f"BENCHE2E{stamp}",
+        contact_name="b",
+        contact_phone="+8613800000000",
+        contact_email="b@example.com",
+        actor=ACTOR,
+        activate=True,
     )
     connection.set_schema_to_public()
     signature = compliance.file_signature(
-        tenant=tenant, text="BenchShop", purpose="bench", actor=ACTOR,
+        tenant=tenant,
+        text="BenchShop",
+        purpose="bench",
+        actor=ACTOR,
         proofs=[SimpleUploadedFile("p.pdf", b"%PDF-1.4", content_type="application/pdf")],
     )
     compliance.approve_signature(signature=signature, actor=ACTOR)
-    template = compliance.file_template(tenant=tenant, name="bench", message_type="notification",
-                                        body="Order ${code} shipped.", variables={"code": {"kind": "code"}}, actor=ACTOR)
+    template = compliance.file_template(
+        tenant=tenant,
+        name="bench",
+        message_type="notification",
+        body="Order ${code} shipped.",
+        variables={"code": {"kind": "code"}},
+        actor=ACTOR,
+    )
     compliance.approve_template_version(version=template.versions.get(), actor=ACTOR)
     plan = billing.default_plan()
     if not Price.objects.filter(plan=plan, message_type="notification", country="CN").exists():
-        billing.announce_price(plan=plan, message_type="notification", country="CN", unit_price=35_000,
-                               effective_from=timezone.now() + timedelta(milliseconds=50), actor=ACTOR)
+        billing.announce_price(
+            plan=plan,
+            message_type="notification",
+            country="CN",
+            unit_price=35_000,
+            effective_from=timezone.now() + timedelta(milliseconds=50),
+            actor=ACTOR,
+        )
         time.sleep(0.1)
     billing.topup(tenant=tenant, amount=10_000 * 1_000_000, actor=ACTOR, idempotency_key=f"bench-e2e:{stamp}")
     return tenant, template.code
@@ -76,8 +96,13 @@ def prepare(stamp: int):
 
 def run_simulator(port: int, ready, stop, report) -> None:
     # Fresh carrier ids per run, as a real SMSC's (a run must not look up the ids of earlier runs).
-    sim = SmscSimulator("127.0.0.1", port, credentials={"bench": "bench"}, receipt_delay=0.0,
-                        first_message_id=int(time.time() * 1000) << 8)
+    sim = SmscSimulator(
+        "127.0.0.1",
+        port,
+        credentials={"bench": "bench"},
+        receipt_delay=0.0,
+        first_message_id=int(time.time() * 1000) << 8,
+    )
     sim.start()
     ready.set()
     stop.wait()
@@ -94,7 +119,14 @@ def free_port() -> int:
 
 def start_workers(processes: int, threads: int, log) -> subprocess.Popen:
     root = Path(__file__).resolve().parent.parent
-    command = [str(Path(sys.executable).parent / "dramatiq"), "smsplatform.worker", "-p", str(processes), "-t", str(threads)]
+    command = [
+        str(Path(sys.executable).parent / "dramatiq"),
+        "smsplatform.worker",
+        "-p",
+        str(processes),
+        "-t",
+        str(threads),
+    ]
     proc = subprocess.Popen(command, cwd=root, env=dict(os.environ), stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
     while Path(log.name).read_text().count("Worker process is ready") < processes:
@@ -122,12 +154,21 @@ def main(count: int, threads: int, processes: int) -> None:
     # in each worker), so a new channel per run would slow later runs down.
     channel = Channel.objects.filter(name="bench-e2e").first()
     if channel is None:
-        channel = services.create_channel(actor=ACTOR, name="bench-e2e", host="127.0.0.1", port=port,
-                                          system_id="bench", password="bench", source_addr="10690", window_size=50,
-                                          bind_count=threads)
+        channel = services.create_channel(
+            actor=ACTOR,
+            name="bench-e2e",
+            host="127.0.0.1",
+            port=port,
+            system_id="bench",
+            password="bench",
+            source_addr="10690",
+            window_size=50,
+            bind_count=threads,
+        )
         Route.objects.create(name="bench-e2e", channel=channel, priority=0)
-    Channel.objects.filter(pk=channel.pk).update(port=port, bind_count=threads, window_size=50, tps_limit=None,
-                                                 enabled=True, down_until=None)
+    Channel.objects.filter(pk=channel.pk).update(
+        port=port, bind_count=threads, window_size=50, tps_limit=None, enabled=True, down_until=None
+    )
     dramatiq.get_broker().client.flushdb()  # nothing left over from an earlier run
     log = tempfile.NamedTemporaryFile(prefix="bench-e2e-worker-", suffix=".log", delete=False)  # noqa: SIM115
     workers = None
@@ -141,8 +182,15 @@ def main(count: int, threads: int, processes: int) -> None:
                 n = min(1000, count - offset)
                 recipients = [services.RecipientInput(number=f"+86138{offset + i:08d}") for i in range(n)]
                 t = time.perf_counter()
-                services.accept_send(tenant=tenant, actor=ACTOR, kind="batch", signature="BenchShop", template=template,
-                                     recipients=recipients, params={"code": "4711"})
+                services.accept_send(
+                    tenant=tenant,
+                    actor=ACTOR,
+                    kind="batch",
+                    signature="BenchShop",
+                    template=template,
+                    recipients=recipients,
+                    params={"code": "4711"},
+                )
                 accept_times.append(time.perf_counter() - t)
         workers = start_workers(processes, threads, log)
         queued_at = time.perf_counter()
@@ -173,11 +221,24 @@ def main(count: int, threads: int, processes: int) -> None:
         "simulator on loopback (own process)",
         [
             ("accept (validate, gate, price, hold, persist)", f"{accept_rate:.0f}", "messages/s", "≥ 1000 messages/s"),
-            ("accepted → receipt stored (delivered)", f"{done / (finished - queued_at):.0f}", "messages/s", "≥ 2,000 messages/s on 2 cores"),
-            ("accepted → submitted (carrier accepted, captured)",
-             f"{count / ((all_submitted_at or finished) - queued_at):.0f}", "messages/s", "—"),
-            ("all steps (accept time + delivery time)", f"{done / (sum(accept_times) + finished - queued_at):.0f}",
-             "messages/s", "—"),
+            (
+                "accepted → receipt stored (delivered)",
+                f"{done / (finished - queued_at):.0f}",
+                "messages/s",
+                "≥ 2,000 messages/s on 2 cores",
+            ),
+            (
+                "accepted → submitted (carrier accepted, captured)",
+                f"{count / ((all_submitted_at or finished) - queued_at):.0f}",
+                "messages/s",
+                "—",
+            ),
+            (
+                "all steps (accept time + delivery time)",
+                f"{done / (sum(accept_times) + finished - queued_at):.0f}",
+                "messages/s",
+                "—",
+            ),
             ("delivered", f"{done}/{count}", "messages", "all"),
             ("submits received by the SMSC", f"{submits}", "PDUs", f"{count} (none twice)"),
             ("submitted twice", f"{submits - distinct}", "messages", "0"),

@@ -64,9 +64,14 @@ def scratch_tenant() -> Tenant:
     tenant = Tenant.objects.filter(schema_name=SCHEMA).first()
     if tenant is None:
         tenant = services.register_tenant(
-            name="Bench export scratch", licence_number=f"BENCHEXPORT{int(time.time())}", contact_name="b",
-            contact_phone="+8613800000000", contact_email="b@example.com", actor=services.Actor.system("bench"),
-            activate=True, schema_name=SCHEMA,
+            name="Bench export scratch",
+            licence_number=f"BENCHEXPORT{int(time.time())}",
+            contact_name="b",
+            contact_phone="+8613800000000",
+            contact_email="b@example.com",
+            actor=services.Actor.system("bench"),
+            activate=True,
+            schema_name=SCHEMA,
         )
     return tenant
 
@@ -88,7 +93,9 @@ def main(rows: int) -> None:
     started = time.perf_counter()
     count = write_export(
         rows=iter_send_log(filters=SendLogFilters.build(tenant_ids=[tenant.pk])),
-        resource=SendLogResource(full_numbers=False), fmt="csv", path=path,
+        resource=SendLogResource(full_numbers=False),
+        fmt="csv",
+        path=path,
     )
     export_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -109,7 +116,12 @@ def main(rows: int) -> None:
             ("file size", f"{size_mb:.0f}", "MB", "-"),
             ("peak RSS before export (Django loaded)", f"{baseline:.0f}", "MB", "-"),
             ("peak RSS of the process", f"{peak:.0f}", "MB", "≤ 300 MB"),
-            ("chunk size (AUDIT_EXPORT_CHUNK_ROWS)", f"{os.environ.get('AUDIT_EXPORT_CHUNK_ROWS', '5000')}", "rows", "-"),
+            (
+                "chunk size (AUDIT_EXPORT_CHUNK_ROWS)",
+                f"{os.environ.get('AUDIT_EXPORT_CHUNK_ROWS', '5000')}",
+                "rows",
+                "-",
+            ),
         ],
     )
 

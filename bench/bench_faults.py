@@ -32,9 +32,21 @@ def main(kill_messages: int) -> int:
     junit = tempfile.NamedTemporaryFile(prefix="faults-", suffix=".xml", delete=False)  # noqa: SIM115
     env = {**os.environ, "FAULT_FIGURES_FILE": figures_file.name, "FAULT_KILL_MESSAGES": str(kill_messages)}
     run = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "pytest"), "-q", "-m", "faults", "-p", "no:logging", f"--junitxml={junit.name}",
-         "tests/reliability", "tests/delivery/flow/test_faults.py"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        [
+            str(ROOT / ".venv" / "bin" / "pytest"),
+            "-q",
+            "-m",
+            "faults",
+            "-p",
+            "no:logging",
+            f"--junitxml={junit.name}",
+            "tests/reliability",
+            "tests/delivery/flow/test_faults.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     rows, scales = [], []
     for line in Path(figures_file.name).read_text().splitlines():
@@ -48,10 +60,18 @@ def main(kill_messages: int) -> int:
         skipped = any(child.tag == "skipped" for child in case)
         outcomes[case.get("name")] = "FAILED" if failed else ("skipped" if skipped else "passed")
     for name, what in FLOW_FAULTS.items():
-        rows.append((f"lost / submitted twice / charged twice: {what}", "0 / 0 / 0" if outcomes.get(name) == "passed"
-                     else outcomes.get(name, "not run"), "messages", "0 / 0 / 0"))
+        rows.append(
+            (
+                f"lost / submitted twice / charged twice: {what}",
+                "0 / 0 / 0" if outcomes.get(name) == "passed" else outcomes.get(name, "not run"),
+                "messages",
+                "0 / 0 / 0",
+            )
+        )
     failed = sorted(n for n, o in outcomes.items() if o == "FAILED")
-    rows.append(("fault tests passed", f"{sum(o == 'passed' for o in outcomes.values())}/{len(outcomes)}", "tests", "all"))
+    rows.append(
+        ("fault tests passed", f"{sum(o == 'passed' for o in outcomes.values())}/{len(outcomes)}", "tests", "all")
+    )
     print_table(f"Fault suite (pytest -m faults; worker SIGKILL at scale: {kill_messages:,} messages)", rows)
     print("Scale of each run:\n")
     for scale in scales:

@@ -159,8 +159,12 @@ def bench_check_message(*, batches: int) -> None:
         tenant=tenant, changes={"enabled_countries": ["US", "GB", "FR", "JP"]}, actor=actor
     )
     intl = services.file_template(
-        tenant=tenant, name="bench-intl", message_type="international", actor=actor,
-        body="Your code is ${code}. Reply STOP to opt out", variables={"code": {"kind": "code"}},
+        tenant=tenant,
+        name="bench-intl",
+        message_type="international",
+        actor=actor,
+        body="Your code is ${code}. Reply STOP to opt out",
+        variables={"code": {"kind": "code"}},
     )
     services.approve_template_version(version=intl.versions.get(), actor=actor)
     abroad = [f"+1202555{n:04d}" for n in range(250)] + [f"+4474001{n:05d}" for n in range(250)]

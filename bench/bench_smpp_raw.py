@@ -68,8 +68,12 @@ def bench_raw(port: int, messages: int, window: int) -> tuple[float, int]:
     for i in range(messages):
         while len(pending) >= window:
             client.read_once()
-        pdu = client.send_message(source_addr="10690001", destination_addr=f"86138{i:08d}",
-                                  short_message=b"benchmark message", registered_delivery=1)
+        pdu = client.send_message(
+            source_addr="10690001",
+            destination_addr=f"86138{i:08d}",
+            short_message=b"benchmark message",
+            registered_delivery=1,
+        )
         pending.add(pdu.sequence)
     while pending or len(receipt_ids) < messages:
         client.read_once()
@@ -84,8 +88,13 @@ def bench_session(port: int, messages: int, window: int) -> tuple[float, int]:
     ids: set[str] = set()
     receipt_ids: list[str] = []
     session = SmppSession(
-        host="127.0.0.1", port=port, system_id=SYSTEM_ID, password=PASSWORD, window=window,
-        on_result=lambda r: ids.add(r.message_id), on_inbound=lambda p: receipt_ids.append(p.receipt.message_id),
+        host="127.0.0.1",
+        port=port,
+        system_id=SYSTEM_ID,
+        password=PASSWORD,
+        window=window,
+        on_result=lambda r: ids.add(r.message_id),
+        on_inbound=lambda p: receipt_ids.append(p.receipt.message_id),
     )
     session.connect()
     start = time.perf_counter()
@@ -119,10 +128,17 @@ def main() -> None:
         for window in windows:
             for name, fn in (("raw smpplib", bench_raw), ("SmppSession", bench_session)):
                 elapsed, matched = fn(port, args.messages, window)
-                rows.append((f"{name} window={window}: submits+receipts", args.messages / elapsed, "msg/s",
-                             "> 1000" if window > 1 else "-"))
-                rows.append((f"{name} window={window}: receipts matched", matched, f"of {args.messages}",
-                             f"= {args.messages}"))
+                rows.append(
+                    (
+                        f"{name} window={window}: submits+receipts",
+                        args.messages / elapsed,
+                        "msg/s",
+                        "> 1000" if window > 1 else "-",
+                    )
+                )
+                rows.append(
+                    (f"{name} window={window}: receipts matched", matched, f"of {args.messages}", f"= {args.messages}")
+                )
     finally:
         stop.set()
         proc.join(10)
@@ -132,9 +148,12 @@ def main() -> None:
 
     print_table(
         f"SMPP client on loopback simulator, {args.messages} messages (raw smpplib vs our SmppSession)",
-        [(figure, f"{value:,.0f}" if isinstance(value, float) else str(value), unit, goal)
-         for figure, value, unit, goal in rows],
+        [
+            (figure, f"{value:,.0f}" if isinstance(value, float) else str(value), unit, goal)
+            for figure, value, unit, goal in rows
+        ],
     )
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """New-tenant time: register_tenant (row + schema cloned from the template) end to end.
 
-    DATABASE_URL=... .venv/bin/python bench/bench_tenants.py [count]
+DATABASE_URL=... .venv/bin/python bench/bench_tenants.py [count]
 """
 
 import statistics
@@ -28,8 +28,13 @@ def main(count: int) -> None:
     for i in range(count):
         started = time.perf_counter()
         services.register_tenant(
-            name=f"Bench {stamp}-{i}", licence_number=f"BENCH{stamp}{i:04d}", contact_name="b",
-            contact_phone="+8613800000000", contact_email="b@example.com", actor=actor, activate=True,
+            name=f"Bench {stamp}-{i}",
+            licence_number=f"BENCH{stamp}{i:04d}",
+            contact_name="b",
+            contact_phone="+8613800000000",
+            contact_email="b@example.com",
+            actor=actor,
+            activate=True,
         )
         timings.append(time.perf_counter() - started)
     timings.sort()

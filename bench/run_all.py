@@ -57,8 +57,9 @@ def main() -> int:
         print(f"== {script.name}", flush=True)
         started = time.perf_counter()
         extra = (QUICK_ARGS if args.quick else FULL_ARGS).get(script.name, [])
-        run = subprocess.run([sys.executable, str(script), *extra], cwd=BENCH.parent, capture_output=True, text=True,
-                             env=os.environ)
+        run = subprocess.run(
+            [sys.executable, str(script), *extra], cwd=BENCH.parent, capture_output=True, text=True, env=os.environ
+        )
         took = time.perf_counter() - started
         print(run.stdout, flush=True)
         if run.returncode != 0:
@@ -93,8 +94,13 @@ def machine_speed() -> tuple[str, ...]:
     for i in range(10_000_000):
         total += i
     took = (time.perf_counter() - started) * 1000
-    return ("machine", "pure-Python reference loop (10M additions; lower = faster machine)", f"{took:,.0f}", "ms",
-            "compare runs by it")
+    return (
+        "machine",
+        "pure-Python reference loop (10M additions; lower = faster machine)",
+        f"{took:,.0f}",
+        "ms",
+        "compare runs by it",
+    )
 
 
 def e2e_ratio(outputs: dict[str, str]) -> list[tuple[str, ...]]:
@@ -104,13 +110,24 @@ def e2e_ratio(outputs: dict[str, str]) -> list[tuple[str, ...]]:
         return float(text.replace(",", ""))
 
     e2e = {r[0]: r[1] for r in table_rows(outputs.get("bench_e2e.py", ""))}
-    raw = [r for r in table_rows(outputs.get("bench_smpp_raw.py", "")) if r[0].startswith("raw smpplib") and "msg/s" in r[2]]
+    raw = [
+        r
+        for r in table_rows(outputs.get("bench_smpp_raw.py", ""))
+        if r[0].startswith("raw smpplib") and "msg/s" in r[2]
+    ]
     ours = e2e.get("accepted → receipt stored (delivered)")
     if not ours or not raw:
         return []
     best = max(number(r[1]) for r in raw)
-    return [("e2e", "end-to-end rate / raw smpplib rate", f"{number(ours) / best:.2f}", "ratio",
-             f"raw smpplib best window: {best:,.0f} msg/s")]
+    return [
+        (
+            "e2e",
+            "end-to-end rate / raw smpplib rate",
+            f"{number(ours) / best:.2f}",
+            "ratio",
+            f"raw smpplib best window: {best:,.0f} msg/s",
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -433,10 +433,18 @@ def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str
     ids, entry, account, plans, now = booked
     holds = [
         Hold(
-            pk=hold_id, account=account, tenant_id=account.tenant_id, entry=entry, reference=line.reference,
-            message_type=line.message_type or "", segments=line.segments, package_segments=package_segments,
-            unit_price=line.unit_price, amount=(line.segments - package_segments) * line.unit_price,
-            price_id=line.price_id, created_at=now,
+            pk=hold_id,
+            account=account,
+            tenant_id=account.tenant_id,
+            entry=entry,
+            reference=line.reference,
+            message_type=line.message_type or "",
+            segments=line.segments,
+            package_segments=package_segments,
+            unit_price=line.unit_price,
+            amount=(line.segments - package_segments) * line.unit_price,
+            price_id=line.price_id,
+            created_at=now,
         )
         for hold_id, (line, package_segments, _) in zip(ids, plans, strict=True)
     ]
@@ -511,12 +519,33 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
         created_at = now.isoformat()  # formatted once for every row
         ids = insert_rows(
             Hold,
-            ("account_id", "tenant_id", "entry_id", "reference", "message_type", "segments", "package_segments",
-             "unit_price", "amount", "price_id", "created_at"),
+            (
+                "account_id",
+                "tenant_id",
+                "entry_id",
+                "reference",
+                "message_type",
+                "segments",
+                "package_segments",
+                "unit_price",
+                "amount",
+                "price_id",
+                "created_at",
+            ),
             [
-                (account.pk, account.tenant_id, entry.pk, line.reference, line.message_type or "", line.segments,
-                 package_segments, line.unit_price, (line.segments - package_segments) * line.unit_price,
-                 line.price_id, created_at)
+                (
+                    account.pk,
+                    account.tenant_id,
+                    entry.pk,
+                    line.reference,
+                    line.message_type or "",
+                    line.segments,
+                    package_segments,
+                    line.unit_price,
+                    (line.segments - package_segments) * line.unit_price,
+                    line.price_id,
+                    created_at,
+                )
                 for line, package_segments, _ in plans
             ],
             returning="id",

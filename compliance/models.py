@@ -21,8 +21,6 @@ class ReviewStatus(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"
 
 
-
-
 # --- R-CMP-1 signatures ----------------------------------------------------------------------
 
 
@@ -355,10 +353,7 @@ class CountryRule(models.Model):
             models.CheckConstraint(condition=models.Q(country__regex=r"^[A-Z]{2}$"), name="country_rule_iso_code"),
             models.CheckConstraint(
                 condition=models.Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
-                | (
-                    models.Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False)
-                    & ~models.Q(timezone="")
-                ),
+                | (models.Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False) & ~models.Q(timezone="")),
                 name="country_rule_quiet_hours_complete",
             ),
             models.CheckConstraint(

@@ -634,7 +634,9 @@ def delete_country_rules(*, rule_ids: list[int], actor: Actor) -> int:
     return deleted
 
 
-def register_sender(*, rule: CountryRule, tenant: Tenant, sender_id: str, actor: Actor, note: str = "") -> RegisteredSender:
+def register_sender(
+    *, rule: CountryRule, tenant: Tenant, sender_id: str, actor: Actor, note: str = ""
+) -> RegisteredSender:
     """Record a sender ID a tenant registered for a country (its signature text) (R-CMP-9)."""
     sender_id = sender_id.strip()
     if not sender_id:
@@ -700,7 +702,9 @@ def _country_refusal(
     *, country: str, rule: _CountryRules | None, enabled_countries: set[str], sender: str
 ) -> tuple[str, str] | None:
     """(reason, detail) when the destination country refuses this message before rendering (R-CMP-9)."""
-    if (rule is None and settings.COMPLIANCE_COUNTRY_WITHOUT_RULE == "refuse") or (rule is not None and not rule.enabled):
+    if (rule is None and settings.COMPLIANCE_COUNTRY_WITHOUT_RULE == "refuse") or (
+        rule is not None and not rule.enabled
+    ):
         return "country_disabled", f"The platform does not send to {country} (R-CMP-9)."
     if country not in enabled_countries:
         return "country_not_enabled", f"Sending to {country} is not enabled (R-CMP-9)."

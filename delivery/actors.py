@@ -28,7 +28,9 @@ class ChannelQueues(Middleware):
 
     def after_worker_boot(self, broker, worker):
         self._stop = threading.Event()
-        threading.Thread(target=self._refresh_loop, args=(broker, self._stop), name="channel-queues", daemon=True).start()
+        threading.Thread(
+            target=self._refresh_loop, args=(broker, self._stop), name="channel-queues", daemon=True
+        ).start()
         threading.Thread(target=self._idle_poll_loop, args=(self._stop,), name="idle-binds", daemon=True).start()
 
     def before_worker_shutdown(self, broker, worker):

@@ -35,12 +35,27 @@ from .resources import PublicHolidayResource
 
 
 class ChannelForm(forms.ModelForm):
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
-                               help_text="leave empty to keep the current password")
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="leave empty to keep the current password",
+    )
 
     class Meta:
         model = Channel
-        fields = ["name", "host", "port", "system_id", "password", "system_type", "source_addr", "bind_count", "tps_limit", "window_size", "enabled"]
+        fields = [
+            "name",
+            "host",
+            "port",
+            "system_id",
+            "password",
+            "system_type",
+            "source_addr",
+            "bind_count",
+            "tps_limit",
+            "window_size",
+            "enabled",
+        ]
 
     def clean_password(self):
         value = self.cleaned_data.get("password")
@@ -60,7 +75,17 @@ class RouteInline(admin.TabularInline):
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["name", "host", "port", "system_id", "bind_count", "tps_limit", "window_size", "enabled", "down_until"]
+    list_display = [
+        "name",
+        "host",
+        "port",
+        "system_id",
+        "bind_count",
+        "tps_limit",
+        "window_size",
+        "enabled",
+        "down_until",
+    ]
     list_filter = ["enabled"]
     search_fields = ["name", "host", "system_id"]
     readonly_fields = ["down_until", "last_error", "created_at"]
@@ -72,7 +97,17 @@ class ChannelAdmin(admin.ModelAdmin):
 
 @admin.register(Route)
 class RouteAdmin(admin.ModelAdmin):
-    list_display = ["name", "channel", "message_type", "country", "carrier", "province", "priority", "weight", "enabled"]
+    list_display = [
+        "name",
+        "channel",
+        "message_type",
+        "country",
+        "carrier",
+        "province",
+        "priority",
+        "weight",
+        "enabled",
+    ]
     list_filter = ["enabled", "message_type", "carrier", "channel"]
     list_editable = ["priority", "weight", "enabled"]
 
@@ -124,7 +159,10 @@ class MaintenanceAdmin(admin.ModelAdmin):
         if change:
             return
         item = services.schedule_maintenance(
-            channel=obj.channel, starts_at=obj.starts_at, ends_at=obj.ends_at, notice=obj.notice,
+            channel=obj.channel,
+            starts_at=obj.starts_at,
+            ends_at=obj.ends_at,
+            notice=obj.notice,
             actor=admin_actor(request),
         )
         obj.pk = item.pk
@@ -242,7 +280,17 @@ class TenantNumberAdmin(admin.ModelAdmin):
 class CallbackDeliveryAdmin(admin.ModelAdmin):
     """Callbacks that keep failing are visible here (state failed) and can be retried."""
 
-    list_display = ["id", "tenant", "event", "url", "state", "attempts", "last_status_code", "next_attempt_at", "created_at"]
+    list_display = [
+        "id",
+        "tenant",
+        "event",
+        "url",
+        "state",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "created_at",
+    ]
     list_filter = ["state", "event"]
     search_fields = ["url", "tenant__name"]
     readonly_fields = [f.name for f in CallbackDelivery._meta.fields]

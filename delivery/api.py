@@ -36,13 +36,18 @@ class RecipientIn(serializers.Serializer):
     params = serializers.DictField(required=False, allow_null=True)
 
 
-@extend_schema_field({
-    "oneOf": [
-        {"type": "string", "example": "+8613800138000"},
-        {"type": "object", "required": ["to"],
-         "properties": {"to": {"type": "string"}, "params": {"type": "object", "additionalProperties": True}}},
-    ]
-})
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "example": "+8613800138000"},
+            {
+                "type": "object",
+                "required": ["to"],
+                "properties": {"to": {"type": "string"}, "params": {"type": "object", "additionalProperties": True}},
+            },
+        ]
+    }
+)
 class RecipientField(serializers.Field):
     """A recipient is "+8613…" or {"to": "+8613…", "params": {...}} (own parameters)."""
 
@@ -51,7 +56,9 @@ class RecipientField(serializers.Field):
             return services.RecipientInput(number=data)
         item = RecipientIn(data=data)
         item.is_valid(raise_exception=True)
-        return services.RecipientInput(number=item.validated_data["to"], params=item.validated_data.get("params") or None)
+        return services.RecipientInput(
+            number=item.validated_data["to"], params=item.validated_data.get("params") or None
+        )
 
     def to_representation(self, value):
         return {"to": value.number, "params": value.params}
@@ -93,9 +100,28 @@ class MessageOut(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = [
-            "id", "batch", "client_ref", "to", "country", "carrier", "message_type", "signature", "template", "content",
-            "encoding", "segments", "unit_price", "amount", "status", "status_at", "reason", "error_code", "send_at",
-            "submitted_at", "done_at", "created_at",
+            "id",
+            "batch",
+            "client_ref",
+            "to",
+            "country",
+            "carrier",
+            "message_type",
+            "signature",
+            "template",
+            "content",
+            "encoding",
+            "segments",
+            "unit_price",
+            "amount",
+            "status",
+            "status_at",
+            "reason",
+            "error_code",
+            "send_at",
+            "submitted_at",
+            "done_at",
+            "created_at",
         ]
 
 
@@ -190,18 +216,27 @@ class MessagesView(generics.ListAPIView):
 
     @extend_schema(
         request=SingleSendIn,
-        responses={202: MessageSummaryOut, 402: OpenApiResponse(description="insufficient_balance"),
-                   409: OpenApiResponse(description="client_ref_conflict"),
-                   422: OpenApiResponse(description="the recipient was refused (code = reason)")},
+        responses={
+            202: MessageSummaryOut,
+            402: OpenApiResponse(description="insufficient_balance"),
+            409: OpenApiResponse(description="client_ref_conflict"),
+            422: OpenApiResponse(description="the recipient was refused (code = reason)"),
+        },
     )
     def post(self, request):
         data = SingleSendIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         outcome = services.accept_send(
-            tenant=caller_tenant(request), actor=caller_actor(request), kind=SendRequest.Kind.SINGLE,
-            signature=v["signature"], template=v["template"], recipients=[services.RecipientInput(number=v["to"])],
-            params=v["params"], send_at=v.get("send_at"), client_ref=v.get("client_ref") or None,
+            tenant=caller_tenant(request),
+            actor=caller_actor(request),
+            kind=SendRequest.Kind.SINGLE,
+            signature=v["signature"],
+            template=v["template"],
+            recipients=[services.RecipientInput(number=v["to"])],
+            params=v["params"],
+            send_at=v.get("send_at"),
+            client_ref=v.get("client_ref") or None,
             callback_url=v.get("callback_url", ""),
         )
         return _send_response(outcome)
@@ -219,24 +254,36 @@ class MessageDetailView(APIView):
 class MessageCancelView(APIView):
     @extend_schema(request=None, responses={200: MessageOut, 409: OpenApiResponse(description="not_cancellable")})
     def post(self, request, message_id: int):
-        message = services.cancel_message(tenant=caller_tenant(request), message_id=message_id, actor=caller_actor(request))
+        message = services.cancel_message(
+            tenant=caller_tenant(request), message_id=message_id, actor=caller_actor(request)
+        )
         return Response(MessageOut(message).data)
 
 
 class BatchCreateView(APIView):
     @extend_schema(
         request=BatchSendIn,
-        responses={202: BatchAcceptedOut, 402: OpenApiResponse(description="insufficient_balance"),
-                   409: OpenApiResponse(description="client_ref_conflict")},
+        responses={
+            202: BatchAcceptedOut,
+            402: OpenApiResponse(description="insufficient_balance"),
+            409: OpenApiResponse(description="client_ref_conflict"),
+        },
     )
     def post(self, request):
         data = BatchSendIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         outcome = services.accept_send(
-            tenant=caller_tenant(request), actor=caller_actor(request), kind=SendRequest.Kind.BATCH,
-            signature=v["signature"], template=v["template"], recipients=v["recipients"], params=v["params"],
-            send_at=v.get("send_at"), client_ref=v.get("client_ref") or None, callback_url=v.get("callback_url", ""),
+            tenant=caller_tenant(request),
+            actor=caller_actor(request),
+            kind=SendRequest.Kind.BATCH,
+            signature=v["signature"],
+            template=v["template"],
+            recipients=v["recipients"],
+            params=v["params"],
+            send_at=v.get("send_at"),
+            client_ref=v.get("client_ref") or None,
+            callback_url=v.get("callback_url", ""),
         )
         return _send_response(outcome)
 
@@ -280,7 +327,9 @@ class CallbackSettingsView(APIView):
         data = CallbackSettingsIn(data=request.data)
         data.is_valid(raise_exception=True)
         row = services.update_callback_settings(
-            tenant=caller_tenant(request), callback_url=data.validated_data["callback_url"], actor=caller_actor(request),
+            tenant=caller_tenant(request),
+            callback_url=data.validated_data["callback_url"],
+            actor=caller_actor(request),
             rotate_secret=data.validated_data["rotate_secret"],
         )
         return Response(CallbackSettingsOut(row).data)

@@ -46,15 +46,27 @@ def handle_inbound(*, channel_id: int | None, pdu, apply: bool = False) -> None:
     the listener, the periodic job); `apply=True` applies at once."""
     if pdu.is_receipt and pdu.receipt is not None:
         record_receipt(
-            channel_id=channel_id, receipt=pdu.receipt, source_addr=pdu.source_addr,
-            destination_addr=pdu.destination_addr, apply=apply,
+            channel_id=channel_id,
+            receipt=pdu.receipt,
+            source_addr=pdu.source_addr,
+            destination_addr=pdu.destination_addr,
+            apply=apply,
         )
     else:
         receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=pdu.text)
 
 
-PENDING_FIELDS = ["channel", "carrier_message_id", "stat", "status", "err", "done_at", "source_addr", "destination_addr",
-                  "applied_at"]
+PENDING_FIELDS = [
+    "channel",
+    "carrier_message_id",
+    "stat",
+    "status",
+    "err",
+    "done_at",
+    "source_addr",
+    "destination_addr",
+    "applied_at",
+]
 
 
 def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
@@ -62,17 +74,26 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
     deliver_sm_resps go out); applied later in batches like record_receipt's. Returns their
     carrier ids. Replies are not handled here (see handle_inbound)."""
     rows = [
-        row for pdu in pdus if pdu.is_receipt and pdu.receipt is not None
-        for row in [_pending_row(channel_id=channel_id, receipt=pdu.receipt, source_addr=pdu.source_addr,
-                                 destination_addr=pdu.destination_addr)]
+        row
+        for pdu in pdus
+        if pdu.is_receipt and pdu.receipt is not None
+        for row in [
+            _pending_row(
+                channel_id=channel_id,
+                receipt=pdu.receipt,
+                source_addr=pdu.source_addr,
+                destination_addr=pdu.destination_addr,
+            )
+        ]
         if row is not None
     ]
     now = timezone.now()
-    insert_rows(PendingReceipt, [*PENDING_FIELDS, "received_at"], [
-        (*(getattr(row, f"{f}_id" if f == "channel" else f) for f in PENDING_FIELDS), now) for row in rows
-    ])
+    insert_rows(
+        PendingReceipt,
+        [*PENDING_FIELDS, "received_at"],
+        [(*(getattr(row, f"{f}_id" if f == "channel" else f) for f in PENDING_FIELDS), now) for row in rows],
+    )
     return [row.carrier_message_id for row in rows]
-
 
 
 def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
@@ -104,8 +125,13 @@ def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destinati
         return None
     return PendingReceipt(
         # Cut to the columns: a malformed receipt must not fail the INSERT of its whole read.
-        channel_id=channel_id, carrier_message_id=receipt.message_id[:80], stat=str(receipt.stat)[:10], status=status,
-        err=str(receipt.err or "")[:10], done_at=receipt.done_date, source_addr=source_addr[:32],
+        channel_id=channel_id,
+        carrier_message_id=receipt.message_id[:80],
+        stat=str(receipt.stat)[:10],
+        status=status,
+        err=str(receipt.err or "")[:10],
+        done_at=receipt.done_date,
+        source_addr=source_addr[:32],
         destination_addr=destination_addr[:32],
     )
 
@@ -113,8 +139,11 @@ def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destinati
 def _variants(message_id: str) -> list[str]:
     from . import receipts
 
-    return list(dict.fromkeys([receipts.normalise_message_id(message_id), message_id,
-                               *receipts.message_id_variants(message_id)]))
+    return list(
+        dict.fromkeys(
+            [receipts.normalise_message_id(message_id), message_id, *receipts.message_id_variants(message_id)]
+        )
+    )
 
 
 def record_receipt(
@@ -122,7 +151,9 @@ def record_receipt(
 ) -> bool:
     """Store a receipt; with `apply`, apply it now. True when it was applied now (its carrier id
     was known); otherwise it waits until the submit result is recorded."""
-    row = _pending_row(channel_id=channel_id, receipt=receipt, source_addr=source_addr, destination_addr=destination_addr)
+    row = _pending_row(
+        channel_id=channel_id, receipt=receipt, source_addr=source_addr, destination_addr=destination_addr
+    )
     if row is None:
         return False
     row.save()
@@ -142,7 +173,14 @@ class PartOutcome:
 
 
 def apply_receipt(
-    *, tenant: Tenant, message_id: int, part: int, status: str, stat: str = "", err: str = "", done_at: datetime | None = None
+    *,
+    tenant: Tenant,
+    message_id: int,
+    part: int,
+    status: str,
+    stat: str = "",
+    err: str = "",
+    done_at: datetime | None = None,
 ) -> str | None:
     """Record one part's outcome (see apply_outcomes). Returns the message's new status, if any."""
     changed = apply_outcomes(tenant=tenant, outcomes=[PartOutcome(message_id, part, status, stat, err, done_at)])
@@ -150,8 +188,18 @@ def apply_receipt(
 
 
 #: what applying receipts reads of a message (its status callback included): not the whole row
-OUTCOME_FIELDS = ("id", "status", "status_at", "client_ref", "recipient", "reason", "error_code", "submitted_at", "done_at",
-                  "callback_url")
+OUTCOME_FIELDS = (
+    "id",
+    "status",
+    "status_at",
+    "client_ref",
+    "recipient",
+    "reason",
+    "error_code",
+    "submitted_at",
+    "done_at",
+    "callback_url",
+)
 
 
 def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
@@ -162,7 +210,9 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
     changed: dict[int, str] = {}
     with tenant_context(tenant), transaction.atomic():
         ids = {o.message_id for o in outcomes}
-        messages = {m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")}
+        messages = {
+            m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")
+        }
         parts: dict[int, dict[int, MessagePart]] = {}
         for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
             parts.setdefault(p.message_id, {})[p.part] = p
@@ -181,15 +231,26 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             if message is None or len(mine) < expected or any(p.status not in RECEIPT_FINAL for p in mine.values()):
                 continue
             outcomes_ = [p.status for p in mine.values()]
-            final = S.DELIVERED if all(o == S.DELIVERED for o in outcomes_) else next(o for o in WORST_FIRST if o in outcomes_)
+            final = (
+                S.DELIVERED
+                if all(o == S.DELIVERED for o in outcomes_)
+                else next(o for o in WORST_FIRST if o in outcomes_)
+            )
             if message.status == final or not services.can_transition(message.status, final):
                 continue
             failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
             stat = failing.stat if failing else S.DELIVERED
-            events.append(services.transition(
-                message=message, to_status=final, at=now, save=False, detail=f"receipt {stat}",
-                done_at=max(p.done_at for p in mine.values() if p.done_at), error_code=(failing.err if failing else "")[:20],
-            ))
+            events.append(
+                services.transition(
+                    message=message,
+                    to_status=final,
+                    at=now,
+                    save=False,
+                    detail=f"receipt {stat}",
+                    done_at=max(p.done_at for p in mine.values() if p.done_at),
+                    error_code=(failing.err if failing else "")[:20],
+                )
+            )
             moved.append(message)
             changed[message_id] = final
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
@@ -220,8 +281,11 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             )
         else:  # the sweep: skip what others are applying right now
             pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
-        rows = list(pending.only("id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at")
-                    .order_by("received_at", "pk")[:limit])
+        rows = list(
+            pending.only("id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at").order_by(
+                "received_at", "pk"
+            )[:limit]
+        )
         if not rows:
             return 0
         variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
@@ -242,13 +306,21 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
         done = []
         for receipt in rows:
             match = next(
-                (lookups[(receipt.channel_id, v)] for v in variants[receipt.pk] if (receipt.channel_id, v) in lookups), None
+                (lookups[(receipt.channel_id, v)] for v in variants[receipt.pk] if (receipt.channel_id, v) in lookups),
+                None,
             )
             if match is None:
                 continue  # its submit result is not recorded yet
-            per_tenant.setdefault(match.tenant_id, (match.tenant, []))[1].append(PartOutcome(
-                match.message_id, match.part, receipt.status, receipt.stat, receipt.err, receipt.done_at,
-            ))
+            per_tenant.setdefault(match.tenant_id, (match.tenant, []))[1].append(
+                PartOutcome(
+                    match.message_id,
+                    match.part,
+                    receipt.status,
+                    receipt.stat,
+                    receipt.err,
+                    receipt.done_at,
+                )
+            )
             done.append(receipt.pk)
         for tenant, outcomes in per_tenant.values():
             apply_outcomes(tenant=tenant, outcomes=outcomes)
@@ -291,12 +363,25 @@ def receive_reply(*, channel_id: int | None, source: str, destination: str, text
     with tenant_context(tenant), transaction.atomic():
         action = apply_inbound_keyword(tenant=tenant, number=number, text=text)
         reply = InboundMessage.objects.create(
-            source=number, destination=destination, text=text, keyword_action=action or "", channel_id=channel_id,
+            source=number,
+            destination=destination,
+            text=text,
+            keyword_action=action or "",
+            channel_id=channel_id,
             received_at=now,
         )
         services.enqueue_callback(
-            tenant=tenant, url="", event="reply",
-            payload={"event": "reply", "id": reply.pk, "from": number, "to": destination, "text": text,
-                     "keyword_action": action, "received_at": now.isoformat()},
+            tenant=tenant,
+            url="",
+            event="reply",
+            payload={
+                "event": "reply",
+                "id": reply.pk,
+                "from": number,
+                "to": destination,
+                "text": text,
+                "keyword_action": action,
+                "received_at": now.isoformat(),
+            },
         )
     return reply

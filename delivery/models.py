@@ -34,7 +34,9 @@ class Channel(models.Model):
     system_type = models.CharField(max_length=13, blank=True)
     source_addr = models.CharField("source address", max_length=21, blank=True)
     bind_count = models.PositiveSmallIntegerField(default=1)
-    tps_limit = models.PositiveIntegerField("TPS limit", null=True, blank=True, help_text="messages/second per bind; empty = no limit")
+    tps_limit = models.PositiveIntegerField(
+        "TPS limit", null=True, blank=True, help_text="messages/second per bind; empty = no limit"
+    )
     window_size = models.PositiveSmallIntegerField(default=10)
     enabled = models.BooleanField(default=True)
     # Set by the senders when binds fail; routing skips the channel until then (failover).
@@ -118,7 +120,9 @@ class Maintenance(models.Model):
 
     class Meta:
         ordering = ["starts_at"]
-        constraints = [models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_ends_after_start")]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_ends_after_start")
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%H:%M}"
@@ -219,7 +223,9 @@ class CarrierMessageId(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["channel", "carrier_message_id"], name="carrier_message_id_unique_per_channel")
+            models.UniqueConstraint(
+                fields=["channel", "carrier_message_id"], name="carrier_message_id_unique_per_channel"
+            )
         ]
         indexes = [models.Index(fields=["carrier_message_id"])]
 
@@ -242,7 +248,9 @@ class PendingReceipt(models.Model):
     applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="pending_receipt_open")]
+        indexes = [
+            models.Index(fields=["received_at"], condition=Q(applied_at__isnull=True), name="pending_receipt_open")
+        ]
 
     def __str__(self) -> str:
         return f"receipt {self.carrier_message_id} {self.stat}"
@@ -306,7 +314,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.HELD: frozenset({S.ACCEPTED, S.SCHEDULED, S.REJECTED, S.CANCELLED}),  # released by a reviewer
     S.QUEUED: frozenset({S.SUBMITTING, S.QUEUED, S.FAILED, S.CANCELLED}),
     S.SUBMITTING: frozenset({S.SUBMITTED, S.QUEUED, S.FAILED, S.UNKNOWN_SUBMISSION}),
-    S.UNKNOWN_SUBMISSION: frozenset({S.SUBMITTED, S.QUEUED, S.FAILED, S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED}),
+    S.UNKNOWN_SUBMISSION: frozenset(
+        {S.SUBMITTED, S.QUEUED, S.FAILED, S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED}
+    ),
     S.SUBMITTED: frozenset({S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED, S.UNKNOWN}),
     S.UNKNOWN: frozenset({S.DELIVERED, S.UNDELIVERED, S.EXPIRED, S.REJECTED}),
     S.DELIVERED: frozenset(),
@@ -364,7 +374,9 @@ class Message(TenantScoped, models.Model):
     price_id = models.BigIntegerField(null=True, blank=True)
     amount = models.BigIntegerField(default=0)
     hold_id = models.BigIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED, db_index=True
+    )
     status_at = models.DateTimeField()
     reason = models.CharField(max_length=60, blank=True, help_text="rejection / failure code")
     detail = models.TextField(blank=True)
@@ -382,7 +394,9 @@ class Message(TenantScoped, models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(status__in=MessageStatus.values), name="message_status_valid")]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=MessageStatus.values), name="message_status_valid")
+        ]
         indexes = [models.Index(fields=["status", "submitting_at"], name="message_status_submitting")]
 
     def __str__(self) -> str:

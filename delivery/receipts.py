@@ -434,8 +434,16 @@ def parse_receipt(*, short_message: bytes | str, tlvs: dict | None = None) -> Re
     )
 
 
-def format_receipt(*, message_id: str, stat: str, err: str = "000", submit_date: datetime,
-                   done_date: datetime, text: str = "", sub: str = "001") -> str:
+def format_receipt(
+    *,
+    message_id: str,
+    stat: str,
+    err: str = "000",
+    submit_date: datetime,
+    done_date: datetime,
+    text: str = "",
+    sub: str = "001",
+) -> str:
     """The appendix-B receipt text (used by the simulator)."""
     dlvrd = "001" if stat == "DELIVRD" else "000"
     return (

@@ -24,6 +24,7 @@ class PublicHolidayResource(resources.ModelResource):
         user = kwargs.get("user")
         actor = Actor.for_user(user) if user is not None else Actor.system("holiday-import")
         record_operation(
-            actor=actor, action="delivery.public_holiday_import",
+            actor=actor,
+            action="delivery.public_holiday_import",
             after={"rows": len(dataset), "totals": dict(result.totals)},
         )

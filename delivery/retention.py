@@ -77,8 +77,9 @@ class PurgeResult:
     inbound: int
 
 
-def purge_tenant(*, tenant: Tenant, days: int | None = None, actor: Actor | None = None,
-                 now: datetime | None = None) -> PurgeResult:
+def purge_tenant(
+    *, tenant: Tenant, days: int | None = None, actor: Actor | None = None, now: datetime | None = None
+) -> PurgeResult:
     """Delete this tenant's send-log rows older than the retention (R-AUD-1), in batches."""
     from delivery.models import InboundMessage, Message, MessagePart, SendRequest, StatusEvent
 
@@ -88,7 +89,9 @@ def purge_tenant(*, tenant: Tenant, days: int | None = None, actor: Actor | None
     messages = requests = inbound = 0
     with schema_context(tenant.schema_name):
         while True:
-            ids = list(Message.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:PURGE_BATCH])
+            ids = list(
+                Message.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:PURGE_BATCH]
+            )
             if not ids:
                 break
             with transaction.atomic():
@@ -96,18 +99,24 @@ def purge_tenant(*, tenant: Tenant, days: int | None = None, actor: Actor | None
                 MessagePart.objects.filter(message_id__in=ids)._raw_delete(connection.alias)
                 messages += Message.objects.filter(id__in=ids)._raw_delete(connection.alias)
         with transaction.atomic():
-            requests = SendRequest.objects.filter(created_at__lt=cutoff, messages__isnull=True)._raw_delete(connection.alias)
+            requests = SendRequest.objects.filter(created_at__lt=cutoff, messages__isnull=True)._raw_delete(
+                connection.alias
+            )
             inbound = InboundMessage.objects.filter(received_at__lt=cutoff)._raw_delete(connection.alias)
     result = PurgeResult(tenant_id=tenant.pk, cutoff=cutoff, messages=messages, requests=requests, inbound=inbound)
     if messages or requests or inbound:
         record_operation(
-            actor=actor or Actor.system("retention"), action="sendlog.purge", tenant=tenant,
+            actor=actor or Actor.system("retention"),
+            action="sendlog.purge",
+            tenant=tenant,
             after={"cutoff": cutoff.isoformat(), "messages": messages, "requests": requests, "inbound": inbound},
         )
     return result
 
 
-def purge_send_log(*, days: int | None = None, actor: Actor | None = None, now: datetime | None = None) -> list[PurgeResult]:
+def purge_send_log(
+    *, days: int | None = None, actor: Actor | None = None, now: datetime | None = None
+) -> list[PurgeResult]:
     """The purge job: every tenant schema. Refuses (RetentionTooShort) before touching anything."""
     from delivery.sendlog import customer_tenants
 
@@ -156,10 +165,20 @@ def request_erasure(*, tenant: Tenant, number: str, actor: Actor, reason: str = 
     number = normalise_number(number)
     with transaction.atomic():
         erasure = ErasureRequest.objects.create(
-            tenant=tenant, number=number, number_hash=number_hash(number), requested_by_label=actor.label, reason=reason,
+            tenant=tenant,
+            number=number,
+            number_hash=number_hash(number),
+            requested_by_label=actor.label,
+            reason=reason,
         )
-        record_operation(actor=actor, action="erasure.request", tenant=tenant, obj=erasure, reason=reason,
-                         after={"number_hash": erasure.number_hash})
+        record_operation(
+            actor=actor,
+            action="erasure.request",
+            tenant=tenant,
+            obj=erasure,
+            reason=reason,
+            after={"number_hash": erasure.number_hash},
+        )
     return process_erasure(erasure_id=erasure.pk, actor=actor)
 
 
@@ -180,10 +199,15 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
             # Only rows that existed when the request was made (later sends are a new matter).
             mine = Message.objects.filter(recipient__in=variants, created_at__lte=erasure.created_at)
             done = mine.filter(created_at__lt=floor).update(
-                recipient=replacement, content="", params={}, detail="", client_ref=None,
+                recipient=replacement,
+                content="",
+                params={},
+                detail="",
+                client_ref=None,
             )
-            InboundMessage.objects.filter(source__in=variants, received_at__lt=floor,
-                                          received_at__lte=erasure.created_at).update(source=replacement, text="")
+            InboundMessage.objects.filter(
+                source__in=variants, received_at__lt=floor, received_at__lte=erasure.created_at
+            ).update(source=replacement, text="")
             youngest = mine.aggregate(latest=Max("created_at"))["latest"]
             inbound_youngest = InboundMessage.objects.filter(
                 source__in=variants, received_at__lte=erasure.created_at
@@ -191,7 +215,9 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
         # Callback bodies (public schema) quote the number; past the floor they lose it too.
         for variant in variants:
             CallbackDelivery.objects.filter(
-                tenant_id=erasure.tenant_id, created_at__lt=floor, created_at__lte=erasure.created_at,
+                tenant_id=erasure.tenant_id,
+                created_at__lt=floor,
+                created_at__lte=erasure.created_at,
                 body__contains=variant,
             ).update(body=Replace("body", Value(variant), Value(replacement)))
         erasure.rows_anonymised += done
@@ -202,13 +228,23 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
             erasure.not_before = None
             erasure.completed_at = now
             erasure.number = ""
-            record_operation(actor=actor, action="erasure.complete", tenant=erasure.tenant, obj=erasure,
-                             after={"number_hash": erasure.number_hash, "rows_anonymised": erasure.rows_anonymised})
+            record_operation(
+                actor=actor,
+                action="erasure.complete",
+                tenant=erasure.tenant,
+                obj=erasure,
+                after={"number_hash": erasure.number_hash, "rows_anonymised": erasure.rows_anonymised},
+            )
         else:
             erasure.not_before = latest + timedelta(days=RETENTION_FLOOR_DAYS)
             if done:
-                record_operation(actor=actor, action="erasure.partial", tenant=erasure.tenant, obj=erasure,
-                                 after={"rows_anonymised": done, "not_before": erasure.not_before.isoformat()})
+                record_operation(
+                    actor=actor,
+                    action="erasure.partial",
+                    tenant=erasure.tenant,
+                    obj=erasure,
+                    after={"rows_anonymised": done, "not_before": erasure.not_before.isoformat()},
+                )
         erasure.save()
     connection.set_schema_to_public()
     return erasure

@@ -1,20 +1,40 @@
 """Permissions this app grants to each operator role (collected by `manage.py sync_roles`)."""
 
-_VIEW = ["delivery.view_channel", "delivery.view_route", "delivery.view_carrierprefix", "delivery.view_provinceprefix",
-         "delivery.view_maintenance", "delivery.view_tenantnumber", "delivery.view_callbackdelivery",
-         "delivery.view_pendingreceipt", "delivery.view_publicholiday"]
+_VIEW = [
+    "delivery.view_channel",
+    "delivery.view_route",
+    "delivery.view_carrierprefix",
+    "delivery.view_provinceprefix",
+    "delivery.view_maintenance",
+    "delivery.view_tenantnumber",
+    "delivery.view_callbackdelivery",
+    "delivery.view_pendingreceipt",
+    "delivery.view_publicholiday",
+]
 
 ROLE_PERMISSIONS = {
     "operator": [
-        *_VIEW, "delivery.manage_channels",
-        "delivery.add_channel", "delivery.change_channel",
-        "delivery.add_route", "delivery.change_route", "delivery.delete_route",
-        "delivery.add_carrierprefix", "delivery.change_carrierprefix", "delivery.delete_carrierprefix",
-        "delivery.add_provinceprefix", "delivery.change_provinceprefix", "delivery.delete_provinceprefix",
-        "delivery.add_maintenance", "delivery.change_maintenance",
-        "delivery.add_tenantnumber", "delivery.change_tenantnumber",
+        *_VIEW,
+        "delivery.manage_channels",
+        "delivery.add_channel",
+        "delivery.change_channel",
+        "delivery.add_route",
+        "delivery.change_route",
+        "delivery.delete_route",
+        "delivery.add_carrierprefix",
+        "delivery.change_carrierprefix",
+        "delivery.delete_carrierprefix",
+        "delivery.add_provinceprefix",
+        "delivery.change_provinceprefix",
+        "delivery.delete_provinceprefix",
+        "delivery.add_maintenance",
+        "delivery.change_maintenance",
+        "delivery.add_tenantnumber",
+        "delivery.change_tenantnumber",
         "delivery.change_callbackdelivery",
-        "delivery.add_publicholiday", "delivery.change_publicholiday", "delivery.delete_publicholiday",
+        "delivery.add_publicholiday",
+        "delivery.change_publicholiday",
+        "delivery.delete_publicholiday",
     ],
     # R-CMP-3/8: reviewers decide held messages (release or reject) on the held-messages page.
     "reviewer": ["delivery.review_held_messages"],

@@ -85,7 +85,11 @@ def describe_numbers(e164_numbers: list[str]) -> dict[str, NumberFacts]:
     prefixes = dict(CarrierPrefix.objects.values_list("prefix", "carrier"))
     longest = max((len(p) for p in prefixes), default=0)
     provinces = (
-        dict(ProvincePrefix.objects.filter(prefix__in={nat[:7] for nat in national.values()}).values_list("prefix", "province"))
+        dict(
+            ProvincePrefix.objects.filter(prefix__in={nat[:7] for nat in national.values()}).values_list(
+                "prefix", "province"
+            )
+        )
         if national
         else {}
     )
@@ -135,7 +139,13 @@ class RoutingTable:
         ]
 
     def channels_for(
-        self, *, message_type: str, country: str, carrier: str = "", province: str = "", exclude: frozenset[int] = frozenset()
+        self,
+        *,
+        message_type: str,
+        country: str,
+        carrier: str = "",
+        province: str = "",
+        exclude: frozenset[int] = frozenset(),
     ) -> tuple[list[int], bool]:
         """(available channel ids in failover order, whether any route matched at all).
 

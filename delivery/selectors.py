@@ -28,7 +28,11 @@ def replies_for_caller() -> QuerySet[InboundMessage]:
 def maintenance_notices(*, now: datetime | None = None) -> QuerySet[Maintenance]:
     """Current and upcoming maintenance (R-DLV-6); channel names only, never their accounts."""
     now = now or timezone.now()
-    return Maintenance.objects.filter(cancelled_at__isnull=True, ends_at__gt=now).select_related("channel").order_by("starts_at")
+    return (
+        Maintenance.objects.filter(cancelled_at__isnull=True, ends_at__gt=now)
+        .select_related("channel")
+        .order_by("starts_at")
+    )
 
 
 def delivery_backlog(*, now: datetime | None = None) -> dict[str, int]:

@@ -129,8 +129,16 @@ class SessionRegistry:
 
     @staticmethod
     def fingerprint(channel: Channel) -> tuple:
-        return (channel.host, channel.port, channel.system_id, channel.password, channel.system_type,
-                channel.source_addr, channel.window_size, channel.tps_limit)
+        return (
+            channel.host,
+            channel.port,
+            channel.system_id,
+            channel.password,
+            channel.system_type,
+            channel.source_addr,
+            channel.window_size,
+            channel.tps_limit,
+        )
 
     @classmethod
     def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
@@ -166,12 +174,17 @@ class SessionRegistry:
             time.sleep(0.01)
         if new:
             chosen.session = SmppSession(
-                host=channel.host, port=channel.port, system_id=channel.system_id,
+                host=channel.host,
+                port=channel.port,
+                system_id=channel.system_id,
                 password=services.decrypt_secret(channel.password),
-                system_type=channel.system_type, source_addr=channel.source_addr, window=channel.window_size,
+                system_type=channel.system_type,
+                source_addr=channel.source_addr,
+                window=channel.window_size,
                 limiter=cls.limiter_for(channel),
                 on_result=chosen.results.append,
-                on_inbound=chosen.on_inbound, on_inbound_batch=chosen.on_inbound_batch,
+                on_inbound=chosen.on_inbound,
+                on_inbound_batch=chosen.on_inbound_batch,
             )
             try:
                 chosen.session.connect()
@@ -255,9 +268,27 @@ class SessionRegistry:
 
 CLAIM_FIELDS = ("id", "status", "status_at", "recipient", "content", "submit_attempts")
 #: what recording a submit result reads (the failure path's callbacks included)
-RESULT_FIELDS = ("id", "status", "status_at", "claim_token", "submit_attempts", "hold_id", "message_type", "country",
-                 "carrier", "province", "tried_channels", "channel_id", "client_ref", "recipient", "reason",
-                 "error_code", "submitted_at", "done_at", "callback_url")
+RESULT_FIELDS = (
+    "id",
+    "status",
+    "status_at",
+    "claim_token",
+    "submit_attempts",
+    "hold_id",
+    "message_type",
+    "country",
+    "carrier",
+    "province",
+    "tried_channels",
+    "channel_id",
+    "client_ref",
+    "recipient",
+    "reason",
+    "error_code",
+    "submitted_at",
+    "done_at",
+    "callback_url",
+)
 
 
 def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> list[Message]:
@@ -272,13 +303,23 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             .order_by("pk")
         )
         events = [
-            services.transition(message=m, to_status=S.SUBMITTING, at=now, save=False, claim_token=token,
-                                submitting_at=now, submit_attempts=m.submit_attempts + 1)
+            services.transition(
+                message=m,
+                to_status=S.SUBMITTING,
+                at=now,
+                save=False,
+                claim_token=token,
+                submitting_at=now,
+                submit_attempts=m.submit_attempts + 1,
+            )
             for m in messages
         ]
         # One UPDATE for the whole claim (the same values for every row).
         Message.objects.filter(pk__in=[m.pk for m in messages]).update(
-            status=S.SUBMITTING, status_at=now, claim_token=token, submitting_at=now,
+            status=S.SUBMITTING,
+            status_at=now,
+            claim_token=token,
+            submitting_at=now,
             submit_attempts=F("submit_attempts") + 1,
         )
         insert_status_events(events)
@@ -347,7 +388,10 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             for m in batch:
                 try:
                     holder.session.submit(
-                        ref=f"{schema}:{m.pk}:{token}", source=source, destination=m.recipient.lstrip("+"), text=m.content
+                        ref=f"{schema}:{m.pk}:{token}",
+                        source=source,
+                        destination=m.recipient.lstrip("+"),
+                        text=m.content,
                     )
                 except (SmppError, OSError) as exc:
                     # The session reported every part it had taken (answered, or transient); messages
@@ -390,7 +434,9 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             with transaction.atomic():
                 pending = list(
                     Message.objects.select_for_update().filter(
-                        pk__in=[m.pk for m in leftover if m.pk not in unsent_ids], status=S.SUBMITTING, claim_token=token
+                        pk__in=[m.pk for m in leftover if m.pk not in unsent_ids],
+                        status=S.SUBMITTING,
+                        claim_token=token,
                     )
                 )
                 for m in pending:
@@ -454,7 +500,9 @@ def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[st
     return dict(totals)
 
 
-def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str]) -> dict:
+def _apply_for_tenant(
+    *, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str]
+) -> dict:
     """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`."""
     from billing.services import Capture, capture_holds
 
@@ -464,9 +512,11 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
     failed: list[Message] = []
     retry: list[Message] = []
     with transaction.atomic():
-        messages = Message.objects.select_for_update().filter(
-            pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION]
-        ).only(*RESULT_FIELDS)
+        messages = (
+            Message.objects.select_for_update()
+            .filter(pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION])
+            .only(*RESULT_FIELDS)
+        )
         parts_rows, lookups, captures, events = [], [], [], []
         for m in messages:
             token, results = items[m.pk]
@@ -483,10 +533,17 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                     lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
                     carrier_ids.append(r.message_id)
                 detail = "" if len(ok) == expected else f"{expected - len(ok)} of {expected} parts refused"
-                events.append(services.transition(
-                    message=m, to_status=S.SUBMITTED, at=now, save=False, detail=detail, submitted_at=now,
-                    channel_id=channel_id,
-                ))
+                events.append(
+                    services.transition(
+                        message=m,
+                        to_status=S.SUBMITTED,
+                        at=now,
+                        save=False,
+                        detail=detail,
+                        submitted_at=now,
+                        channel_id=channel_id,
+                    )
+                )
                 if m.hold_id:
                     captures.append(Capture(hold_id=m.hold_id, carrier_message_id=ok[0].message_id, submitted_at=now))
                 submitted.append(m)
@@ -496,10 +553,17 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
                 retry.append(m)  # this channel refused it: the next route may take it (failover)
             else:
                 code = next((r.command_status for r in results if r.command_status), 0)
-                events.append(services.transition(
-                    message=m, to_status=S.FAILED, at=now, save=False, detail=f"submit refused 0x{code:08x}",
-                    error_code=f"0x{code:08x}", reason="submit_refused",
-                ))
+                events.append(
+                    services.transition(
+                        message=m,
+                        to_status=S.FAILED,
+                        at=now,
+                        save=False,
+                        detail=f"submit refused 0x{code:08x}",
+                        error_code=f"0x{code:08x}",
+                        reason="submit_refused",
+                    )
+                )
                 failed.append(m)
         if submitted:  # the same values for every row: one UPDATE
             Message.objects.filter(pk__in=[m.pk for m in submitted]).update(
@@ -507,17 +571,25 @@ def _apply_for_tenant(*, tenant: Tenant, channel_id: int, items: dict[int, tuple
             )
         Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
         insert_status_events(events)
-        insert_rows(MessagePart, ["message", "part", "parts", "carrier_message_id", "submitted_at", "status", "stat",
-                                  "err", "done_at"], parts_rows, on_conflict="ON CONFLICT DO NOTHING")
+        insert_rows(
+            MessagePart,
+            ["message", "part", "parts", "carrier_message_id", "submitted_at", "status", "stat", "err", "done_at"],
+            parts_rows,
+            on_conflict="ON CONFLICT DO NOTHING",
+        )
         # An SMSC reuses ids eventually (or after a restart): the newest submission owns the id.
         insert_rows(
-            CarrierMessageId, ["channel", "carrier_message_id", "tenant", "schema_name", "message_id", "part", "created_at"],
-            lookups, on_conflict="ON CONFLICT (channel_id, carrier_message_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+            CarrierMessageId,
+            ["channel", "carrier_message_id", "tenant", "schema_name", "message_id", "part", "created_at"],
+            lookups,
+            on_conflict="ON CONFLICT (channel_id, carrier_message_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
             "schema_name = EXCLUDED.schema_name, message_id = EXCLUDED.message_id, part = EXCLUDED.part, "
             "created_at = EXCLUDED.created_at",
         )
         if captures:
-            capture_holds(captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures]))
+            capture_holds(
+                captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures])
+            )
         if failed:
             services.release_messages_holds(messages=failed, key_prefix="refused", reason="submit refused")
             for m in failed:
@@ -536,8 +608,11 @@ def _untried_channel(message: Message, channel_id: int) -> bool:
     if table is None or table[0] < timezone.now() - timedelta(seconds=5):
         _tables.table = table = (timezone.now(), RoutingTable.load())
     fresh, _ = table[1].channels_for(
-        message_type=message.message_type, country=message.country, carrier=message.carrier,
-        province=message.province, exclude=frozenset({*message.tried_channels, channel_id}),
+        message_type=message.message_type,
+        country=message.country,
+        carrier=message.carrier,
+        province=message.province,
+        exclude=frozenset({*message.tried_channels, channel_id}),
     )
     return bool(fresh)
 
@@ -581,14 +656,21 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
                 )
                 channel_id = again[0] if again else m.channel_id
                 delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** (m.submit_attempts - 1), 60_000)
-            services.transition(message=m, to_status=S.QUEUED, detail=reason[:200], channel_id=channel_id,
-                                 tried_channels=m.tried_channels)
+            services.transition(
+                message=m,
+                to_status=S.QUEUED,
+                detail=reason[:200],
+                channel_id=channel_id,
+                tried_channels=m.tried_channels,
+            )
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:
             services.release_messages_holds(messages=give_up, key_prefix="giveup", reason=reason[:200])
             for m in give_up:
                 services.enqueue_status_callback(tenant=tenant, message=m)
-        planned = [(services.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()]
+        planned = [
+            (services.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
+        ]
         transaction.on_commit(lambda: [services.send_channel_jobs([job], delay_ms=d or None) for job, d in planned])
 
 
@@ -609,7 +691,9 @@ def mark_stale_submissions(*, now: datetime | None = None) -> int:
     count = 0
     for tenant in delivery_tenants():
         with tenant_context(tenant), transaction.atomic():
-            for m in Message.objects.select_for_update(skip_locked=True).filter(status=S.SUBMITTING, submitting_at__lt=cutoff):
+            for m in Message.objects.select_for_update(skip_locked=True).filter(
+                status=S.SUBMITTING, submitting_at__lt=cutoff
+            ):
                 services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, at=now, detail="sender vanished")
                 count += 1
     return count
@@ -631,46 +715,80 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
         with tenant_context(tenant):
             with transaction.atomic():
                 unknown = list(
-                    Message.objects.select_for_update(skip_locked=True).filter(status=S.UNKNOWN_SUBMISSION).order_by("submitting_at")
+                    Message.objects.select_for_update(skip_locked=True)
+                    .filter(status=S.UNKNOWN_SUBMISSION)
+                    .order_by("submitting_at")
                 )
                 if not unknown:
                     continue
                 receipts = list(
-                    PendingReceipt.objects.select_for_update(skip_locked=True).filter(
-                        applied_at__isnull=True, source_addr__in=[m.recipient.lstrip("+") for m in unknown],
+                    PendingReceipt.objects.select_for_update(skip_locked=True)
+                    .filter(
+                        applied_at__isnull=True,
+                        source_addr__in=[m.recipient.lstrip("+") for m in unknown],
                         received_at__gte=min(m.submitting_at for m in unknown),
-                    ).order_by("received_at")
+                    )
+                    .order_by("received_at")
                 )
                 used: set[int] = set()
                 captures, lookups, matched_ids = [], [], []
                 to_requeue = []
                 for m in unknown:
                     match = next(
-                        (r for r in receipts if r.pk not in used and r.source_addr == m.recipient.lstrip("+")
-                         and r.received_at >= m.submitting_at),
+                        (
+                            r
+                            for r in receipts
+                            if r.pk not in used
+                            and r.source_addr == m.recipient.lstrip("+")
+                            and r.received_at >= m.submitting_at
+                        ),
                         None,
                     )
                     if match is not None:
                         used.add(match.pk)
                         MessagePart.objects.get_or_create(
-                            message=m, part=1, defaults={"parts": 1, "carrier_message_id": match.carrier_message_id, "submitted_at": m.submitting_at}
+                            message=m,
+                            part=1,
+                            defaults={
+                                "parts": 1,
+                                "carrier_message_id": match.carrier_message_id,
+                                "submitted_at": m.submitting_at,
+                            },
                         )
-                        lookups.append(CarrierMessageId(
-                            channel_id=match.channel_id or m.channel_id, carrier_message_id=match.carrier_message_id,
-                            tenant=tenant, schema_name=tenant.schema_name, message_id=m.pk, part=1,
-                        ))
-                        services.transition(message=m, to_status=S.SUBMITTED, at=now, detail="reconciled from receipt",
-                                            submitted_at=m.submitting_at)
+                        lookups.append(
+                            CarrierMessageId(
+                                channel_id=match.channel_id or m.channel_id,
+                                carrier_message_id=match.carrier_message_id,
+                                tenant=tenant,
+                                schema_name=tenant.schema_name,
+                                message_id=m.pk,
+                                part=1,
+                            )
+                        )
+                        services.transition(
+                            message=m,
+                            to_status=S.SUBMITTED,
+                            at=now,
+                            detail="reconciled from receipt",
+                            submitted_at=m.submitting_at,
+                        )
                         if m.hold_id:
-                            captures.append(Capture(hold_id=m.hold_id, carrier_message_id=match.carrier_message_id,
-                                                    submitted_at=m.submitting_at))
+                            captures.append(
+                                Capture(
+                                    hold_id=m.hold_id,
+                                    carrier_message_id=match.carrier_message_id,
+                                    submitted_at=m.submitting_at,
+                                )
+                            )
                         matched_ids.append(match.carrier_message_id)
                         found += 1
                     elif m.status_at < now - timedelta(seconds=settings.DELIVERY_RECONCILE_SECONDS):
                         to_requeue.append(m)
                 CarrierMessageId.objects.bulk_create(lookups, ignore_conflicts=True)
                 if captures:
-                    capture_holds(captures=captures, idempotency_key=_hash_key("reconcile:", [c.hold_id for c in captures]))
+                    capture_holds(
+                        captures=captures, idempotency_key=_hash_key("reconcile:", [c.hold_id for c in captures])
+                    )
                 requeued += len(to_requeue)
                 if to_requeue:
                     retry_elsewhere(tenant=tenant, messages=to_requeue, token=None, reason="unconfirmed submission")
@@ -686,7 +804,9 @@ def expire_receipts(*, now: datetime | None = None) -> int:
     count = 0
     for tenant in delivery_tenants(days=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS // 24 + 3):
         with tenant_context(tenant), transaction.atomic():
-            for m in Message.objects.select_for_update(skip_locked=True).filter(status=S.SUBMITTED, submitted_at__lt=cutoff):
+            for m in Message.objects.select_for_update(skip_locked=True).filter(
+                status=S.SUBMITTED, submitted_at__lt=cutoff
+            ):
                 services.transition(message=m, to_status=S.UNKNOWN, at=now, detail="no receipt in time")
                 services.enqueue_status_callback(tenant=tenant, message=m)
                 count += 1

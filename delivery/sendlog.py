@@ -138,8 +138,17 @@ class SendLogFilters:
     template: str = ""
 
     @classmethod
-    def build(cls, *, tenant_ids: Iterable[int] = (), date_from: Any = None, date_to: Any = None,
-              statuses: Iterable[str] = (), recipient: str = "", signature: str = "", template: str = "") -> SendLogFilters:
+    def build(
+        cls,
+        *,
+        tenant_ids: Iterable[int] = (),
+        date_from: Any = None,
+        date_to: Any = None,
+        statuses: Iterable[str] = (),
+        recipient: str = "",
+        signature: str = "",
+        template: str = "",
+    ) -> SendLogFilters:
         return cls(
             tenant_ids=tuple(sorted(int(pk) for pk in tenant_ids)),
             date_from=_as_datetime(date_from),
@@ -201,7 +210,7 @@ def count_send_log(*, filters: SendLogFilters) -> int:
     return total
 
 
-ISO_UTC = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+ISO_UTC = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
 
 
 class IsoText(Func):
@@ -213,9 +222,25 @@ class IsoText(Func):
 
 # What the send log keeps of a message (R-AUD-1); times are ISO 8601 UTC text.
 PLAIN_COLUMNS = (
-    "id", "client_ref", "recipient", "country", "carrier", "signature", "signature_id", "template", "template_id",
-    "template_version", "message_type", "content", "segments", "unit_price", "amount", "status", "channel_id",
-    "error_code", "reason",
+    "id",
+    "client_ref",
+    "recipient",
+    "country",
+    "carrier",
+    "signature",
+    "signature_id",
+    "template",
+    "template_id",
+    "template_version",
+    "message_type",
+    "content",
+    "segments",
+    "unit_price",
+    "amount",
+    "status",
+    "channel_id",
+    "error_code",
+    "reason",
 )
 TIME_COLUMNS = ("created_at", "status_at", "submitted_at", "done_at")
 CARRIER_IDS_SQL = (
@@ -350,10 +375,34 @@ class SendLogResource(StreamingResource):
 
     class Meta:
         export_order = (
-            "tenant", "schema", "id", "created_at", "client_ref", "recipient", "country", "carrier", "message_type",
-            "signature", "signature_id", "template", "template_id", "template_version", "content", "params",
-            "segments", "unit_price", "amount", "status", "status_at", "status_history", "channel_id",
-            "carrier_message_ids", "submitted_at", "done_at", "receipt_error", "reason",
+            "tenant",
+            "schema",
+            "id",
+            "created_at",
+            "client_ref",
+            "recipient",
+            "country",
+            "carrier",
+            "message_type",
+            "signature",
+            "signature_id",
+            "template",
+            "template_id",
+            "template_version",
+            "content",
+            "params",
+            "segments",
+            "unit_price",
+            "amount",
+            "status",
+            "status_at",
+            "status_history",
+            "channel_id",
+            "carrier_message_ids",
+            "submitted_at",
+            "done_at",
+            "receipt_error",
+            "reason",
         )
 
     def __init__(self, *, full_numbers: bool = False, **kwargs):
@@ -372,13 +421,39 @@ class OperationRecordResource(StreamingResource, resources.ModelResource):
 
     class Meta:
         model = OperationRecord
-        fields = ("id", "created_at", "actor_kind", "actor_id", "actor_label", "ip_address", "tenant", "action",
-                  "object_type", "object_id", "reason", "before", "after")
+        fields = (
+            "id",
+            "created_at",
+            "actor_kind",
+            "actor_id",
+            "actor_label",
+            "ip_address",
+            "tenant",
+            "action",
+            "object_type",
+            "object_id",
+            "reason",
+            "before",
+            "after",
+        )
         export_order = fields
 
 
-OPERATION_RECORD_COLUMNS = ("id", "created_at", "actor_kind", "actor_id", "actor_label", "ip_address", "tenant_id",
-                            "action", "object_type", "object_id", "reason", "before", "after")
+OPERATION_RECORD_COLUMNS = (
+    "id",
+    "created_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "ip_address",
+    "tenant_id",
+    "action",
+    "object_type",
+    "object_id",
+    "reason",
+    "before",
+    "after",
+)
 
 
 def operation_record_queryset(*, filters: dict):
@@ -424,8 +499,15 @@ def _xlsx_safe(value: Any) -> Any:
     return value
 
 
-def write_export(*, rows: Iterable[Any], resource: StreamingResource, fmt: str, path: Path,
-                 progress: Callable[[int], None] | None = None, progress_every: int = 10_000) -> int:
+def write_export(
+    *,
+    rows: Iterable[Any],
+    resource: StreamingResource,
+    fmt: str,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 10_000,
+) -> int:
     """Stream rows into `path` in the chosen format; returns the row count."""
     headers = resource.headers()
     count = 0
@@ -495,7 +577,9 @@ class _Progress:
 
 def rows_for_job(job: ExportJob) -> tuple[Iterator[Any], StreamingResource]:
     if job.kind == ExportKind.SEND_LOG:
-        return iter_send_log(filters=SendLogFilters.from_dict(job.filters)), SendLogResource(full_numbers=job.full_numbers)
+        return iter_send_log(filters=SendLogFilters.from_dict(job.filters)), SendLogResource(
+            full_numbers=job.full_numbers
+        )
     if job.kind == ExportKind.OPERATION_RECORDS:
         return iter_operation_records(filters=job.filters), OperationRecordResource()
     raise ExportError(f"Unknown export kind {job.kind!r}", code="invalid_kind")
@@ -510,8 +594,12 @@ def estimate_rows(*, kind: str, filters: dict) -> int:
 def _job_actor(job: ExportJob):
     from tenants.services import Actor
 
-    return Actor(kind="user" if job.requested_by_id else "system", id=str(job.requested_by_id or ""),
-                 label=job.requested_by_label, ip_address=job.ip_address)
+    return Actor(
+        kind="user" if job.requested_by_id else "system",
+        id=str(job.requested_by_id or ""),
+        label=job.requested_by_label,
+        ip_address=job.ip_address,
+    )
 
 
 def run_export_job(*, job_id: int) -> ExportJob:
@@ -530,29 +618,56 @@ def run_export_job(*, job_id: int) -> ExportJob:
     except Exception as exc:
         connection.set_schema_to_public()
         path.unlink(missing_ok=True)
-        ExportJob.objects.filter(pk=job.pk).update(state=ExportState.FAILED, error=str(exc)[:2000],
-                                                   finished_at=timezone.now())
-        record_operation(actor=_job_actor(job), action=f"export.{job.kind}.failed", obj=job, reason=job.reason,
-                         after={"filters": job.filters, "format": job.format, "error": str(exc)[:500]})
+        ExportJob.objects.filter(pk=job.pk).update(
+            state=ExportState.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        record_operation(
+            actor=_job_actor(job),
+            action=f"export.{job.kind}.failed",
+            obj=job,
+            reason=job.reason,
+            after={"filters": job.filters, "format": job.format, "error": str(exc)[:500]},
+        )
         raise
     sha = file_sha256(path)
     ExportJob.objects.filter(pk=job.pk).update(
-        state=ExportState.DONE, rows_written=count, file_name=f"exports/{name}", file_size=os.path.getsize(path),
-        sha256=sha, finished_at=timezone.now(),
+        state=ExportState.DONE,
+        rows_written=count,
+        file_name=f"exports/{name}",
+        file_size=os.path.getsize(path),
+        sha256=sha,
+        finished_at=timezone.now(),
     )
     job.refresh_from_db()
     tenant_ids = job.filters.get("tenant_ids") or []
     record_operation(
-        actor=_job_actor(job), action=f"export.{job.kind}", obj=job, reason=job.reason,
+        actor=_job_actor(job),
+        action=f"export.{job.kind}",
+        obj=job,
+        reason=job.reason,
         tenant=Tenant.objects.get(pk=tenant_ids[0]) if len(tenant_ids) == 1 else None,
-        after={"filters": job.filters, "format": job.format, "rows": count, "sha256": sha,
-               "full_numbers": job.full_numbers, "file": job.file_name},
+        after={
+            "filters": job.filters,
+            "format": job.format,
+            "rows": count,
+            "sha256": sha,
+            "full_numbers": job.full_numbers,
+            "file": job.file_name,
+        },
     )
     return job
 
 
-def request_export(*, kind: str, fmt: str, filters: dict, user, ip_address: str | None = None, reason: str = "",
-                   background: bool | None = None) -> ExportJob:
+def request_export(
+    *,
+    kind: str,
+    fmt: str,
+    filters: dict,
+    user,
+    ip_address: str | None = None,
+    reason: str = "",
+    background: bool | None = None,
+) -> ExportJob:
     """Create an ExportJob for `user`. Small exports run now; over the threshold (or when asked)
     they go to the dramatiq worker (tenants.actors.run_export) after commit.
 
@@ -560,7 +675,9 @@ def request_export(*, kind: str, fmt: str, filters: dict, user, ip_address: str 
     """
     from django.db import transaction
 
-    if not user.has_perm("tenants.export_send_log" if kind == ExportKind.SEND_LOG else "tenants.export_operation_records"):
+    if not user.has_perm(
+        "tenants.export_send_log" if kind == ExportKind.SEND_LOG else "tenants.export_operation_records"
+    ):
         raise ExportError("You may not export this.", code="permission_denied")
     if fmt not in ExportFormat.values:
         raise ExportError(f"Unknown format {fmt!r}", code="invalid_format")
@@ -568,13 +685,23 @@ def request_export(*, kind: str, fmt: str, filters: dict, user, ip_address: str 
         filters = SendLogFilters.from_dict(filters).to_dict()
     estimated = estimate_rows(kind=kind, filters=filters)
     if fmt == ExportFormat.XLSX and estimated >= XLSX_MAX_ROWS:
-        raise ExportError(f"{estimated:,} rows do not fit in one XLSX sheet ({XLSX_MAX_ROWS - 1:,} at most): "
-                          "choose CSV or JSON, or narrow the filters.", code="too_many_rows_for_xlsx")
+        raise ExportError(
+            f"{estimated:,} rows do not fit in one XLSX sheet ({XLSX_MAX_ROWS - 1:,} at most): "
+            "choose CSV or JSON, or narrow the filters.",
+            code="too_many_rows_for_xlsx",
+        )
     if background is None:
         background = estimated > settings.AUDIT_EXPORT_BACKGROUND_ROWS
     job = ExportJob.objects.create(
-        kind=kind, format=fmt, filters=filters, requested_by=user, requested_by_label=f"user:{user.get_username()}",
-        ip_address=ip_address, reason=reason, background=background, estimated_rows=estimated,
+        kind=kind,
+        format=fmt,
+        filters=filters,
+        requested_by=user,
+        requested_by_label=f"user:{user.get_username()}",
+        ip_address=ip_address,
+        reason=reason,
+        background=background,
+        estimated_rows=estimated,
         full_numbers=kind == ExportKind.SEND_LOG and user.has_perm("tenants.view_full_number"),
     )
     if background:
@@ -595,18 +722,42 @@ def open_export_file(job: ExportJob) -> io.BufferedReader:
     return open(path, "rb")  # noqa: SIM115 - the response closes it
 
 
-def record_inline_export(*, user, ip_address: str | None, kind: str, fmt: str, filters: dict, rows: int,
-                         sha256: str, size: int, reason: str = "") -> ExportJob:
+def record_inline_export(
+    *,
+    user,
+    ip_address: str | None,
+    kind: str,
+    fmt: str,
+    filters: dict,
+    rows: int,
+    sha256: str,
+    size: int,
+    reason: str = "",
+) -> ExportJob:
     """Record an export produced in the request (django-import-export's admin export) (R-AUD-2/3)."""
     from tenants.services import Actor, record_operation
 
     now = timezone.now()
     job = ExportJob.objects.create(
-        kind=kind, format=fmt if fmt in ExportFormat.values else ExportFormat.CSV, filters=filters,
-        state=ExportState.DONE, requested_by=user, requested_by_label=f"user:{user.get_username()}",
-        ip_address=ip_address, reason=reason, estimated_rows=rows, rows_written=rows, file_size=size,
-        sha256=sha256, started_at=now, finished_at=now,
+        kind=kind,
+        format=fmt if fmt in ExportFormat.values else ExportFormat.CSV,
+        filters=filters,
+        state=ExportState.DONE,
+        requested_by=user,
+        requested_by_label=f"user:{user.get_username()}",
+        ip_address=ip_address,
+        reason=reason,
+        estimated_rows=rows,
+        rows_written=rows,
+        file_size=size,
+        sha256=sha256,
+        started_at=now,
+        finished_at=now,
     )
-    record_operation(actor=Actor.for_user(user, ip_address=ip_address), action=f"export.{kind}", obj=job,
-                     after={"filters": filters, "format": fmt, "rows": rows, "sha256": sha256, "inline": True})
+    record_operation(
+        actor=Actor.for_user(user, ip_address=ip_address),
+        action=f"export.{kind}",
+        obj=job,
+        after={"filters": filters, "format": fmt, "rows": rows, "sha256": sha256, "inline": True},
+    )
     return job

@@ -128,7 +128,9 @@ def transition(
         )
     # message_id, not message=: the FK descriptor's checks cost more than the rest of a bulk
     # transition (claims, results, receipts move hundreds of messages at once)
-    event = StatusEvent(message_id=message.pk, from_status=message.status, to_status=to_status, at=at, detail=detail[:200])
+    event = StatusEvent(
+        message_id=message.pk, from_status=message.status, to_status=to_status, at=at, detail=detail[:200]
+    )
     message.status = to_status
     message.status_at = at
     for name, value in fields.items():
@@ -208,8 +210,12 @@ def accept_send(
         raise BatchTooLarge()
     now = timezone.now()
     payload = {
-        "kind": kind, "signature": signature, "template": template, "params": params or {},
-        "recipients": [[r.number, r.params] for r in recipients], "send_at": send_at.isoformat() if send_at else None,
+        "kind": kind,
+        "signature": signature,
+        "template": template,
+        "params": params or {},
+        "recipients": [[r.number, r.params] for r in recipients],
+        "send_at": send_at.isoformat() if send_at else None,
         "callback_url": callback_url,
     }
     digest = body_hash(payload)
@@ -219,8 +225,18 @@ def accept_send(
     send_at = _check_send_at(send_at, now)
     try:
         return _accept(
-            tenant=tenant, actor=actor, kind=kind, signature=signature, template=template, recipients=recipients,
-            params=params or {}, send_at=send_at, client_ref=client_ref, callback_url=callback_url, digest=digest, now=now,
+            tenant=tenant,
+            actor=actor,
+            kind=kind,
+            signature=signature,
+            template=template,
+            recipients=recipients,
+            params=params or {},
+            send_at=send_at,
+            client_ref=client_ref,
+            callback_url=callback_url,
+            digest=digest,
+            now=now,
         )
     except IntegrityError:
         # Lost a race with the same client_ref: answer like the winner did.
@@ -232,9 +248,33 @@ def accept_send(
 
 # Columns the intake writes per message (the rest take their model defaults in insert_rows).
 _MESSAGE_COLUMNS = (
-    "id", "request_id", "client_ref", "recipient", "country", "carrier", "province", "signature", "template",
-    "signature_id", "template_id", "template_version", "message_type", "params", "content", "encoding", "segments",
-    "unit_price", "price_id", "amount", "hold_id", "status", "status_at", "reason", "detail", "send_at", "callback_url",
+    "id",
+    "request_id",
+    "client_ref",
+    "recipient",
+    "country",
+    "carrier",
+    "province",
+    "signature",
+    "template",
+    "signature_id",
+    "template_id",
+    "template_version",
+    "message_type",
+    "params",
+    "content",
+    "encoding",
+    "segments",
+    "unit_price",
+    "price_id",
+    "amount",
+    "hold_id",
+    "status",
+    "status_at",
+    "reason",
+    "detail",
+    "send_at",
+    "callback_url",
 )
 _EVENT_COLUMNS = ("message_id", "from_status", "to_status", "at", "detail")
 # A rejected message keeps its parameters in the send log only up to this size (JSON bytes):
@@ -277,10 +317,16 @@ def params_for_log(params: dict) -> dict:
     encoded = json.dumps(params, sort_keys=True, ensure_ascii=False, default=str).encode()
     if len(encoded) <= PARAMS_LOG_LIMIT:
         return params
-    return {"_omitted": "parameters too large to keep", "bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}
+    return {
+        "_omitted": "parameters too large to keep",
+        "bytes": len(encoded),
+        "sha256": hashlib.sha256(encoded).hexdigest(),
+    }
 
 
-def _accept(*, tenant, actor, kind, signature, template, recipients, params, send_at, client_ref, callback_url, digest, now):
+def _accept(
+    *, tenant, actor, kind, signature, template, recipients, params, send_at, client_ref, callback_url, digest, now
+):
     from billing.rules import count_segments
     from billing.selectors import price_for
     from billing.services import NoPrice
@@ -297,7 +343,10 @@ def _accept(*, tenant, actor, kind, signature, template, recipients, params, sen
             per_recipient = any(r.params for r in recipients)
             gate_params = [{**params, **(recipients[i].params or {})} for i in valid_idx] if per_recipient else params
             check = check_message(
-                tenant=tenant, signature=signature, template=template, params=gate_params,
+                tenant=tenant,
+                signature=signature,
+                template=template,
+                params=gate_params,
                 recipients=[numbers[i] for i in valid_idx],
             )
             verdicts = dict(zip(valid_idx, check.verdicts, strict=True))
@@ -322,8 +371,11 @@ def _accept(*, tenant, actor, kind, signature, template, recipients, params, sen
             if key not in prices:
                 try:
                     prices[key] = price_for(
-                        tenant=tenant, message_type=check.message_type, country=draft.country,
-                        carrier=draft.carrier or None, at=now,
+                        tenant=tenant,
+                        message_type=check.message_type,
+                        country=draft.country,
+                        carrier=draft.carrier or None,
+                        at=now,
                     )
                 except NoPrice:
                     prices[key] = None
@@ -349,19 +401,34 @@ def _accept(*, tenant, actor, kind, signature, template, recipients, params, sen
             refused = drafts[0]
         else:
             request, status_code, body, accepted, rejected = _store_accepted(
-                tenant=tenant, actor=actor, kind=kind, drafts=drafts, check=check, signature=signature,
-                template=template, send_at=send_at, client_ref=client_ref, callback_url=callback_url, digest=digest,
-                now=now, schema=schema,
+                tenant=tenant,
+                actor=actor,
+                kind=kind,
+                drafts=drafts,
+                check=check,
+                signature=signature,
+                template=template,
+                send_at=send_at,
+                client_ref=client_ref,
+                callback_url=callback_url,
+                digest=digest,
+                now=now,
+                schema=schema,
             )
     if refused is not None:
         record_operation(  # R-AUD-3: the refusal, as a small hashed summary (no recipient, no parameters)
-            actor=actor, action=f"delivery.send_{kind}_refused", tenant=tenant,
+            actor=actor,
+            action=f"delivery.send_{kind}_refused",
+            tenant=tenant,
             after={"code": refused.reason, "client_ref": client_ref, "body_sha256": digest},
         )
         return SendOutcome(
             http_status=http.HTTP_422_UNPROCESSABLE_ENTITY,
-            body={"code": refused.reason, "message": refused.detail or "The recipient was refused.",
-                  "details": {"to": refused.recipient, "client_ref": client_ref}},
+            body={
+                "code": refused.reason,
+                "message": refused.detail or "The recipient was refused.",
+                "details": {"to": refused.recipient, "client_ref": client_ref},
+            },
         )
     return SendOutcome(http_status=status_code, body=body, request_id=request.pk)
 
@@ -388,7 +455,9 @@ def _store_accepted(
         hold_ids = hold_message_ids(
             tenant=tenant,
             lines=[
-                HoldLine(reference=f"{schema}:{d.pk}", segments=d.segments, unit_price=d.unit_price, price_id=d.price_id)
+                HoldLine(
+                    reference=f"{schema}:{d.pk}", segments=d.segments, unit_price=d.unit_price, price_id=d.price_id
+                )
                 for d in chargeable
             ],
             idempotency_key=f"send:{schema}:{request.pk}",
@@ -411,12 +480,42 @@ def _store_accepted(
     ref = client_ref or None
     at = now.isoformat()  # the same instants on every row: formatted once, not per value
     send_at_text = send_at.isoformat() if send_at else None
-    insert_rows(Message, _MESSAGE_COLUMNS, [
-        (d.pk, request.pk, ref, d.recipient, d.country, d.carrier, d.province, signature[:40], template[:40],
-         signature_id, template_id, template_version, message_type, d.params, d.content, d.encoding, d.segments,
-         d.unit_price, d.price_id, d.amount, d.hold_id, d.status, at, d.reason, d.detail, send_at_text, callback_url)
-        for d in drafts
-    ])
+    insert_rows(
+        Message,
+        _MESSAGE_COLUMNS,
+        [
+            (
+                d.pk,
+                request.pk,
+                ref,
+                d.recipient,
+                d.country,
+                d.carrier,
+                d.province,
+                signature[:40],
+                template[:40],
+                signature_id,
+                template_id,
+                template_version,
+                message_type,
+                d.params,
+                d.content,
+                d.encoding,
+                d.segments,
+                d.unit_price,
+                d.price_id,
+                d.amount,
+                d.hold_id,
+                d.status,
+                at,
+                d.reason,
+                d.detail,
+                send_at_text,
+                callback_url,
+            )
+            for d in drafts
+        ],
+    )
     events = []
     for d in drafts:
         events.append((d.pk, "", S.ACCEPTED, at, ""))
@@ -426,9 +525,14 @@ def _store_accepted(
     to_queue = [d.pk for d in chargeable if d.status in (S.ACCEPTED, S.SCHEDULED)]
     entry = None
     if to_queue:
-        entry = OutboxEntry.objects.create(tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now)
+        entry = OutboxEntry.objects.create(
+            tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now
+        )
     record_operation(
-        actor=actor, action=f"delivery.send_{kind}", tenant=tenant, obj=request,
+        actor=actor,
+        action=f"delivery.send_{kind}",
+        tenant=tenant,
+        obj=request,
         after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
     )
     if entry is not None and send_at is None:
@@ -477,8 +581,13 @@ def _enqueue_relay(entry_id: int) -> None:
 
 def message_summary(m: Message | _Draft) -> dict:
     return {
-        "id": m.pk, "to": m.recipient, "status": m.status, "reason": m.reason or None, "segments": m.segments,
-        "unit_price": m.unit_price, "amount": m.amount,
+        "id": m.pk,
+        "to": m.recipient,
+        "status": m.status,
+        "reason": m.reason or None,
+        "segments": m.segments,
+        "unit_price": m.unit_price,
+        "amount": m.amount,
     }
 
 
@@ -486,9 +595,15 @@ def _response(*, kind: str, request: SendRequest, messages: list[_Draft]) -> tup
     """The 202 body of an accepted request (a refused single send answers 422 in _accept)."""
     send_at = request.send_at.isoformat() if request.send_at else None
     if kind == SendRequest.Kind.SINGLE:
-        return http.HTTP_202_ACCEPTED, {**message_summary(messages[0]), "client_ref": request.client_ref, "send_at": send_at}
+        return http.HTTP_202_ACCEPTED, {
+            **message_summary(messages[0]),
+            "client_ref": request.client_ref,
+            "send_at": send_at,
+        }
     return http.HTTP_202_ACCEPTED, {
-        "id": request.pk, "client_ref": request.client_ref, "send_at": send_at,
+        "id": request.pk,
+        "client_ref": request.client_ref,
+        "send_at": send_at,
         "accepted": sum(1 for m in messages if m.status != S.REJECTED),
         "rejected": sum(1 for m in messages if m.status == S.REJECTED),
         "messages": [message_summary(m) for m in messages],
@@ -512,7 +627,11 @@ def cancel_message(*, tenant: Tenant, message_id: int, actor: Actor) -> Message:
         transition(message=message, to_status=S.CANCELLED, detail="cancelled by customer")
         release_messages_holds(messages=[message], key_prefix="cancel", reason="cancelled")
         record_operation(
-            actor=actor, action="delivery.cancel", tenant=tenant, obj=message, before={"status": before},
+            actor=actor,
+            action="delivery.cancel",
+            tenant=tenant,
+            obj=message,
+            before={"status": before},
             after={"status": S.CANCELLED},
         )
         enqueue_status_callback(tenant=tenant, message=message)
@@ -525,11 +644,15 @@ def release_held_messages(*, tenant: Tenant, message_ids: list[int], actor: Acto
         messages = list(Message.objects.select_for_update().filter(pk__in=message_ids, status=S.HELD))
         now = timezone.now()
         for m in messages:
-            transition(message=m, to_status=S.SCHEDULED if m.send_at and m.send_at > now else S.ACCEPTED, detail="released")
+            transition(
+                message=m, to_status=S.SCHEDULED if m.send_at and m.send_at > now else S.ACCEPTED, detail="released"
+            )
         ids = [m.pk for m in messages]
         if ids:
             OutboxEntry.objects.create(
-                tenant=tenant, request_id=messages[0].request_id, message_ids=ids,
+                tenant=tenant,
+                request_id=messages[0].request_id,
+                message_ids=ids,
                 available_at=min(m.send_at or now for m in messages),
             )
             record_operation(actor=actor, action="delivery.release_held", tenant=tenant, after={"messages": ids})
@@ -545,7 +668,9 @@ def reject_held_messages(*, tenant: Tenant, message_ids: list[int], actor: Actor
     with transaction.atomic(), tenant_context(tenant):
         messages = list(Message.objects.select_for_update().filter(pk__in=message_ids, status=S.HELD).order_by("pk"))
         for m in messages:
-            transition(message=m, to_status=S.REJECTED, detail=f"rejected by reviewer: {reason}", reason="rejected_by_reviewer")
+            transition(
+                message=m, to_status=S.REJECTED, detail=f"rejected by reviewer: {reason}", reason="rejected_by_reviewer"
+            )
         ids = [m.pk for m in messages]
         if ids:
             release_messages_holds(messages=messages, key_prefix="heldreject", reason="rejected by reviewer")
@@ -580,7 +705,9 @@ class ChannelJob:
     message_ids: list[int]
 
 
-def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None = None, limit: int = 200) -> list[ChannelJob]:
+def relay_outbox(
+    *, entry_ids: Iterable[int] | None = None, now: datetime | None = None, limit: int = 200
+) -> list[ChannelJob]:
     """Turn due outbox entries into routed, queued messages and channel jobs.
 
     Messages are routed and marked queued, and the entry marked relayed, in one transaction;
@@ -594,7 +721,9 @@ def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None
         if entry_ids is not None:
             due = due.filter(pk__in=list(entry_ids))
         entries = list(
-            due.select_for_update(skip_locked=True, of=("self",)).select_related("tenant").order_by("available_at")[:limit]
+            due.select_for_update(skip_locked=True, of=("self",))
+            .select_related("tenant")
+            .order_by("available_at")[:limit]
         )
         if not entries:
             return []
@@ -610,16 +739,35 @@ def relay_outbox(*, entry_ids: Iterable[int] | None = None, now: datetime | None
 
 
 #: what routing reads of a message (a no-route failure's release and callback included)
-ROUTE_FIELDS = ("id", "request_id", "status", "status_at", "message_type", "country", "carrier", "province", "reason",
-                "channel_id", "hold_id", "client_ref", "recipient", "error_code", "submitted_at", "done_at", "callback_url")
+ROUTE_FIELDS = (
+    "id",
+    "request_id",
+    "status",
+    "status_at",
+    "message_type",
+    "country",
+    "carrier",
+    "province",
+    "reason",
+    "channel_id",
+    "hold_id",
+    "client_ref",
+    "recipient",
+    "error_code",
+    "submitted_at",
+    "done_at",
+    "callback_url",
+)
 
 
 def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTable, now: datetime) -> list[ChannelJob]:
     from .bulk import insert_status_events
 
     messages = list(
-        Message.objects.select_for_update().filter(pk__in=message_ids, status__in=[S.ACCEPTED, S.SCHEDULED])
-        .only(*ROUTE_FIELDS).order_by("pk")  # not whole rows: the largest cost of a relay (issue 7)
+        Message.objects.select_for_update()
+        .filter(pk__in=message_ids, status__in=[S.ACCEPTED, S.SCHEDULED])
+        .only(*ROUTE_FIELDS)
+        .order_by("pk")  # not whole rows: the largest cost of a relay (issue 7)
     )
     per_channel: dict[int, list[Message]] = defaultdict(list)
     failed: list[Message] = []
@@ -647,7 +795,9 @@ def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTa
             enqueue_status_callback(tenant=tenant, message=m)
     if waiting:
         OutboxEntry.objects.create(
-            tenant=tenant, request_id=waiting[0].request_id, message_ids=[m.pk for m in waiting],
+            tenant=tenant,
+            request_id=waiting[0].request_id,
+            message_ids=[m.pk for m in waiting],
             available_at=now + timedelta(seconds=settings.DELIVERY_NO_CHANNEL_RETRY_SECONDS),
         )
     chunk = settings.DELIVERY_JOB_SIZE
@@ -666,7 +816,9 @@ def release_messages_holds(*, messages: list[Message], key_prefix: str, reason: 
     from billing.services import release_holds
 
     digest = hashlib.sha1(",".join(map(str, hold_ids)).encode(), usedforsecurity=False).hexdigest()
-    return release_holds(hold_ids=hold_ids, idempotency_key=f"{key_prefix}:{connection.schema_name}:{digest}", reason=reason)
+    return release_holds(
+        hold_ids=hold_ids, idempotency_key=f"{key_prefix}:{connection.schema_name}:{digest}", reason=reason
+    )
 
 
 def send_channel_jobs(jobs: list[ChannelJob], *, delay_ms: int | None = None) -> None:
@@ -687,12 +839,16 @@ def requeue_stale_queued(*, older_than: timedelta | None = None, now: datetime |
     if older_than is None:
         older_than = timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)
     tenant_ids = set(
-        OutboxEntry.objects.filter(created_at__gte=now - timedelta(days=3)).values_list("tenant_id", flat=True).distinct()
+        OutboxEntry.objects.filter(created_at__gte=now - timedelta(days=3))
+        .values_list("tenant_id", flat=True)
+        .distinct()
     )
     jobs = []
     for tenant in Tenant.objects.filter(pk__in=tenant_ids):
         with tenant_context(tenant):
-            stale = Message.objects.filter(status=S.QUEUED, status_at__lt=now - older_than).values_list("channel_id", "pk")
+            stale = Message.objects.filter(status=S.QUEUED, status_at__lt=now - older_than).values_list(
+                "channel_id", "pk"
+            )
             per_channel = defaultdict(list)
             for channel_id, pk in stale:
                 per_channel[channel_id].append(pk)
@@ -744,7 +900,8 @@ def save_public_holiday(*, holiday: PublicHoliday, actor: Actor) -> PublicHolida
         created = holiday.pk is None
         holiday.save()
         record_operation(
-            actor=actor, action="delivery.public_holiday_create" if created else "delivery.public_holiday_update",
+            actor=actor,
+            action="delivery.public_holiday_create" if created else "delivery.public_holiday_update",
             obj=holiday,
             after={"date": holiday.date.isoformat(), "name": holiday.name, "makeup": holiday.is_makeup_workday},
         )
@@ -754,7 +911,9 @@ def save_public_holiday(*, holiday: PublicHoliday, actor: Actor) -> PublicHolida
 def delete_public_holidays(*, days: list[date], actor: Actor) -> int:
     with transaction.atomic():
         deleted, _ = PublicHoliday.objects.filter(date__in=days).delete()
-        record_operation(actor=actor, action="delivery.public_holiday_delete", after={"dates": [d.isoformat() for d in days]})
+        record_operation(
+            actor=actor, action="delivery.public_holiday_delete", after={"dates": [d.isoformat() for d in days]}
+        )
     return deleted
 
 
@@ -778,7 +937,9 @@ def schedule_maintenance(
             channel=channel, starts_at=starts_at, ends_at=ends_at, notice=notice, created_by=actor.label
         )
         record_operation(
-            actor=actor, action="delivery.schedule_maintenance", obj=item,
+            actor=actor,
+            action="delivery.schedule_maintenance",
+            obj=item,
             after={"channel": channel.pk, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
         )
     return item
@@ -801,7 +962,9 @@ def save_channel(*, channel: Channel, actor: Actor, changed: list[str] | None = 
         created = channel.pk is None
         channel.save()
         record_operation(
-            actor=actor, action="delivery.channel_" + ("create" if created else "change"), obj=channel,
+            actor=actor,
+            action="delivery.channel_" + ("create" if created else "change"),
+            obj=channel,
             after={"fields": changed or []},
         )
     return channel
@@ -809,7 +972,9 @@ def save_channel(*, channel: Channel, actor: Actor, changed: list[str] | None = 
 
 def mark_channel_down(*, channel_id: int, error: str, seconds: int | None = None) -> None:
     seconds = seconds if seconds is not None else settings.DELIVERY_CHANNEL_DOWN_SECONDS
-    Channel.objects.filter(pk=channel_id).update(down_until=timezone.now() + timedelta(seconds=seconds), last_error=error[:500])
+    Channel.objects.filter(pk=channel_id).update(
+        down_until=timezone.now() + timedelta(seconds=seconds), last_error=error[:500]
+    )
 
 
 def mark_channel_up(*, channel_id: int) -> None:
@@ -842,7 +1007,9 @@ def create_channel(*, actor: Actor, password: str, **fields) -> Channel:
 def assign_tenant_number(*, tenant: Tenant, extension: str, actor: Actor) -> TenantNumber:
     with transaction.atomic():
         number = TenantNumber.objects.create(tenant=tenant, extension=extension)
-        record_operation(actor=actor, action="delivery.assign_number", tenant=tenant, obj=number, after={"extension": extension})
+        record_operation(
+            actor=actor, action="delivery.assign_number", tenant=tenant, obj=number, after={"extension": extension}
+        )
     return number
 
 
@@ -853,7 +1020,9 @@ def delivery_settings_for(*, tenant: Tenant) -> DeliverySettings:
     return settings_row
 
 
-def update_callback_settings(*, tenant: Tenant, callback_url: str, actor: Actor, rotate_secret: bool = False) -> DeliverySettings:
+def update_callback_settings(
+    *, tenant: Tenant, callback_url: str, actor: Actor, rotate_secret: bool = False
+) -> DeliverySettings:
     with transaction.atomic():
         row = delivery_settings_for(tenant=tenant)
         row = DeliverySettings.objects.select_for_update().get(pk=row.pk)
@@ -863,7 +1032,11 @@ def update_callback_settings(*, tenant: Tenant, callback_url: str, actor: Actor,
             row.callback_secret = encrypt_secret(secrets.token_hex(32))
         row.save()
         record_operation(
-            actor=actor, action="delivery.callback_settings", tenant=tenant, obj=row, before=before,
+            actor=actor,
+            action="delivery.callback_settings",
+            tenant=tenant,
+            obj=row,
+            before=before,
             after={"callback_url": callback_url, "secret_rotated": rotate_secret},
         )
     return row
@@ -879,10 +1052,16 @@ def sign_body(*, secret: str, body: bytes) -> str:
 
 def status_event_body(message: Message) -> dict:
     return {
-        "event": "message.status", "message_id": message.pk, "client_ref": message.client_ref, "to": message.recipient,
-        "status": message.status, "reason": message.reason or None, "error_code": message.error_code or None,
+        "event": "message.status",
+        "message_id": message.pk,
+        "client_ref": message.client_ref,
+        "to": message.recipient,
+        "status": message.status,
+        "reason": message.reason or None,
+        "error_code": message.error_code or None,
         "submitted_at": message.submitted_at.isoformat() if message.submitted_at else None,
-        "done_at": message.done_at.isoformat() if message.done_at else None, "at": message.status_at.isoformat(),
+        "done_at": message.done_at.isoformat() if message.done_at else None,
+        "at": message.status_at.isoformat(),
     }
 
 
@@ -892,7 +1071,10 @@ def enqueue_callback(*, tenant: Tenant, url: str, event: str, payload: dict) -> 
     if not url:
         return None
     item = CallbackDelivery.objects.create(
-        tenant=tenant, url=url, event=event, body=json.dumps(payload, sort_keys=True, ensure_ascii=False),
+        tenant=tenant,
+        url=url,
+        event=event,
+        body=json.dumps(payload, sort_keys=True, ensure_ascii=False),
         next_attempt_at=timezone.now(),
     )
     item_id = item.pk
@@ -913,7 +1095,9 @@ def _send_callback_job(item_id: int, delay_ms: int | None = None) -> None:
 
 
 def enqueue_status_callback(*, tenant: Tenant, message: Message) -> CallbackDelivery | None:
-    return enqueue_callback(tenant=tenant, url=message.callback_url, event="message.status", payload=status_event_body(message))
+    return enqueue_callback(
+        tenant=tenant, url=message.callback_url, event="message.status", payload=status_event_body(message)
+    )
 
 
 def enqueue_status_callbacks(*, tenant: Tenant, messages: list[Message]) -> list[CallbackDelivery]:
@@ -924,11 +1108,19 @@ def enqueue_status_callbacks(*, tenant: Tenant, messages: list[Message]) -> list
     if any(not m.callback_url for m in messages):
         default_url = delivery_settings_for(tenant=tenant).callback_url
     now = timezone.now()
-    items = CallbackDelivery.objects.bulk_create([
-        CallbackDelivery(tenant=tenant, url=m.callback_url or default_url, event="message.status",
-                         body=json.dumps(status_event_body(m), sort_keys=True, ensure_ascii=False), next_attempt_at=now)
-        for m in messages if m.callback_url or default_url
-    ])
+    items = CallbackDelivery.objects.bulk_create(
+        [
+            CallbackDelivery(
+                tenant=tenant,
+                url=m.callback_url or default_url,
+                event="message.status",
+                body=json.dumps(status_event_body(m), sort_keys=True, ensure_ascii=False),
+                next_attempt_at=now,
+            )
+            for m in messages
+            if m.callback_url or default_url
+        ]
+    )
     ids = [item.pk for item in items]
     if ids:
         transaction.on_commit(lambda: [_send_callback_job(pk) for pk in ids])
@@ -952,7 +1144,9 @@ def _blocked_destination(url: str) -> str:
     if settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS:
         return ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)}
+        addresses = {
+            info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        }
     except OSError as exc:
         return f"cannot resolve {parts.hostname}: {exc}"[:500]
     for address in addresses:
@@ -980,9 +1174,15 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
         secret = decrypt_secret(delivery_settings_for(tenant=item.tenant).callback_secret)
         body = item.body.encode()
         request = urllib.request.Request(  # noqa: S310 (tenant-configured http(s) URL)
-            item.url, data=body, method="POST",
-            headers={"Content-Type": "application/json", "X-Signature": sign_body(secret=secret, body=body),
-                     "X-Callback-Id": str(item.pk), "X-Event": item.event},
+            item.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Signature": sign_body(secret=secret, body=body),
+                "X-Callback-Id": str(item.pk),
+                "X-Event": item.event,
+            },
         )
         item.attempts += 1
         error, code = "", None
@@ -1029,5 +1229,7 @@ def due_callbacks(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     grace = timedelta(seconds=settings.DELIVERY_CALLBACK_TIMEOUT_SECONDS * 3)
     return list(
-        CallbackDelivery.objects.filter(state=CallbackState.PENDING, next_attempt_at__lte=now - grace).values_list("pk", flat=True)[:500]
+        CallbackDelivery.objects.filter(state=CallbackState.PENDING, next_attempt_at__lte=now - grace).values_list(
+            "pk", flat=True
+        )[:500]
     )

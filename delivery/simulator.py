@@ -364,15 +364,32 @@ class SmscSimulator:
     redeliver_delay / max_redeliveries: deliver_sm answered with an error is sent again.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, credentials: dict[str, str] | None = None,
-                 receipt_delay: float = 0.0, outcomes: dict[str, float] | None = None, throttle_every: int = 0,
-                 disconnect_every: int = 0, disconnect_after: float = 0.0, tps_cap: float | None = None,
-                 receipt_id_format: str = "hex", submit_id_format: str = "hex", receipt_tlvs: bool = False,
-                 receipt_on_other_bind: bool = False, duplicate_receipts: float = 0.0,
-                 receipt_before_response: bool = False, response_delay: float = 0.0,
-                 reject_destinations: set[str] | None = None, redeliver_delay: float = 0.2,
-                 max_redeliveries: int = 3, seed: int | None = None, smsc_system_id: str = "SIMSC",
-                 first_message_id: int = 0x1000) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        credentials: dict[str, str] | None = None,
+        receipt_delay: float = 0.0,
+        outcomes: dict[str, float] | None = None,
+        throttle_every: int = 0,
+        disconnect_every: int = 0,
+        disconnect_after: float = 0.0,
+        tps_cap: float | None = None,
+        receipt_id_format: str = "hex",
+        submit_id_format: str = "hex",
+        receipt_tlvs: bool = False,
+        receipt_on_other_bind: bool = False,
+        duplicate_receipts: float = 0.0,
+        receipt_before_response: bool = False,
+        response_delay: float = 0.0,
+        reject_destinations: set[str] | None = None,
+        redeliver_delay: float = 0.2,
+        max_redeliveries: int = 3,
+        seed: int | None = None,
+        smsc_system_id: str = "SIMSC",
+        first_message_id: int = 0x1000,
+    ) -> None:
         if receipt_id_format not in ("hex", "dec") or submit_id_format not in ("hex", "dec"):
             raise ValueError("id formats are 'hex' or 'dec'")
         self.host, self.port = host, port
@@ -433,7 +450,8 @@ class SmscSimulator:
             asyncio.set_event_loop(loop)
             try:
                 self._server = loop.run_until_complete(
-                    loop.create_server(lambda: _Connection(self), self.host, self.port, reuse_address=True))
+                    loop.create_server(lambda: _Connection(self), self.host, self.port, reuse_address=True)
+                )
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as exc:  # noqa: BLE001 - reported to start()
                 errors.append(exc)
@@ -496,8 +514,12 @@ class SmscSimulator:
         data_coding, chunks = receipts.text_chunks(text)
         payload = receipts.encode_text(text, data_coding)
         fields = {
-            "source_addr": source, "destination_addr": destination, "esm_class": 0,
-            "data_coding": data_coding, "source_addr_ton": 1, "source_addr_npi": 1,
+            "source_addr": source,
+            "destination_addr": destination,
+            "esm_class": 0,
+            "data_coding": data_coding,
+            "source_addr_ton": 1,
+            "source_addr_npi": 1,
         }
         if len(chunks) == 1 and len(payload) <= 254:
             fields["short_message"] = payload
@@ -541,9 +563,11 @@ class SmscSimulator:
         return f"{number:010X}" if fmt == "hex" else f"{number:010d}"
 
     def _receivers(self, system_id: str | None, exclude: _Connection | None = None) -> list[_Connection]:
-        return [c for c in self._connections
-                if not c.closed and c.can_receive and (system_id is None or c.system_id == system_id)
-                and c is not exclude]
+        return [
+            c
+            for c in self._connections
+            if not c.closed and c.can_receive and (system_id is None or c.system_id == system_id) and c is not exclude
+        ]
 
     def _deliver(self, system_id: str | None, pending: _PendingDeliver, prefer: _Connection | None) -> bool:
         targets = []
@@ -560,8 +584,13 @@ class SmscSimulator:
             self._retry_queue.setdefault(system_id, []).append(pending)
             return False
         pdu = conn.make("deliver_sm", **pending.fields)
-        record = DeliverRecord(kind=pending.kind, message_id=pending.message_id, text=pending.text,
-                               sequence=pdu.sequence, attempt=pending.attempt)
+        record = DeliverRecord(
+            kind=pending.kind,
+            message_id=pending.message_id,
+            text=pending.text,
+            sequence=pdu.sequence,
+            attempt=pending.attempt,
+        )
         # book-keeping before the write: a test thread reading the socket sees consistent counters
         conn.unacked[pdu.sequence] = (pending, record)
         self.delivered.append(record)
@@ -582,11 +611,15 @@ class SmscSimulator:
         now = datetime.now(UTC)
         number = int(record.message_id, 16 if self.submit_id_format == "hex" else 10)
         text_id = self._format_id(number, self.receipt_id_format)
-        body = receipts.format_receipt(message_id=text_id, stat=stat, err=err, submit_date=now, done_date=now,
-                                       text=record.text)
+        body = receipts.format_receipt(
+            message_id=text_id, stat=stat, err=err, submit_date=now, done_date=now, text=record.text
+        )
         fields = {
-            "source_addr": record.destination, "destination_addr": record.source, "esm_class": 0x04,
-            "data_coding": 0, "short_message": body.encode("ascii", errors="replace"),
+            "source_addr": record.destination,
+            "destination_addr": record.source,
+            "esm_class": 0x04,
+            "data_coding": 0,
+            "short_message": body.encode("ascii", errors="replace"),
         }
         if self.receipt_tlvs:
             fields["receipted_message_id"] = record.message_id
@@ -600,9 +633,11 @@ class SmscSimulator:
                 if others:
                     prefer = others[0]
             for _ in range(copies):
-                self._deliver(record.system_id,
-                              _PendingDeliver(kind="receipt", fields=fields, message_id=record.message_id,
-                                              text=body), prefer)
+                self._deliver(
+                    record.system_id,
+                    _PendingDeliver(kind="receipt", fields=fields, message_id=record.message_id, text=body),
+                    prefer,
+                )
 
         if delay:
             self._loop.call_later(delay, send)

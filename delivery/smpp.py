@@ -57,14 +57,16 @@ STATUS_TIMEOUT = -2  # no response within response_timeout
 
 THROTTLE_STATUSES = frozenset({consts.SMPP_ESME_RTHROTTLED, consts.SMPP_ESME_RMSGQFUL})
 #: Statuses after which the same submit may be sent again later.
-TRANSIENT_STATUSES = frozenset({
-    consts.SMPP_ESME_RTHROTTLED,  # 0x58
-    consts.SMPP_ESME_RMSGQFUL,  # 0x14
-    consts.SMPP_ESME_RSYSERR,  # 0x08: SMSC-side trouble, not about this message
-    consts.SMPP_ESME_RX_T_APPN,  # 0x64: temporary application error
-    STATUS_DISCONNECTED,
-    STATUS_TIMEOUT,
-})
+TRANSIENT_STATUSES = frozenset(
+    {
+        consts.SMPP_ESME_RTHROTTLED,  # 0x58
+        consts.SMPP_ESME_RMSGQFUL,  # 0x14
+        consts.SMPP_ESME_RSYSERR,  # 0x08: SMSC-side trouble, not about this message
+        consts.SMPP_ESME_RX_T_APPN,  # 0x64: temporary application error
+        STATUS_DISCONNECTED,
+        STATUS_TIMEOUT,
+    }
+)
 
 MESSAGE_TYPE_MASK = 0x3C
 MESSAGE_TYPE_RECEIPT = 0x04  # MC delivery receipt
@@ -128,8 +130,7 @@ class TokenBucket:
     Thread-safe: one bucket may be shared by every bind of a channel in a process (the limit is
     the channel's, not each bind's); nobody sleeps holding its lock."""
 
-    def __init__(self, rate: float, burst: float | None = None, *, now: float | None = None,
-                 history: int = 0) -> None:
+    def __init__(self, rate: float, burst: float | None = None, *, now: float | None = None, history: int = 0) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.rate = float(rate)
@@ -171,8 +172,9 @@ class TokenBucket:
             return 0.0
 
 
-def backoff_delays(max_attempts: int, base_delay: float, max_delay: float = 30.0, jitter: float = 0.0,
-                   rng: random.Random | None = None) -> list[float]:
+def backoff_delays(
+    max_attempts: int, base_delay: float, max_delay: float = 30.0, jitter: float = 0.0, rng: random.Random | None = None
+) -> list[float]:
     """Delays slept between connection attempts: base, 2·base, 4·base… capped at max_delay,
     each stretched by up to `jitter` (fraction) at random. max_attempts attempts → n-1 delays."""
     rng = rng or random.Random()
@@ -217,18 +219,34 @@ def _text(value) -> str:
 class SmppSession:
     """One transceiver bind. NOT thread-safe: one thread calls submit()/poll()."""
 
-    def __init__(self, *, host: str, port: int, system_id: str, password: str,
-                 system_type: str = "", source_addr: str = "", window: int = 10,
-                 tps: float | None = None, enquire_link_interval: float = 30.0,
-                 on_result: Callable[[SubmitResult], None],
-                 on_inbound: Callable[[InboundPdu], None],
-                 on_inbound_batch: Callable[[list[InboundPdu]], list[int | None] | None] | None = None,
-                 inbound_batch_size: int = 200, inbound_batch_wait: float = 0.05,
-                 response_timeout: float = 30.0, enquire_link_timeout: float | None = None,
-                 tps_burst: float | None = None, limiter: TokenBucket | None = None, throttle_backoff: float = 0.05,
-                 throttle_backoff_max: float = 2.0, socket_timeout: float = 10.0,
-                 dest_addr_ton: int = consts.SMPP_TON_INTL, inbound_default_alphabet: str = "gsm7",
-                 bind: str = "transceiver") -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        system_type: str = "",
+        source_addr: str = "",
+        window: int = 10,
+        tps: float | None = None,
+        enquire_link_interval: float = 30.0,
+        on_result: Callable[[SubmitResult], None],
+        on_inbound: Callable[[InboundPdu], None],
+        on_inbound_batch: Callable[[list[InboundPdu]], list[int | None] | None] | None = None,
+        inbound_batch_size: int = 200,
+        inbound_batch_wait: float = 0.05,
+        response_timeout: float = 30.0,
+        enquire_link_timeout: float | None = None,
+        tps_burst: float | None = None,
+        limiter: TokenBucket | None = None,
+        throttle_backoff: float = 0.05,
+        throttle_backoff_max: float = 2.0,
+        socket_timeout: float = 10.0,
+        dest_addr_ton: int = consts.SMPP_TON_INTL,
+        inbound_default_alphabet: str = "gsm7",
+        bind: str = "transceiver",
+    ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
         if bind not in ("transceiver", "transmitter", "receiver"):
@@ -283,9 +301,21 @@ class SmppSession:
         self._out = bytearray()  # answers (deliver_sm_resp…) batched until the read batch ends
         self._sends_since_read = 0
         self.stats = {
-            "parts_sent": 0, "ok": 0, "transient": 0, "permanent": 0, "throttled": 0, "timeouts": 0,
-            "disconnects": 0, "enquire_links_sent": 0, "inbound": 0, "receipts": 0, "inbound_errors": 0,
-            "unmatched_responses": 0, "throttle_waits": 0, "tps_waits": 0, "window_waits": 0,
+            "parts_sent": 0,
+            "ok": 0,
+            "transient": 0,
+            "permanent": 0,
+            "throttled": 0,
+            "timeouts": 0,
+            "disconnects": 0,
+            "enquire_links_sent": 0,
+            "inbound": 0,
+            "receipts": 0,
+            "inbound_errors": 0,
+            "unmatched_responses": 0,
+            "throttle_waits": 0,
+            "tps_waits": 0,
+            "window_waits": 0,
         }
 
     # -- properties ---------------------------------------------------------------------------------
@@ -315,9 +345,13 @@ class SmppSession:
         Raises SmppConnectError / SmppBindError."""
         if self._sock is not None:
             return
-        client = smpp_client.Client(self.host, self.port, timeout=self.socket_timeout,
-                                    allow_unknown_opt_params=True,
-                                    logger_name=f"delivery.smpp.client.{self.system_id}")
+        client = smpp_client.Client(
+            self.host,
+            self.port,
+            timeout=self.socket_timeout,
+            allow_unknown_opt_params=True,
+            logger_name=f"delivery.smpp.client.{self.system_id}",
+        )
         try:
             client.connect()
         except exceptions.ConnectionError as exc:
@@ -327,13 +361,15 @@ class SmppSession:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.password) > 8 or len(self.system_id) > 15:
             # SMPP 3.4: password ≤ 8, system_id ≤ 15 octets; smpplib silently truncates them
-            logger.warning("SMPP %s: system_id/password longer than SMPP 3.4 allows; smpplib truncates them",
-                           self.system_id[:15])
+            logger.warning(
+                "SMPP %s: system_id/password longer than SMPP 3.4 allows; smpplib truncates them", self.system_id[:15]
+            )
         # smpplib logs every PDU in hex at DEBUG, the bind PDU includes the password: never at bind
         client.logger.setLevel(max(logging.INFO, client.logger.getEffectiveLevel()))
         try:
-            getattr(client, f"bind_{self.bind}")(system_id=self.system_id, password=self.password,
-                                                 system_type=self.system_type)
+            getattr(client, f"bind_{self.bind}")(
+                system_id=self.system_id, password=self.password, system_type=self.system_type
+            )
         except exceptions.PDUError as exc:
             self._close_socket(client)
             status = exc.args[1] if len(exc.args) > 1 else None
@@ -347,9 +383,16 @@ class SmppSession:
         self._enquire_sent_at = None
         logger.info("SMPP bound %s %s@%s:%s", self.bind, self.system_id, self.host, self.port)
 
-    def connect_with_backoff(self, max_attempts: int = 5, base_delay: float = 0.5, *, max_delay: float = 30.0,
-                             jitter: float = 0.1, retry_bind_errors: bool = False,
-                             sleep: Callable[[float], None] = time.sleep) -> int:
+    def connect_with_backoff(
+        self,
+        max_attempts: int = 5,
+        base_delay: float = 0.5,
+        *,
+        max_delay: float = 30.0,
+        jitter: float = 0.1,
+        retry_bind_errors: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> int:
         """connect(), retrying connection failures with exponential back-off (base_delay, 2×, 4×…,
         capped at max_delay, +jitter). Bind refusals are not retried unless retry_bind_errors.
         Returns the number of attempts used; raises the last error when all attempts failed."""
@@ -364,8 +407,9 @@ class SmppSession:
             except SmppConnectError:
                 if attempt == max_attempts:
                     raise
-            logger.warning("SMPP connect attempt %s/%s failed; retrying in %.2fs", attempt, max_attempts,
-                           delays[attempt - 1])
+            logger.warning(
+                "SMPP connect attempt %s/%s failed; retrying in %.2fs", attempt, max_attempts, delays[attempt - 1]
+            )
             sleep(delays[attempt - 1])
         raise SmppConnectError("no connection attempt made")  # max_attempts < 1
 
@@ -394,8 +438,7 @@ class SmppSession:
         self._concat_ref = (self._concat_ref + 1) % 256
         return self._concat_ref
 
-    def submit(self, *, ref: str, source: str, destination: str, text: str,
-               registered_delivery: bool = True) -> int:
+    def submit(self, *, ref: str, source: str, destination: str, text: str, registered_delivery: bool = True) -> int:
         """Send a message (all its parts); returns the number of parts. Blocks only while the
         window is full, the TPS limit says wait, or a throttling back-off runs. Raises
         SmppDisconnected (nothing sent, nothing reported) when not connected; on a disconnect in
@@ -413,8 +456,12 @@ class SmppSession:
                 self._wait_for_slot()
                 seq = self._send(
                     "submit_sm",
-                    source_addr_ton=src_ton, source_addr_npi=src_npi, source_addr=src,
-                    dest_addr_ton=dst_ton, dest_addr_npi=dst_npi, destination_addr=dst,
+                    source_addr_ton=src_ton,
+                    source_addr_npi=src_npi,
+                    source_addr=src,
+                    dest_addr_ton=dst_ton,
+                    dest_addr_npi=dst_npi,
+                    destination_addr=dst,
                     esm_class=ESM_CLASS_UDHI if udh else 0,
                     registered_delivery=1 if registered_delivery else 0,
                     data_coding=data_coding,
@@ -501,9 +548,12 @@ class SmppSession:
         # Answer collected deliver_sm when nothing is outstanding, the batch is full or old, or
         # this read brought no new one (an SMSC with a small deliver_sm window waits for our
         # answers before it sends more: never hold those up).
-        if self._inbound and (not self._pending or len(self._inbound) == waiting
-                              or len(self._inbound) >= self.inbound_batch_size
-                              or time.monotonic() - self._inbound_since >= self.inbound_batch_wait):
+        if self._inbound and (
+            not self._pending
+            or len(self._inbound) == waiting
+            or len(self._inbound) >= self.inbound_batch_size
+            or time.monotonic() - self._inbound_since >= self.inbound_batch_wait
+        ):
             self.answer_inbound()
         self._housekeeping()
         return handled
@@ -571,19 +621,27 @@ class SmppSession:
             self.stats["transient"] += 1
             if status in THROTTLE_STATUSES:
                 self.stats["throttled"] += 1
-                self._throttle_delay = min(self.throttle_backoff_max,
-                                           self._throttle_delay * 2 if self._throttle_delay else self.throttle_backoff)
+                self._throttle_delay = min(
+                    self.throttle_backoff_max,
+                    self._throttle_delay * 2 if self._throttle_delay else self.throttle_backoff,
+                )
                 self._throttle_until = max(self._throttle_until, now + self._throttle_delay)
                 self._throttle_started = now
             elif status == STATUS_TIMEOUT:
                 self.stats["timeouts"] += 1
         else:
             self.stats["permanent"] += 1
-        self.on_result(SubmitResult(
-            ref=pending.ref, part=pending.part, parts=pending.parts,
-            message_id=normalise_message_id(message_id) if message_id else None,
-            command_status=status, transient=transient, raw_message_id=message_id,
-        ))
+        self.on_result(
+            SubmitResult(
+                ref=pending.ref,
+                part=pending.part,
+                parts=pending.parts,
+                message_id=normalise_message_id(message_id) if message_id else None,
+                command_status=status,
+                transient=transient,
+                raw_message_id=message_id,
+            )
+        )
 
     def _on_deliver(self, pdu) -> None:
         esm_class = pdu.esm_class or 0
@@ -594,19 +652,30 @@ class SmppSession:
         concat = None
         if esm_class & ESM_CLASS_UDHI:
             concat, body = parse_udh(body)
-        tlvs = {name: getattr(pdu, name) for name in ("receipted_message_id", "message_state", "network_error_code")
-                if getattr(pdu, name, None) is not None}
-        is_receipt = (esm_class & MESSAGE_TYPE_MASK) in (MESSAGE_TYPE_RECEIPT, MESSAGE_TYPE_INTERMEDIATE) \
-            or "receipted_message_id" in tlvs
+        tlvs = {
+            name: getattr(pdu, name)
+            for name in ("receipted_message_id", "message_state", "network_error_code")
+            if getattr(pdu, name, None) is not None
+        }
+        is_receipt = (esm_class & MESSAGE_TYPE_MASK) in (
+            MESSAGE_TYPE_RECEIPT,
+            MESSAGE_TYPE_INTERMEDIATE,
+        ) or "receipted_message_id" in tlvs
         if data_coding == 0 and (is_receipt or self.inbound_default_alphabet == "latin1"):
             text = body.decode("latin-1")  # receipt texts are IA5/ASCII whatever data_coding says
         else:
             text = decode_text(body, data_coding)
         receipt = parse_receipt(short_message=text, tlvs=tlvs) if is_receipt else None
         inbound = InboundPdu(
-            is_receipt=is_receipt, receipt=receipt, source_addr=_text(pdu.source_addr),
-            destination_addr=_text(pdu.destination_addr), text=text, data_coding=data_coding,
-            esm_class=esm_class, concat=concat, sequence=pdu.sequence,
+            is_receipt=is_receipt,
+            receipt=receipt,
+            source_addr=_text(pdu.source_addr),
+            destination_addr=_text(pdu.destination_addr),
+            text=text,
+            data_coding=data_coding,
+            esm_class=esm_class,
+            concat=concat,
+            sequence=pdu.sequence,
         )
         self.stats["receipts" if is_receipt else "inbound"] += 1
         if self.on_inbound_batch is not None:
@@ -749,8 +818,14 @@ class SmppSession:
         self._pending.clear()
         if raise_:
             self.stats["disconnects"] += 1
-            logger.warning("SMPP %s@%s:%s disconnected: %s (%s outstanding)", self.system_id, self.host,
-                           self.port, reason, len(pending))
+            logger.warning(
+                "SMPP %s@%s:%s disconnected: %s (%s outstanding)",
+                self.system_id,
+                self.host,
+                self.port,
+                reason,
+                len(pending),
+            )
         for item in pending:
             self._report(item, None, STATUS_DISCONNECTED)
         if raise_:

@@ -88,9 +88,16 @@ def _row(key, total, segments, amount, submitted, delivered, failed, latency) ->
     latency = latency or [None, None, None]
     return StatsRow(
         key=key.isoformat() if isinstance(key, datetime) else key,
-        total=total, segments=int(segments), amount=int(amount), submitted=submitted, delivered=delivered,
-        failed=failed, delivery_rate=round(delivered / submitted, 4) if submitted else None,
-        latency_p50=_round(latency[0]), latency_p90=_round(latency[1]), latency_p99=_round(latency[2]),
+        total=total,
+        segments=int(segments),
+        amount=int(amount),
+        submitted=submitted,
+        delivered=delivered,
+        failed=failed,
+        delivery_rate=round(delivered / submitted, 4) if submitted else None,
+        latency_p50=_round(latency[0]),
+        latency_p90=_round(latency[1]),
+        latency_p99=_round(latency[2]),
     )
 
 
@@ -108,8 +115,13 @@ def resolve_range(*, date_from: datetime | None, date_to: datetime | None) -> tu
     return date_from, date_to
 
 
-def send_stats(*, tenants: list[Tenant], date_from: datetime | None = None, date_to: datetime | None = None,
-               group_by: str | None = None) -> dict:
+def send_stats(
+    *,
+    tenants: list[Tenant],
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    group_by: str | None = None,
+) -> dict:
     """Totals and (optionally) groups over the given tenants' send logs.
 
     Returns {"from", "to", "group_by", "totals": StatsRow dict, "groups": [StatsRow dict, …]}.
@@ -118,8 +130,13 @@ def send_stats(*, tenants: list[Tenant], date_from: datetime | None = None, date
         raise InvalidStatsQuery(f"group_by must be one of {', '.join(GROUPS)}.", details={"group_by": group_by})
     date_from, date_to = resolve_range(date_from=date_from, date_to=date_to)
     empty = _row(None, 0, 0, 0, 0, 0, 0, None)
-    result = {"from": date_from.isoformat(), "to": date_to.isoformat(), "group_by": group_by,
-              "totals": empty.as_dict(), "groups": []}
+    result = {
+        "from": date_from.isoformat(),
+        "to": date_to.isoformat(),
+        "group_by": group_by,
+        "totals": empty.as_dict(),
+        "groups": [],
+    }
     schemas = [t.schema_name for t in tenants]
     if not schemas:
         return result
@@ -136,18 +153,26 @@ def send_stats(*, tenants: list[Tenant], date_from: datetime | None = None, date
     return result
 
 
-def tenant_stats(*, tenant: Tenant, date_from: datetime | None = None, date_to: datetime | None = None,
-                 group_by: str | None = None) -> dict:
+def tenant_stats(
+    *, tenant: Tenant, date_from: datetime | None = None, date_to: datetime | None = None, group_by: str | None = None
+) -> dict:
     """One tenant's statistics (the customer API)."""
     return send_stats(tenants=[tenant], date_from=date_from, date_to=date_to, group_by=group_by)
 
 
-def platform_stats(*, date_from: datetime | None = None, date_to: datetime | None = None,
-                   group_by: str | None = None, tenant_ids: list[int] | None = None) -> dict:
+def platform_stats(
+    *,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    group_by: str | None = None,
+    tenant_ids: list[int] | None = None,
+) -> dict:
     """Every customer tenant (walks the schemas), for operators."""
     from delivery.sendlog import customer_tenants
 
-    return send_stats(tenants=customer_tenants(tenant_ids or ()), date_from=date_from, date_to=date_to, group_by=group_by)
+    return send_stats(
+        tenants=customer_tenants(tenant_ids or ()), date_from=date_from, date_to=date_to, group_by=group_by
+    )
 
 
 # --- the operators' dashboard (/admin/dashboard/) -------------------------------------------
@@ -188,8 +213,11 @@ def low_balances(limit: int = 20) -> list[dict] | None:
     model = _model("billing.Account")
     if model is None:
         return None
-    rows = (model.objects.filter(low_balance_threshold__isnull=False, balance__lte=F("low_balance_threshold"))
-            .select_related("tenant").order_by("balance")[:limit])
+    rows = (
+        model.objects.filter(low_balance_threshold__isnull=False, balance__lte=F("low_balance_threshold"))
+        .select_related("tenant")
+        .order_by("balance")[:limit]
+    )
     return [{"tenant": str(a.tenant), "balance": a.balance, "threshold": a.low_balance_threshold} for a in rows]
 
 

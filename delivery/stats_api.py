@@ -12,11 +12,15 @@ from tenants.models import ErasureRequest
 from . import retention, stats
 
 # "from" is a Python keyword: these serializers are built with type() to keep the API's names.
-StatsQuerySerializer = type("StatsQuerySerializer", (serializers.Serializer,), {
-    "from": serializers.DateTimeField(required=False),
-    "to": serializers.DateTimeField(required=False),
-    "group_by": serializers.ChoiceField(choices=[g for g in stats.GROUPS if g != "tenant"], required=False),
-})
+StatsQuerySerializer = type(
+    "StatsQuerySerializer",
+    (serializers.Serializer,),
+    {
+        "from": serializers.DateTimeField(required=False),
+        "to": serializers.DateTimeField(required=False),
+        "group_by": serializers.ChoiceField(choices=[g for g in stats.GROUPS if g != "tenant"], required=False),
+    },
+)
 
 
 class StatsRowSerializer(serializers.Serializer):
@@ -33,13 +37,17 @@ class StatsRowSerializer(serializers.Serializer):
     latency_p99 = serializers.FloatField(allow_null=True)
 
 
-StatsSummarySerializer = type("StatsSummarySerializer", (serializers.Serializer,), {
-    "from": serializers.DateTimeField(),
-    "to": serializers.DateTimeField(),
-    "group_by": serializers.CharField(allow_null=True),
-    "totals": StatsRowSerializer(),
-    "groups": StatsRowSerializer(many=True),
-})
+StatsSummarySerializer = type(
+    "StatsSummarySerializer",
+    (serializers.Serializer,),
+    {
+        "from": serializers.DateTimeField(),
+        "to": serializers.DateTimeField(),
+        "group_by": serializers.CharField(allow_null=True),
+        "totals": StatsRowSerializer(),
+        "groups": StatsRowSerializer(many=True),
+    },
+)
 
 
 class StatsSummaryView(APIView):
@@ -60,8 +68,10 @@ class StatsSummaryView(APIView):
         query = StatsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         data = stats.tenant_stats(
-            tenant=caller_tenant(request), date_from=query.validated_data.get("from"),
-            date_to=query.validated_data.get("to"), group_by=query.validated_data.get("group_by"),
+            tenant=caller_tenant(request),
+            date_from=query.validated_data.get("from"),
+            date_to=query.validated_data.get("to"),
+            group_by=query.validated_data.get("group_by"),
         )
         return Response(data)
 
@@ -90,13 +100,18 @@ class ErasureRequestListView(APIView):
         rows = ErasureRequest.objects.filter(tenant=caller_tenant(request))[:100]
         return Response(ErasureRequestSerializer(rows, many=True).data)
 
-    @extend_schema(operation_id="erasure_requests_create", request=ErasureCreateSerializer,
-                   responses={201: ErasureRequestSerializer})
+    @extend_schema(
+        operation_id="erasure_requests_create",
+        request=ErasureCreateSerializer,
+        responses={201: ErasureRequestSerializer},
+    )
     def post(self, request):
         data = ErasureCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         erasure = retention.request_erasure(
-            tenant=caller_tenant(request), number=data.validated_data["number"], actor=caller_actor(request),
+            tenant=caller_tenant(request),
+            number=data.validated_data["number"],
+            actor=caller_actor(request),
             reason=data.validated_data.get("reason", ""),
         )
         return Response(ErasureRequestSerializer(erasure).data, status=status.HTTP_201_CREATED)

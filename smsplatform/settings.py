@@ -139,7 +139,9 @@ AXES_VERBOSE = False
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 # Only trust X-Forwarded-For when a proxy we run sets it; otherwise REMOTE_ADDR (no spoofing).
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -177,6 +179,7 @@ API_HMAC_MAX_SKEW_SECONDS = env_int("API_HMAC_MAX_SKEW_SECONDS", 300)
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "6000/minute")
 # Writing last_used_at on every call would put a write on the hot path; once a minute is enough.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
+
 
 # --- Cache (rate limits): Redis shared by all processes, from CACHE_URL or the Redis broker --
 def _cache_location() -> str | None:
@@ -240,10 +243,12 @@ COMPLIANCE_COUNTRY_WITHOUT_RULE = os.environ.get("COMPLIANCE_COUNTRY_WITHOUT_RUL
 COMPLIANCE_SPIKE_MULTIPLE = float(os.environ.get("COMPLIANCE_SPIKE_MULTIPLE", "10"))
 COMPLIANCE_SPIKE_BASELINE_HOURS = env_int("COMPLIANCE_SPIKE_BASELINE_HOURS", 24)
 COMPLIANCE_SPIKE_MIN_HOURLY = env_int("COMPLIANCE_SPIKE_MIN_HOURLY", 1000)
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
-    "ReviewStatusEnum": "compliance.models.ReviewStatus",
-    "ComplaintStatusEnum": "compliance.models.ComplaintStatus",
-})
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ReviewStatusEnum": "compliance.models.ReviewStatus",
+        "ComplaintStatusEnum": "compliance.models.ComplaintStatus",
+    }
+)
 # R-CMP-1: largest accepted signature proof document.
 COMPLIANCE_PROOF_MAX_BYTES = env_int("COMPLIANCE_PROOF_MAX_BYTES", 10 * 1024 * 1024)
 

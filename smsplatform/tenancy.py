@@ -91,7 +91,10 @@ def clone_template_schema(new_schema: str) -> None:
             "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)"
             for table in tables
         ]
-        statements += [f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} {definition}" for table, name, definition, _ in constraints]
+        statements += [
+            f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} {definition}"
+            for table, name, definition, _ in constraints
+        ]
         # Index and trigger definitions always name the table's schema: point them at the clone.
         on_template = re.compile(rf" ON (ONLY )?(?:{re.escape(qn(template))}|{re.escape(template)})\.")
         statements += [on_template.sub(lambda m: f" ON {m.group(1) or ''}", sql, count=1) for sql in indexes + triggers]

@@ -82,10 +82,21 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "schema_name", "kind", "state", "licence_number", "created_at", "last_activity_at"]
     list_filter = ["state", "kind"]
     search_fields = ["name", "licence_number", "schema_name", "contact_email", "contact_phone"]
-    readonly_fields = ["schema_name", "state", "state_reason", "state_changed_at", "created_at", "last_activity_at", "actions_links"]
+    readonly_fields = [
+        "schema_name",
+        "state",
+        "state_reason",
+        "state_changed_at",
+        "created_at",
+        "last_activity_at",
+        "actions_links",
+    ]
     inlines = [ApiKeyInline]
     fieldsets = [
-        ("Real-name profile (R-TEN-1)", {"fields": ["name", "kind", "licence_number", "contact_name", "contact_phone", "contact_email"]}),
+        (
+            "Real-name profile (R-TEN-1)",
+            {"fields": ["name", "kind", "licence_number", "contact_name", "contact_phone", "contact_email"]},
+        ),
         ("State (R-TEN-3)", {"fields": ["state", "state_reason", "state_changed_at", "actions_links"]}),
         ("Record", {"fields": ["schema_name", "created_at", "last_activity_at"]}),
     ]
@@ -149,8 +160,14 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         own = [
-            path("<int:pk>/state/", self.admin_site.admin_view(self.change_state_view), name="tenants_tenant_change_state"),
-            path("<int:pk>/issue-key/", self.admin_site.admin_view(self.issue_key_view), name="tenants_tenant_issue_key"),
+            path(
+                "<int:pk>/state/",
+                self.admin_site.admin_view(self.change_state_view),
+                name="tenants_tenant_change_state",
+            ),
+            path(
+                "<int:pk>/issue-key/", self.admin_site.admin_view(self.issue_key_view), name="tenants_tenant_issue_key"
+            ),
         ]
         return own + super().get_urls()
 
@@ -162,7 +179,9 @@ class TenantAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 services.change_tenant_state(
-                    tenant=tenant, to_state=form.cleaned_data["to_state"], reason=form.cleaned_data["reason"],
+                    tenant=tenant,
+                    to_state=form.cleaned_data["to_state"],
+                    reason=form.cleaned_data["reason"],
                     actor=admin_actor(request),
                 )
             except DomainError as exc:
@@ -170,8 +189,13 @@ class TenantAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, f"{tenant.name} is now {tenant.state}.")
                 return redirect("admin:tenants_tenant_change", pk)
-        context = {**self.admin_site.each_context(request), "title": f"Change state of {tenant.name}",
-                   "tenant": tenant, "form": form, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Change state of {tenant.name}",
+            "tenant": tenant,
+            "form": form,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/tenants/tenant/change_state.html", context)
 
     def issue_key_view(self, request, pk):
@@ -179,17 +203,29 @@ class TenantAdmin(admin.ModelAdmin):
             raise PermissionDenied
         tenant = get_object_or_404(Tenant, pk=pk)
         if request.method != "POST":
-            context = {**self.admin_site.each_context(request), "title": f"Issue an API key for {tenant.name}",
-                       "tenant": tenant, "opts": self.model._meta}
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Issue an API key for {tenant.name}",
+                "tenant": tenant,
+                "opts": self.model._meta,
+            }
             return TemplateResponse(request, "admin/tenants/tenant/issue_key.html", context)
         try:
-            key, secret = services.issue_api_key(tenant=tenant, label=request.POST.get("label", ""), actor=admin_actor(request))
+            key, secret = services.issue_api_key(
+                tenant=tenant, label=request.POST.get("label", ""), actor=admin_actor(request)
+            )
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("admin:tenants_tenant_change", pk)
         # Shown once, on this response only; never stored in clear (R-TEN-2).
-        context = {**self.admin_site.each_context(request), "title": "API key issued", "tenant": tenant,
-                   "key": key, "secret": secret, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key issued",
+            "tenant": tenant,
+            "key": key,
+            "secret": secret,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/tenants/tenant/key_issued.html", context)
 
 
@@ -248,10 +284,16 @@ class OperationRecordAdmin(ExportMixin, admin.ModelAdmin):
     def get_export_data(self, file_format, request, queryset, **kwargs):
         data = super().get_export_data(file_format, request, queryset, **kwargs)
         raw = data.encode() if isinstance(data, str) else data
-        record_inline_export(user=request.user, ip_address=request.META.get("REMOTE_ADDR"),
-                             kind=ExportKind.OPERATION_RECORDS, fmt=file_format.get_extension(),
-                             filters=dict(request.GET.items()), rows=queryset.count(),
-                             sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+        record_inline_export(
+            user=request.user,
+            ip_address=request.META.get("REMOTE_ADDR"),
+            kind=ExportKind.OPERATION_RECORDS,
+            fmt=file_format.get_extension(),
+            filters=dict(request.GET.items()),
+            rows=queryset.count(),
+            sha256=hashlib.sha256(raw).hexdigest(),
+            size=len(raw),
+        )
         return data
 
 
@@ -271,7 +313,8 @@ class ExportRequestForm(forms.Form):
 
     kind = forms.ChoiceField(choices=ExportKind.choices, initial=ExportKind.SEND_LOG)
     tenants = forms.ModelMultipleChoiceField(
-        queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"), required=False,
+        queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"),
+        required=False,
         help_text="none selected = every tenant (walks every tenant schema)",
     )
     date_from = forms.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
@@ -301,8 +344,17 @@ class ExportRequestForm(forms.Form):
 class ExportJobAdmin(admin.ModelAdmin):
     """Auditor exports (R-AUD-2): request, follow progress, download through a permission check."""
 
-    list_display = ["id", "kind", "format", "state_badge", "progress", "rows_written", "requester", "created_at",
-                    "download"]
+    list_display = [
+        "id",
+        "kind",
+        "format",
+        "state_badge",
+        "progress",
+        "rows_written",
+        "requester",
+        "created_at",
+        "download",
+    ]
     list_filter = ["kind", "state", "format"]
     search_fields = ["requested_by_label", "reason", "sha256"]
     readonly_fields = [f.name for f in ExportJob._meta.fields]
@@ -328,7 +380,9 @@ class ExportJobAdmin(admin.ModelAdmin):
     def progress(self, obj):
         return format_html(
             '<progress class="export-progress" data-job="{}" max="100" value="{}" style="width:6em"></progress> {}%',
-            obj.pk, obj.progress_percent, obj.progress_percent,
+            obj.pk,
+            obj.progress_percent,
+            obj.progress_percent,
         )
 
     @admin.display(description="requested by", ordering="requested_by_label")
@@ -339,13 +393,19 @@ class ExportJobAdmin(admin.ModelAdmin):
     def download(self, obj):
         if obj.state != ExportState.DONE or not obj.file_name:
             return "-"
-        return format_html('<a class="export-download" href="{}">download</a>',
-                           reverse("admin:tenants_exportjob_download", args=[obj.pk]))
+        return format_html(
+            '<a class="export-download" href="{}">download</a>',
+            reverse("admin:tenants_exportjob_download", args=[obj.pk]),
+        )
 
     def get_urls(self):
         own = [
-            path("<int:pk>/download/", self.admin_site.admin_view(self.download_view), name="tenants_exportjob_download"),
-            path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="tenants_exportjob_progress"),
+            path(
+                "<int:pk>/download/", self.admin_site.admin_view(self.download_view), name="tenants_exportjob_download"
+            ),
+            path(
+                "<int:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="tenants_exportjob_progress"
+            ),
         ]
         return own + super().get_urls()
 
@@ -358,8 +418,12 @@ class ExportJobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 job = request_export(
-                    kind=form.cleaned_data["kind"], fmt=form.cleaned_data["format"], filters=form.filters(),
-                    user=request.user, ip_address=request.META.get("REMOTE_ADDR"), reason=form.cleaned_data["reason"],
+                    kind=form.cleaned_data["kind"],
+                    fmt=form.cleaned_data["format"],
+                    filters=form.filters(),
+                    user=request.user,
+                    ip_address=request.META.get("REMOTE_ADDR"),
+                    reason=form.cleaned_data["reason"],
                     background=True if form.cleaned_data["background"] else None,
                 )
             except DomainError as exc:
@@ -370,8 +434,13 @@ class ExportJobAdmin(admin.ModelAdmin):
                 else:
                     messages.success(request, f"Export {job.pk} is ready: {job.rows_written} rows.")
                 return redirect("admin:tenants_exportjob_changelist")
-        context = {**self.admin_site.each_context(request), "title": "New export", "form": form,
-                   "opts": self.model._meta, "full_numbers": request.user.has_perm("tenants.view_full_number")}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New export",
+            "form": form,
+            "opts": self.model._meta,
+            "full_numbers": request.user.has_perm("tenants.view_full_number"),
+        }
         return TemplateResponse(request, "admin/tenants/exportjob/request.html", context)
 
     def _check_download(self, request, job: ExportJob) -> None:
@@ -396,8 +465,9 @@ class ExportJobAdmin(admin.ModelAdmin):
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("admin:tenants_exportjob_changelist")
-        services.record_operation(actor=admin_actor(request), action="export.download", obj=job,
-                                  after={"sha256": job.sha256})
+        services.record_operation(
+            actor=admin_actor(request), action="export.download", obj=job, after={"sha256": job.sha256}
+        )
         return FileResponse(handle, as_attachment=True, filename=job.file_name.rsplit("/", 1)[-1])
 
     def progress_view(self, request, pk):
@@ -406,8 +476,15 @@ class ExportJobAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(ExportJob, pk=pk)
-        return JsonResponse({"id": job.pk, "state": job.state, "rows_written": job.rows_written,
-                             "estimated_rows": job.estimated_rows, "percent": job.progress_percent})
+        return JsonResponse(
+            {
+                "id": job.pk,
+                "state": job.state,
+                "rows_written": job.rows_written,
+                "estimated_rows": job.estimated_rows,
+                "percent": job.progress_percent,
+            }
+        )
 
 
 class ErasureRequestForm(forms.ModelForm):
@@ -420,8 +497,16 @@ class ErasureRequestForm(forms.ModelForm):
 class ErasureRequestAdmin(admin.ModelAdmin):
     """R-AUD-4: erasure of a recipient's data at one tenant, after the retention minimum."""
 
-    list_display = ["id", "tenant", "state", "not_before", "rows_anonymised", "requested_by_label", "created_at",
-                    "completed_at"]
+    list_display = [
+        "id",
+        "tenant",
+        "state",
+        "not_before",
+        "rows_anonymised",
+        "requested_by_label",
+        "created_at",
+        "completed_at",
+    ]
     list_filter = ["state"]
     search_fields = ["tenant__name", "number_hash"]
     actions = ["process_now"]
@@ -444,8 +529,12 @@ class ErasureRequestAdmin(admin.ModelAdmin):
         from delivery.retention import request_erasure
 
         try:
-            created = request_erasure(tenant=form.cleaned_data["tenant"], number=form.cleaned_data["number"],
-                                      actor=admin_actor(request), reason=form.cleaned_data["reason"])
+            created = request_erasure(
+                tenant=form.cleaned_data["tenant"],
+                number=form.cleaned_data["number"],
+                actor=admin_actor(request),
+                reason=form.cleaned_data["reason"],
+            )
         except DomainError as exc:
             messages.error(request, exc.message)
             raise _AbortSave from exc
@@ -475,10 +564,16 @@ class BreakdownForm(forms.Form):
     """The dashboard's per-tenant / platform-wide breakdown (R-BIL-7)."""
 
     days = forms.IntegerField(min_value=1, max_value=90, initial=14, required=False)
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"),
-                                    required=False, empty_label="every tenant")
-    group_by = forms.ChoiceField(choices=[(g, g) for g in ("day", "hour", "type", "status", "channel", "carrier",
-                                                           "country", "tenant")], initial="tenant", required=False)
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"),
+        required=False,
+        empty_label="every tenant",
+    )
+    group_by = forms.ChoiceField(
+        choices=[(g, g) for g in ("day", "hour", "type", "status", "channel", "carrier", "country", "tenant")],
+        initial="tenant",
+        required=False,
+    )
 
 
 def dashboard_view(request):
@@ -498,12 +593,22 @@ def dashboard_view(request):
     now = timezone.now()
     tenant = options.get("tenant")
     breakdown = send_stats(
-        tenants=[tenant] if tenant else list(Tenant.objects.exclude(kind=TenantKind.PLATFORM).exclude(schema_name="public")),
-        date_from=now - timedelta(days=days), date_to=now, group_by=options.get("group_by") or "tenant",
+        tenants=[tenant]
+        if tenant
+        else list(Tenant.objects.exclude(kind=TenantKind.PLATFORM).exclude(schema_name="public")),
+        date_from=now - timedelta(days=days),
+        date_to=now,
+        group_by=options.get("group_by") or "tenant",
     )
-    context = {**admin.site.each_context(request), "title": "Dashboard", "data": data, "form": form,
-               "breakdown": breakdown, "breakdown_tenant": tenant,
-               "chart_data": json.loads(json.dumps(data, default=str))}
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "data": data,
+        "form": form,
+        "breakdown": breakdown,
+        "breakdown_tenant": tenant,
+        "chart_data": json.loads(json.dumps(data, default=str)),
+    }
     return TemplateResponse(request, "admin/dashboard.html", context)
 
 

@@ -14,8 +14,17 @@ class AccountSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
-            "schema_name", "name", "kind", "licence_number", "contact_name", "contact_phone",
-            "contact_email", "state", "state_reason", "state_changed_at", "created_at",
+            "schema_name",
+            "name",
+            "kind",
+            "licence_number",
+            "contact_name",
+            "contact_phone",
+            "contact_email",
+            "state",
+            "state_reason",
+            "state_changed_at",
+            "created_at",
         ]
         read_only_fields = fields
 

@@ -111,6 +111,10 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return [
             {"type": "apiKey", "in": "header", "name": "X-Access-Key-Id"},
-            {"type": "apiKey", "in": "header", "name": "X-Access-Key-Secret",
-             "description": "Or sign the request: X-Timestamp, X-Nonce, X-Signature (see docs/api.md)."},
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Access-Key-Secret",
+                "description": "Or sign the request: X-Timestamp, X-Nonce, X-Signature (see docs/api.md).",
+            },
         ]

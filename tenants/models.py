@@ -58,9 +58,7 @@ class Tenant(TenantMixin):
             ("change_tenant_state", "Can approve, suspend, reactivate or terminate tenants"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(state__in=TenantState.values), name="tenant_state_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(state__in=TenantState.values), name="tenant_state_valid"),
         ]
 
     def __str__(self) -> str:

@@ -5,15 +5,27 @@ Unmasked numbers (`tenants.view_full_number`) are granted per user, never to a w
 
 ROLE_PERMISSIONS = {
     "operator": [
-        "tenants.view_tenant", "tenants.add_tenant", "tenants.change_tenant", "tenants.change_tenant_state",
-        "tenants.view_apikey", "tenants.manage_api_keys", "tenants.view_domain", "tenants.view_operationrecord",
-        "tenants.view_exportjob", "tenants.view_erasurerequest", "tenants.add_erasurerequest",
+        "tenants.view_tenant",
+        "tenants.add_tenant",
+        "tenants.change_tenant",
+        "tenants.change_tenant_state",
+        "tenants.view_apikey",
+        "tenants.manage_api_keys",
+        "tenants.view_domain",
+        "tenants.view_operationrecord",
+        "tenants.view_exportjob",
+        "tenants.view_erasurerequest",
+        "tenants.add_erasurerequest",
     ],
     "reviewer": ["tenants.view_tenant"],
     "finance": ["tenants.view_tenant"],
     # R-AUD-2: auditors read and export; no other write permission.
     "auditor": [
-        "tenants.view_tenant", "tenants.view_operationrecord", "tenants.view_exportjob", "tenants.export_send_log",
-        "tenants.export_operation_records", "tenants.view_erasurerequest",
+        "tenants.view_tenant",
+        "tenants.view_operationrecord",
+        "tenants.view_exportjob",
+        "tenants.export_send_log",
+        "tenants.export_operation_records",
+        "tenants.view_erasurerequest",
     ],
 }

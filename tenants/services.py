@@ -202,7 +202,12 @@ def update_tenant_profile(*, tenant: Tenant, changes: dict[str, Any], actor: Act
             setattr(tenant, field, value)
         tenant.save(update_fields=list(changes))
         record_operation(
-            actor=actor, action="tenant.update_profile", tenant=tenant, obj=tenant, before=before, after=_profile(tenant)
+            actor=actor,
+            action="tenant.update_profile",
+            tenant=tenant,
+            obj=tenant,
+            before=before,
+            after=_profile(tenant),
         )
     return tenant
 
@@ -237,7 +242,11 @@ def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: 
             before=before,
             after={"state": to_state},
         )
-    tenant.state, tenant.state_reason, tenant.state_changed_at = locked.state, locked.state_reason, locked.state_changed_at
+    tenant.state, tenant.state_reason, tenant.state_changed_at = (
+        locked.state,
+        locked.state_reason,
+        locked.state_changed_at,
+    )
     return tenant
 
 
@@ -283,7 +292,9 @@ def issue_api_key(*, tenant: Tenant, actor: Actor, label: str = "") -> tuple[Api
             label=label,
             created_by=actor.label,
         )
-        record_operation(actor=actor, action="api_key.issue", tenant=tenant, obj=key, after={"access_key_id": key.access_key_id})
+        record_operation(
+            actor=actor, action="api_key.issue", tenant=tenant, obj=key, after={"access_key_id": key.access_key_id}
+        )
     return key, secret
 
 
@@ -305,7 +316,11 @@ def rotate_api_key(*, key: ApiKey, actor: Actor, grace: timedelta = timedelta(0)
         if grace:
             ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + grace)
             record_operation(
-                actor=actor, action="api_key.rotate", tenant=key.tenant, obj=key, after={"successor": new_key.access_key_id}
+                actor=actor,
+                action="api_key.rotate",
+                tenant=key.tenant,
+                obj=key,
+                after={"successor": new_key.access_key_id},
             )
         else:
             revoke_api_key(key=key, actor=actor, reason=f"rotated to {new_key.access_key_id}")

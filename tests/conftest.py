@@ -58,8 +58,14 @@ def _public_schema_between_tests():
 
 def create_tenant(name: str, *, activate: bool = True, schema_name: str | None = None) -> Tenant:
     return services.register_tenant(
-        name=name, licence_number=unique_licence(), contact_name="Test Contact", contact_phone="+8613800000000",
-        contact_email="contact@example.com", actor=SYSTEM, activate=activate, schema_name=schema_name,
+        name=name,
+        licence_number=unique_licence(),
+        contact_name="Test Contact",
+        contact_phone="+8613800000000",
+        contact_email="contact@example.com",
+        actor=SYSTEM,
+        activate=activate,
+        schema_name=schema_name,
     )
 
 

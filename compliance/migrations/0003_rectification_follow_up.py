@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compliance', '0002_seed_banned_rules'),
+        ("compliance", "0002_seed_banned_rules"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='compliancesettings',
-            name='rectification_done_at',
+            model_name="compliancesettings",
+            name="rectification_done_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='compliancesettings',
-            name='rectification_done_by',
-            field=models.CharField(blank=True, db_default='', default='', max_length=200),
+            model_name="compliancesettings",
+            name="rectification_done_by",
+            field=models.CharField(blank=True, db_default="", default="", max_length=200),
         ),
         migrations.AddField(
-            model_name='compliancesettings',
-            name='rectification_escalated_at',
+            model_name="compliancesettings",
+            name="rectification_escalated_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -5,48 +5,116 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compliance', '0003_rectification_follow_up'),
-        ('tenants', '0003_export_jobs_and_erasure_requests'),
+        ("compliance", "0003_rectification_follow_up"),
+        ("tenants", "0003_export_jobs_and_erasure_requests"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CountryRule',
+            name="CountryRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('country', models.CharField(help_text='ISO 3166-1 alpha-2, upper case', max_length=2, unique=True)),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('enabled', models.BooleanField(default=True, help_text='platform-wide; off refuses every message (country_disabled)')),
-                ('sender_rule', models.CharField(choices=[('numeric', "Numeric sender (the platform's number): no sender-ID check"), ('alphanumeric', 'Alphanumeric sender ID allowed: the signature, 1-11 Latin letters/digits'), ('registered', 'Pre-registered sender IDs only (per tenant, see registered senders)')], default='numeric', max_length=20)),
-                ('opt_out_text_required', models.BooleanField(default=False, help_text='content must carry an opt-out instruction (e.g. Reply STOP)')),
-                ('quiet_hours_start', models.TimeField(blank=True, help_text='no sending from (local time)', null=True)),
-                ('quiet_hours_end', models.TimeField(blank=True, help_text='until (local time; may be after midnight)', null=True)),
-                ('timezone', models.CharField(blank=True, help_text='IANA zone of the quiet hours, e.g. Europe/Paris', max_length=64)),
-                ('max_segments', models.PositiveSmallIntegerField(blank=True, help_text='empty = no limit', null=True)),
-                ('notes', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("country", models.CharField(help_text="ISO 3166-1 alpha-2, upper case", max_length=2, unique=True)),
+                ("name", models.CharField(blank=True, max_length=100)),
+                (
+                    "enabled",
+                    models.BooleanField(
+                        default=True, help_text="platform-wide; off refuses every message (country_disabled)"
+                    ),
+                ),
+                (
+                    "sender_rule",
+                    models.CharField(
+                        choices=[
+                            ("numeric", "Numeric sender (the platform's number): no sender-ID check"),
+                            (
+                                "alphanumeric",
+                                "Alphanumeric sender ID allowed: the signature, 1-11 Latin letters/digits",
+                            ),
+                            ("registered", "Pre-registered sender IDs only (per tenant, see registered senders)"),
+                        ],
+                        default="numeric",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "opt_out_text_required",
+                    models.BooleanField(
+                        default=False, help_text="content must carry an opt-out instruction (e.g. Reply STOP)"
+                    ),
+                ),
+                (
+                    "quiet_hours_start",
+                    models.TimeField(blank=True, help_text="no sending from (local time)", null=True),
+                ),
+                (
+                    "quiet_hours_end",
+                    models.TimeField(blank=True, help_text="until (local time; may be after midnight)", null=True),
+                ),
+                (
+                    "timezone",
+                    models.CharField(
+                        blank=True, help_text="IANA zone of the quiet hours, e.g. Europe/Paris", max_length=64
+                    ),
+                ),
+                ("max_segments", models.PositiveSmallIntegerField(blank=True, help_text="empty = no limit", null=True)),
+                ("notes", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['country'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('country__regex', '^[A-Z]{2}$')), name='country_rule_iso_code'), models.CheckConstraint(condition=models.Q(models.Q(('quiet_hours_end__isnull', True), ('quiet_hours_start__isnull', True)), models.Q(('quiet_hours_end__isnull', False), ('quiet_hours_start__isnull', False), models.Q(('timezone', ''), _negated=True)), _connector='OR'), name='country_rule_quiet_hours_complete'), models.CheckConstraint(condition=models.Q(('sender_rule__in', ['numeric', 'alphanumeric', 'registered'])), name='country_rule_sender_rule_valid')],
+                "ordering": ["country"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("country__regex", "^[A-Z]{2}$")), name="country_rule_iso_code"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("quiet_hours_end__isnull", True), ("quiet_hours_start__isnull", True)),
+                            models.Q(
+                                ("quiet_hours_end__isnull", False),
+                                ("quiet_hours_start__isnull", False),
+                                models.Q(("timezone", ""), _negated=True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="country_rule_quiet_hours_complete",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("sender_rule__in", ["numeric", "alphanumeric", "registered"])),
+                        name="country_rule_sender_rule_valid",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RegisteredSender',
+            name="RegisteredSender",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sender_id', models.CharField(max_length=20)),
-                ('note', models.CharField(blank=True, max_length=200)),
-                ('created_by', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='registered_senders', to='compliance.countryrule')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sender_id", models.CharField(max_length=20)),
+                ("note", models.CharField(blank=True, max_length=200)),
+                ("created_by", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registered_senders",
+                        to="compliance.countryrule",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rule__country', 'sender_id'],
-                'constraints': [models.UniqueConstraint(fields=('rule', 'tenant', 'sender_id'), name='registered_sender_unique')],
+                "ordering": ["rule__country", "sender_id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("rule", "tenant", "sender_id"), name="registered_sender_unique")
+                ],
             },
         ),
     ]

@@ -4,36 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('delivery', '0002_seed_carrier_prefixes'),
+        ("delivery", "0002_seed_carrier_prefixes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HeldMessageReview',
+            name="HeldMessageReview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
             ],
             options={
-                'verbose_name': 'held message',
-                'verbose_name_plural': 'held messages',
-                'permissions': [('review_held_messages', 'Can release or reject held messages (recorded)')],
-                'managed': False,
-                'default_permissions': (),
+                "verbose_name": "held message",
+                "verbose_name_plural": "held messages",
+                "permissions": [("review_held_messages", "Can release or reject held messages (recorded)")],
+                "managed": False,
+                "default_permissions": (),
             },
         ),
         migrations.CreateModel(
-            name='PublicHoliday',
+            name="PublicHoliday",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('is_makeup_workday', models.BooleanField(default=False, help_text='a weekend day that is a working day (调休)', verbose_name='make-up working day')),
-                ('note', models.CharField(blank=True, max_length=200)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField(unique=True)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "is_makeup_workday",
+                    models.BooleanField(
+                        default=False,
+                        help_text="a weekend day that is a working day (调休)",
+                        verbose_name="make-up working day",
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=200)),
             ],
             options={
-                'ordering': ['date'],
+                "ordering": ["date"],
             },
         ),
     ]

@@ -45,7 +45,9 @@ def seed(apps, schema_editor):
         return
     PublicHoliday = apps.get_model("delivery", "PublicHoliday")
     for day, name, makeup in rows():
-        PublicHoliday.objects.get_or_create(date=day, defaults={"name": name, "is_makeup_workday": makeup, "note": NOTE})
+        PublicHoliday.objects.get_or_create(
+            date=day, defaults={"name": name, "is_makeup_workday": makeup, "note": NOTE}
+        )
 
 
 def unseed(apps, schema_editor):

@@ -15,9 +15,16 @@ def test_auditor_requests_a_filtered_csv_and_downloads_it_R_AUD_2(client, tenant
     make_message(tenant_a, signature="AdminOther", recipient="+8613877770002")
     client.force_login(auditor)
     assert client.get("/admin/tenants/exportjob/add/").status_code == 200
-    response = client.post("/admin/tenants/exportjob/add/", {
-        "kind": "send_log", "tenants": [tenant_a.pk], "signature": "AdminDl", "format": "csv", "reason": "police request 5",
-    })
+    response = client.post(
+        "/admin/tenants/exportjob/add/",
+        {
+            "kind": "send_log",
+            "tenants": [tenant_a.pk],
+            "signature": "AdminDl",
+            "format": "csv",
+            "reason": "police request 5",
+        },
+    )
     assert response.status_code == 302, response.content[:1500]
     job = ExportJob.objects.filter(requested_by=auditor).latest("id")
     listing = client.get("/admin/tenants/exportjob/")
@@ -79,8 +86,11 @@ def test_operator_files_an_erasure_request_in_the_admin_R_AUD_4(client, operator
     operator = grant(operator_user, "tenants.add_erasurerequest", "tenants.view_erasurerequest")
     client.force_login(operator)
     make_message(tenant_a, recipient="+8613877770009")
-    response = client.post("/admin/tenants/erasurerequest/add/",
-                           {"tenant": tenant_a.pk, "number": "+8613877770009", "reason": "letter"}, follow=True)
+    response = client.post(
+        "/admin/tenants/erasurerequest/add/",
+        {"tenant": tenant_a.pk, "number": "+8613877770009", "reason": "letter"},
+        follow=True,
+    )
     assert response.status_code == 200
     erasure = ErasureRequest.objects.get(tenant=tenant_a, reason="letter")
     assert erasure.state == "waiting"
@@ -110,5 +120,8 @@ def test_dashboard_breaks_down_one_tenant_by_dimension_R_BIL_7(client, operator_
     make_message(tenant, carrier="china_unicom")
     client.force_login(operator_user)
     page = client.get("/admin/dashboard/", {"tenant": tenant.pk, "group_by": "carrier", "days": 7})
-    assert {g["key"]: g["total"] for g in page.context["breakdown"]["groups"]} == {"china_telecom": 2, "china_unicom": 1}
+    assert {g["key"]: g["total"] for g in page.context["breakdown"]["groups"]} == {
+        "china_telecom": 2,
+        "china_unicom": 1,
+    }
     assert "china_telecom" in page.content.decode()

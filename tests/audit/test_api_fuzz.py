@@ -16,8 +16,9 @@ def test_audit_endpoints_survive_generated_input(api_schema, client_a):  # noqa:
     for operation in mine:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def exercise(case):
             response = case.call(headers=headers)
             case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])

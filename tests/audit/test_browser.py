@@ -22,8 +22,14 @@ from ..conftest import create_tenant
 from .conftest import make_auditor, make_message
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -85,14 +91,28 @@ def shots(tmp_path) -> Path:
 def test_auditor_exports_a_filtered_csv_and_sees_the_dashboard_R_AUD_2(live_app, browser, tmp_path):
     tag = secrets.token_hex(3)
     tenant = create_tenant(f"Browser Audit {tag} Co.")
-    wanted = [make_message(tenant, signature=f"Brw{tag}", status="delivered", recipient=f"+861390000{n:04d}",
-                           channel_id=1 + n % 2, age=timedelta(days=n % 5, hours=n))
-              for n in range(6)]
+    wanted = [
+        make_message(
+            tenant,
+            signature=f"Brw{tag}",
+            status="delivered",
+            recipient=f"+861390000{n:04d}",
+            channel_id=1 + n % 2,
+            age=timedelta(days=n % 5, hours=n),
+        )
+        for n in range(6)
+    ]
     make_message(tenant, signature=f"Brw{tag}", status="undelivered", recipient="+8613900009998", channel_id=2)
     make_message(tenant, signature="Elsewhere", status="delivered", recipient="+8613900009999", channel_id=3)
     for n in range(12):  # some volume for the charts
-        make_message(tenant, status=("delivered", "delivered", "undelivered", "expired")[n % 4], channel_id=1 + n % 3,
-                     latency=2 + n, age=timedelta(days=n % 7, hours=n), message_type=("verification", "marketing")[n % 2])
+        make_message(
+            tenant,
+            status=("delivered", "delivered", "undelivered", "expired")[n % 4],
+            channel_id=1 + n % 3,
+            latency=2 + n,
+            age=timedelta(days=n % 7, hours=n),
+            message_type=("verification", "marketing")[n % 2],
+        )
     password = f"pw-{secrets.token_hex(6)}"
     auditor = make_auditor(f"aud{tag}", password=password)
     out = shots(tmp_path)

@@ -152,8 +152,12 @@ def test_erasure_touches_only_its_tenant_R_AUD_4(tenant_a, tenant_b):
 
 def test_erasure_api_waits_then_get_shows_state_and_not_before_R_AUD_4(client_a, tenant_a):
     make_message(tenant_a, recipient="+8613866660006", age=timedelta(days=3))
-    created = client_a.post("/api/v1/erasure-requests", {"number": "+8613866660006", "reason": "user asked"},
-                            format="json", REMOTE_ADDR="203.0.113.9")
+    created = client_a.post(
+        "/api/v1/erasure-requests",
+        {"number": "+8613866660006", "reason": "user asked"},
+        format="json",
+        REMOTE_ADDR="203.0.113.9",
+    )
     assert created.status_code == 201, created.content
     body = created.json()
     assert body["state"] == "waiting"
@@ -164,8 +168,9 @@ def test_erasure_api_waits_then_get_shows_state_and_not_before_R_AUD_4(client_a,
 
 
 def test_customer_api_writes_record_the_caller_ip_R_AUD_3(client_a, tenant_a):
-    response = client_a.post("/api/v1/erasure-requests", {"number": "+8613866660007"}, format="json",
-                             REMOTE_ADDR="198.51.100.7")
+    response = client_a.post(
+        "/api/v1/erasure-requests", {"number": "+8613866660007"}, format="json", REMOTE_ADDR="198.51.100.7"
+    )
     assert response.status_code == 201
     record = OperationRecord.objects.get(action="erasure.request", object_id=str(response.json()["id"]))
     assert record.ip_address == "198.51.100.7"
@@ -196,9 +201,13 @@ def test_erasure_removes_the_number_from_old_callback_bodies_R_AUD_4(tenant_a):
 
     number = "+8613866660010"
     make_message(tenant_a, recipient=number, age=timedelta(days=200))
-    callback = CallbackDelivery.objects.create(tenant=tenant_a, url="https://example.com/cb", event="status",
-                                               body=f'{{"to": "{number}", "status": "delivered"}}',
-                                               next_attempt_at=tz.now())
+    callback = CallbackDelivery.objects.create(
+        tenant=tenant_a,
+        url="https://example.com/cb",
+        event="status",
+        body=f'{{"to": "{number}", "status": "delivered"}}',
+        next_attempt_at=tz.now(),
+    )
     CallbackDelivery.objects.filter(pk=callback.pk).update(created_at=tz.now() - timedelta(days=200))
     request_erasure(tenant=tenant_a, number=number, actor=SYSTEM)
     callback.refresh_from_db()

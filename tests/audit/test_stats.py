@@ -16,9 +16,12 @@ def fresh(make_tenant):
     tenant = make_tenant("Stats Co.")
     for latency in (1, 2, 3, 10):
         make_message(tenant, status="delivered", latency=latency, channel_id=7, carrier="china_mobile")
-    make_message(tenant, status="undelivered", latency=4, channel_id=8, carrier="china_unicom", message_type="marketing")
-    make_message(tenant, status="rejected", channel_id=None, carrier="china_unicom", country="US",
-                 message_type="international")
+    make_message(
+        tenant, status="undelivered", latency=4, channel_id=8, carrier="china_unicom", message_type="marketing"
+    )
+    make_message(
+        tenant, status="rejected", channel_id=None, carrier="china_unicom", country="US", message_type="international"
+    )
     return tenant
 
 
@@ -41,13 +44,16 @@ def test_receipt_latency_percentiles_use_percentile_cont_R_BIL_7(fresh):
     assert totals["latency_p99"] == pytest.approx(9.76)
 
 
-@pytest.mark.parametrize(("group_by", "expected"), [
-    ("status", {"delivered": 4, "undelivered": 1, "rejected": 1}),
-    ("channel", {7: 4, 8: 1, None: 1}),
-    ("carrier", {"china_mobile": 4, "china_unicom": 2}),
-    ("country", {"CN": 5, "US": 1}),
-    ("type", {"verification": 4, "marketing": 1, "international": 1}),
-])
+@pytest.mark.parametrize(
+    ("group_by", "expected"),
+    [
+        ("status", {"delivered": 4, "undelivered": 1, "rejected": 1}),
+        ("channel", {7: 4, 8: 1, None: 1}),
+        ("carrier", {"china_mobile": 4, "china_unicom": 2}),
+        ("country", {"CN": 5, "US": 1}),
+        ("type", {"verification": 4, "marketing": 1, "international": 1}),
+    ],
+)
 def test_counts_by_dimension_R_BIL_7(fresh, group_by, expected):
     groups = tenant_stats(tenant=fresh, group_by=group_by)["groups"]
     assert {g["key"]: g["total"] for g in groups} == expected
@@ -110,7 +116,9 @@ def test_stats_api_refuses_an_unknown_grouping(client_a):
 def test_stats_api_accepts_an_explicit_range(client_a, tenant_a):
     make_message(tenant_a, age=timedelta(days=5))
     now = timezone.now()
-    response = client_a.get("/api/v1/stats/summary", {"from": (now - timedelta(days=6)).isoformat(),
-                                                      "to": (now - timedelta(days=4)).isoformat(), "group_by": "day"})
+    response = client_a.get(
+        "/api/v1/stats/summary",
+        {"from": (now - timedelta(days=6)).isoformat(), "to": (now - timedelta(days=4)).isoformat(), "group_by": "day"},
+    )
     assert response.status_code == 200
     assert response.json()["totals"]["total"] == 1

@@ -28,9 +28,16 @@ def test_auditor_exports_the_trail_from_the_admin_and_the_export_is_recorded_R_A
     page = client.get("/admin/tenants/operationrecord/")
     assert page.status_code == 200
     assert b"Export" in page.content
-    response = client.post("/admin/tenants/operationrecord/export/?action=trail.export",
-                           {"format": "0", "resource": "0", "operationrecordresource_action": "on",
-                            "operationrecordresource_reason": "on", "operationrecordresource_id": "on"})
+    response = client.post(
+        "/admin/tenants/operationrecord/export/?action=trail.export",
+        {
+            "format": "0",
+            "resource": "0",
+            "operationrecordresource_action": "on",
+            "operationrecordresource_reason": "on",
+            "operationrecordresource_id": "on",
+        },
+    )
     assert response.status_code == 200, response.content[:500]
     text = response.content.decode("utf-8-sig")
     assert "trail.export" in text

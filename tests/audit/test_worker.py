@@ -50,8 +50,12 @@ def test_real_worker_writes_the_filtered_rows_R_AUD_2(worker, settings, tmp_path
     tag = secrets.token_hex(4)
     tenant = create_tenant(f"Worker Export {tag}")
     for n in range(10):
-        make_message(tenant, signature=f"W{tag}", status="delivered" if n % 2 else "expired",
-                     recipient=f"+86139{tag[:4].encode().hex()[:4]}{n:04d}"[:14])
+        make_message(
+            tenant,
+            signature=f"W{tag}",
+            status="delivered" if n % 2 else "expired",
+            recipient=f"+86139{tag[:4].encode().hex()[:4]}{n:04d}"[:14],
+        )
     auditor = make_auditor(f"wk{tag}")
     filters = {"tenant_ids": [tenant.pk], "signature": f"W{tag}", "statuses": ["expired"]}
     job = request_export(kind="send_log", fmt="csv", filters=filters, user=auditor, background=True)
@@ -66,8 +70,9 @@ def test_real_worker_writes_the_filtered_rows_R_AUD_2(worker, settings, tmp_path
     with open(settings.MEDIA_ROOT / job.file_name, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
     with schema_context(tenant.schema_name):
-        expected = list(message_queryset(filters=SendLogFilters.from_dict(filters)).order_by("id")
-                        .values_list("id", "recipient"))
+        expected = list(
+            message_queryset(filters=SendLogFilters.from_dict(filters)).order_by("id").values_list("id", "recipient")
+        )
     assert [(int(r["message_id"]), r["recipient"]) for r in rows] == [(i, "'" + mask_number(n)) for i, n in expected]
     assert job.rows_written == 5
     User.objects.filter(pk=auditor.pk).update(is_active=False)

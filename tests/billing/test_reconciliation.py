@@ -14,14 +14,24 @@ PRICE = 35_000
 
 def accept(tenant, segments_list):
     """Messages accepted as the send path does it: one hold per message, rows in the tenant schema."""
-    lines = [services.HoldLine(reference=f"recon:{i}", segments=s, unit_price=PRICE) for i, s in enumerate(segments_list)]
+    lines = [
+        services.HoldLine(reference=f"recon:{i}", segments=s, unit_price=PRICE) for i, s in enumerate(segments_list)
+    ]
     holds = services.hold_messages(tenant=tenant, lines=lines, idempotency_key=f"recon-{tenant.pk}", actor=SYSTEM)
     now = timezone.now()
     with tenant_context(tenant):
         request = SendRequest.objects.create(kind="batch", body_hash="r" * 64, total=len(holds), accepted=len(holds))
         messages = [
-            Message.objects.create(request=request, recipient=f"+86138000000{i:02d}", segments=hold.segments,
-                                   unit_price=PRICE, amount=hold.amount, hold_id=hold.pk, status="accepted", status_at=now)
+            Message.objects.create(
+                request=request,
+                recipient=f"+86138000000{i:02d}",
+                segments=hold.segments,
+                unit_price=PRICE,
+                amount=hold.amount,
+                hold_id=hold.pk,
+                status="accepted",
+                status_at=now,
+            )
             for i, hold in enumerate(holds)
         ]
     return messages, holds
@@ -31,7 +41,9 @@ def carrier_accepts(tenant, message, hold, *, delivered: bool):
     now = timezone.now()
     with tenant_context(tenant):
         Message.objects.filter(pk=message.pk).update(submitted_at=now, status="delivered" if delivered else "submitted")
-    services.capture_holds(captures=[services.Capture(hold.pk, f"cid-{hold.pk}", now)], idempotency_key=f"cap-{hold.pk}")
+    services.capture_holds(
+        captures=[services.Capture(hold.pk, f"cid-{hold.pk}", now)], idempotency_key=f"cap-{hold.pk}"
+    )
 
 
 def month_path():

@@ -18,7 +18,12 @@ from .conftest import approved_signature, approved_template
 
 OPERATOR = services.Actor(kind="user", id="1", label="user:op")
 US, GB, FR, IN, KP, JP, CN1 = (
-    "+12025550123", "+447400123456", "+33612345678", "+919876543210", "+85021234567", "+819012345678",
+    "+12025550123",
+    "+447400123456",
+    "+33612345678",
+    "+919876543210",
+    "+85021234567",
+    "+819012345678",
     "+8613800138001",
 )
 
@@ -63,7 +68,10 @@ def test_r_cmp_9_country_without_rule_can_be_refused_by_setting(tenant_a, intl, 
 def test_r_cmp_9_the_platform_rule_comes_before_the_tenant_setting(tenant_a, intl):
     services.update_compliance_settings(tenant=tenant_a, changes={"enabled_countries": ["US"]}, actor=OPERATOR)
     assert _reasons(_check(tenant_a, intl, [KP, FR, US, CN1])) == [
-        "country_disabled", "country_not_enabled", None, "domestic_number",
+        "country_disabled",
+        "country_not_enabled",
+        None,
+        "domestic_number",
     ]
 
 
@@ -170,9 +178,16 @@ def test_r_cmp_9_tenant_reads_the_country_rules(client_a, tenant_a, tenant_b, in
 def test_r_cmp_9_operator_edits_a_country_rule_in_admin(client, operator_user):
     client.force_login(operator_user)
     form = {
-        "country": "de", "name": "Germany", "enabled": "on", "sender_rule": "alphanumeric",
-        "quiet_hours_start": "22:00", "quiet_hours_end": "07:00", "timezone": "Europe/Berlin",
-        "max_segments": "4", "notes": "", "registered_senders-TOTAL_FORMS": "0",
+        "country": "de",
+        "name": "Germany",
+        "enabled": "on",
+        "sender_rule": "alphanumeric",
+        "quiet_hours_start": "22:00",
+        "quiet_hours_end": "07:00",
+        "timezone": "Europe/Berlin",
+        "max_segments": "4",
+        "notes": "",
+        "registered_senders-TOTAL_FORMS": "0",
         "registered_senders-INITIAL_FORMS": "0",
     }
     refused = client.post("/admin/compliance/countryrule/add/", {**form, "timezone": "Berlin"})
@@ -203,12 +218,19 @@ def test_r_cmp_9_country_rules_import_and_export(client, operator_user):
     )
     confirm = client.post(
         "/admin/compliance/countryrule/import/",
-        {"import_file": SimpleUploadedFile("c.csv", csv.encode(), content_type="text/csv"), "format": "0",
-         "resource": "0"},
+        {
+            "import_file": SimpleUploadedFile("c.csv", csv.encode(), content_type="text/csv"),
+            "format": "0",
+            "resource": "0",
+        },
     )
     assert confirm.status_code == 200
-    fields = dict(re.findall(r'name="(import_file_name|original_file_name|format|resource)"[^>]*value="([^"]*)"',
-                             confirm.content.decode()))
+    fields = dict(
+        re.findall(
+            r'name="(import_file_name|original_file_name|format|resource)"[^>]*value="([^"]*)"',
+            confirm.content.decode(),
+        )
+    )
     done = client.post("/admin/compliance/countryrule/process_import/", fields)
     assert done.status_code == 302, done.content.decode()[:3000]
     assert CountryRule.objects.get(country="IT").max_segments == 3
@@ -223,8 +245,11 @@ def test_r_cmp_9_import_refuses_an_invalid_row(client, operator_user):
     csv = "country,name,enabled,sender_rule,timezone\nCN,China,1,numeric,\n"
     page = client.post(
         "/admin/compliance/countryrule/import/",
-        {"import_file": SimpleUploadedFile("c.csv", csv.encode(), content_type="text/csv"), "format": "0",
-         "resource": "0"},
+        {
+            "import_file": SimpleUploadedFile("c.csv", csv.encode(), content_type="text/csv"),
+            "format": "0",
+            "resource": "0",
+        },
     )
     assert "home country" in page.content.decode()
     assert not CountryRule.objects.filter(country="CN").exists()

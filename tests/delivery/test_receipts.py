@@ -34,7 +34,8 @@ def test_parse_standard_receipt_text_r_dlv_4():
 
 def test_parse_receipt_keys_are_case_insensitive_and_dates_may_have_seconds_r_dlv_4():
     receipt = parse_receipt(
-        short_message="ID:77 SUB:001 DLVRD:000 SUBMIT DATE:251123103005 DONE DATE:251123103159 STAT:undeliv ERR:034")
+        short_message="ID:77 SUB:001 DLVRD:000 SUBMIT DATE:251123103005 DONE DATE:251123103159 STAT:undeliv ERR:034"
+    )
     assert receipt.message_id == "77"
     assert receipt.stat == "UNDELIV"
     assert receipt.status == "undelivered"

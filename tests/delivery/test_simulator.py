@@ -245,17 +245,40 @@ def test_management_command_runs_the_simulator(tmp_path):
     root = Path(__file__).resolve().parents[2]
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(root / "manage.py"), "smsc_simulator", "--port", str(port), "--system-id", "cmd",
-         "--password", "pw", "--receipt-delay", "0", "--stats-every", "0"],
-        cwd=root, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(root / "manage.py"),
+            "smsc_simulator",
+            "--port",
+            str(port),
+            "--system-id",
+            "cmd",
+            "--password",
+            "pw",
+            "--receipt-delay",
+            "0",
+            "--stats-every",
+            "0",
+        ],
+        cwd=root,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         for line in proc.stdout:
             if "listening" in line:
                 break
         results, inbound = [], []
-        session = SmppSession(host="127.0.0.1", port=port, system_id="cmd", password="pw",
-                              on_result=results.append, on_inbound=inbound.append)
+        session = SmppSession(
+            host="127.0.0.1",
+            port=port,
+            system_id="cmd",
+            password="pw",
+            on_result=results.append,
+            on_inbound=inbound.append,
+        )
         session.connect()
         session.submit(ref="c", source="10690001", destination="+8613800000001", text="via manage.py")
         session.drain(5)

@@ -120,8 +120,9 @@ def test_token_bucket_decisions_are_pure():
     assert not bucket.take(0.15)
 
 
-def test_throttling_gives_transient_results_backs_off_and_retry_succeeds_r_dlv_3(smsc_factory, session_factory,
-                                                                                 recorder):
+def test_throttling_gives_transient_results_backs_off_and_retry_succeeds_r_dlv_3(
+    smsc_factory, session_factory, recorder
+):
     sim = smsc_factory(throttle_every=5)
     session = session_factory(sim, window=5, throttle_backoff=0.01)
     messages = {f"th{i}": (f"+86138000030{i:02d}", f"throttle {i}") for i in range(20)}
@@ -147,8 +148,9 @@ def test_permanent_error_is_not_transient_r_dlv_3(smsc_factory, session_factory,
     assert not result.transient
 
 
-def test_disconnect_mid_stream_reports_outstanding_transient_and_reconnect_works_r_dlv_3(smsc_factory,
-                                                                                         session_factory, recorder):
+def test_disconnect_mid_stream_reports_outstanding_transient_and_reconnect_works_r_dlv_3(
+    smsc_factory, session_factory, recorder
+):
     sim = smsc_factory(disconnect_every=7)
     session = session_factory(sim, window=5)
     messages = {f"d{i}": (f"+86138000040{i:02d}", f"disconnect {i}") for i in range(30)}
@@ -163,8 +165,9 @@ def test_disconnect_mid_stream_reports_outstanding_transient_and_reconnect_works
     assert set(delivered.values()) == {1}  # nothing accepted was reported lost, nothing sent twice
 
 
-def test_every_part_gets_exactly_one_result_when_link_drops_mid_message_r_dlv_3(smsc_factory, session_factory,
-                                                                               recorder):
+def test_every_part_gets_exactly_one_result_when_link_drops_mid_message_r_dlv_3(
+    smsc_factory, session_factory, recorder
+):
     sim = smsc_factory(disconnect_every=2, response_delay=0.05)
     session = session_factory(sim, window=10)
 
@@ -287,8 +290,7 @@ def test_failing_inbound_handler_means_redelivery_r_dlv_5(smsc_factory, session_
     assert session.stats["inbound_errors"] == 1
 
 
-def test_receipt_with_decimal_id_matches_hex_submit_id_via_variants_r_dlv_4(smsc_factory, session_factory,
-                                                                            recorder):
+def test_receipt_with_decimal_id_matches_hex_submit_id_via_variants_r_dlv_4(smsc_factory, session_factory, recorder):
     sim = smsc_factory(submit_id_format="hex", receipt_id_format="dec")
     session = session_factory(sim)
     session.submit(ref="dec", source="10690001", destination="+8613800000007", text="ids")
@@ -310,8 +312,7 @@ def test_receipt_tlvs_are_preferred_r_dlv_4(smsc_factory, session_factory, recor
     assert receipt.status == "undelivered"
 
 
-def test_receipt_before_submit_response_is_passed_through_in_order_r_dlv_4(smsc_factory, session_factory,
-                                                                          recorder):
+def test_receipt_before_submit_response_is_passed_through_in_order_r_dlv_4(smsc_factory, session_factory, recorder):
     sim = smsc_factory(receipt_before_response=True)
     session = session_factory(sim)
     session.submit(ref="early", source="10690001", destination="+8613800000009", text="early")
@@ -378,8 +379,9 @@ def test_transmitter_sender_gets_receipts_on_the_listener_bind_r_dlv_4(smsc, ses
     from tests.delivery.conftest import Recorder
 
     listener_events = Recorder()
-    listener = session_factory(smsc, bind="receiver", on_result=listener_events.on_result,
-                               on_inbound=listener_events.on_inbound)
+    listener = session_factory(
+        smsc, bind="receiver", on_result=listener_events.on_result, on_inbound=listener_events.on_inbound
+    )
     sender = session_factory(smsc, bind="transmitter")
     sender.submit(ref="tx", source="10690001", destination="+8613800000013", text="via listener")
     sender.drain(5)

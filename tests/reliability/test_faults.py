@@ -90,7 +90,8 @@ def sent_and_charged(sim, tenant, ids):
 
 
 def test_crash_between_commit_and_publish_many_times_loses_and_duplicates_nothing(
-        live_db, smsc_factory, worker, figure, settings):
+    live_db, smsc_factory, worker, figure, settings
+):
     settings.DELIVERY_RETRY_BACKOFF_MS = 100
     sim = smsc_factory(credentials={"demo": "demo"})
     only_channel(port=sim.port)
@@ -99,15 +100,27 @@ def test_crash_between_commit_and_publish_many_times_loses_and_duplicates_nothin
     crashes, broker_down = 4, 30
     for k in range(crashes):  # a real process exit between COMMIT and publish
         numbers = ",".join(f"+86133{k:02d}{n:06d}" for n in range(5))
-        run = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(tenant.pk), template, numbers], cwd=ROOT,
-                             env=_test_db_env(), capture_output=True, text=True, timeout=60)
+        run = subprocess.run(
+            [sys.executable, "-c", CRASH_SCRIPT, str(tenant.pk), template, numbers],
+            cwd=ROOT,
+            env=_test_db_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 9, run.stderr[-2000:]
     with BrokerDown():  # the publish fails after COMMIT; the request still succeeds (202)
         for k in range(broker_down):
-            response = client.post("/api/v1/batches", {"signature": "DemoShop", "template": template,
-                                                       "params": {"code": "1234"},
-                                                       "recipients": [f"+86134{k:02d}{n:06d}" for n in range(3)]},
-                                   format="json")
+            response = client.post(
+                "/api/v1/batches",
+                {
+                    "signature": "DemoShop",
+                    "template": template,
+                    "params": {"code": "1234"},
+                    "recipients": [f"+86134{k:02d}{n:06d}" for n in range(3)],
+                },
+                format="json",
+            )
             assert response.status_code == 202, response.content[:300]
     with tenant_context(tenant):
         ids = list(Message.objects.values_list("pk", flat=True))
@@ -119,12 +132,18 @@ def test_crash_between_commit_and_publish_many_times_loses_and_duplicates_nothin
     worker()
     services.relay_outbox()  # the periodic sweeper (relay_due_outbox, every 5 s), run now
     services.relay_outbox()  # … and again: nothing is relayed twice
-    wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=90, what="all delivered",
-             describe=lambda: Counter(statuses(tenant, ids).values()))
+    wait_for(
+        lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED},
+        timeout=90,
+        what="all delivered",
+        describe=lambda: Counter(statuses(tenant, ids).values()),
+    )
     sent, rows, holds = sent_and_charged(sim, tenant, ids)
     scale = f"{crashes} process exits after COMMIT + {broker_down} publishes with the broker down, {expected} messages"
     figure("messages lost (crash between commit and publish)", expected - len(sent), scale=scale)
-    figure("messages submitted twice (crash between commit and publish)", sum(c - 1 for c in sent.values()), scale=scale)
+    figure(
+        "messages submitted twice (crash between commit and publish)", sum(c - 1 for c in sent.values()), scale=scale
+    )
     figure("messages charged twice (crash between commit and publish)", len(rows) - holds["captured"], scale=scale)
     assert len(sent) == expected
     assert max(sent.values()) == 1
@@ -144,17 +163,26 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
     numbers = [f"+86152{n:08d}" for n in range(300)]
     ids = []
     for chunk in range(0, len(numbers), 100):
-        response = client.post("/api/v1/batches", {"signature": "DemoShop", "template": template,
-                                                   "params": {"code": "1234"}, "recipients": numbers[chunk:chunk + 100]},
-                               format="json")
+        response = client.post(
+            "/api/v1/batches",
+            {
+                "signature": "DemoShop",
+                "template": template,
+                "params": {"code": "1234"},
+                "recipients": numbers[chunk : chunk + 100],
+            },
+            format="json",
+        )
         assert response.status_code == 202
         ids += [m["id"] for m in response.json()["messages"]]
     killed = 0
     wait_for(lambda: len(sim.submitted) >= 20, timeout=60, what="the batch to be under way")
     for _ in range(5):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             killed += cursor.fetchone()[0]
         time.sleep(0.4)
     assert killed >= 1
@@ -164,8 +192,13 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
         services.relay_outbox()
         return set(statuses(tenant, ids).values()) <= FINAL | {S.SUBMITTING, S.UNKNOWN_SUBMISSION}
 
-    wait_for(quiet, timeout=120, every=1.0, what="no message queued any more",
-             describe=lambda: Counter(statuses(tenant, ids).values()))
+    wait_for(
+        quiet,
+        timeout=120,
+        every=1.0,
+        what="no message queued any more",
+        describe=lambda: Counter(statuses(tenant, ids).values()),
+    )
     time.sleep(3)
     # Submissions whose result could not be recorded (their connection died): unknown until a
     # receipt proves them sent, or the reconcile window passes (here: once every receipt the SMSC
@@ -174,11 +207,18 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
         mark_stale_submissions()
     unknown = [pk for pk, s in statuses(tenant, ids).items() if s == S.UNKNOWN_SUBMISSION]
     with tenant_context(tenant):
-        unknown_numbers = {n.lstrip("+") for n in Message.objects.filter(pk__in=unknown).values_list("recipient", flat=True)}
+        unknown_numbers = {
+            n.lstrip("+") for n in Message.objects.filter(pk__in=unknown).values_list("recipient", flat=True)
+        }
     connection.set_schema_to_public()
     reached = unknown_numbers & {r.destination for r in sim.submitted}
-    wait_for(lambda: set(PendingReceipt.objects.filter(source_addr__in=reached).values_list("source_addr", flat=True))
-             >= reached, timeout=60, what="receipts of the submissions whose results were lost")
+    wait_for(
+        lambda: (
+            set(PendingReceipt.objects.filter(source_addr__in=reached).values_list("source_addr", flat=True)) >= reached
+        ),
+        timeout=60,
+        what="receipts of the submissions whose results were lost",
+    )
     with override_settings(DELIVERY_RECONCILE_SECONDS=0):
         reconcile_unknown_submissions()
 
@@ -186,16 +226,26 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
         services.requeue_stale_queued(older_than=timedelta(seconds=2))
         return set(statuses(tenant, ids).values()) <= FINAL
 
-    wait_for(settled, timeout=120, every=1.0, what="every message final",
-             describe=lambda: Counter(statuses(tenant, ids).values()))
+    wait_for(
+        settled,
+        timeout=120,
+        every=1.0,
+        what="every message final",
+        describe=lambda: Counter(statuses(tenant, ids).values()),
+    )
     sent, rows, holds = sent_and_charged(sim, tenant, ids)
-    scale = (f"{len(ids)} messages, {killed} backends terminated in 5 rounds; "
-             f"{len(unknown)} results lost, {len(reached)} of them proven sent by their receipt")
+    scale = (
+        f"{len(ids)} messages, {killed} backends terminated in 5 rounds; "
+        f"{len(unknown)} results lost, {len(reached)} of them proven sent by their receipt"
+    )
     twice = sum(c - 1 for c in sent.values())
     figure("messages lost (PostgreSQL connections killed)", len(ids) - len(sent), scale=scale)
     figure("messages submitted twice (PostgreSQL connections killed)", twice, scale=scale)
-    figure("messages stuck in a non-final state after recovery (PostgreSQL killed)",
-           sum(1 for _, _, s in rows if s not in FINAL), scale=scale)
+    figure(
+        "messages stuck in a non-final state after recovery (PostgreSQL killed)",
+        sum(1 for _, _, s in rows if s not in FINAL),
+        scale=scale,
+    )
     assert len(sent) == len(ids)
     assert twice == 0
     assert {s for _, _, s in rows} == {S.DELIVERED}
@@ -221,13 +271,24 @@ def test_two_tenants_interleaved_never_write_in_each_others_schema(live_db, smsc
         try:
             for r in range(10):
                 if r % 2:
-                    body = {"signature": "DemoShop", "template": template, "params": {"code": "1234"},
-                            "recipients": [f"+86{prefix}{t}{r:02d}{k:05d}" for k in range(5)]}
+                    body = {
+                        "signature": "DemoShop",
+                        "template": template,
+                        "params": {"code": "1234"},
+                        "recipients": [f"+86{prefix}{t}{r:02d}{k:05d}" for k in range(5)],
+                    }
                     response = mine.post("/api/v1/batches", body, format="json")
                 else:
-                    response = mine.post("/api/v1/messages", {"signature": "DemoShop", "template": template,
-                                                              "params": {"code": "1234"}, "to": f"+86{prefix}{t}{r:02d}99999"},
-                                         format="json")
+                    response = mine.post(
+                        "/api/v1/messages",
+                        {
+                            "signature": "DemoShop",
+                            "template": template,
+                            "params": {"code": "1234"},
+                            "to": f"+86{prefix}{t}{r:02d}99999",
+                        },
+                        format="json",
+                    )
                 if response.status_code != 202 or response.json().get("rejected"):
                     errors.append(response.content[:200])
                 mine.get("/api/v1/messages")
@@ -253,10 +314,17 @@ def test_two_tenants_interleaved_never_write_in_each_others_schema(live_db, smsc
         connection.set_schema_to_public()
         wrong += Hold.objects.filter(pk__in=hold_ids).exclude(tenant=tenant).count()
         wrong += Hold.objects.filter(tenant=tenant).exclude(reference__startswith=f"{tenant.schema_name}:").count()
-        wrong += OperationRecord.objects.filter(action__startswith="delivery.send", tenant=tenant).exclude(
-            object_id__in=[str(pk) for pk in _request_ids(tenant)]).count()
-    figure("rows written in the wrong tenant schema", wrong, unit="rows",
-           scale=f"2 tenants × 4 API threads × 10 requests + worker jobs, {2 * per_tenant} messages")
+        wrong += (
+            OperationRecord.objects.filter(action__startswith="delivery.send", tenant=tenant)
+            .exclude(object_id__in=[str(pk) for pk in _request_ids(tenant)])
+            .count()
+        )
+    figure(
+        "rows written in the wrong tenant schema",
+        wrong,
+        unit="rows",
+        scale=f"2 tenants × 4 API threads × 10 requests + worker jobs, {2 * per_tenant} messages",
+    )
     assert wrong == 0
 
 

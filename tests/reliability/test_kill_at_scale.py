@@ -35,7 +35,9 @@ pytestmark = pytest.mark.faults
 # thread claimed most of the batch before the first kill and too little was left to reach the
 # second kill's target.
 @override_settings(DELIVERY_JOB_SIZE=50)
-def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, smsc_factory, listener, figure):
+def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
+    live_db, smsc_factory, listener, figure
+):
     import dramatiq
 
     import smsplatform.worker  # noqa: F401
@@ -50,8 +52,11 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
     ids = []
     for start in range(0, total, 1000):
         numbers = [f"+86155{n:08d}" for n in range(start, min(total, start + 1000))]
-        response = client.post("/api/v1/batches", {"signature": "DemoShop", "template": template,
-                                                   "params": {"code": "1234"}, "recipients": numbers}, format="json")
+        response = client.post(
+            "/api/v1/batches",
+            {"signature": "DemoShop", "template": template, "params": {"code": "1234"}, "recipients": numbers},
+            format="json",
+        )
         assert response.status_code == 202
         ids += [m["id"] for m in response.json()["messages"]]
     log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
@@ -62,8 +67,12 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
             worker = worker_process(log=log, threads=2, env={"DELIVERY_JOB_SIZE": "50"})
             relay_outbox()
             target = int(total * fraction)
-            wait_for(lambda t=target: len(sim.submitted) >= t, timeout=120, what=f"{target} submits",
-                     describe=lambda: _diagnose(tenant, ids, sim))
+            wait_for(
+                lambda t=target: len(sim.submitted) >= t,
+                timeout=120,
+                what=f"{target} submits",
+                describe=lambda: _diagnose(tenant, ids, sim),
+            )
             signal_group(worker, signal.SIGKILL)
             worker.wait(timeout=10)
             kills += 1
@@ -78,20 +87,38 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
             states = statuses(tenant, ids)
             return all(s in (S.DELIVERED, S.UNKNOWN_SUBMISSION) for s in states.values()) and states
 
-        states = wait_for(settled, timeout=max(120, total / 20), every=0.5, what="delivered or awaiting reconciliation",
-                          describe=lambda: _diagnose(tenant, ids, sim))
+        states = wait_for(
+            settled,
+            timeout=max(120, total / 20),
+            every=0.5,
+            what="delivered or awaiting reconciliation",
+            describe=lambda: _diagnose(tenant, ids, sim),
+        )
         unknown = [pk for pk, s in states.items() if s == S.UNKNOWN_SUBMISSION]
         with tenant_context(tenant):
-            unknown_numbers = {n.lstrip("+") for n in Message.objects.filter(pk__in=unknown).values_list("recipient", flat=True)}
+            unknown_numbers = {
+                n.lstrip("+") for n in Message.objects.filter(pk__in=unknown).values_list("recipient", flat=True)
+            }
         connection.set_schema_to_public()
         reached = unknown_numbers & {r.destination for r in sim.submitted}
-        wait_for(lambda: set(PendingReceipt.objects.filter(source_addr__in=reached).values_list("source_addr", flat=True))
-                 >= reached, timeout=60, what="receipts of the killed workers' submits (redelivered to the listener)",
-                 describe=lambda: _diagnose(tenant, ids, sim) + f" missing={_missing_receipts(reached, sim)}")
+        wait_for(
+            lambda: (
+                set(PendingReceipt.objects.filter(source_addr__in=reached).values_list("source_addr", flat=True))
+                >= reached
+            ),
+            timeout=60,
+            what="receipts of the killed workers' submits (redelivered to the listener)",
+            describe=lambda: _diagnose(tenant, ids, sim) + f" missing={_missing_receipts(reached, sim)}",
+        )
         with override_settings(DELIVERY_RECONCILE_SECONDS=0):
             reconcile_unknown_submissions()
-        wait_for(lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED}, timeout=max(120, total / 20), every=0.5,
-                 what="all delivered", describe=lambda: _diagnose(tenant, ids, sim))
+        wait_for(
+            lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED},
+            timeout=max(120, total / 20),
+            every=0.5,
+            what="all delivered",
+            describe=lambda: _diagnose(tenant, ids, sim),
+        )
     finally:
         if worker is not None:
             signal_group(worker, signal.SIGTERM)
@@ -102,13 +129,18 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
     connection.set_schema_to_public()
     sent = Counter(r.destination for r in sim.submitted if r.destination in ours)
     holds = Counter(Hold.objects.filter(pk__in=hold_ids).values_list("state", flat=True))
-    scale = (f"{total} messages, worker SIGKILLed {kills}× mid-batch; in flight at the kills: "
-             f"{'+'.join(map(str, in_flight))} (unknown until reconciled)")
+    scale = (
+        f"{total} messages, worker SIGKILLed {kills}× mid-batch; in flight at the kills: "
+        f"{'+'.join(map(str, in_flight))} (unknown until reconciled)"
+    )
     figure("messages lost (worker SIGKILL)", total - len(sent), scale=scale)
     figure("messages submitted twice (worker SIGKILL)", sum(c - 1 for c in sent.values()), scale=scale)
     figure("messages charged twice or not at all (worker SIGKILL)", total - holds["captured"], scale=scale)
-    figure("messages stuck in a non-final state after recovery (worker SIGKILL)",
-           sum(1 for s in statuses(tenant, ids).values() if s != S.DELIVERED), scale=scale)
+    figure(
+        "messages stuck in a non-final state after recovery (worker SIGKILL)",
+        sum(1 for s in statuses(tenant, ids).values() if s != S.DELIVERED),
+        scale=scale,
+    )
     assert len(sent) == total
     assert max(sent.values()) == 1
     assert holds == {"captured": total}
@@ -119,8 +151,10 @@ def _diagnose(tenant, ids, sim) -> str:
     import dramatiq
 
     client = dramatiq.get_broker().client
-    queues = {key.decode(): client.llen(key) if client.type(key) == b"list" else client.type(key).decode()
-              for key in client.keys("*")}
+    queues = {
+        key.decode(): client.llen(key) if client.type(key) == b"list" else client.type(key).decode()
+        for key in client.keys("*")
+    }
     return f"states={Counter(statuses(tenant, ids).values())} queues={queues} submitted={len(sim.submitted)}"
 
 
@@ -130,4 +164,3 @@ def _missing_receipts(reached, sim) -> str:
     sent = [r for r in sim.delivered if r.kind == "receipt"]
     retry = {k: len(v) for k, v in sim._retry_queue.items()}
     return f"{len(missing)} of {len(reached)}; simulator receipts sent={len(sent)} retry_queue={retry} connections={len(sim._connections)}"
-

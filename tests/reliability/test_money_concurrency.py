@@ -46,13 +46,28 @@ def test_parallel_clients_never_overspend_and_pay_each_message_once(live_db, sms
             for r in range(ROUNDS):
                 if r % 2:
                     numbers = [f"+86136{n:02d}{r:02d}{k:04d}" for k in range(3)]
-                    response = mine.post("/api/v1/batches", {"signature": "DemoShop", "template": template,
-                                                             "params": {"code": "1234"}, "recipients": numbers}, format="json")
+                    response = mine.post(
+                        "/api/v1/batches",
+                        {
+                            "signature": "DemoShop",
+                            "template": template,
+                            "params": {"code": "1234"},
+                            "recipients": numbers,
+                        },
+                        format="json",
+                    )
                     ids = [m["id"] for m in response.json().get("messages", [])] if response.status_code == 202 else []
                 else:
-                    response = mine.post("/api/v1/messages", {"signature": "DemoShop", "template": template,
-                                                              "params": {"code": "1234"}, "to": f"+86135{n:02d}{r:06d}"},
-                                         format="json")
+                    response = mine.post(
+                        "/api/v1/messages",
+                        {
+                            "signature": "DemoShop",
+                            "template": template,
+                            "params": {"code": "1234"},
+                            "to": f"+86135{n:02d}{r:06d}",
+                        },
+                        format="json",
+                    )
                     ids = [response.json()["id"]] if response.status_code == 202 else []
                 with lock:
                     outcomes.append((response.status_code, ids))
@@ -106,8 +121,17 @@ def test_parallel_clients_never_overspend_and_pay_each_message_once(live_db, sms
     charged = Counter(Hold.objects.filter(account=account, state="captured").values_list("reference", flat=True))
     scale = f"{CLIENTS} clients × {ROUNDS} requests, {len(accepted)} accepted"
     figure("messages charged twice (money race)", sum(c - 1 for c in charged.values()), scale=scale)
-    figure("ledger: balance + held + captured − top-ups", account.balance + account.held + captured - topups,
-           unit="micro-units", scale=scale)
-    figure("outbox entries relayed by the sweeper, not the fast path (recovered)", missed, unit="entries",
-           goal="any (recovered)", scale=scale)
+    figure(
+        "ledger: balance + held + captured − top-ups",
+        account.balance + account.held + captured - topups,
+        unit="micro-units",
+        scale=scale,
+    )
+    figure(
+        "outbox entries relayed by the sweeper, not the fast path (recovered)",
+        missed,
+        unit="entries",
+        goal="any (recovered)",
+        scale=scale,
+    )
     figure("accepted messages without exactly one hold", len(accepted) - len(set(hold_of.values())), scale=scale)

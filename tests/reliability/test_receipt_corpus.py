@@ -35,19 +35,25 @@ def receipt_pdu(style: int, *, sent_id: int, stat: str) -> dict:
     if style == 1:  # decimal id in the text; submit response was hex
         return {"short_message": text.replace(f"id:{sent_id:X}", f"id:{sent_id}")}
     if style == 2:  # id only in the receipted_message_id TLV (NUL-terminated, lower case)
-        return {"short_message": text.replace(f"id:{sent_id:X} ", ""),
-                "tlvs": {"receipted_message_id": f"{sent_id:x}".encode() + b"\x00"}}
+        return {
+            "short_message": text.replace(f"id:{sent_id:X} ", ""),
+            "tlvs": {"receipted_message_id": f"{sent_id:x}".encode() + b"\x00"},
+        }
     if style == 3:  # upper-case keys, lower-case stat, leading zeros on the id
-        return {"short_message": text.replace(f"id:{sent_id:X}", f"ID:{sent_id:012X}").upper().replace(
-            f"STAT:{stat}", f"stat:{stat.lower()}")}
+        return {
+            "short_message": text.replace(f"id:{sent_id:X}", f"ID:{sent_id:012X}")
+            .upper()
+            .replace(f"STAT:{stat}", f"stat:{stat.lower()}")
+        }
     # message_state TLV (numeric) wins over a contradicting text stat
     state = {"DELIVRD": 2, "UNDELIV": 5}[stat]
     other = "UNDELIV" if stat == "DELIVRD" else "DELIVRD"
     return {"short_message": text.replace(f"stat:{stat}", f"stat:{other}"), "tlvs": {"message_state": state}}
 
 
-def test_receipt_corpus_every_form_matches_its_message_once(tenant_a, tenant_b, make_channel, figure,
-                                                            django_capture_on_commit_callbacks):
+def test_receipt_corpus_every_form_matches_its_message_once(
+    tenant_a, tenant_b, make_channel, figure, django_capture_on_commit_callbacks
+):
     rng = random.Random(7)
     channel, other_channel = make_channel(), make_channel(route=False)
     expected: dict[tuple[int, int], str] = {}
@@ -55,13 +61,25 @@ def test_receipt_corpus_every_form_matches_its_message_once(tenant_a, tenant_b, 
     for n in range(60):
         tenant = (tenant_a, tenant_b)[n % 2]
         parts = 1 + (n % 3 == 0)
-        msg = add_message(tenant, status=S.SUBMITTING, recipient=f"+86138{n:08d}", claim_token="tok", channel_id=channel.pk)
+        msg = add_message(
+            tenant, status=S.SUBMITTING, recipient=f"+86138{n:08d}", claim_token="tok", channel_id=channel.pk
+        )
         stats = [rng.choice(["DELIVRD", "DELIVRD", "UNDELIV"]) for _ in range(parts)]
         expected[(tenant.pk, msg.pk)] = S.DELIVERED if set(stats) == {"DELIVRD"} else S.UNDELIVERED
         ids = [0xA0000000 + n * 16 + p for p in range(parts)]
-        submits.append([SubmitResult(ref=f"{tenant.schema_name}:{msg.pk}:tok", part=p + 1, parts=parts,
-                                     message_id=normalise_message_id(format(i, "X")), command_status=0, transient=False)
-                        for p, i in enumerate(ids)])
+        submits.append(
+            [
+                SubmitResult(
+                    ref=f"{tenant.schema_name}:{msg.pk}:tok",
+                    part=p + 1,
+                    parts=parts,
+                    message_id=normalise_message_id(format(i, "X")),
+                    command_status=0,
+                    transient=False,
+                )
+                for p, i in enumerate(ids)
+            ]
+        )
         for i, stat in zip(ids, stats, strict=True):
             receipts += [receipt_pdu(rng.randrange(5), sent_id=i, stat=stat)] * 2  # every receipt twice
     strangers = [receipt_pdu(s, sent_id=0xBEEF0000 + s, stat="DELIVRD") for s in range(5)]
@@ -83,8 +101,14 @@ def test_receipt_corpus_every_form_matches_its_message_once(tenant_a, tenant_b, 
     got = {}
     for tenant in (tenant_a, tenant_b):
         with tenant_context(tenant):
-            got.update({(tenant.pk, pk): s for pk, s in Message.objects.filter(
-                pk__in=[m for t, m in expected if t == tenant.pk]).values_list("pk", "status")})
+            got.update(
+                {
+                    (tenant.pk, pk): s
+                    for pk, s in Message.objects.filter(pk__in=[m for t, m in expected if t == tenant.pk]).values_list(
+                        "pk", "status"
+                    )
+                }
+            )
     connection.set_schema_to_public()
     wrong = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
     open_receipts = PendingReceipt.objects.filter(applied_at__isnull=True)

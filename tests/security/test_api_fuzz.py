@@ -32,7 +32,9 @@ def test_every_endpoint_survives_generated_input(api_schema, client_a):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def exercise(case):
             response = case.call(headers=headers)
             case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])

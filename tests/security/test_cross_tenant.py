@@ -33,26 +33,43 @@ def _choice(model, field: str) -> str:
 def a_objects(tenant_a, client_a):
     """One object of every kind the path parameters name, owned by tenant A."""
     template = make_sendable(tenant_a, signature="IsoShop")
-    single = client_a.post("/api/v1/messages", {"signature": "IsoShop", "template": template, "params": {"code": "2468"},
-                                                "to": "+8613911112222"}, format="json").json()
-    batch = client_a.post("/api/v1/batches", {"signature": "IsoShop", "template": template, "params": {"code": "2468"},
-                                              "recipients": ["+8613911113333"]}, format="json").json()
+    single = client_a.post(
+        "/api/v1/messages",
+        {"signature": "IsoShop", "template": template, "params": {"code": "2468"}, "to": "+8613911112222"},
+        format="json",
+    ).json()
+    batch = client_a.post(
+        "/api/v1/batches",
+        {"signature": "IsoShop", "template": template, "params": {"code": "2468"}, "recipients": ["+8613911113333"]},
+        format="json",
+    ).json()
     signature = compliance.file_signature(
-        tenant=tenant_a, text="IsoOther", purpose="iso", actor=SYSTEM,
+        tenant=tenant_a,
+        text="IsoOther",
+        purpose="iso",
+        actor=SYSTEM,
         proofs=[SimpleUploadedFile("p.pdf", b"%PDF-1.4 iso", content_type="application/pdf")],
     )
-    complaint = compliance.file_complaint(tenant=tenant_a, source="carrier", number="+8613911114444",
-                                          text="secret complaint text A", actor=SYSTEM)
-    violation = compliance.record_violation(tenant=tenant_a, category=_choice(Violation, "category"),
-                                            evidence="secret evidence A", actor=SYSTEM)
+    complaint = compliance.file_complaint(
+        tenant=tenant_a, source="carrier", number="+8613911114444", text="secret complaint text A", actor=SYSTEM
+    )
+    violation = compliance.record_violation(
+        tenant=tenant_a, category=_choice(Violation, "category"), evidence="secret evidence A", actor=SYSTEM
+    )
     compliance.add_opt_out(tenant=tenant_a, number="+8613911115555", actor=SYSTEM)
     compliance.record_consent(tenant=tenant_a, number="+8613911116666", source="shop form A", actor=SYSTEM)
     erasure = request_erasure(tenant=tenant_a, number="+8613911117777", actor=SYSTEM)
     connection.set_schema_to_public()
     return {
-        "message_id": single["id"], "batch_id": batch["id"], "code": template,
-        "id": {"signatures": signature.pk, "complaints": complaint.pk, "violations": violation.pk,
-               "erasure-requests": erasure.pk},
+        "message_id": single["id"],
+        "batch_id": batch["id"],
+        "code": template,
+        "id": {
+            "signatures": signature.pk,
+            "complaints": complaint.pk,
+            "violations": violation.pk,
+            "erasure-requests": erasure.pk,
+        },
         "number": {"opt-outs": "+8613911115555", "consents": "+8613911116666"},
     }
 
@@ -60,8 +77,13 @@ def a_objects(tenant_a, client_a):
 def _operations(client) -> list[tuple[str, str]]:
     schema = client.get("/api/v1/schema/?format=json")
     paths = json.loads(schema.content)["paths"]
-    return [(path, method) for path, ops in paths.items() if "{" in path
-            for method in ops if method in ("get", "post", "put", "patch", "delete")]
+    return [
+        (path, method)
+        for path, ops in paths.items()
+        if "{" in path
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
 
 
 def _fill(path: str, objects: dict) -> str | None:
@@ -87,8 +109,16 @@ def test_every_id_endpoint_answers_404_to_another_tenant(client_a, client_b, ten
     operations = _operations(client_a)
     assert len(operations) >= 14, operations
     leaked, answered = [], []
-    secrets_of_a = ["+8613911112222", "+8613911113333", "IsoOther", "secret complaint text A", "secret evidence A",
-                    "+8613911115555", "+8613911116666", "+8613911117777"]
+    secrets_of_a = [
+        "+8613911112222",
+        "+8613911113333",
+        "IsoOther",
+        "secret complaint text A",
+        "secret evidence A",
+        "+8613911115555",
+        "+8613911116666",
+        "+8613911117777",
+    ]
     for path, method in operations:
         url = _fill(path, a_objects)
         if url is None:

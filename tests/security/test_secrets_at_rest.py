@@ -46,8 +46,16 @@ def test_database_dump_holds_no_channel_password_or_callback_secret(live_db):
     from delivery.services import create_channel, decrypt_secret, delivery_settings_for
 
     bind_password = f"Smpp-{pysecrets.token_hex(6)}"
-    channel = create_channel(actor=SYSTEM, name=f"dump-{pysecrets.token_hex(4)}", host="127.0.0.1", port=2775,
-                             system_id="dumpsys", password=bind_password, source_addr="1069", enabled=False)
+    channel = create_channel(
+        actor=SYSTEM,
+        name=f"dump-{pysecrets.token_hex(4)}",
+        host="127.0.0.1",
+        port=2775,
+        system_id="dumpsys",
+        password=bind_password,
+        source_addr="1069",
+        enabled=False,
+    )
     tenant = create_tenant("Dump Callback Co.")
     callback_secret = decrypt_secret(delivery_settings_for(tenant=tenant).callback_secret)
     try:

@@ -14,13 +14,22 @@ def test_operator_creates_a_tenant_with_its_schema(client, operator_user):
     licence = unique_licence()
     response = client.post(
         "/admin/tenants/tenant/add/",
-        {"name": "Admin Made Co.", "kind": "enterprise", "licence_number": licence, "contact_name": "Zhang San",
-         "contact_phone": "+8613800000002", "contact_email": "z@example.com", "activate": "on"},
+        {
+            "name": "Admin Made Co.",
+            "kind": "enterprise",
+            "licence_number": licence,
+            "contact_name": "Zhang San",
+            "contact_phone": "+8613800000002",
+            "contact_email": "z@example.com",
+            "activate": "on",
+        },
     )
     assert response.status_code == 302, response.content[:2000]
     tenant = Tenant.objects.get(licence_number=licence)
     assert tenant.state == TenantState.ACTIVE
-    assert OperationRecord.objects.filter(tenant=tenant, action="tenant.register", actor_label="user:operator1").exists()
+    assert OperationRecord.objects.filter(
+        tenant=tenant, action="tenant.register", actor_label="user:operator1"
+    ).exists()
 
 
 def test_admin_refuses_a_terminated_licence(client, operator_user, make_tenant):
@@ -33,8 +42,14 @@ def test_admin_refuses_a_terminated_licence(client, operator_user, make_tenant):
     client.force_login(operator_user)
     response = client.post(
         "/admin/tenants/tenant/add/",
-        {"name": "Gone Again", "kind": "enterprise", "licence_number": old.licence_number, "contact_name": "x",
-         "contact_phone": "+8613800000003", "contact_email": "g@example.com"},
+        {
+            "name": "Gone Again",
+            "kind": "enterprise",
+            "licence_number": old.licence_number,
+            "contact_name": "x",
+            "contact_phone": "+8613800000003",
+            "contact_email": "g@example.com",
+        },
         follow=True,
     )
     assert "cannot register again" in response.content.decode()
@@ -44,7 +59,9 @@ def test_admin_refuses_a_terminated_licence(client, operator_user, make_tenant):
 def test_operator_suspends_with_a_reason(client, operator_user, make_tenant):
     tenant = make_tenant("Suspend Me Co.")
     client.force_login(operator_user)
-    response = client.post(f"/admin/tenants/tenant/{tenant.pk}/state/", {"to_state": "suspended", "reason": "spam complaints"})
+    response = client.post(
+        f"/admin/tenants/tenant/{tenant.pk}/state/", {"to_state": "suspended", "reason": "spam complaints"}
+    )
     assert response.status_code == 302
     tenant.refresh_from_db()
     assert tenant.state == TenantState.SUSPENDED

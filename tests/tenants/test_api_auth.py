@@ -17,7 +17,9 @@ ACCOUNT = "/api/v1/account"
 def signed_headers(key_id: str, secret: str, *, method="GET", path=ACCOUNT, body=b"", timestamp=None, nonce=None):
     timestamp = str(int(time.time()) if timestamp is None else timestamp)
     nonce = nonce or uuid.uuid4().hex
-    canonical = services.canonical_request(method=method, path=path, query="", timestamp=timestamp, nonce=nonce, body=body)
+    canonical = services.canonical_request(
+        method=method, path=path, query="", timestamp=timestamp, nonce=nonce, body=body
+    )
     return {
         "HTTP_X_ACCESS_KEY_ID": key_id,
         "HTTP_X_TIMESTAMP": timestamp,
@@ -127,7 +129,9 @@ def test_signed_request_with_wrong_secret_is_refused(tenant_a):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize(("action", "code"), [("suspend_tenant", "tenant_suspended"), ("terminate_tenant", "tenant_terminated")])
+@pytest.mark.parametrize(
+    ("action", "code"), [("suspend_tenant", "tenant_suspended"), ("terminate_tenant", "tenant_terminated")]
+)
 def test_suspended_or_terminated_tenant_gets_403_on_writes(make_tenant, action, code):
     """R-TEN-3: sending (any write) is blocked with a stable error code."""
     tenant = make_tenant(f"{action} Co.")

@@ -36,7 +36,9 @@ def test_admin_login_lockout_ignores_spoofed_forwarded_for(client, superuser, se
     """Five bad passwords lock the account out even when each claims another client IP."""
     settings.AXES_FAILURE_LIMIT = 3
     for i in range(3):
-        client.post("/admin/login/?next=/admin/", {"username": "root1", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"10.9.9.{i}")
+        client.post(
+            "/admin/login/?next=/admin/", {"username": "root1", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"10.9.9.{i}"
+        )
     response = client.post(
         "/admin/login/?next=/admin/", {"username": "root1", "password": "pw-root-1"}, HTTP_X_FORWARDED_FOR="10.9.9.200"
     )

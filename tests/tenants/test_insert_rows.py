@@ -49,8 +49,11 @@ def test_a_value_too_long_for_its_column_is_refused_not_truncated(tenant_a):
 
 
 def test_json_values_and_auto_now_add_like_the_orm(db):
-    insert_rows(OperationRecord, ("actor_kind", "actor_label", "action", "before", "after"),
-                [("system", "insert-rows-test", "test.insert_rows", None, {"a": [1, "é", None], "b": {"c": True}})])
+    insert_rows(
+        OperationRecord,
+        ("actor_kind", "actor_label", "action", "before", "after"),
+        [("system", "insert-rows-test", "test.insert_rows", None, {"a": [1, "é", None], "b": {"c": True}})],
+    )
     record = OperationRecord.objects.get(action="test.insert_rows")
     assert record.before is None  # a Python None is SQL NULL, not JSON null
     assert OperationRecord.objects.filter(action="test.insert_rows", before__isnull=True).exists()

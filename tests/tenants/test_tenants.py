@@ -84,8 +84,12 @@ def test_terminated_licence_number_cannot_register_again(make_tenant):
     services.terminate_tenant(tenant=tenant, actor=SYSTEM, reason="gambling ads")
     with pytest.raises(services.LicenceTerminated):
         services.register_tenant(
-            name="Banned Co. Reborn", licence_number=tenant.licence_number.lower(), contact_name="x",
-            contact_phone="+8613800000001", contact_email="x@example.com", actor=SYSTEM,
+            name="Banned Co. Reborn",
+            licence_number=tenant.licence_number.lower(),
+            contact_name="x",
+            contact_phone="+8613800000001",
+            contact_email="x@example.com",
+            actor=SYSTEM,
         )
 
 
@@ -93,8 +97,12 @@ def test_licence_number_registers_once(make_tenant):
     tenant = make_tenant("Once Co.")
     with pytest.raises(services.LicenceAlreadyRegistered):
         services.register_tenant(
-            name="Twice Co.", licence_number=tenant.licence_number, contact_name="x",
-            contact_phone="+8613800000001", contact_email="x@example.com", actor=SYSTEM,
+            name="Twice Co.",
+            licence_number=tenant.licence_number,
+            contact_name="x",
+            contact_phone="+8613800000001",
+            contact_email="x@example.com",
+            actor=SYSTEM,
         )
 
 

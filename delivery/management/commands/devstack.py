@@ -27,7 +27,14 @@ class Command(BaseCommand):
         manage = [python, "manage.py"]
         bindir = os.path.dirname(python)
         children = {
-            "worker": [os.path.join(bindir, "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(options["worker_threads"])],
+            "worker": [
+                os.path.join(bindir, "dramatiq"),
+                "smsplatform.worker",
+                "-p",
+                "1",
+                "-t",
+                str(options["worker_threads"]),
+            ],
             "listener": [*manage, "run_listener"],
             "scheduler": [*manage, "run_scheduler"],
         }

@@ -40,9 +40,16 @@ def listen(channel_id: int, stop: threading.Event) -> None:
             return statuses
 
         session = SmppSession(
-            host=channel.host, port=channel.port, system_id=channel.system_id, password=decrypt_secret(channel.password),
-            system_type=channel.system_type, source_addr=channel.source_addr, window=1,
-            on_result=lambda result: None, on_inbound=on_inbound, on_inbound_batch=on_inbound_batch,
+            host=channel.host,
+            port=channel.port,
+            system_id=channel.system_id,
+            password=decrypt_secret(channel.password),
+            system_type=channel.system_type,
+            source_addr=channel.source_addr,
+            window=1,
+            on_result=lambda result: None,
+            on_inbound=on_inbound,
+            on_inbound_batch=on_inbound_batch,
         )
         try:
             session.connect()

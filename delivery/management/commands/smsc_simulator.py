@@ -19,13 +19,19 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=2775)
         parser.add_argument("--system-id", default="demo")
         parser.add_argument("--password", default="demo")
-        parser.add_argument("--credentials", nargs="*", default=[], metavar="SYSTEM_ID:PASSWORD",
-                            help="extra accounts")
+        parser.add_argument("--credentials", nargs="*", default=[], metavar="SYSTEM_ID:PASSWORD", help="extra accounts")
         parser.add_argument("--receipt-delay", type=float, default=0.5)
-        parser.add_argument("--delivered-ratio", type=float, default=1.0,
-                            help="share of DELIVRD receipts; the rest follows --failure-stats")
-        parser.add_argument("--failure-stats", default="UNDELIV:0.5,EXPIRED:0.3,REJECTD:0.2",
-                            help="how the non-delivered share is split, STAT:weight,...")
+        parser.add_argument(
+            "--delivered-ratio",
+            type=float,
+            default=1.0,
+            help="share of DELIVRD receipts; the rest follows --failure-stats",
+        )
+        parser.add_argument(
+            "--failure-stats",
+            default="UNDELIV:0.5,EXPIRED:0.3,REJECTD:0.2",
+            help="how the non-delivered share is split, STAT:weight,...",
+        )
         parser.add_argument("--receipt-id-format", choices=["hex", "dec"], default="hex")
         parser.add_argument("--submit-id-format", choices=["hex", "dec"], default="hex")
         parser.add_argument("--receipt-tlvs", action="store_true")
@@ -57,18 +63,29 @@ class Command(BaseCommand):
         for stat, weight in failures.items():
             outcomes[stat] = outcomes.get(stat, 0.0) + (1 - delivered) * weight / total
         sim = SmscSimulator(
-            opts["host"], opts["port"], credentials=credentials, receipt_delay=opts["receipt_delay"],
+            opts["host"],
+            opts["port"],
+            credentials=credentials,
+            receipt_delay=opts["receipt_delay"],
             outcomes={k: v for k, v in outcomes.items() if v > 0} or {"DELIVRD": 1.0},
-            throttle_every=opts["throttle_every"], disconnect_every=opts["disconnect_every"],
-            disconnect_after=opts["disconnect_after"], tps_cap=opts["tps_cap"],
-            receipt_id_format=opts["receipt_id_format"], submit_id_format=opts["submit_id_format"],
-            receipt_tlvs=opts["receipt_tlvs"], receipt_on_other_bind=opts["receipt_on_other_bind"],
-            duplicate_receipts=opts["duplicate_receipts"], receipt_before_response=opts["receipt_before_response"],
-            response_delay=opts["response_delay"], seed=opts["seed"],
+            throttle_every=opts["throttle_every"],
+            disconnect_every=opts["disconnect_every"],
+            disconnect_after=opts["disconnect_after"],
+            tps_cap=opts["tps_cap"],
+            receipt_id_format=opts["receipt_id_format"],
+            submit_id_format=opts["submit_id_format"],
+            receipt_tlvs=opts["receipt_tlvs"],
+            receipt_on_other_bind=opts["receipt_on_other_bind"],
+            duplicate_receipts=opts["duplicate_receipts"],
+            receipt_before_response=opts["receipt_before_response"],
+            response_delay=opts["response_delay"],
+            seed=opts["seed"],
         )
         sim.start()
-        self.stdout.write(f"SMSC simulator listening on {opts['host']}:{sim.port} "
-                          f"(accounts: {', '.join(credentials)}; outcomes: {sim.outcomes})")
+        self.stdout.write(
+            f"SMSC simulator listening on {opts['host']}:{sim.port} "
+            f"(accounts: {', '.join(credentials)}; outcomes: {sim.outcomes})"
+        )
         last = time.monotonic()
         try:
             while True:
@@ -78,7 +95,8 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"submits={sim.submits_received} accepted={len(sim.submitted)} receipts={sim.receipts_sent} "
                         f"mo={sim.mo_sent} throttled={sim.throttled} disconnects={sim.disconnects} "
-                        f"binds={sim.binds} bind_failures={sim.bind_failures}")
+                        f"binds={sim.binds} bind_failures={sim.bind_failures}"
+                    )
         except KeyboardInterrupt:
             pass
         finally:

@@ -45,24 +45,31 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(licence_number=DEMO_LICENCE).first()
         if tenant is None:
             tenant = services.register_tenant(
-                name="Demo Trading Co., Ltd.", licence_number=DEMO_LICENCE, contact_name="Li Lei",
-                contact_phone="+8613800138000", contact_email="demo@example.com", actor=actor,
-                schema_name="demo", activate=True,
+                name="Demo Trading Co., Ltd.",
+                licence_number=DEMO_LICENCE,
+                contact_name="Li Lei",
+                contact_phone="+8613800138000",
+                contact_email="demo@example.com",
+                actor=actor,
+                schema_name="demo",
+                activate=True,
             )
         with transaction.atomic():
             for key in tenant.api_keys.filter(revoked_at__isnull=True, label="demo"):
                 services.revoke_api_key(key=key, actor=actor, reason="make run issues a fresh demo key")
             key, secret = services.issue_api_key(tenant=tenant, actor=actor, label="demo")
         self.stdout.write(
-            "\n".join([
-                "",
-                "  Admin:    http://127.0.0.1:8000/admin/   user admin   password " + password,
-                f"  Tenant:   {tenant.name} (schema {tenant.schema_name}, {tenant.state})",
-                f"  API key:  X-Access-Key-Id: {key.access_key_id}",
-                f"            X-Access-Key-Secret: {secret}",
-                "  (shown once: every `make run` issues a new admin password and demo key)",
-                "",
-            ])
+            "\n".join(
+                [
+                    "",
+                    "  Admin:    http://127.0.0.1:8000/admin/   user admin   password " + password,
+                    f"  Tenant:   {tenant.name} (schema {tenant.schema_name}, {tenant.state})",
+                    f"  API key:  X-Access-Key-Id: {key.access_key_id}",
+                    f"            X-Access-Key-Secret: {secret}",
+                    "  (shown once: every `make run` issues a new admin password and demo key)",
+                    "",
+                ]
+            )
         )
 
 

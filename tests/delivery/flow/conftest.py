@@ -19,8 +19,13 @@ _seq = itertools.count(1)
 def make_channel(db):
     def make(*, name=None, port=2775, priority=100, weight=1, route=True, **fields):
         channel = Channel.objects.create(
-            name=name or f"ch-{next(_seq)}", host="127.0.0.1", port=port, system_id="demo", password=encrypt_secret("demo"),
-            source_addr=fields.pop("source_addr", "1069"), **fields,
+            name=name or f"ch-{next(_seq)}",
+            host="127.0.0.1",
+            port=port,
+            system_id="demo",
+            password=encrypt_secret("demo"),
+            source_addr=fields.pop("source_addr", "1069"),
+            **fields,
         )
         if route:
             Route.objects.create(name=f"r-{channel.name}", channel=channel, priority=priority, weight=weight)
@@ -29,14 +34,24 @@ def make_channel(db):
     return make
 
 
-def add_message(tenant, *, status=MessageStatus.ACCEPTED, recipient="+8613800138000", content="【Demo】hello", **fields):
+def add_message(
+    tenant, *, status=MessageStatus.ACCEPTED, recipient="+8613800138000", content="【Demo】hello", **fields
+):
     """A stored message as the accept path leaves it (used where the test is about what follows)."""
     with tenant_context(tenant):
         request = SendRequest.objects.create(kind="single", body_hash="x")
         now = timezone.now()
         msg = Message.objects.create(
-            request=request, recipient=recipient, country="CN", carrier="china_mobile", message_type="notification",
-            content=content, segments=1, status=status, status_at=now, **fields,
+            request=request,
+            recipient=recipient,
+            country="CN",
+            carrier="china_mobile",
+            message_type="notification",
+            content=content,
+            segments=1,
+            status=status,
+            status_at=now,
+            **fields,
         )
         StatusEvent.objects.create(message=msg, from_status="", to_status=status, at=now)
     return msg
@@ -44,7 +59,9 @@ def add_message(tenant, *, status=MessageStatus.ACCEPTED, recipient="+8613800138
 
 def add_outbox(tenant, messages, *, available_at=None):
     return OutboxEntry.objects.create(
-        tenant=tenant, request_id=messages[0].request_id, message_ids=[m.pk for m in messages],
+        tenant=tenant,
+        request_id=messages[0].request_id,
+        message_ids=[m.pk for m in messages],
         available_at=available_at or timezone.now(),
     )
 
@@ -61,8 +78,14 @@ def _actor(label: str):
     return Actor.system(label)
 
 
-def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000_000, body: str = "Your code is ${code}.",
-                  message_type: str = "verification"):
+def make_sendable(
+    tenant,
+    *,
+    signature: str = "DemoShop",
+    balance: int = 100_000_000,
+    body: str = "Your code is ${code}.",
+    message_type: str = "verification",
+):
     """Set a tenant up through the other apps' own services (R-CMP-1/2, R-BIL-1/4).
     Returns the template code."""
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -72,7 +95,10 @@ def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000
     from compliance import services as compliance
 
     sig = compliance.file_signature(
-        tenant=tenant, text=signature, purpose="shop", actor=_actor("customer"),
+        tenant=tenant,
+        text=signature,
+        purpose="shop",
+        actor=_actor("customer"),
         proofs=[SimpleUploadedFile("licence.pdf", b"%PDF-1.4 proof", content_type="application/pdf")],
     )
     compliance.approve_signature(signature=sig, actor=_actor("reviewer"))
@@ -84,11 +110,19 @@ def make_sendable(tenant, *, signature: str = "DemoShop", balance: int = 100_000
     plan = billing.default_plan()
     if not Price.objects.filter(plan=plan, message_type=message_type, country="CN").exists():
         starts = timezone.now() + timedelta(milliseconds=50)  # a price never starts in the past
-        billing.announce_price(plan=plan, message_type=message_type, country="CN", unit_price=PRICE,
-                               effective_from=starts, actor=_actor("finance"))
+        billing.announce_price(
+            plan=plan,
+            message_type=message_type,
+            country="CN",
+            unit_price=PRICE,
+            effective_from=starts,
+            actor=_actor("finance"),
+        )
         time.sleep(0.06)
     if balance:
-        billing.topup(tenant=tenant, amount=balance, actor=_actor("finance"), idempotency_key=f"topup:{tenant.pk}:{next(_seq)}")
+        billing.topup(
+            tenant=tenant, amount=balance, actor=_actor("finance"), idempotency_key=f"topup:{tenant.pk}:{next(_seq)}"
+        )
     return template.code
 
 
@@ -155,8 +189,10 @@ def _live_tests_only_on_the_test_database(request):
         from django.db import connection
 
         if not connection.settings_dict["NAME"].startswith("test_"):
-            pytest.fail("live tests need the test database: run them together with a `db` test "
-                        "(e.g. the whole tests/delivery/flow directory)")
+            pytest.fail(
+                "live tests need the test database: run them together with a `db` test "
+                "(e.g. the whole tests/delivery/flow directory)"
+            )
 
 
 @pytest.fixture

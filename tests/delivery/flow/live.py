@@ -49,7 +49,9 @@ class CallbackEndpoint:
         """Bodies whose X-Signature verifies with `secret`."""
         out = []
         for headers, body in list(self.received):
-            if hmac.compare_digest(headers.get("X-Signature", ""), hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()):
+            if hmac.compare_digest(
+                headers.get("X-Signature", ""), hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            ):
                 out.append(json.loads(body))
         return out
 
@@ -62,8 +64,14 @@ def only_channel(*, port: int, system_id: str = "demo", password: str = "demo", 
     """Live tests share committed data: disable every other channel, route everything here."""
     Channel.objects.update(enabled=False)
     channel = create_channel(
-        actor=SYSTEM, name=f"live-{time.monotonic_ns()}", host="127.0.0.1", port=port, system_id=system_id,
-        password=password, source_addr="10690", **fields,
+        actor=SYSTEM,
+        name=f"live-{time.monotonic_ns()}",
+        host="127.0.0.1",
+        port=port,
+        system_id=system_id,
+        password=password,
+        source_addr="10690",
+        **fields,
     )
     Route.objects.create(name=f"all-{channel.pk}", channel=channel, priority=1)
     return channel
@@ -120,8 +128,14 @@ def worker_process(*, threads: int = 2, log=None, env: dict | None = None) -> su
     }
     command = [str(ROOT / ".venv" / "bin" / "dramatiq"), "smsplatform.worker", "-p", "1", "-t", str(threads)]
     # Own process group: dramatiq's main process forks the worker process; signals go to both.
-    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log or subprocess.DEVNULL,
-                            stderr=log or subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=full_env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -142,7 +156,10 @@ def wait_all_delivered(tenant, ids, *, timeout: float = 60.0) -> None:
             return
         time.sleep(0.1)
     with tenant_context(tenant):
-        stuck = list(Message.objects.filter(pk__in=ids).exclude(status="delivered").values(
-            "pk", "status", "submit_attempts", "reason", "detail", "tried_channels")[:5])
+        stuck = list(
+            Message.objects.filter(pk__in=ids)
+            .exclude(status="delivered")
+            .values("pk", "status", "submit_attempts", "reason", "detail", "tried_channels")[:5]
+        )
     connection.set_schema_to_public()
     raise AssertionError(f"not all delivered: {Counter(states.values())}; e.g. {stuck}")

@@ -59,23 +59,37 @@ def test_a_submitted_message_cannot_be_cancelled(client_a, tenant_a):
 
 
 def test_batch_over_1000_recipients_is_refused(client_a):
-    response = client_a.post("/api/v1/batches", {
-        "signature": "Demo", "template": "TPL_1", "recipients": ["+8613800138000"] * 1001,
-    }, format="json")
+    response = client_a.post(
+        "/api/v1/batches",
+        {
+            "signature": "Demo",
+            "template": "TPL_1",
+            "recipients": ["+8613800138000"] * 1001,
+        },
+        format="json",
+    )
     assert response.status_code == 400
 
 
 def test_send_at_in_the_past_is_refused(client_a):
-    response = client_a.post("/api/v1/messages", {
-        "to": "+8613800138000", "signature": "Demo", "template": "TPL_1",
-        "send_at": (timezone.now() - timedelta(minutes=5)).isoformat(),
-    }, format="json")
+    response = client_a.post(
+        "/api/v1/messages",
+        {
+            "to": "+8613800138000",
+            "signature": "Demo",
+            "template": "TPL_1",
+            "send_at": (timezone.now() - timedelta(minutes=5)).isoformat(),
+        },
+        format="json",
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_send_at"
 
 
 def test_replies_are_listed_for_their_tenant_only(client_a, client_b, tenant_a):
     with tenant_context(tenant_a):
-        InboundMessage.objects.create(source="+8613800138000", destination="106901", text="hi", received_at=timezone.now())
+        InboundMessage.objects.create(
+            source="+8613800138000", destination="106901", text="hi", received_at=timezone.now()
+        )
     assert [r["text"] for r in client_a.get("/api/v1/replies").json()["results"]] == ["hi"]
     assert client_b.get("/api/v1/replies").json()["results"] == []

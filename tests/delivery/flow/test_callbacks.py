@@ -48,7 +48,9 @@ def endpoint():
 
 
 def test_callback_is_signed_with_the_tenant_secret(tenant_a, endpoint):
-    item = enqueue_callback(tenant=tenant_a, url=endpoint.url, event="message.status", payload={"message_id": 1, "status": "delivered"})
+    item = enqueue_callback(
+        tenant=tenant_a, url=endpoint.url, event="message.status", payload={"message_id": 1, "status": "delivered"}
+    )
     deliver_callback(callback_id=item.pk)
     item.refresh_from_db()
     assert item.state == CallbackState.DELIVERED
@@ -103,7 +105,9 @@ def test_unreachable_endpoint_is_recorded(tenant_a):
 
 def test_callback_secret_is_shown_to_the_tenant_and_rotatable(client_a):
     first = client_a.get("/api/v1/callback-settings").json()
-    response = client_a.put("/api/v1/callback-settings", {"callback_url": "https://example.com/hook", "rotate_secret": True}, format="json")
+    response = client_a.put(
+        "/api/v1/callback-settings", {"callback_url": "https://example.com/hook", "rotate_secret": True}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["callback_url"] == "https://example.com/hook"
     assert response.json()["callback_secret"] != first["callback_secret"]

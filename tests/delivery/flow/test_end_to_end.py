@@ -33,10 +33,17 @@ def test_send_to_delivered_callback_and_capture_end_to_end(live_db, smsc_factory
     template = make_sendable(tenant)
     worker()
 
-    response = client.post("/api/v1/messages", {
-        "to": "13800138000", "signature": "DemoShop", "template": template, "params": {"code": "246810"},
-        "client_ref": "e2e-1",
-    }, format="json")
+    response = client.post(
+        "/api/v1/messages",
+        {
+            "to": "13800138000",
+            "signature": "DemoShop",
+            "template": template,
+            "params": {"code": "246810"},
+            "client_ref": "e2e-1",
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.json()
     message_id = response.json()["id"]
 
@@ -81,9 +88,16 @@ def test_long_chinese_message_is_sent_in_parts_and_delivered_when_every_part_is(
     body = "尊敬的客户，您的订单${code}已经发货，预计三天内送达。如有疑问请致电客服热线，我们将竭诚为您服务，感谢您的支持与信任！"
     template = make_sendable(tenant, body=body, message_type="notification")
     worker()
-    response = client.post("/api/v1/messages", {
-        "to": "13800138002", "signature": "DemoShop", "template": template, "params": {"code": "20261123"},
-    }, format="json")
+    response = client.post(
+        "/api/v1/messages",
+        {
+            "to": "13800138002",
+            "signature": "DemoShop",
+            "template": template,
+            "params": {"code": "20261123"},
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.json()
     assert response.json()["segments"] == 2
     message_id = response.json()["id"]
@@ -104,10 +118,16 @@ def test_a_worker_process_opens_at_most_bind_count_binds_R_DLV_3(live_db, smsc_f
     tenant, client = live_tenant("Binds Co.")
     template = make_sendable(tenant)
     worker(threads=3)
-    response = client.post("/api/v1/batches", {
-        "signature": "DemoShop", "template": template, "params": {"code": "4711"},
-        "recipients": [f"+86136{i:08d}" for i in range(120)],
-    }, format="json")
+    response = client.post(
+        "/api/v1/batches",
+        {
+            "signature": "DemoShop",
+            "template": template,
+            "params": {"code": "4711"},
+            "recipients": [f"+86136{i:08d}" for i in range(120)],
+        },
+        format="json",
+    )
     ids = [m["id"] for m in response.json()["messages"]]
     wait_all_delivered(tenant, ids, timeout=60)
     assert sim.binds == 1

@@ -25,9 +25,16 @@ pytestmark = pytest.mark.faults
 
 
 def send_batch(client, template, numbers):
-    response = client.post("/api/v1/batches", {
-        "signature": "DemoShop", "template": template, "params": {"code": "135790"}, "recipients": numbers,
-    }, format="json")
+    response = client.post(
+        "/api/v1/batches",
+        {
+            "signature": "DemoShop",
+            "template": template,
+            "params": {"code": "135790"},
+            "recipients": numbers,
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.json()
     assert response.json()["rejected"] == 0
     return [m["id"] for m in response.json()["messages"]]
@@ -113,23 +120,43 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
         requeue_stale_queued(older_than=timedelta(0))
         second = worker_process(log=log, env={"DELIVERY_JOB_SIZE": "30"})
         try:
+
             def settled():
                 states = statuses(tenant, ids)
                 return all(s in (S.DELIVERED, S.UNKNOWN_SUBMISSION) for s in states.values()) and states
 
-            states = wait_for(settled, timeout=90, what="every message delivered or awaiting reconciliation",
-                              describe=lambda: Counter(statuses(tenant, ids).values()))
+            states = wait_for(
+                settled,
+                timeout=90,
+                what="every message delivered or awaiting reconciliation",
+                describe=lambda: Counter(statuses(tenant, ids).values()),
+            )
             unknown = [pk for pk, s in states.items() if s == S.UNKNOWN_SUBMISSION]
             with tenant_context(tenant):
                 unknown_numbers = set(Message.objects.filter(pk__in=unknown).values_list("recipient", flat=True))
             connection.set_schema_to_public()
             reached_smsc = {n for n in (r.destination for r in sim.submitted) if "+" + n in unknown_numbers}
             # wait until the receipts of those the SMSC did take have arrived (on the listener's bind)
-            wait_for(lambda: set(PendingReceipt.objects.filter(source_addr__in=reached_smsc).values_list(
-                "source_addr", flat=True)) == reached_smsc, timeout=30, what="receipts of the killed worker's submits",
-                describe=lambda: (reached_smsc - set(PendingReceipt.objects.values_list("source_addr", flat=True)),
-                                  len(sim.delivered), sim.receipts_sent, sim.deliver_acked, sim.deliver_nacked,
-                                  [(c.closed, c.can_receive, len(c.unacked)) for c in list(sim._connections)]))
+            wait_for(
+                lambda: (
+                    set(
+                        PendingReceipt.objects.filter(source_addr__in=reached_smsc).values_list(
+                            "source_addr", flat=True
+                        )
+                    )
+                    == reached_smsc
+                ),
+                timeout=30,
+                what="receipts of the killed worker's submits",
+                describe=lambda: (
+                    reached_smsc - set(PendingReceipt.objects.values_list("source_addr", flat=True)),
+                    len(sim.delivered),
+                    sim.receipts_sent,
+                    sim.deliver_acked,
+                    sim.deliver_nacked,
+                    [(c.closed, c.can_receive, len(c.unacked)) for c in list(sim._connections)],
+                ),
+            )
             with override_settings(DELIVERY_RECONCILE_SECONDS=0):
                 outcome = reconcile_unknown_submissions()
             assert outcome["reconciled"] == len(reached_smsc)
@@ -153,8 +180,15 @@ def test_a_channel_that_refuses_fails_over_to_the_next_R_DLV_2(live_db, smsc_fac
     refusing = smsc_factory(credentials={"demo": "demo"}, reject_destinations={"8613700000001"})
     good = smsc_factory(credentials={"demo": "demo"})
     first = only_channel(port=refusing.port)
-    second = create_channel(actor=SYSTEM, name=f"second-{first.pk}", host="127.0.0.1", port=good.port,
-                            system_id="demo", password="demo", source_addr="10690")
+    second = create_channel(
+        actor=SYSTEM,
+        name=f"second-{first.pk}",
+        host="127.0.0.1",
+        port=good.port,
+        system_id="demo",
+        password="demo",
+        source_addr="10690",
+    )
     Route.objects.create(name=f"backup-{second.pk}", channel=second, priority=50)
     tenant, client = live_tenant("Failover Co.")
     template = make_sendable(tenant)

@@ -20,8 +20,9 @@ def test_healthz_answers_without_credentials(client):
 
 def test_readyz_checks_database_and_broker_and_counts_backlog(client, tenant_a, make_channel):
     make_channel()
-    OutboxEntry.objects.create(tenant=tenant_a, request_id=1, message_ids=[1],
-                               available_at=timezone.now() - timedelta(minutes=5))
+    OutboxEntry.objects.create(
+        tenant=tenant_a, request_id=1, message_ids=[1], available_at=timezone.now() - timedelta(minutes=5)
+    )
     OutboxEntry.objects.create(tenant=tenant_a, request_id=2, message_ids=[2], available_at=timezone.now())
     response = client.get("/readyz")
     assert response.status_code == 200

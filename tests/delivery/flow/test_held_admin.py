@@ -27,8 +27,9 @@ def reviewer(db):
 def _held(client_a, tenant, count=2):
     """Real held messages: a banned-content rule with action hold matches the rendered text."""
     template = make_sendable(tenant)
-    compliance.create_banned_rule(pattern="demoshop", category="third_party_ads", action="hold",
-                                  actor=Actor.system("ops"))
+    compliance.create_banned_rule(
+        pattern="demoshop", category="third_party_ads", action="hold", actor=Actor.system("ops")
+    )
     ids = []
     for i in range(count):
         body = {"to": f"1380013800{i}", "signature": "DemoShop", "template": template, "params": {"code": "123456"}}
@@ -87,12 +88,20 @@ def test_held_messages_page_needs_the_reviewer_permission(client, client_a, tena
     assert _status(tenant_a, held).status == S.HELD
 
 
-def test_held_messages_of_two_tenants_are_listed_together_R_CMP_8(client, client_a, client_b, tenant_a, tenant_b,
-                                                                  reviewer):
+def test_held_messages_of_two_tenants_are_listed_together_R_CMP_8(
+    client, client_a, client_b, tenant_a, tenant_b, reviewer
+):
     held_a, _ = _held(client_a, tenant_a)
-    held_b = client_b.post("/api/v1/messages", {"to": "13800138001", "signature": "BShop",
-                                                "template": make_sendable(tenant_b, signature="BShop", body="BShop ${code}"),
-                                                "params": {"code": "123456"}}, format="json").json()["id"]
+    held_b = client_b.post(
+        "/api/v1/messages",
+        {
+            "to": "13800138001",
+            "signature": "BShop",
+            "template": make_sendable(tenant_b, signature="BShop", body="BShop ${code}"),
+            "params": {"code": "123456"},
+        },
+        format="json",
+    ).json()["id"]
     with tenant_context(tenant_b):
         Message.objects.filter(pk=held_b).update(status=S.HELD)  # as a spike hold leaves it (R-CMP-8)
     client.force_login(reviewer)

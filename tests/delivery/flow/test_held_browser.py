@@ -20,9 +20,17 @@ pytestmark = pytest.mark.browser
 def test_reviewer_releases_and_rejects_held_messages_in_the_browser_R_CMP_3(live_app, browser):  # noqa: F811
     tag = secrets.token_hex(3)
     tenant = create_tenant(f"Held Browser {tag} Co.")
-    keep, drop = (make_message(tenant, status="held", recipient=f"+861390000{n:04d}",
-                               content=f"【Held{tag}】message {n}", channel_id=None, latency=None)
-                  for n in (1, 2))
+    keep, drop = (
+        make_message(
+            tenant,
+            status="held",
+            recipient=f"+861390000{n:04d}",
+            content=f"【Held{tag}】message {n}",
+            channel_id=None,
+            latency=None,
+        )
+        for n in (1, 2)
+    )
     password = f"pw-{secrets.token_hex(6)}"
     reviewer = User.objects.create_user(f"rev{tag}", password=password, is_staff=True)
     reviewer.groups.add(Group.objects.get(name="reviewer"))
@@ -54,8 +62,9 @@ def test_reviewer_releases_and_rejects_held_messages_in_the_browser_R_CMP_3(live
         rejected = Message.objects.get(pk=drop.pk)
     assert (rejected.status, rejected.reason) == ("rejected", "rejected_by_reviewer")
     assert OutboxEntry.objects.filter(tenant=tenant, message_ids=[keep.pk]).exists()
-    assert OperationRecord.objects.filter(action="delivery.release_held", tenant=tenant,
-                                          actor_label=f"user:{reviewer.username}").exists()
+    assert OperationRecord.objects.filter(
+        action="delivery.release_held", tenant=tenant, actor_label=f"user:{reviewer.username}"
+    ).exists()
     assert OperationRecord.objects.get(action="delivery.reject_held", tenant=tenant).reason.startswith("gambling")
 
 

@@ -81,8 +81,13 @@ def test_messages_wait_when_every_matching_channel_is_in_maintenance(tenant_a, m
     Route.objects.all().delete()
     channel = make_channel()
     now = timezone.now()
-    Maintenance.objects.create(channel=channel, starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1),
-                               notice="x", created_by="tests")
+    Maintenance.objects.create(
+        channel=channel,
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        notice="x",
+        created_by="tests",
+    )
     msg = add_message(tenant_a)
     relay_outbox(entry_ids=[add_outbox(tenant_a, [msg]).pk])
     with tenant_context(tenant_a):

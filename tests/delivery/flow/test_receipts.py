@@ -23,16 +23,28 @@ def submitting(tenant, channel, *, token="tok1"):
 
 def results(tenant, msg, ids, *, token="tok1"):
     return [
-        SubmitResult(ref=f"{tenant.schema_name}:{msg.pk}:{token}", part=i, parts=len(ids), message_id=mid, command_status=0,
-                     transient=False)
+        SubmitResult(
+            ref=f"{tenant.schema_name}:{msg.pk}:{token}",
+            part=i,
+            parts=len(ids),
+            message_id=mid,
+            command_status=0,
+            transient=False,
+        )
         for i, mid in enumerate(ids, start=1)
     ]
 
 
 def receipt(mid, stat="DELIVRD", status="delivered"):
     now = datetime.now(UTC)
-    return Receipt(message_id=mid, stat=stat, err="000" if stat == "DELIVRD" else "001", submit_date=now, done_date=now,
-                   status=status)
+    return Receipt(
+        message_id=mid,
+        stat=stat,
+        err="000" if stat == "DELIVRD" else "001",
+        submit_date=now,
+        done_date=now,
+        status=status,
+    )
 
 
 def status_of(tenant, msg):
@@ -81,7 +93,9 @@ def test_duplicate_receipts_have_no_effect(tenant_a, make_channel):
         assert m.events.filter(to_status=S.DELIVERED).count() == 1
 
 
-def test_receipt_before_the_submit_response_is_parked_then_applied(tenant_a, make_channel, django_capture_on_commit_callbacks):
+def test_receipt_before_the_submit_response_is_parked_then_applied(
+    tenant_a, make_channel, django_capture_on_commit_callbacks
+):
     channel = make_channel()
     msg = submitting(tenant_a, channel)
     assert record_receipt(channel_id=channel.pk, receipt=receipt("E1")) is False
@@ -114,8 +128,13 @@ def test_no_receipt_within_72_hours_means_unknown(tenant_a, make_channel):
 
     msg = add_message(tenant_a, status=S.SUBMITTED, submitted_at=timezone.now() - timedelta(hours=73))
     fresh = add_message(tenant_a, status=S.SUBMITTED, submitted_at=timezone.now() - timedelta(hours=1))
-    OutboxEntry.objects.create(tenant=tenant_a, request_id=msg.request_id, message_ids=[msg.pk],
-                               available_at=timezone.now(), relayed_at=timezone.now())
+    OutboxEntry.objects.create(
+        tenant=tenant_a,
+        request_id=msg.request_id,
+        message_ids=[msg.pk],
+        available_at=timezone.now(),
+        relayed_at=timezone.now(),
+    )
     assert expire_receipts() >= 1
     assert status_of(tenant_a, msg) == S.UNKNOWN
     assert status_of(tenant_a, fresh) == S.SUBMITTED
@@ -136,8 +155,9 @@ def test_housekeeping_drops_only_old_working_rows(tenant_a, make_channel):
     from delivery.sender import purge_housekeeping
 
     channel = make_channel()
-    old = PendingReceipt.objects.create(channel=channel, carrier_message_id="OLD", stat="DELIVRD", status="delivered",
-                                        applied_at=timezone.now())
+    old = PendingReceipt.objects.create(
+        channel=channel, carrier_message_id="OLD", stat="DELIVRD", status="delivered", applied_at=timezone.now()
+    )
     fresh = PendingReceipt.objects.create(channel=channel, carrier_message_id="NEW", stat="DELIVRD", status="delivered")
     PendingReceipt.objects.filter(pk=old.pk).update(applied_at=timezone.now() - timedelta(days=2))
     purge_housekeeping()

@@ -81,15 +81,22 @@ def test_failover_excludes_tried_and_down_channels(make_channel):
     table = RoutingTable.load()
     table.routes = [r for r in table.routes if r.channel_id in (first.pk, second.pk, down.pk)]
     assert table.channels_for(message_type="notification", country="CN")[0] == [first.pk, second.pk]
-    assert table.channels_for(message_type="notification", country="CN", exclude=frozenset({first.pk}))[0] == [second.pk]
+    assert table.channels_for(message_type="notification", country="CN", exclude=frozenset({first.pk}))[0] == [
+        second.pk
+    ]
 
 
 def test_routing_avoids_channels_under_maintenance_R_DLV_6(make_channel):
     first = make_channel(priority=1)
     second = make_channel(priority=2)
     now = timezone.now()
-    Maintenance.objects.create(channel=first, starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1),
-                               notice="upgrade", created_by="tests")
+    Maintenance.objects.create(
+        channel=first,
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=1),
+        notice="upgrade",
+        created_by="tests",
+    )
     table = RoutingTable.load()
     table.routes = [r for r in table.routes if r.channel_id in (first.pk, second.pk)]
     assert table.channels_for(message_type="notification", country="CN")[0] == [second.pk]

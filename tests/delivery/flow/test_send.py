@@ -63,10 +63,16 @@ def test_batch_rejections_carry_reasons_and_are_not_charged(client_a, tenant_a, 
     from .conftest import _actor
 
     compliance.add_opt_out(tenant=tenant_a, number="+8613900000002", actor=_actor("customer"))
-    response = client_a.post("/api/v1/batches", {
-        "signature": "DemoShop", "template": sendable_a, "params": {"code": "111111"},
-        "recipients": ["13900000001", "13900000002", "12345", {"to": "13900000004", "params": {"code": "999999"}}],
-    }, format="json")
+    response = client_a.post(
+        "/api/v1/batches",
+        {
+            "signature": "DemoShop",
+            "template": sendable_a,
+            "params": {"code": "111111"},
+            "recipients": ["13900000001", "13900000002", "12345", {"to": "13900000004", "params": {"code": "999999"}}],
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.json()
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (2, 2)
@@ -90,7 +96,9 @@ def test_same_client_ref_returns_the_first_result(client_a, tenant_a, sendable_a
 
 def test_same_client_ref_with_another_body_is_a_conflict(client_a, sendable_a):
     client_a.post("/api/v1/messages", single(sendable_a, client_ref="order-2"), format="json")
-    response = client_a.post("/api/v1/messages", single(sendable_a, client_ref="order-2", to="13800000009"), format="json")
+    response = client_a.post(
+        "/api/v1/messages", single(sendable_a, client_ref="order-2", to="13800000009"), format="json"
+    )
     assert response.status_code == 409
     assert response.json()["code"] == "client_ref_conflict"
 
@@ -131,7 +139,9 @@ def test_scheduled_send_waits_and_cancel_releases_the_hold(client_a, tenant_a, s
     assert _holds(tenant_a).get().state == "released"
 
 
-def test_batch_accept_query_count_does_not_grow_with_recipients(client_a, tenant_a, sendable_a, django_assert_num_queries):
+def test_batch_accept_query_count_does_not_grow_with_recipients(
+    client_a, tenant_a, sendable_a, django_assert_num_queries
+):
     def batch(n, ref):
         return {**single(sendable_a), "client_ref": ref, "recipients": [f"1380000{i:04d}" for i in range(n)]}
 
@@ -143,7 +153,9 @@ def test_batch_accept_query_count_does_not_grow_with_recipients(client_a, tenant
 
 
 def test_batch_detail_counts_statuses(client_a, sendable_a):
-    body = client_a.post("/api/v1/batches", {**single(sendable_a), "recipients": ["13800000001", "12"]}, format="json").json()
+    body = client_a.post(
+        "/api/v1/batches", {**single(sendable_a), "recipients": ["13800000001", "12"]}, format="json"
+    ).json()
     detail = client_a.get(f"/api/v1/batches/{body['id']}").json()
     assert detail["total"] == 2
     assert detail["status_counts"] == {"accepted": 1, "rejected": 1}

@@ -43,7 +43,9 @@ def test_transition_records_history(tenant_a):
         msg.refresh_from_db()
         assert msg.channel_id == 7
         assert [(e.from_status, e.to_status) for e in msg.events.all()] == [
-            ("", S.ACCEPTED), (S.ACCEPTED, S.QUEUED), (S.QUEUED, S.SUBMITTING),
+            ("", S.ACCEPTED),
+            (S.ACCEPTED, S.QUEUED),
+            (S.QUEUED, S.SUBMITTING),
         ]
 
 

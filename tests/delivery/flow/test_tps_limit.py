@@ -39,8 +39,11 @@ def test_channel_with_tps_limit_delivers_everything_within_the_limit(live_db, sm
     tenant, client = live_tenant("TPS Co.")
     template = make_sendable(tenant, balance=total * 100_000)
     numbers = [f"+86157{n:08d}" for n in range(total)]
-    response = client.post("/api/v1/batches", {"signature": "DemoShop", "template": template,
-                                               "params": {"code": "1234"}, "recipients": numbers}, format="json")
+    response = client.post(
+        "/api/v1/batches",
+        {"signature": "DemoShop", "template": template, "params": {"code": "1234"}, "recipients": numbers},
+        format="json",
+    )
     assert response.status_code == 202
     ids = [m["id"] for m in response.json()["messages"]]
     log = tempfile.NamedTemporaryFile(prefix="worker-tps-", suffix=".log", delete=False)  # noqa: SIM115

@@ -35,11 +35,23 @@ def test_maintenance_announced_the_day_before_a_holiday_starts_after_it_R_DLV_6(
     assert earliest_maintenance_start(now=eve) == datetime(2026, 10, 8, 10, 0, tzinfo=TZ)
     holiday_night = datetime(2026, 10, 5, 22, 0, tzinfo=TZ)
     with pytest.raises(MaintenanceNoticeTooShort):
-        schedule_maintenance(channel=make_channel(), starts_at=holiday_night, ends_at=holiday_night + timedelta(hours=2),
-                             notice="upgrade", actor=OPERATOR, now=eve)
+        schedule_maintenance(
+            channel=make_channel(),
+            starts_at=holiday_night,
+            ends_at=holiday_night + timedelta(hours=2),
+            notice="upgrade",
+            actor=OPERATOR,
+            now=eve,
+        )
     after = datetime(2026, 10, 8, 22, 0, tzinfo=TZ)
-    item = schedule_maintenance(channel=make_channel(), starts_at=after, ends_at=after + timedelta(hours=2),
-                                notice="upgrade", actor=OPERATOR, now=eve)
+    item = schedule_maintenance(
+        channel=make_channel(),
+        starts_at=after,
+        ends_at=after + timedelta(hours=2),
+        notice="upgrade",
+        actor=OPERATOR,
+        now=eve,
+    )
     assert item.pk
 
 
@@ -68,16 +80,25 @@ def test_public_holidays_import_by_date_updates_and_is_recorded(client, operator
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client.force_login(operator_user)
-    csv = "date,name,is_makeup_workday,note\n2027-01-01,元旦 New Year's Day,0,import test\n2026-10-10,changed name,1,x\n"
-    page = client.post("/admin/delivery/publicholiday/import/", {
-        "format": "0", "import_file": SimpleUploadedFile("h.csv", csv.encode(), content_type="text/csv"),
-        "resource": "0",
-    })
+    csv = (
+        "date,name,is_makeup_workday,note\n2027-01-01,元旦 New Year's Day,0,import test\n2026-10-10,changed name,1,x\n"
+    )
+    page = client.post(
+        "/admin/delivery/publicholiday/import/",
+        {
+            "format": "0",
+            "import_file": SimpleUploadedFile("h.csv", csv.encode(), content_type="text/csv"),
+            "resource": "0",
+        },
+    )
     assert page.status_code == 200, page.content.decode()[:2000]
     import re
 
-    fields = dict(re.findall(r'name="(import_file_name|original_file_name|format|resource)"[^>]*value="([^"]*)"',
-                             page.content.decode()))
+    fields = dict(
+        re.findall(
+            r'name="(import_file_name|original_file_name|format|resource)"[^>]*value="([^"]*)"', page.content.decode()
+        )
+    )
     response = client.post("/admin/delivery/publicholiday/process_import/", fields)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert PublicHoliday.objects.get(date=date(2027, 1, 1)).is_makeup_workday is False

@@ -24,6 +24,7 @@ from tenants.models import Tenant, TenantKind
 
 from . import selectors, services
 from .models import (
+    COUNTRY_RULE_FIELDS,
     ActionKind,
     BannedRule,
     Complaint,
@@ -884,18 +885,7 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
 class CountryRuleForm(forms.ModelForm):
     class Meta:
         model = CountryRule
-        fields = [
-            "country",
-            "name",
-            "enabled",
-            "sender_rule",
-            "opt_out_text_required",
-            "quiet_hours_start",
-            "quiet_hours_end",
-            "timezone",
-            "max_segments",
-            "notes",
-        ]
+        fields = list(COUNTRY_RULE_FIELDS)
 
     def clean_country(self):
         return (self.cleaned_data.get("country") or "").strip().upper()

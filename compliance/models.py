@@ -365,6 +365,22 @@ class CountryRule(models.Model):
         return f"{self.country} {self.name}".strip()
 
 
+# The operator-editable fields of a CountryRule: the admin form, import/export and the
+# operation record all use this list.
+COUNTRY_RULE_FIELDS = (
+    "country",
+    "name",
+    "enabled",
+    "sender_rule",
+    "opt_out_text_required",
+    "quiet_hours_start",
+    "quiet_hours_end",
+    "timezone",
+    "max_segments",
+    "notes",
+)
+
+
 class RegisteredSender(models.Model):
     """A sender ID (signature text) a tenant registered for a country whose rule is `registered`."""
 

@@ -2,7 +2,7 @@
 
 from import_export import fields, resources
 
-from .models import BannedRule, CountryRule, GlobalBlock, OptOut
+from .models import COUNTRY_RULE_FIELDS, BannedRule, CountryRule, GlobalBlock, OptOut
 
 
 class BannedRuleResource(resources.ModelResource):
@@ -43,18 +43,7 @@ class CountryRuleResource(resources.ModelResource):
 
     class Meta:
         model = CountryRule
-        fields = (
-            "country",
-            "name",
-            "enabled",
-            "sender_rule",
-            "opt_out_text_required",
-            "quiet_hours_start",
-            "quiet_hours_end",
-            "timezone",
-            "max_segments",
-            "notes",
-        )
+        fields = COUNTRY_RULE_FIELDS
         import_id_fields = ("country",)
         skip_unchanged = True
         report_skipped = False

@@ -28,6 +28,7 @@ from tenants.services import Actor, record_operation
 
 from . import rules as pure
 from .models import (
+    COUNTRY_RULE_FIELDS,
     ActionKind,
     BannedRule,
     Complaint,
@@ -578,19 +579,6 @@ def _jsonable(value):
 
 
 # --- R-CMP-9 per-country rules ---------------------------------------------------------------
-
-COUNTRY_RULE_FIELDS = (
-    "country",
-    "name",
-    "enabled",
-    "sender_rule",
-    "opt_out_text_required",
-    "quiet_hours_start",
-    "quiet_hours_end",
-    "timezone",
-    "max_segments",
-    "notes",
-)
 
 
 def country_rule_problem(rule: CountryRule) -> str | None:

@@ -35,7 +35,10 @@ class Channel(models.Model):
     source_addr = models.CharField("source address", max_length=21, blank=True)
     bind_count = models.PositiveSmallIntegerField(default=1)
     tps_limit = models.PositiveIntegerField(
-        "TPS limit", null=True, blank=True, help_text="messages/second per bind; empty = no limit"
+        "TPS limit",
+        null=True,
+        blank=True,
+        help_text="messages/second for the channel in each worker process (its binds share it); empty = no limit",
     )
     window_size = models.PositiveSmallIntegerField(default=10)
     enabled = models.BooleanField(default=True)

@@ -38,9 +38,23 @@ class Channel(models.Model):
         "TPS limit",
         null=True,
         blank=True,
-        help_text="messages/second for the channel in each worker process (its binds share it); empty = no limit",
+        help_text="parts/second for the channel across every worker process and host (shared through Redis); "
+        "empty = no limit",
     )
     window_size = models.PositiveSmallIntegerField(default=10)
+    receipt_time_zone = models.CharField(
+        max_length=40,
+        default="Asia/Shanghai",
+        help_text="the zone the SMSC writes receipt dates in (CN carriers: Asia/Shanghai)",
+    )
+    receipt_id_match = models.CharField(
+        "receipt id matching",
+        max_length=10,
+        choices=[("auto", "exact, then hex/decimal variants"), ("exact", "exact id only")],
+        default="auto",
+        help_text="auto: a receipt whose exact id is unknown may match one hex/decimal/zero-padded variant of "
+        "the same SMSC account, after a short wait and only when exactly one message fits",
+    )
     enabled = models.BooleanField(default=True)
     # Set by the senders when binds fail; routing skips the channel until then (failover).
     down_until = models.DateTimeField(null=True, blank=True)
@@ -377,6 +391,9 @@ class Message(TenantScoped, models.Model):
     price_id = models.BigIntegerField(null=True, blank=True)
     amount = models.BigIntegerField(default=0)
     hold_id = models.BigIntegerField(null=True, blank=True)
+    #: the UDH reference of a long message, fixed at its first claim: a part resent later carries
+    #: the same one, so the handset joins it to the parts the carrier already took (issue 10)
+    concat_ref = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(
         max_length=20, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED, db_index=True
     )

@@ -41,6 +41,7 @@ from .models import (
     TenantNumber,
 )
 from .routing import RoutingTable
+from .smpp import failure_reason
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -266,7 +267,7 @@ class SessionRegistry:
 # --- claiming ----------------------------------------------------------------------------------
 
 
-CLAIM_FIELDS = ("id", "status", "status_at", "recipient", "content", "submit_attempts")
+CLAIM_FIELDS = ("id", "status", "status_at", "recipient", "content", "submit_attempts", "segments", "concat_ref")
 #: what recording a submit result reads (the failure path's callbacks included)
 RESULT_FIELDS = (
     "id",
@@ -288,12 +289,27 @@ RESULT_FIELDS = (
     "submitted_at",
     "done_at",
     "callback_url",
+    "segments",
+    "created_at",
+    "send_at",
 )
+
+
+def accepted_parts(message_ids: list[int]) -> dict[int, set[int]]:
+    """{message id: part numbers the carrier already accepted} (MessagePart rows)."""
+    found: dict[int, set[int]] = defaultdict(set)
+    if message_ids:
+        for message_id, part in MessagePart.objects.filter(message_id__in=message_ids).values_list(
+            "message_id", "part"
+        ):
+            found[message_id].add(part)
+    return found
 
 
 def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> list[Message]:
     """queued → submitting with a claim token, committed before anything is sent. The messages
-    come back with CLAIM_FIELDS loaded only."""
+    come back with CLAIM_FIELDS loaded only, and for long messages `accepted` (the parts the
+    carrier took on an earlier claim: never sent again) and a fixed `concat_ref`."""
     now = timezone.now()
     with transaction.atomic():
         messages = list(
@@ -323,7 +339,31 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             submit_attempts=F("submit_attempts") + 1,
         )
         insert_status_events(events)
+        long = [m for m in messages if m.segments > 1]
+        for m in messages:
+            m.accepted = set()
+        if long:
+            _fix_concat_refs([m for m in long if m.concat_ref is None])
+            earlier = accepted_parts([m.pk for m in long if m.submit_attempts > 1])
+            for m in long:
+                m.accepted = earlier.get(m.pk, set())
     return messages
+
+
+def _fix_concat_refs(messages: list[Message]) -> None:
+    """Give long messages their UDH reference from the platform-wide cycle (issue 10: references
+    counted per bind let two binds give one handset the same one)."""
+    if not messages:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} SET concat_ref = nextval('public.delivery_concat_ref') "
+            "WHERE id = ANY(%s) AND concat_ref IS NULL RETURNING id, concat_ref",
+            [[m.pk for m in messages]],
+        )
+        refs = dict(cursor.fetchall())
+    for m in messages:
+        m.concat_ref = refs.get(m.pk, m.concat_ref)
 
 
 def source_address(*, channel: Channel, tenant: Tenant) -> str:
@@ -342,7 +382,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     claimed: a message is `submitting` only shortly before it goes out, so a crash leaves few
     claimed-but-never-sent messages waiting for reconciliation (issue 7: a job of 100 claimed,
     then waiting for the bind and the TPS limit, made a killed worker strand all of them)."""
-    from .smpp import SmppError
+    from .smpp import SmppBindError, SmppError
 
     tenant = Tenant.objects.get(pk=tenant_id)
     channel = Channel.objects.filter(pk=channel_id).first()
@@ -369,9 +409,12 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         give_back(claimed, str(exc))
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     except (SmppError, OSError) as exc:
-        services.mark_channel_down(channel_id=channel_id, error=f"bind failed: {exc}")
+        # A channel condition, never a message attempt (issue 20): the messages wait for the
+        # channel (or another route) within their validity period.
+        what = "bind_refused" if isinstance(exc, SmppBindError) else "connect_failed"
+        services.mark_channel_down(channel_id=channel_id, error=f"{what}: {exc}")
         claimed = claim(message_ids)
-        give_back(claimed, f"bind failed: {exc}")
+        give_back(claimed, f"{what}: {exc}")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
     schema = tenant.schema_name
     step = len(message_ids)
@@ -386,12 +429,17 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             batch = claim(message_ids[offset : offset + step])
             claimed += batch
             for m in batch:
+                missing = None
+                if m.accepted:  # resend only what the carrier has not taken, under the same reference
+                    missing = frozenset(range(1, m.segments + 1)) - m.accepted
                 try:
                     holder.session.submit(
                         ref=f"{schema}:{m.pk}:{token}",
                         source=source,
                         destination=m.recipient.lstrip("+"),
                         text=m.content,
+                        reference=m.concat_ref,
+                        only_parts=missing,
                     )
                 except (SmppError, OSError) as exc:
                     # The session reported every part it had taken (answered, or transient); messages
@@ -405,8 +453,14 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         if broken is None:
             try:
                 holder.session.drain(settings.DELIVERY_SUBMIT_TIMEOUT_SECONDS)
-                _linger(holder, receipts_before=receipts_before)
-                holder.session.answer_inbound()
+                if holder.session.outstanding:
+                    # Still unanswered: the link hangs. Its parts become unknown (settled by
+                    # evidence, never requeued by a late timeout) and the bind is not reused.
+                    holder.session.abandon(f"{holder.session.outstanding} submits unanswered")
+                    broken = SmppError("submit responses overdue")
+                else:
+                    _linger(holder, receipts_before=receipts_before)
+                    holder.session.answer_inbound()
             except (SmppError, OSError) as exc:
                 broken = exc
         results = holder.take_results()  # still ours: the idle poller cannot take them first
@@ -426,7 +480,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
         # No result at all after a broken session: never handed to the SMSC, safe to send again.
         unsent = [m for m in leftover if broken is not None and str(m.pk) not in reported]
-        retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not sent: {broken}")
+        retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not_sent: {broken}")
         # Handed over but no (complete) answer yet: we cannot know whether the SMSC took them.
         unsent_ids = {m.pk for m in unsent}
         pending = []
@@ -503,7 +557,13 @@ def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[st
 def _apply_for_tenant(
     *, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str]
 ) -> dict:
-    """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`."""
+    """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`.
+
+    Per part (issue 10): an accepted part is recorded at once (carrier id, lookup) and never sent
+    again; a message is `submitted` only when every part was accepted. Parts whose answer was lost
+    make it `unknown_submission` (settled by evidence); parts refused with a transient error are
+    resent alone, under the same reference; a permanent refusal ends the message, and only the
+    parts the carrier accepted are charged (R-BIL-2/8)."""
     from billing.services import Capture, capture_holds
 
     now = timezone.now()
@@ -511,63 +571,92 @@ def _apply_for_tenant(
     submitted: list[Message] = []
     failed: list[Message] = []
     retry: list[Message] = []
+    unknown: list[Message] = []
     with transaction.atomic():
-        messages = (
+        messages = list(
             Message.objects.select_for_update()
             .filter(pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION])
             .only(*RESULT_FIELDS)
         )
+        earlier = accepted_parts([m.pk for m in messages if m.segments > 1])
         parts_rows, lookups, captures, events = [], [], [], []
+        accepted_count: dict[int, int] = {}
         for m in messages:
             token, results = items[m.pk]
             if m.claim_token != token:
                 continue  # a result of an older claim: that claim was already resolved
-            expected = results[0].parts
-            if len({r.part for r in results}) < expected:
+            total = results[0].parts
+            have = earlier.get(m.pk, set())
+            ok = sorted((r for r in results if r.ok and r.message_id and r.part not in have), key=lambda r: r.part)
+            got = have | {r.part for r in ok}
+            if len(got | {r.part for r in results}) < total:
                 continue  # incomplete: left for the caller (unknown_submission) or a later poll
-            ok = sorted((r for r in results if r.command_status == 0 and r.message_id), key=lambda r: r.part)
-            if ok:
-                # R-BIL-2/8: the carrier accepted it: capture with carrier id + submit time.
-                for r in ok:
-                    parts_rows.append((m.pk, r.part, r.parts, r.message_id, now, S.SUBMITTED, "", "", None))
-                    lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
-                    carrier_ids.append(r.message_id)
-                detail = "" if len(ok) == expected else f"{expected - len(ok)} of {expected} parts refused"
+            for r in ok:
+                parts_rows.append((m.pk, r.part, r.parts, r.message_id, now, S.SUBMITTED, "", "", None))
+                lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
+                carrier_ids.append(r.message_id)
+            open_results = [r for r in results if r.part not in got]
+            accepted_count[m.pk] = len(got)
+            if len(got) == total:
+                # R-BIL-2/8: the carrier accepted every part: capture with carrier id + submit time.
                 events.append(
                     services.transition(
-                        message=m,
-                        to_status=S.SUBMITTED,
-                        at=now,
-                        save=False,
-                        detail=detail,
-                        submitted_at=now,
-                        channel_id=channel_id,
+                        message=m, to_status=S.SUBMITTED, at=now, save=False, submitted_at=now, channel_id=channel_id
                     )
                 )
                 if m.hold_id:
-                    captures.append(Capture(hold_id=m.hold_id, carrier_message_id=ok[0].message_id, submitted_at=now))
+                    first = ok[0].message_id if ok else ""
+                    captures.append(Capture(hold_id=m.hold_id, carrier_message_id=first, submitted_at=now))
                 submitted.append(m)
-            elif any(r.transient for r in results) and m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS:
+            elif any(r.outcome_unknown for r in open_results):
+                lost = sum(1 for r in open_results if r.outcome_unknown)
+                if m.status != S.UNKNOWN_SUBMISSION:
+                    events.append(
+                        services.transition(
+                            message=m,
+                            to_status=S.UNKNOWN_SUBMISSION,
+                            at=now,
+                            save=False,
+                            detail=f"{lost} of {total} parts sent without an answer (link_lost)",
+                            channel_id=channel_id,
+                        )
+                    )
+                    unknown.append(m)
+            elif any(r.transient for r in open_results):
+                m.retry_reason = next(failure_reason(r.command_status) for r in open_results if r.transient)
+                m.retry_transient = True
                 retry.append(m)
-            elif m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS and _untried_channel(m, channel_id):
+            elif (
+                not got
+                and m.submit_attempts < settings.DELIVERY_MAX_SUBMIT_ATTEMPTS
+                and _untried_channel(m, channel_id)
+            ):
+                m.retry_reason, m.retry_transient = "refused by channel", False
                 retry.append(m)  # this channel refused it: the next route may take it (failover)
             else:
-                code = next((r.command_status for r in results if r.command_status), 0)
+                code = next((r.command_status for r in open_results if r.command_status), 0)
+                detail = failure_reason(code)
+                if got:
+                    detail = f"{detail}; {len(got)} of {total} parts accepted and charged"
                 events.append(
                     services.transition(
                         message=m,
                         to_status=S.FAILED,
                         at=now,
                         save=False,
-                        detail=f"submit refused 0x{code:08x}",
-                        error_code=f"0x{code:08x}",
-                        reason="submit_refused",
+                        detail=detail,
+                        error_code=f"0x{code:08x}" if code >= 0 else "",
+                        reason="partly_refused" if got else "submit_refused",
                     )
                 )
                 failed.append(m)
         if submitted:  # the same values for every row: one UPDATE
             Message.objects.filter(pk__in=[m.pk for m in submitted]).update(
                 status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
+            )
+        if unknown:
+            Message.objects.filter(pk__in=[m.pk for m in unknown]).update(
+                status=S.UNKNOWN_SUBMISSION, status_at=now, channel_id=channel_id
             )
         Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
         insert_status_events(events)
@@ -591,12 +680,39 @@ def _apply_for_tenant(
                 captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures])
             )
         if failed:
-            services.release_messages_holds(messages=failed, key_prefix="refused", reason="submit refused")
+            settle_holds(messages=failed, accepted=accepted_count, key_prefix="refused", reason="submit refused")
             for m in failed:
                 services.enqueue_status_callback(tenant=tenant, message=m)
-        if retry:
-            retry_elsewhere(tenant=tenant, messages=retry, token=None, reason="transient submit error")
-    return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry)}
+        for reason in {m.retry_reason for m in retry}:
+            group = [m for m in retry if m.retry_reason == reason]
+            retry_elsewhere(
+                tenant=tenant,
+                messages=group,
+                token=None,
+                reason=reason,
+                transient=group[0].retry_transient,
+                pinned={m.pk for m in group if accepted_count.get(m.pk)},
+            )
+    return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry), "unknown": len(unknown)}
+
+
+def settle_holds(*, messages: list[Message], accepted: dict[int, int], key_prefix: str, reason: str) -> None:
+    """Holds of messages that end without every part sent: released, except that the parts the
+    carrier accepted are captured (R-BIL-2: charged per part actually submitted)."""
+    from billing.services import Capture, capture_holds
+
+    partial = [m for m in messages if m.hold_id and accepted.get(m.pk)]
+    untouched = [m for m in messages if not accepted.get(m.pk)]
+    if partial:
+        capture_holds(
+            captures=[
+                Capture(hold_id=m.hold_id, carrier_message_id="", submitted_at=timezone.now(), segments=accepted[m.pk])
+                for m in partial
+            ],
+            idempotency_key=_hash_key(f"partial:{connection.schema_name}:", [m.hold_id for m in partial]),
+        )
+    if untouched:
+        services.release_messages_holds(messages=untouched, key_prefix=key_prefix, reason=reason)
 
 
 _tables = threading.local()
@@ -623,9 +739,32 @@ def _apply_pending_after_commit(carrier_ids: list[str]) -> None:
     apply_pending_receipts(carrier_ids=carrier_ids)
 
 
-def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | None, reason: str) -> None:
+def validity_deadline(message: Message) -> datetime:
+    """Until when a message may wait for a channel that takes it (per message type)."""
+    seconds = settings.DELIVERY_VALIDITY_SECONDS.get(
+        message.message_type, settings.DELIVERY_VALIDITY_SECONDS["default"]
+    )
+    start = max(filter(None, (message.created_at, message.send_at)))
+    return start + timedelta(seconds=seconds)
+
+
+def retry_elsewhere(
+    *,
+    tenant: Tenant,
+    messages: list[Message],
+    token: str | None,
+    reason: str,
+    transient: bool = True,
+    pinned: set[int] | frozenset[int] = frozenset(),
+) -> None:
     """Back to queued on the next channel that has not been tried (failover, R-DLV-2); when all
-    were tried, on the first one again after a back-off. Too many attempts → failed + release."""
+    were tried, on the first one again after a back-off, and never before a channel marked down
+    is due up again. A message some of whose parts the carrier already took (`pinned`) stays on
+    its channel: the rest goes under the same reference.
+
+    Outages, throttling and bind refusals (`transient`) do not use the message's attempts: it
+    waits until its validity period ends (DELIVERY_VALIDITY_SECONDS per type), then fails with
+    `validity_expired`. Permanent refusals fail after DELIVERY_MAX_SUBMIT_ATTEMPTS."""
     if not messages:
         return
     now = timezone.now()
@@ -638,24 +777,45 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
         )
         if token:
             locked = locked.filter(claim_token=token)
+        down = dict(
+            Channel.objects.filter(down_until__gt=now).values_list("pk", "down_until")
+        )  # few rows: channels in trouble
         for m in locked:
-            if m.submit_attempts >= settings.DELIVERY_MAX_SUBMIT_ATTEMPTS:
-                services.transition(message=m, to_status=S.FAILED, detail=reason, reason="submit_failed")
+            expired = now >= validity_deadline(m)
+            if expired or (not transient and m.submit_attempts >= settings.DELIVERY_MAX_SUBMIT_ATTEMPTS):
+                services.transition(
+                    message=m,
+                    to_status=S.FAILED,
+                    detail=f"{reason} (validity period over)"[:200] if expired else reason[:200],
+                    reason="validity_expired" if expired else "submit_failed",
+                )
                 give_up.append(m)
                 continue
             tried = frozenset({*m.tried_channels, m.channel_id})
             m.tried_channels = sorted(tried)
-            fresh, _ = table.channels_for(
-                message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province, exclude=tried
-            )
-            if fresh:
-                channel_id, delay = fresh[0], 0
-            else:
-                again, _ = table.channels_for(
-                    message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province
+            fresh: list[int] = []
+            if m.pk not in pinned:
+                fresh, _ = table.channels_for(
+                    message_type=m.message_type,
+                    country=m.country,
+                    carrier=m.carrier,
+                    province=m.province,
+                    exclude=tried,
                 )
+            delay = 0
+            if fresh:
+                channel_id = fresh[0]
+            else:
+                again: list[int] = []
+                if m.pk not in pinned:
+                    again, _ = table.channels_for(
+                        message_type=m.message_type, country=m.country, carrier=m.carrier, province=m.province
+                    )
                 channel_id = again[0] if again else m.channel_id
-                delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** (m.submit_attempts - 1), 60_000)
+                attempt = max(m.submit_attempts, 1)
+                delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** min(attempt - 1, 10), 60_000)
+            if channel_id in down:  # not before the channel is due up again
+                delay = max(delay, int((down[channel_id] - now).total_seconds() * 1000))
             services.transition(
                 message=m,
                 to_status=S.QUEUED,
@@ -665,7 +825,12 @@ def retry_elsewhere(*, tenant: Tenant, messages: list[Message], token: str | Non
             )
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:
-            services.release_messages_holds(messages=give_up, key_prefix="giveup", reason=reason[:200])
+            settle_holds(
+                messages=give_up,
+                accepted={k: len(v) for k, v in accepted_parts([m.pk for m in give_up if m.segments > 1]).items()},
+                key_prefix="giveup",
+                reason=reason[:200],
+            )
             for m in give_up:
                 services.enqueue_status_callback(tenant=tenant, message=m)
         planned = [
@@ -699,20 +864,37 @@ def mark_stale_submissions(*, now: datetime | None = None) -> int:
     return count
 
 
+def channel_accounts() -> dict[int, tuple]:
+    """{channel id: its SMSC account (host, port, system_id)}: channels sharing an account share
+    its message ids and receipts, and nothing else does (issue 10)."""
+    return {
+        pk: (host.lower(), port, system_id)
+        for pk, host, port, system_id in Channel.objects.values_list("pk", "host", "port", "system_id")
+    }
+
+
 def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
-    """Resolve unknown submissions: a receipt nobody claimed whose sender is our recipient and
-    whose destination is our source address proves the SMSC took the message (→ submitted,
-    captured, and the receipt applied); no such receipt within DELIVERY_RECONCILE_SECONDS →
-    it was not taken (→ queued again)."""
+    """Settle unknown submissions (sent, answer lost) by evidence, never by phone number alone.
+
+    Evidence: stored receipts that no known carrier id of the account claims, from the same SMSC
+    account, for this recipient, addressed to this tenant's source address, received after the
+    submission, exactly as many as the message has unconfirmed parts, and no other unknown
+    message of the tenant could own them. Such parts are recorded as accepted (→ submitted and
+    captured once every part is). Without evidence within its message type's window
+    (DELIVERY_UNKNOWN_POLICY), the unconfirmed parts are resent under the same reference
+    ("resend") or the message fails with `unconfirmed_submission` ("fail")."""
     from billing.services import Capture, capture_holds
 
-    from .inbound import apply_pending_receipts
+    from .inbound import _variants, apply_pending_receipts
     from .models import PendingReceipt
 
     now = now or timezone.now()
-    found = requeued = 0
+    apply_pending_receipts()  # receipts of known ids first: what is left may be evidence
+    accounts = channel_accounts()
+    found = requeued = failed_count = 0
     for tenant in delivery_tenants():
         with tenant_context(tenant):
+            matched_ids: list[str] = []
             with transaction.atomic():
                 unknown = list(
                     Message.objects.select_for_update(skip_locked=True)
@@ -721,50 +903,67 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                 )
                 if not unknown:
                     continue
+                have = accepted_parts([m.pk for m in unknown])
+                channels = {c.pk: c for c in Channel.objects.filter(pk__in={m.channel_id for m in unknown})}
+                sources = {pk: source_address(channel=c, tenant=tenant) for pk, c in channels.items()}
+                wanted = {accounts.get(pk) for pk in channels}
+                account_channels = [pk for pk, acct in accounts.items() if acct in wanted]
                 receipts = list(
                     PendingReceipt.objects.select_for_update(skip_locked=True)
                     .filter(
                         applied_at__isnull=True,
+                        channel_id__in=account_channels,
                         source_addr__in=[m.recipient.lstrip("+") for m in unknown],
                         received_at__gte=min(m.submitting_at for m in unknown),
                     )
-                    .order_by("received_at")
+                    .order_by("received_at", "pk")
                 )
-                used: set[int] = set()
-                captures, lookups, matched_ids = [], [], []
-                to_requeue = []
+                known = set(
+                    CarrierMessageId.objects.filter(
+                        channel_id__in=account_channels,
+                        carrier_message_id__in={v for r in receipts for v in _variants(r.carrier_message_id)},
+                    ).values_list("carrier_message_id", flat=True)
+                )
+                receipts = [r for r in receipts if not known.intersection(_variants(r.carrier_message_id))]
+
+                def key(recipient: str, channel_id: int | None, sources: dict = sources) -> tuple:
+                    return (accounts.get(channel_id), recipient.lstrip("+"), sources.get(channel_id))
+
+                owners: dict[tuple, int] = defaultdict(int)
                 for m in unknown:
-                    match = next(
-                        (
-                            r
-                            for r in receipts
-                            if r.pk not in used
-                            and r.source_addr == m.recipient.lstrip("+")
-                            and r.received_at >= m.submitting_at
-                        ),
-                        None,
-                    )
-                    if match is not None:
-                        used.add(match.pk)
-                        MessagePart.objects.get_or_create(
-                            message=m,
-                            part=1,
-                            defaults={
-                                "parts": 1,
-                                "carrier_message_id": match.carrier_message_id,
-                                "submitted_at": m.submitting_at,
-                            },
-                        )
-                        lookups.append(
-                            CarrierMessageId(
-                                channel_id=match.channel_id or m.channel_id,
-                                carrier_message_id=match.carrier_message_id,
-                                tenant=tenant,
-                                schema_name=tenant.schema_name,
-                                message_id=m.pk,
-                                part=1,
+                    owners[key(m.recipient, m.channel_id)] += 1
+                parts_rows, lookups, captures, to_resend, to_fail = [], [], [], [], []
+                for m in unknown:
+                    k = key(m.recipient, m.channel_id)
+                    missing = sorted(set(range(1, max(m.segments, 1) + 1)) - have.get(m.pk, set()))
+                    evidence = [
+                        r
+                        for r in receipts
+                        if (accounts.get(r.channel_id), r.source_addr, r.destination_addr) == k
+                        and r.received_at >= m.submitting_at
+                    ]
+                    if evidence and owners[k] == 1 and len(evidence) == len(missing):
+                        for part, r in zip(missing, evidence, strict=True):
+                            parts_rows.append(
+                                MessagePart(
+                                    message=m,
+                                    part=part,
+                                    parts=max(m.segments, 1),
+                                    carrier_message_id=r.carrier_message_id,
+                                    submitted_at=m.submitting_at,
+                                )
                             )
-                        )
+                            lookups.append(
+                                CarrierMessageId(
+                                    channel_id=r.channel_id or m.channel_id,
+                                    carrier_message_id=r.carrier_message_id,
+                                    tenant=tenant,
+                                    schema_name=tenant.schema_name,
+                                    message_id=m.pk,
+                                    part=part,
+                                )
+                            )
+                            matched_ids.append(r.carrier_message_id)
                         services.transition(
                             message=m,
                             to_status=S.SUBMITTED,
@@ -776,25 +975,53 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                             captures.append(
                                 Capture(
                                     hold_id=m.hold_id,
-                                    carrier_message_id=match.carrier_message_id,
+                                    carrier_message_id=evidence[0].carrier_message_id,
                                     submitted_at=m.submitting_at,
                                 )
                             )
-                        matched_ids.append(match.carrier_message_id)
                         found += 1
-                    elif m.status_at < now - timedelta(seconds=settings.DELIVERY_RECONCILE_SECONDS):
-                        to_requeue.append(m)
+                        continue
+                    action, window = settings.DELIVERY_UNKNOWN_POLICY.get(
+                        m.message_type, settings.DELIVERY_UNKNOWN_POLICY["default"]
+                    )
+                    if m.status_at < now - timedelta(seconds=window):
+                        (to_resend if action == "resend" else to_fail).append(m)
+                MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
                 CarrierMessageId.objects.bulk_create(lookups, ignore_conflicts=True)
                 if captures:
                     capture_holds(
                         captures=captures, idempotency_key=_hash_key("reconcile:", [c.hold_id for c in captures])
                     )
-                requeued += len(to_requeue)
-                if to_requeue:
-                    retry_elsewhere(tenant=tenant, messages=to_requeue, token=None, reason="unconfirmed submission")
+                for m in to_fail:
+                    services.transition(
+                        message=m,
+                        to_status=S.FAILED,
+                        at=now,
+                        detail="no evidence the carrier took it within the window",
+                        reason="unconfirmed_submission",
+                    )
+                if to_fail:
+                    settle_holds(
+                        messages=to_fail,
+                        accepted={k: len(v) for k, v in have.items()},
+                        key_prefix="unconfirmed",
+                        reason="unconfirmed submission",
+                    )
+                    for m in to_fail:
+                        services.enqueue_status_callback(tenant=tenant, message=m)
+                failed_count += len(to_fail)
+                requeued += len(to_resend)
+                if to_resend:
+                    retry_elsewhere(
+                        tenant=tenant,
+                        messages=to_resend,
+                        token=None,
+                        reason="unconfirmed submission",
+                        pinned={m.pk for m in to_resend if have.get(m.pk)},
+                    )
             if matched_ids:
                 apply_pending_receipts(carrier_ids=matched_ids)
-    return {"reconciled": found, "requeued": requeued}
+    return {"reconciled": found, "requeued": requeued, "failed": failed_count}
 
 
 def expire_receipts(*, now: datetime | None = None) -> int:

@@ -54,6 +54,11 @@ logger = logging.getLogger("delivery.smpp")
 # Sentinel command_status values for results the SMSC never sent (negative: never a real status).
 STATUS_DISCONNECTED = -1  # connection lost before the response arrived (or before sending)
 STATUS_TIMEOUT = -2  # no response within response_timeout
+STATUS_NOT_SENT = -3  # never written to the socket (the link was down or went down first): safe to send again
+
+#: The SMSC may or may not have taken these: the submit_sm went out and its answer was lost. Never
+#: resent blindly (docs/delivery.md "unknown submissions"); settled by a receipt or the window.
+UNKNOWN_OUTCOME_STATUSES = frozenset({STATUS_DISCONNECTED, STATUS_TIMEOUT})
 
 THROTTLE_STATUSES = frozenset({consts.SMPP_ESME_RTHROTTLED, consts.SMPP_ESME_RMSGQFUL})
 #: Statuses after which the same submit may be sent again later.
@@ -65,6 +70,7 @@ TRANSIENT_STATUSES = frozenset(
         consts.SMPP_ESME_RX_T_APPN,  # 0x64: temporary application error
         STATUS_DISCONNECTED,
         STATUS_TIMEOUT,
+        STATUS_NOT_SENT,
     }
 )
 
@@ -97,6 +103,17 @@ def is_transient(command_status: int) -> bool:
     return command_status in TRANSIENT_STATUSES
 
 
+def failure_reason(command_status: int) -> str:
+    """What a refused part's status means, in the words docs/delivery.md uses (issue 20)."""
+    if command_status in THROTTLE_STATUSES:
+        return "throttled"
+    if command_status == STATUS_NOT_SENT:
+        return "not_sent"
+    if command_status in UNKNOWN_OUTCOME_STATUSES:
+        return "link_lost"
+    return f"smsc_error 0x{command_status:08x}"
+
+
 @dataclass(frozen=True)
 class SubmitResult:
     ref: str  # the caller's reference passed to submit()
@@ -111,6 +128,11 @@ class SubmitResult:
     def ok(self) -> bool:
         return self.command_status == consts.SMPP_ESME_ROK
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """Sent, answer lost: the SMSC may hold this part (never resend it blindly)."""
+        return self.command_status in UNKNOWN_OUTCOME_STATUSES
+
 
 @dataclass(frozen=True)
 class InboundPdu:  # a deliver_sm
@@ -123,6 +145,7 @@ class InboundPdu:  # a deliver_sm
     esm_class: int = 0
     concat: tuple[int, int, int] | None = None  # (ref, total, seq) of a concatenated MO part
     sequence: int = 0
+    command: str = "deliver_sm"  # or data_sm (answered with data_sm_resp)
 
 
 class TokenBucket:
@@ -298,6 +321,11 @@ class SmppSession:
         self._throttle_delay = 0.0
         self._throttle_started = 0.0
         self._unbind_seq: int | None = None
+        #: the SMSC's own unbind (its sequence) while we wait for outstanding submit responses
+        self._unbinding: int | None = None
+        self._unbinding_deadline = 0.0
+        #: how long an SMSC-initiated unbind waits for the responses of submits in flight
+        self.unbind_grace = min(response_timeout, 5.0)
         self._out = bytearray()  # answers (deliver_sm_resp…) batched until the read batch ends
         self._sends_since_read = 0
         self.stats = {
@@ -433,26 +461,58 @@ class SmppSession:
         if self._sock is not None:
             self._lost("closed", raise_=False)
 
+    def abandon(self, reason: str) -> None:
+        """Give up on a bind that stopped answering (TCP may still be open): answers already
+        received are processed, parts still outstanding are reported STATUS_DISCONNECTED
+        (outcome unknown), and the socket is closed without an unbind. Never reused (issue 20)."""
+        if self._sock is None:
+            return
+        self._salvage()
+        self.stats["disconnects"] += 1
+        logger.warning("SMPP %s@%s:%s abandoned: %s", self.system_id, self.host, self.port, reason)
+        self._lost(reason, raise_=False)
+
     # -- submitting -------------------------------------------------------------------------------
     def _next_concat_ref(self) -> int:
         self._concat_ref = (self._concat_ref + 1) % 256
         return self._concat_ref
 
-    def submit(self, *, ref: str, source: str, destination: str, text: str, registered_delivery: bool = True) -> int:
-        """Send a message (all its parts); returns the number of parts. Blocks only while the
-        window is full, the TPS limit says wait, or a throttling back-off runs. Raises
-        SmppDisconnected (nothing sent, nothing reported) when not connected; on a disconnect in
-        the middle it reports every outstanding and unsent part transient, then raises."""
+    def submit(
+        self,
+        *,
+        ref: str,
+        source: str,
+        destination: str,
+        text: str,
+        registered_delivery: bool = True,
+        reference: int | None = None,
+        only_parts: frozenset[int] | set[int] | None = None,
+    ) -> int:
+        """Send a message (all its parts, or `only_parts` of them); returns the number of parts.
+
+        `reference` is the concatenation reference (UDH) of a long message: a resent part must
+        carry the one its accepted siblings carried, so the caller keeps it (Message.concat_ref);
+        without it the session picks one. Blocks only while the window is full, the TPS limit
+        says wait, or a throttling back-off runs. Raises SmppDisconnected (nothing sent, nothing
+        reported) when not connected; on a disconnect in the middle, parts written without an
+        answer are reported STATUS_DISCONNECTED (outcome unknown) and parts never written
+        STATUS_NOT_SENT, then it raises."""
         if self._sock is None:
             raise SmppDisconnected("not connected")
         if self.bind == "receiver":
             raise SmppError("a receiver bind cannot submit")
-        data_coding, payloads, udhs = split_text(text, reference=self._next_concat_ref())
+        if reference is None:
+            reference = self._next_concat_ref()
+        data_coding, payloads, udhs = split_text(text, reference=reference)
         parts = len(payloads)
         src, src_ton, src_npi = _address(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)
         dst, dst_ton, dst_npi = _address(destination, default_ton=self.dest_addr_ton)
-        for index, (payload, udh) in enumerate(zip(payloads, udhs, strict=True), start=1):
+        todo = [i for i in range(1, parts + 1) if only_parts is None or i in only_parts]
+        for position, index in enumerate(todo):
+            payload, udh = payloads[index - 1], udhs[index - 1]
             try:
+                if self._unbinding is not None:
+                    raise SmppDisconnected("the SMSC asked to unbind")
                 self._wait_for_slot()
                 seq = self._send(
                     "submit_sm",
@@ -468,8 +528,8 @@ class SmppSession:
                     short_message=(udh or b"") + payload,
                 )
             except SmppDisconnected:
-                for part in range(index, parts + 1):
-                    self._report(_Pending(ref, part, parts, 0.0), None, STATUS_DISCONNECTED)
+                for part in todo[position:]:
+                    self._report(_Pending(ref, part, parts, 0.0), None, STATUS_NOT_SENT)
                 raise
             self._pending[seq] = _Pending(ref, index, parts, time.monotonic())
             self.stats["parts_sent"] += 1
@@ -593,19 +653,22 @@ class SmppSession:
                 return
             message_id = _text(getattr(pdu, "message_id", None)) if pdu.status == consts.SMPP_ESME_ROK else None
             self._report(pending, message_id, pdu.status)
-        elif command == "deliver_sm":
+        elif command in ("deliver_sm", "data_sm"):
             self._on_deliver(pdu)
         elif command == "enquire_link":
             self._send("enquire_link_resp", sequence=pdu.sequence, flush=False)
         elif command == "enquire_link_resp":
             self._enquire_sent_at = None
         elif command == "unbind":
-            self._send("unbind_resp", sequence=pdu.sequence)
-            self._lost("unbind requested by the SMSC")
+            # Issue 20: stop submitting, let the answers of submits in flight arrive (bounded),
+            # then answer and close; answering at once lost them and made us resend accepted parts.
+            self._unbinding = pdu.sequence
+            self._unbinding_deadline = time.monotonic() + self.unbind_grace
+            logger.info("SMPP %s: the SMSC asks to unbind (%s outstanding)", self.system_id, len(self._pending))
         elif command == "unbind_resp":
             self._unbind_seq = None
             self._lost("unbound", raise_=False)
-        elif command in ("alert_notification", "data_sm", "query_sm_resp") or pdu.is_response():
+        elif command in ("alert_notification", "query_sm_resp") or pdu.is_response():
             logger.info("SMPP: ignoring %s", command)
         else:
             self._send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
@@ -646,12 +709,14 @@ class SmppSession:
     def _on_deliver(self, pdu) -> None:
         esm_class = pdu.esm_class or 0
         data_coding = pdu.data_coding or 0
-        body = pdu.short_message or b""
+        body = getattr(pdu, "short_message", None) or b""
         if not body and getattr(pdu, "message_payload", None):
             body = pdu.message_payload
         concat = None
         if esm_class & ESM_CLASS_UDHI:
             concat, body = parse_udh(body)
+        elif getattr(pdu, "sar_total_segments", None):
+            concat = (int(pdu.sar_msg_ref_num or 0), int(pdu.sar_total_segments), int(pdu.sar_segment_seqnum or 1))
         tlvs = {
             name: getattr(pdu, name)
             for name in ("receipted_message_id", "message_state", "network_error_code")
@@ -676,6 +741,7 @@ class SmppSession:
             esm_class=esm_class,
             concat=concat,
             sequence=pdu.sequence,
+            command=pdu.command,
         )
         self.stats["receipts" if is_receipt else "inbound"] += 1
         if self.on_inbound_batch is not None:
@@ -691,7 +757,7 @@ class SmppSession:
             logger.exception("SMPP: on_inbound failed; answering ESME_RX_T_APPN for redelivery")
             self.stats["inbound_errors"] += 1
             status = consts.SMPP_ESME_RX_T_APPN
-        self._send("deliver_sm_resp", sequence=pdu.sequence, status=status, flush=False)
+        self._send(f"{pdu.command}_resp", sequence=pdu.sequence, status=status, flush=False)
 
     def answer_inbound(self) -> None:
         """Hand the deliver_sm collected so far to on_inbound_batch (e.g. one INSERT for all the
@@ -710,14 +776,19 @@ class SmppSession:
             statuses = [consts.SMPP_ESME_RX_T_APPN] * len(batch)
         for inbound, status in zip(batch, statuses, strict=True):
             status = consts.SMPP_ESME_ROK if status is None else int(status)
-            self._send("deliver_sm_resp", sequence=inbound.sequence, status=status, flush=False)
+            self._send(f"{inbound.command}_resp", sequence=inbound.sequence, status=status, flush=False)
         self._flush()
 
     def _housekeeping(self) -> None:
         if self._sock is None:
             return
         now = time.monotonic()
+        if self._unbinding is not None and (not self._pending or now >= self._unbinding_deadline):
+            self.answer_inbound()
+            self._send("unbind_resp", sequence=self._unbinding)
+            self._lost("unbind requested by the SMSC")
         # response timeouts: the oldest pending first (dict keeps send order)
+        timed_out = 0
         while self._pending:
             seq, oldest = next(iter(self._pending.items()))
             if now - oldest.sent_at < self.response_timeout:
@@ -725,6 +796,11 @@ class SmppSession:
             del self._pending[seq]
             logger.warning("SMPP: no submit_sm_resp for seq %s within %ss", seq, self.response_timeout)
             self._report(oldest, None, STATUS_TIMEOUT)
+            timed_out += 1
+        if timed_out:
+            # A link that stops answering (TCP still open) is not trusted again (issue 20): the
+            # other outstanding parts are unknown too, and the bind is replaced.
+            self._lost(f"{timed_out} submit(s) unanswered for {self.response_timeout}s")
         # keep-alive
         if self._enquire_sent_at is not None:
             if now - self._enquire_sent_at > self.enquire_link_timeout:
@@ -813,6 +889,7 @@ class SmppSession:
         self._out.clear()
         self._inbound.clear()  # unanswered: the SMSC delivers them again
         self._unbind_seq = None
+        self._unbinding = None
         self._enquire_sent_at = None
         pending = list(self._pending.values())
         self._pending.clear()

@@ -262,8 +262,23 @@ DELIVERY_MAX_SUBMIT_ATTEMPTS = env_int("DELIVERY_MAX_SUBMIT_ATTEMPTS", 5)
 DELIVERY_SUBMIT_TIMEOUT_SECONDS = float(os.environ.get("DELIVERY_SUBMIT_TIMEOUT_SECONDS", "15"))
 # A "submitting" row older than this belongs to a dead sender: it becomes unknown_submission.
 DELIVERY_SUBMITTING_STALE_SECONDS = env_int("DELIVERY_SUBMITTING_STALE_SECONDS", 120)
-# Unknown submissions not matched to a receipt within this time are taken as never sent.
+# Unknown submissions (sent, answer lost) wait this long for evidence (their receipt) before the
+# policy of their message type applies: "resend" the unconfirmed parts (same UDH reference) or
+# "fail" them. A verification code is worth little after minutes: resent fast (issue 10).
 DELIVERY_RECONCILE_SECONDS = env_int("DELIVERY_RECONCILE_SECONDS", 3600)
+DELIVERY_UNKNOWN_POLICY = {
+    "verification": ("resend", env_int("DELIVERY_RECONCILE_SECONDS_VERIFICATION", 120)),
+    "default": ("resend", DELIVERY_RECONCILE_SECONDS),
+}
+# How long a message may wait for a channel that takes it (outages, throttling, bind refusals do
+# not use its submit attempts); past it the message fails with reason "validity_expired".
+DELIVERY_VALIDITY_SECONDS = {
+    "verification": env_int("DELIVERY_VALIDITY_SECONDS_VERIFICATION", 600),
+    "default": env_int("DELIVERY_VALIDITY_SECONDS", 86400),
+}
+# A receipt whose exact carrier id is not (yet) known may match a hex/decimal variant of the same
+# SMSC account only after this wait (its own submit result may still be on its way).
+DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS = env_int("DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS", 10)
 DELIVERY_RECEIPT_TIMEOUT_HOURS = env_int("DELIVERY_RECEIPT_TIMEOUT_HOURS", 72)
 DELIVERY_CALLBACK_TIMEOUT_SECONDS = env_int("DELIVERY_CALLBACK_TIMEOUT_SECONDS", 5)
 DELIVERY_CALLBACK_BACKOFF_SECONDS = env_int("DELIVERY_CALLBACK_BACKOFF_SECONDS", 10)

@@ -336,15 +336,20 @@ def test_receipt_on_another_bind_of_the_same_account_r_dlv_4(smsc_factory, sessi
     assert recorder.receipts == []
 
 
-def test_response_timeout_reported_transient_r_dlv_3(smsc_factory, session_factory, recorder):
+def test_response_timeout_is_an_unknown_outcome_and_the_bind_is_not_trusted_again(
+    smsc_factory, session_factory, recorder
+):
+    """Issue 20: a submit unanswered past the timeout may have been taken (outcome unknown, never
+    a refusal), and a link that stopped answering is torn down instead of going back to the pool."""
     sim = smsc_factory(response_delay=0.5)
     session = session_factory(sim, response_timeout=0.1)
     session.submit(ref="slow", source="10690001", destination="+8613800000011", text="slow")
-    session.drain(2)
+    with pytest.raises(SmppDisconnected):
+        session.drain(2)
     [result] = recorder.results
     assert result.command_status == STATUS_TIMEOUT
-    assert result.transient
-    assert poll_until(session, lambda: session.stats["unmatched_responses"] == 1)  # the late response
+    assert result.outcome_unknown
+    assert not session.connected
 
 
 def test_enquire_link_sent_when_idle_r_dlv_3(smsc, session_factory):

@@ -219,7 +219,7 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
         timeout=60,
         what="receipts of the submissions whose results were lost",
     )
-    with override_settings(DELIVERY_RECONCILE_SECONDS=0):
+    with override_settings(DELIVERY_UNKNOWN_POLICY={"default": ("resend", 0)}):
         reconcile_unknown_submissions()
 
     def settled():

@@ -110,7 +110,7 @@ def test_worker_sigkilled_twice_mid_batch_loses_nothing_and_sends_nothing_twice(
             what="receipts of the killed workers' submits (redelivered to the listener)",
             describe=lambda: _diagnose(tenant, ids, sim) + f" missing={_missing_receipts(reached, sim)}",
         )
-        with override_settings(DELIVERY_RECONCILE_SECONDS=0):
+        with override_settings(DELIVERY_UNKNOWN_POLICY={"default": ("resend", 0)}):
             reconcile_unknown_submissions()
         wait_for(
             lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED},

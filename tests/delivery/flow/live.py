@@ -146,14 +146,23 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def wait_all_delivered(tenant, ids, *, timeout: float = 60.0) -> None:
+def wait_all_delivered(tenant, ids, *, timeout: float = 60.0, sweep: bool = False) -> None:
+    """Wait until every message is delivered; with `sweep`, run the unknown-submission sweep
+    (what the scheduler does every 30 s) once a second meanwhile."""
     from collections import Counter
 
+    from delivery import sender
+
     deadline = time.monotonic() + timeout
+    next_sweep = time.monotonic() + 1
     while time.monotonic() < deadline:
         states = statuses(tenant, ids)
         if set(states.values()) == {"delivered"}:
             return
+        if sweep and time.monotonic() >= next_sweep:
+            sender.reconcile_unknown_submissions()
+            connection.set_schema_to_public()
+            next_sweep = time.monotonic() + 1
         time.sleep(0.1)
     with tenant_context(tenant):
         stuck = list(

@@ -279,10 +279,13 @@ class _Connection(asyncio.Protocol):
 
     # -- SMSC-initiated unbind
     def start_unbind(self) -> None:
-        sim = self.sim
         if self.closed or self.unbinding or self.system_id is None:
             return
         self.unbinding = True
+        self.send_unbind()
+
+    def send_unbind(self) -> None:
+        sim = self.sim
         sim.unbinds_sent += 1
         if not sim.unbind_flush_responses:
             # the SMSC forgets the answers it owes (the submits stay accepted; receipts follow)
@@ -769,10 +772,12 @@ class SmscSimulator:
             conns = [
                 c
                 for c in self._connections
-                if not c.closed and c.system_id is not None and system_id in (None, c.system_id)
+                if not c.closed and not c.unbinding and c.system_id is not None and system_id in (None, c.system_id)
             ]
+            for conn in conns:  # all first: receipts owed by one must not go to another being unbound
+                conn.unbinding = True
             for conn in conns:
-                conn.start_unbind()
+                conn.send_unbind()
             return len(conns)
 
         return self.call(go)

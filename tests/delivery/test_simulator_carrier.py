@@ -18,8 +18,8 @@ from delivery.simulator import SmscSimulator
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID
 
 
-@pytest.fixture
-def bind():
+@pytest.fixture(name="bind")
+def bind_fixture():
     """bind(sim, mode="transceiver", system_id=..., password=...) -> a bound plain smpplib Client."""
     clients = []
 

@@ -315,6 +315,8 @@ class _Connection(asyncio.Protocol):
             self.on_bind(pdu)
         elif command == "submit_sm":
             self.on_submit(pdu)
+            if sim.unbind_at_submit and getattr(pdu, "sim_number", 0) == sim.unbind_at_submit:
+                self.start_unbind()  # with submits in flight: their answers still go out first
         elif command in ("deliver_sm_resp", "data_sm_resp"):
             self.on_deliver_resp(pdu)
         elif command == "enquire_link":
@@ -471,8 +473,6 @@ class _Connection(asyncio.Protocol):
             self.timers.append(sim._loop.call_later(sim.response_delay, respond))
         else:
             respond()
-        if sim.unbind_at_submit and number == sim.unbind_at_submit:
-            self.start_unbind()  # with submits in flight: their answers still go out first
 
     def on_deliver_resp(self, pdu) -> None:
         entry = self.unacked.pop(pdu.sequence, None)
@@ -939,9 +939,10 @@ class SmscSimulator:
         out["accepted"] = len(self.submitted)
         out["duplicate_parts"] = len(self.duplicate_parts())
         out["peak_binds"] = dict(self.peak_binds)
-        out["submits_per_second"] = {
-            sid: {str(k): v for k, v in sorted(t.items())} for sid, t in list(self.submit_seconds.items())
-        }
+        with self._lock:  # the loop thread adds to these tables under the same lock
+            out["submits_per_second"] = {
+                sid: {str(k): v for k, v in sorted(t.items())} for sid, t in self.submit_seconds.items()
+            }
         return out
 
     # -- internals (loop thread)

@@ -291,6 +291,19 @@ def test_management_command_runs_the_simulator(tmp_path):
         session.close()
         assert results[0].ok
         assert inbound[0].receipt.message_id == results[0].message_id
+        raw = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=True)
+        raw.connect()
+        deadline = time.monotonic() + 3
+        while True:  # the session's bind slot (--max-binds 1) frees once the simulator saw it close
+            try:
+                raw.bind_transceiver(system_id="cmd", password="pw")
+                break
+            except exceptions.PDUError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR2)  # runtime switch: the SMSC unbinds every bind
+        assert read(raw, "unbind").command == "unbind"
+        raw._socket.close()
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)

@@ -1,9 +1,13 @@
 """A small SMPP 3.4 SMSC simulator for tests, benches and local development (R-DLV-3, R-DLV-4).
 
 asyncio server in a background thread; PDUs are encoded/decoded with smpplib's own PDU classes
-(no usable SMPP server package exists, see shared/docs/stack.md). Fault switches: throttling,
-disconnects, TPS cap, slow responses, receipt ordering/duplication/other-bind, deliver_sm
-redelivery when the ESME answers with an error status or drops the bind.
+(no usable SMPP server package exists, see shared/docs/stack.md). Fault switches: throttling
+(every Nth submit, a chosen part, TPS cap), a window limit (0x14), disconnects (also after
+accepting a submit, before its answer), slow responses, a hang with TCP open, SMSC-initiated
+unbind, a bind limit per account, receipt ordering/duplication/other-bind/local time/id formats/
+data_sm, concatenated and bare-address MO, deliver_sm redelivery when the ESME answers with an error
+status or drops the bind. Records for assertions: accepted parts, submits per second per account.
+docs/smpp.md ("The SMSC simulator") lists every switch.
 
     sim = SmscSimulator("127.0.0.1", 0, credentials={"demo": "demo"}, receipt_delay=0.1)
     sim.start(); ...; sim.stop()

@@ -1,9 +1,13 @@
 """A small SMPP 3.4 SMSC simulator for tests, benches and local development (R-DLV-3, R-DLV-4).
 
 asyncio server in a background thread; PDUs are encoded/decoded with smpplib's own PDU classes
-(no usable SMPP server package exists, see shared/docs/stack.md). Fault switches: throttling,
-disconnects, TPS cap, slow responses, receipt ordering/duplication/other-bind, deliver_sm
-redelivery when the ESME answers with an error status or drops the bind.
+(no usable SMPP server package exists, see shared/docs/stack.md). Fault switches: throttling
+(every Nth submit, a chosen part, TPS cap), a window limit (0x14), disconnects (also after
+accepting a submit, before its answer), slow responses, a hang with TCP open, SMSC-initiated
+unbind, a bind limit per account, receipt ordering/duplication/other-bind/local time/id formats/
+data_sm, concatenated and bare-address MO, deliver_sm redelivery when the ESME answers with an error
+status or drops the bind. Records for assertions: accepted parts, submits per second per account.
+docs/smpp.md ("The SMSC simulator") lists every switch.
 
     sim = SmscSimulator("127.0.0.1", 0, credentials={"demo": "demo"}, receipt_delay=0.1)
     sim.start(); ...; sim.stop()
@@ -22,7 +26,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from smpplib import consts, smpp
 
@@ -63,6 +68,7 @@ class SubmitRecord:
     message_id: str  # as returned in submit_sm_resp
     received_at: float  # time.monotonic()
     sequence: int
+    number: int = 0  # the id as a number (message_id renders it in submit_id_format)
 
 
 @dataclass
@@ -73,8 +79,9 @@ class DeliverRecord:
     message_id: str | None
     text: str
     sequence: int
-    status: int | None = None  # deliver_sm_resp command_status (None: not answered yet)
+    status: int | None = None  # deliver_sm_resp / data_sm_resp command_status (None: not answered yet)
     attempt: int = 1
+    command: str = "deliver_sm"  # or "data_sm"
 
 
 @dataclass
@@ -84,6 +91,7 @@ class _PendingDeliver:
     message_id: str | None
     text: str
     attempt: int = 1
+    command: str = "deliver_sm"
 
 
 class _Connection(asyncio.Protocol):
@@ -98,22 +106,49 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.unacked: dict[int, tuple[_PendingDeliver, DeliverRecord]] = {}
         self.timers: list[asyncio.TimerHandle] = []
-        self.pending_responses = 0  # delayed submit_sm_resp not written yet
+        # accepted submits whose submit_sm_resp is not written yet: sequence -> record
+        self.pending: dict[int, SubmitRecord] = {}
+        self.max_outstanding = 0  # most unanswered accepted submits on this bind at once
+        # hang: nothing is read or written until hang_until (loop time); PDUs wait here
+        self.hang_until = 0.0
+        self.hang_discard = False
+        self.held_in: list = []
+        self.held_out: list[bytes] = []
+        # SMSC-initiated unbind in progress: no new submits, no new deliver_sm
+        self.unbinding = False
+        self.unbind_sequence: int | None = None
+        self.unbind_acked = False
+
+    @property
+    def pending_responses(self) -> int:
+        return len(self.pending)
 
     # -- asyncio.Protocol
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.sim._connections.add(self)
-        self.sim.connections_made += 1
-        if self.sim.disconnect_after:
-            self.timers.append(self.sim._loop.call_later(self.sim.disconnect_after, self.drop))
+        sim = self.sim
+        sim._connections.add(self)
+        sim.connections_made += 1
+        if sim.disconnect_after:
+            self.timers.append(sim._loop.call_later(sim.disconnect_after, self.drop))
+        if sim._hang_new_until > sim._loop.time():  # a hung SMSC does not answer new links either
+            self.start_hang(sim._hang_new_until, sim._hang_new_discard)
 
     def _cancel_timers(self) -> None:
         for timer in self.timers:
             timer.cancel()
         self.timers.clear()
-        self.sim._outstanding -= self.pending_responses  # those answers will never be written
-        self.pending_responses = 0
+        # Accepted submits whose answer will never be written stay accepted: the SMSC delivers them
+        # and sends their receipts to another bind (or the next one), as a real SMSC does.
+        sim = self.sim
+        sim._outstanding -= len(self.pending)
+        sim.responses_lost += len(self.pending)
+        for record in self.pending.values():
+            if record.registered_delivery & 0x03:
+                sim._schedule_receipt(None, record, sim.receipt_delay)
+        self.pending.clear()
+        self.held_out.clear()
+        self.held_in.clear()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -150,14 +185,36 @@ class _Connection(asyncio.Protocol):
                 seq = struct.unpack(">L", raw[12:16])[0]
                 self.send("generic_nack", sequence=seq, status=consts.SMPP_ESME_RINVCMDID)
                 continue
+            self.arrived(pdu)
+            if self.hung or self.held_in:
+                self.held_in.append(pdu)  # TCP stays open; the PDU waits for the end of the hang
+                continue
             self.handle(pdu)
             if self.closed:
                 return
+
+    def arrived(self, pdu) -> None:
+        """Count a PDU when it reaches the SMSC (before any hang holds it back)."""
+        if pdu.command != "submit_sm":
+            return
+        sim = self.sim
+        sim.submits_received += 1
+        pdu.sim_number = sim.submits_received
+        second = int(time.time())
+        with sim._lock:
+            per_second = sim.submit_seconds.setdefault(self.system_id or "", {})
+            per_second[second] = per_second.get(second, 0) + 1
+        if sim.hang_at_submit and sim.submits_received == sim.hang_at_submit:
+            sim._start_hang(sim.hang_seconds, new_connections=True, discard=False)
 
     # -- helpers
     @property
     def writable(self) -> bool:
         return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    @property
+    def hung(self) -> bool:
+        return self.hang_until > 0
 
     def make(self, command: str, **fields):
         sequence = fields.pop("sequence", None)
@@ -166,20 +223,27 @@ class _Connection(asyncio.Protocol):
             pdu.sequence = sequence  # smpplib ignores a sequence kwarg (its property shadows it)
         return pdu
 
+    def write(self, data: bytes) -> None:
+        if self.hung:
+            self.held_out.append(data)  # a hung SMSC writes nothing; sent when it resumes
+        else:
+            self.transport.write(data)
+
     def send(self, command: str, **fields) -> int:
         if not self.writable:
             return 0
         pdu = self.make(command, **fields)
-        self.transport.write(pdu.generate())
+        self.write(pdu.generate())
         return pdu.sequence
 
-    def drop(self, *, abort: bool = False) -> None:
+    def drop(self, *, abort: bool = False, count: bool = True) -> None:
         """Drop the connection. Default: like an SMSC that closes cleanly — answers already written
         are flushed, a FIN follows, later PDUs are read and ignored, the socket closes 0.5 s later
         (so the ESME sees every answer, then EOF, not a reset). abort=True: TCP RST at once."""
         if self.closed or self.transport is None:
             return
-        self.sim.disconnects += 1
+        if count:
+            self.sim.disconnects += 1
         self.closed = True
         self._cancel_timers()
         if abort:
@@ -190,6 +254,63 @@ class _Connection(asyncio.Protocol):
         else:
             self.transport.close()
 
+    # -- hang
+    def start_hang(self, until: float, discard: bool) -> None:
+        if until <= self.hang_until:
+            return
+        self.hang_until = until
+        self.hang_discard = discard
+        self.timers.append(self.sim._loop.call_at(until, self._resume, until))
+
+    def _resume(self, until: float) -> None:
+        if self.closed or until != self.hang_until:
+            return  # dropped meanwhile, or the hang was extended
+        self.hang_until = 0.0
+        for data in self.held_out:
+            self.transport.write(data)
+        self.held_out.clear()
+        held, self.held_in = self.held_in, []
+        if self.hang_discard:
+            self.sim.discarded_during_hang += len(held)
+            return
+        for i, pdu in enumerate(held):
+            if self.closed:
+                return
+            if self.hung:  # a new hang started while catching up
+                self.held_in = held[i:] + self.held_in
+                return
+            self.handle(pdu)
+
+    # -- SMSC-initiated unbind
+    def start_unbind(self) -> None:
+        if self.closed or self.unbinding or self.system_id is None:
+            return
+        self.unbinding = True
+        self.send_unbind()
+
+    def send_unbind(self) -> None:
+        sim = self.sim
+        sim.unbinds_sent += 1
+        if not sim.unbind_flush_responses:
+            # the SMSC forgets the answers it owes (the submits stay accepted; receipts follow)
+            self._forget_pending()
+        self.unbind_sequence = self.send("unbind")
+        self.timers.append(sim._loop.call_later(sim.unbind_timeout, self.drop))  # no unbind_resp: close
+
+    def _forget_pending(self) -> None:
+        sim = self.sim
+        for record in list(self.pending.values()):
+            sim._outstanding -= 1
+            sim.responses_lost += 1
+            if record.registered_delivery & 0x03:
+                sim._schedule_receipt(None, record, sim.receipt_delay)
+        self.pending.clear()
+
+    def _maybe_finish_unbind(self) -> None:
+        # after unbind_resp, close once every answer owed for submits already received is written
+        if self.unbinding and self.unbind_acked and not self.pending:
+            self.drop(count=False)
+
     # -- PDU handling
     def handle(self, pdu) -> None:
         sim = self.sim
@@ -198,7 +319,9 @@ class _Connection(asyncio.Protocol):
             self.on_bind(pdu)
         elif command == "submit_sm":
             self.on_submit(pdu)
-        elif command == "deliver_sm_resp":
+            if sim.unbind_at_submit and getattr(pdu, "sim_number", 0) == sim.unbind_at_submit:
+                self.start_unbind()  # with submits in flight: their answers still go out first
+        elif command in ("deliver_sm_resp", "data_sm_resp"):
             self.on_deliver_resp(pdu)
         elif command == "enquire_link":
             sim.enquire_links += 1
@@ -209,50 +332,75 @@ class _Connection(asyncio.Protocol):
             self.send("unbind_resp", sequence=pdu.sequence)
             self.closed = True
             self.transport.close()
+        elif command == "unbind_resp":
+            if self.unbinding and pdu.sequence == self.unbind_sequence:
+                sim.unbind_resps += 1
+                self.unbind_acked = True
+                self._maybe_finish_unbind()
         elif command == "generic_nack":
-            pass
+            if pdu.sequence in self.unacked:  # e.g. an ESME that does not know data_sm
+                self.on_deliver_resp(pdu)
         else:
             self.send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
 
     def on_bind(self, pdu) -> None:
+        sim = self.sim
         resp = BIND_COMMANDS[pdu.command][0]
         if self.system_id is not None:
             self.send(resp, sequence=pdu.sequence, status=consts.SMPP_ESME_RALYBND)
             return
         system_id = _text(pdu.system_id)
         password = _text(pdu.password)
-        expected = self.sim.credentials.get(system_id)
+        expected = sim.credentials.get(system_id)
         if expected is None or expected != password:
-            self.sim.bind_failures += 1
+            sim.bind_failures += 1
+            self.send(resp, sequence=pdu.sequence, status=consts.SMPP_ESME_RBINDFAIL)
+            return
+        limit = sim.bind_limits.get(system_id, sim.max_binds)
+        if limit and sim.active_binds(system_id) >= limit:
+            # every bind type counts; the link stays open (the ESME may retry or close)
+            sim.bind_failures += 1
+            sim.bind_limit_refusals += 1
             self.send(resp, sequence=pdu.sequence, status=consts.SMPP_ESME_RBINDFAIL)
             return
         self.system_id = system_id
         _, self.can_transmit, self.can_receive = BIND_COMMANDS[pdu.command]
-        self.sim.binds += 1
-        self.send(resp, sequence=pdu.sequence, system_id=self.sim.smsc_system_id)
+        sim.binds += 1
+        sim.peak_binds[system_id] = max(sim.peak_binds.get(system_id, 0), sim.active_binds(system_id))
+        self.send(resp, sequence=pdu.sequence, system_id=sim.smsc_system_id)
         if self.can_receive:
-            for pending in self.sim._retry_queue.pop(system_id, []) + self.sim._retry_queue.pop(None, []):
-                self.sim._loop.call_soon(self.sim._deliver, system_id, pending, None)
+            for pending in sim._retry_queue.pop(system_id, []) + sim._retry_queue.pop(None, []):
+                sim._loop.call_soon(sim._deliver, system_id, pending, None)
+
+    def _refuse(self, pdu, status: int) -> None:
+        self.send("submit_sm_resp", sequence=pdu.sequence, status=status)
 
     def on_submit(self, pdu) -> None:
         sim = self.sim
-        sim.submits_received += 1
-        if not self.can_transmit:
-            self.send("submit_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVBNDSTS)
+        number = getattr(pdu, "sim_number", sim.submits_received)
+        if not self.can_transmit or self.unbinding:
+            if self.unbinding:
+                sim.refused_while_unbinding += 1
+            self._refuse(pdu, consts.SMPP_ESME_RINVBNDSTS)
             return
-        if sim.disconnect_every and sim.submits_received % sim.disconnect_every == 0:
+        if sim.window_limit and len(self.pending) >= sim.window_limit:
+            sim.window_refusals += 1
+            self._refuse(pdu, consts.SMPP_ESME_RMSGQFUL)
+            return
+        if sim.disconnect_every and number % sim.disconnect_every == 0:
             self.drop()  # this submit is lost (never answered); earlier answers are flushed
             return
-        if sim.throttle_every and sim.submits_received % sim.throttle_every == 0:
+        if sim.throttle_every and number % sim.throttle_every == 0:
             sim.throttled += 1
-            self.send("submit_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RTHROTTLED)
+            self._refuse(pdu, consts.SMPP_ESME_RTHROTTLED)
             return
         if sim.tps_cap and not sim._bucket_for(self.system_id).try_take(time.monotonic()):
             sim.throttled += 1
-            self.send("submit_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RTHROTTLED)
+            self._refuse(pdu, consts.SMPP_ESME_RTHROTTLED)
             return
-        if sim.reject_destinations and _text(pdu.destination_addr) in sim.reject_destinations:
-            self.send("submit_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVDSTADR)
+        destination = _text(pdu.destination_addr)
+        if sim.reject_destinations and destination in sim.reject_destinations:
+            self._refuse(pdu, consts.SMPP_ESME_RINVDSTADR)
             return
 
         esm_class = pdu.esm_class or 0
@@ -263,12 +411,26 @@ class _Connection(asyncio.Protocol):
         udh = None
         if esm_class & receipts.ESM_CLASS_UDHI:
             udh, short_message = receipts.parse_udh(short_message)
-        number = next(sim._ids)
-        message_id = sim._format_id(number, sim.submit_id_format)
+        elif getattr(pdu, "sar_total_segments", None):
+            udh = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
+        if udh is not None and udh[2] in sim.throttle_parts and udh[1] > 1:
+            key = (self.system_id, destination, udh)
+            with sim._lock:
+                times = sim._part_throttles.get(key, 0)
+                if times < sim.throttle_part_times:
+                    sim._part_throttles[key] = times + 1
+            if times < sim.throttle_part_times:
+                sim.throttled += 1
+                sim.parts_throttled += 1
+                self._refuse(pdu, consts.SMPP_ESME_RTHROTTLED)
+                return
+
+        id_number = next(sim._ids)
+        message_id = sim._format_id(id_number, sim.submit_id_format)
         record = SubmitRecord(
             system_id=self.system_id,
             source=_text(pdu.source_addr),
-            destination=_text(pdu.destination_addr),
+            destination=destination,
             data_coding=data_coding,
             esm_class=esm_class,
             registered_delivery=pdu.registered_delivery or 0,
@@ -277,28 +439,42 @@ class _Connection(asyncio.Protocol):
             message_id=message_id,
             received_at=time.monotonic(),
             sequence=pdu.sequence,
+            number=id_number,
         )
         with sim._lock:
             sim.submitted.append(record)
+        wants_receipt = bool(record.registered_delivery & 0x03)
+
+        if sim._drop_after_this_accept(udh):
+            # accepted (it will be delivered and receipted, on another bind), but the link dies
+            # before the submit_sm_resp leaves
+            sim.drops_after_accept += 1
+            if wants_receipt:
+                sim._schedule_receipt(None, record, sim.receipt_delay)
+            self.drop()
+            return
+
         sim._outstanding += 1
         sim.max_outstanding = max(sim.max_outstanding, sim._outstanding)
 
-        def respond(delayed: bool = False) -> None:
+        def respond() -> None:
+            if self.pending.pop(pdu.sequence, None) is None:
+                return  # forgotten (link dropped or unbind without flush): receipts already scheduled
             sim._outstanding -= 1
-            if delayed:
-                self.pending_responses -= 1
-            if record.registered_delivery & 0x03 and sim.receipt_before_response:
+            if wants_receipt and sim.receipt_before_response:
                 sim._schedule_receipt(self, record, 0.0)
             self.send("submit_sm_resp", sequence=pdu.sequence, message_id=message_id)
-            if record.registered_delivery & 0x03 and not sim.receipt_before_response:
+            if wants_receipt and not sim.receipt_before_response:
                 sim._schedule_receipt(self, record, sim.receipt_delay)
+            self._maybe_finish_unbind()
 
+        self.pending[pdu.sequence] = record
+        self.max_outstanding = max(self.max_outstanding, len(self.pending))
         if sim.response_delay:
             if len(self.timers) > 1000:
                 now = sim._loop.time()
                 self.timers = [t for t in self.timers if not t.cancelled() and t.when() > now]
-            self.pending_responses += 1
-            self.timers.append(sim._loop.call_later(sim.response_delay, respond, True))
+            self.timers.append(sim._loop.call_later(sim.response_delay, respond))
         else:
             respond()
 
@@ -309,7 +485,7 @@ class _Connection(asyncio.Protocol):
             return
         pending, record = entry
         record.status = pdu.status
-        if pdu.status == consts.SMPP_ESME_ROK:
+        if pdu.status == consts.SMPP_ESME_ROK and pdu.command != "generic_nack":
             sim.deliver_acked += 1
             return
         sim.deliver_nacked += 1
@@ -348,21 +524,46 @@ class SmscSimulator:
     receipt_delay: seconds between submit_sm_resp and the receipt (one receipt per part).
     outcomes: {stat: weight}, e.g. {"DELIVRD": 0.9, "UNDELIV": 0.05, "EXPIRED": 0.05}.
     throttle_every: every Nth submit_sm (global count) gets ESME_RTHROTTLED.
+    throttle_parts / throttle_part_times: a concatenated part whose sequence number is in
+        throttle_parts (e.g. {2}) gets ESME_RTHROTTLED the first throttle_part_times times that part
+        (account, destination, ref, total, seq) arrives; a resend of it is then accepted.
+    window_limit: a submit_sm arriving while this many accepted submits of the same bind are still
+        unanswered gets ESME_RMSGQFUL (0x14); use with response_delay (instant answers never queue).
     disconnect_every: the Nth submit_sm (global count) is not answered and the connection drops.
     disconnect_after: drop every connection this many seconds after it was opened.
+    drop_after_accept_every / drop_after_accept_part / drop_after_accept_times: every Nth accepted
+        submit (only parts with UDH seq == drop_after_accept_part when set; at most ..._times
+        times, 0 = no limit) is accepted and recorded, then the link drops before its submit_sm_resp
+        is written; its receipt comes later on another receiving bind of the account (or the next).
     tps_cap: submits above this rate per system get ESME_RTHROTTLED (burst = tps_cap / 10, >= 1).
-    receipt_id_format: "hex" | "dec": how the receipt's ``id:`` field renders the message id.
-    submit_id_format: "hex" | "dec": how submit_sm_resp renders it (hex is upper case, zero padded
-        to 10 digits, decimal zero padded to 10 digits — exercising normalisation).
+    receipt_id_format / submit_id_format: how the receipt's ``id:`` field / submit_sm_resp render the
+        message id: "hex" (upper case, zero padded to 10), "dec" (zero padded to 10), "hex_lower"
+        (lower case, no padding, e.g. "10a0"), "dec_plain" (no padding, e.g. "4256").
     receipt_tlvs: also send receipted_message_id / message_state TLVs in receipts (id as in
-        submit_sm_resp).
+        submit_sm_resp). Off: text-only receipts.
+    receipt_timezone: IANA zone of the receipt's submit/done dates (e.g. "Asia/Shanghai"; default UTC).
+    data_sm_receipts: share (0..1) of receipts sent as data_sm (message_payload) instead of
+        deliver_sm; the ESME must answer data_sm_resp (a generic_nack counts as a refusal).
+    mo_as_data_sm: inject_mo() sends data_sm instead of deliver_sm by default.
     receipt_on_other_bind: send receipts on another receiving bind of the same system_id if any.
     duplicate_receipts: probability (0..1) that a receipt is sent twice.
     receipt_before_response: send the receipt before the submit_sm_resp.
     response_delay: delay every submit_sm_resp (lets tests see the ESME's window).
     reject_destinations: destinations answered with ESME_RINVDSTADR (a permanent error).
     redeliver_delay / max_redeliveries: deliver_sm answered with an error is sent again.
+    max_binds / bind_limits: binds an account may hold at once (transmitter, receiver and
+        transceiver all count; 0 = no limit); bind_limits {system_id: n} overrides max_binds. The
+        next bind gets ESME_RBINDFAIL (counted in bind_limit_refusals).
+    hang_at_submit / hang_seconds: when the Nth submit_sm arrives, stop answering anything (that
+        submit included) for hang_seconds, TCP left open, then catch up. Runtime: hang(seconds).
+    unbind_at_submit: after the Nth submit_sm, send unbind on that bind. Runtime: unbind().
+    unbind_flush_responses: after an SMSC unbind, still write the answers of submits already
+        received before closing (default); False: forget them (the submits stay accepted).
+    unbind_timeout: close this long after sending unbind when no unbind_resp came.
+    access_codes: the accounts' bare service numbers (e.g. {"10690001"}), for reply_mo(bare=True).
     """
+
+    ID_FORMATS = {"hex": "{:010X}", "dec": "{:010d}", "hex_lower": "{:x}", "dec_plain": "{:d}"}
 
     def __init__(
         self,
@@ -373,12 +574,21 @@ class SmscSimulator:
         receipt_delay: float = 0.0,
         outcomes: dict[str, float] | None = None,
         throttle_every: int = 0,
+        throttle_parts: set[int] | None = None,
+        throttle_part_times: int = 1,
+        window_limit: int = 0,
         disconnect_every: int = 0,
         disconnect_after: float = 0.0,
+        drop_after_accept_every: int = 0,
+        drop_after_accept_part: int = 0,
+        drop_after_accept_times: int = 0,
         tps_cap: float | None = None,
         receipt_id_format: str = "hex",
         submit_id_format: str = "hex",
         receipt_tlvs: bool = False,
+        receipt_timezone: str = "UTC",
+        data_sm_receipts: float = 0.0,
+        mo_as_data_sm: bool = False,
         receipt_on_other_bind: bool = False,
         duplicate_receipts: float = 0.0,
         receipt_before_response: bool = False,
@@ -386,23 +596,41 @@ class SmscSimulator:
         reject_destinations: set[str] | None = None,
         redeliver_delay: float = 0.2,
         max_redeliveries: int = 3,
+        max_binds: int = 0,
+        bind_limits: dict[str, int] | None = None,
+        hang_at_submit: int = 0,
+        hang_seconds: float = 0.0,
+        unbind_at_submit: int = 0,
+        unbind_flush_responses: bool = True,
+        unbind_timeout: float = 5.0,
+        access_codes: set[str] | None = None,
         seed: int | None = None,
         smsc_system_id: str = "SIMSC",
         first_message_id: int = 0x1000,
     ) -> None:
-        if receipt_id_format not in ("hex", "dec") or submit_id_format not in ("hex", "dec"):
-            raise ValueError("id formats are 'hex' or 'dec'")
+        if receipt_id_format not in self.ID_FORMATS or submit_id_format not in self.ID_FORMATS:
+            raise ValueError(f"id formats are one of {sorted(self.ID_FORMATS)}")
         self.host, self.port = host, port
         self.credentials = dict(credentials or {"demo": "demo"})
         self.receipt_delay = receipt_delay
         self.outcomes = dict(outcomes or {"DELIVRD": 1.0})
         self.throttle_every = throttle_every
+        self.throttle_parts = set(throttle_parts or ())
+        self.throttle_part_times = throttle_part_times
+        self.window_limit = window_limit
         self.disconnect_every = disconnect_every
         self.disconnect_after = disconnect_after
+        self.drop_after_accept_every = drop_after_accept_every
+        self.drop_after_accept_part = drop_after_accept_part
+        self.drop_after_accept_times = drop_after_accept_times
         self.tps_cap = tps_cap
         self.receipt_id_format = receipt_id_format
         self.submit_id_format = submit_id_format
         self.receipt_tlvs = receipt_tlvs
+        self.receipt_timezone = receipt_timezone
+        ZoneInfo(receipt_timezone)  # an unknown zone fails here, not in the loop thread
+        self.data_sm_receipts = data_sm_receipts
+        self.mo_as_data_sm = mo_as_data_sm
         self.receipt_on_other_bind = receipt_on_other_bind
         self.duplicate_receipts = duplicate_receipts
         self.receipt_before_response = receipt_before_response
@@ -410,25 +638,50 @@ class SmscSimulator:
         self.reject_destinations = set(reject_destinations or ())
         self.redeliver_delay = redeliver_delay
         self.max_redeliveries = max_redeliveries
+        self.max_binds = max_binds
+        self.bind_limits = dict(bind_limits or {})
+        self.hang_at_submit = hang_at_submit
+        self.hang_seconds = hang_seconds
+        self.unbind_at_submit = unbind_at_submit
+        self.unbind_flush_responses = unbind_flush_responses
+        self.unbind_timeout = unbind_timeout
+        self.access_codes = set(access_codes or ())
         self.smsc_system_id = smsc_system_id
         self.random = random.Random(seed)
         self._ids = itertools.count(first_message_id)
+        self._mo_refs = itertools.count(1)
         self._tps_buckets: dict[str, _Bucket] = {}
+        self._part_throttles: dict[tuple, int] = {}
+        self._accepts_for_drop = 0
+        self._hang_new_until = 0.0
+        self._hang_new_discard = False
 
         # observable state
         self.submitted: list[SubmitRecord] = []
         self.delivered: list[DeliverRecord] = []
+        self.submit_seconds: dict[str, dict[int, int]] = {}  # system_id -> {unix second: submit_sm received}
+        self.peak_binds: dict[str, int] = {}  # system_id -> most binds held at once
         self.submits_received = 0
         self.receipts_sent = 0
         self.mo_sent = 0
         self.throttled = 0
+        self.parts_throttled = 0
+        self.window_refusals = 0
         self.disconnects = 0
+        self.drops_after_accept = 0
+        self.responses_lost = 0  # accepted submits whose submit_sm_resp was never written
         self.connections_made = 0
         self.binds = 0
         self.bind_failures = 0
+        self.bind_limit_refusals = 0
         self.enquire_links = 0
         self.deliver_acked = 0
         self.deliver_nacked = 0
+        self.hangs = 0
+        self.discarded_during_hang = 0
+        self.unbinds_sent = 0
+        self.unbind_resps = 0
+        self.refused_while_unbinding = 0
         self.max_outstanding = 0
         self._outstanding = 0
 
@@ -507,13 +760,60 @@ class SmscSimulator:
 
         return self.call(drop_all)
 
-    def inject_mo(self, source: str, destination: str, text: str, *, system_id: str | None = None) -> bool:
-        """Send a mobile-originated deliver_sm to a receiving bind (of system_id, or any). Long
-        texts go in message_payload. Returns True when sent now, False when queued for the next
-        receiving bind (like an SMSC storing MO while the ESME is away)."""
+    def hang(self, seconds: float, *, new_connections: bool = True, discard: bool = False) -> int:
+        """Stop answering anything (responses, enquire_link, deliver_sm) for `seconds`, TCP left
+        open; then write what was held and process the PDUs that arrived meanwhile (discard=True:
+        drop them unprocessed, as if lost). new_connections: links opened during the hang hang too.
+        Returns the number of links hung."""
+        return self.call(self._start_hang, seconds, new_connections, discard)
+
+    def unbind(self, system_id: str | None = None) -> int:
+        """Send unbind on every bind (of system_id); each closes after its unbind_resp and, with
+        unbind_flush_responses, after the answers owed for submits already received. Submits
+        arriving meanwhile get ESME_RINVBNDSTS. Returns the number of binds asked to unbind."""
+
+        def go() -> int:
+            conns = [
+                c
+                for c in self._connections
+                if not c.closed and not c.unbinding and c.system_id is not None and system_id in (None, c.system_id)
+            ]
+            for conn in conns:  # all first: receipts owed by one must not go to another being unbound
+                conn.unbinding = True
+            for conn in conns:
+                conn.send_unbind()
+            return len(conns)
+
+        return self.call(go)
+
+    def active_binds(self, system_id: str) -> int:
+        """Binds of this account open now (any bind type; a link being unbound still counts)."""
+        return sum(1 for c in list(self._connections) if not c.closed and c.system_id == system_id)
+
+    def inject_mo(
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        system_id: str | None = None,
+        concat: str | None = None,
+        parts: int | None = None,
+        order: str | list[int] | None = None,
+        reference: int | None = None,
+        as_data_sm: bool | None = None,
+    ) -> bool:
+        """Send a mobile-originated message to a receiving bind (of system_id, or any). Without
+        `concat`, one deliver_sm (long texts in message_payload). concat="udh8" | "udh16" | "sar":
+        one PDU per part with an 8-bit / 16-bit reference UDH (esm_class 0x40) or sar_* TLVs;
+        `parts` forces the number of parts (else GSM-7 153 / UCS-2 67 per part); `order` is
+        "reverse", "shuffle" or a list of sequence numbers; `reference` defaults to a counter.
+        as_data_sm: send data_sm (default: mo_as_data_sm). Returns True when every PDU was sent
+        now, False when some were queued for the next receiving bind (an SMSC storing MO while the
+        ESME is away)."""
+        command = "data_sm" if (self.mo_as_data_sm if as_data_sm is None else as_data_sm) else "deliver_sm"
         data_coding, chunks = receipts.text_chunks(text)
-        payload = receipts.encode_text(text, data_coding)
-        fields = {
+        base = {
             "source_addr": source,
             "destination_addr": destination,
             "esm_class": 0,
@@ -521,16 +821,69 @@ class SmscSimulator:
             "source_addr_ton": 1,
             "source_addr_npi": 1,
         }
-        if len(chunks) == 1 and len(payload) <= 254:
-            fields["short_message"] = payload
+        pendings: list[_PendingDeliver] = []
+        if concat is None:
+            payload = receipts.encode_text(text, data_coding)
+            fields = dict(base)
+            if command == "deliver_sm" and len(chunks) == 1 and len(payload) <= 254:
+                fields["short_message"] = payload
+            else:
+                fields["message_payload"] = payload
+            pendings.append(_PendingDeliver(kind="mo", fields=fields, message_id=None, text=text, command=command))
         else:
-            fields["message_payload"] = payload
-        pending = _PendingDeliver(kind="mo", fields=fields, message_id=None, text=text)
+            if concat not in ("udh8", "udh16", "sar"):
+                raise ValueError("concat is 'udh8', 'udh16' or 'sar'")
+            if parts:
+                size = -(-len(text) // parts)
+                chunks = [text[i : i + size] for i in range(0, len(text), size)]
+            total = len(chunks)
+            ref = next(self._mo_refs) if reference is None else reference
+            ref &= 0xFF if concat == "udh8" else 0xFFFF
+            seqs = list(range(1, total + 1))
+            if order == "reverse":
+                seqs.reverse()
+            elif order == "shuffle":
+                self.random.shuffle(seqs)
+            elif order is not None:
+                seqs = list(order)
+            for seq in seqs:
+                chunk = chunks[seq - 1]
+                body = receipts.encode_text(chunk, data_coding)
+                fields = dict(base)
+                if concat == "udh8":
+                    body = receipts.concat_udh(ref, total, seq) + body
+                    fields["esm_class"] = receipts.ESM_CLASS_UDHI
+                elif concat == "udh16":
+                    body = bytes((0x06, 0x08, 0x04, ref >> 8, ref & 0xFF, total, seq)) + body
+                    fields["esm_class"] = receipts.ESM_CLASS_UDHI
+                else:
+                    fields.update(sar_msg_ref_num=ref, sar_total_segments=total, sar_segment_seqnum=seq)
+                fields["short_message" if command == "deliver_sm" else "message_payload"] = body
+                pendings.append(_PendingDeliver(kind="mo", fields=fields, message_id=None, text=chunk, command=command))
 
         def go() -> bool:
-            return self._deliver(system_id, pending, None)
+            sent = [self._deliver(system_id, pending, None) for pending in pendings]
+            return all(sent)
 
         return self.call(go)
+
+    def reply_mo(self, handset: str, text: str, *, bare: bool = False, **options) -> bool:
+        """The handset answers the last message it was sent: an MO to that message's source
+        address on that account. bare=True: to the account's bare access code instead (the longest
+        of access_codes that starts the source, i.e. without the tenant's extension). Other
+        options as inject_mo()."""
+        wanted = handset.lstrip("+")
+        with self._lock:
+            last = next((r for r in reversed(self.submitted) if r.destination.lstrip("+") == wanted), None)
+        if last is None:
+            raise ValueError(f"nothing was sent to {handset}")
+        destination = last.source
+        if bare:
+            codes = [c for c in self.access_codes if last.source.startswith(c)]
+            if not codes:
+                raise ValueError(f"no access code is a prefix of {last.source!r}")
+            destination = max(codes, key=len)
+        return self.inject_mo(last.destination, destination, text, system_id=last.system_id, **options)
 
     def messages(self) -> list[tuple[str, str]]:
         """Accepted submits reassembled: [(destination, full text)] in arrival order of the last part."""
@@ -551,27 +904,96 @@ class SmscSimulator:
                 del parts[key]
         return out
 
+    # -- records for assertions
+    def accepted_parts(self, system_id: str | None = None) -> list[tuple[str, str, tuple[int, int, int] | None, str]]:
+        """Every accepted part, in order: (system_id, destination, (ref, total, seq) or None, text).
+        Its length is "parts accepted", to compare with parts billed."""
+        with self._lock:
+            records = list(self.submitted)
+        return [(r.system_id, r.destination, r.udh, r.text) for r in records if system_id in (None, r.system_id)]
+
+    def duplicate_parts(self) -> dict[tuple, int]:
+        """Parts accepted more than once: {(destination, (ref, total, seq) or None, text): times}.
+        Two sends of the same text to the same handset look the same: give tests distinct texts."""
+        counts: dict[tuple, int] = {}
+        for _system_id, destination, udh, text in self.accepted_parts():
+            key = (destination, udh, text)
+            counts[key] = counts.get(key, 0) + 1
+        return {key: n for key, n in counts.items() if n > 1}
+
+    def submits_per_second(self, system_id: str | None = None) -> dict[int, int]:
+        """{unix second: submit_sm received} for one account, or summed over all of them."""
+        with self._lock:
+            tables = [t for sid, t in self.submit_seconds.items() if system_id in (None, sid)]
+            merged: dict[int, int] = {}
+            for table in tables:
+                for second, n in table.items():
+                    merged[second] = merged.get(second, 0) + n
+        return dict(sorted(merged.items()))
+
+    def stats(self) -> dict:
+        """The counters as a dict (the CLI prints / writes it)."""
+        names = (
+            "submits_received throttled parts_throttled window_refusals disconnects drops_after_accept "
+            "responses_lost receipts_sent mo_sent binds bind_failures bind_limit_refusals enquire_links "
+            "deliver_acked deliver_nacked hangs discarded_during_hang unbinds_sent unbind_resps "
+            "refused_while_unbinding max_outstanding"
+        ).split()
+        out = {name: getattr(self, name) for name in names}
+        out["accepted"] = len(self.submitted)
+        out["duplicate_parts"] = len(self.duplicate_parts())
+        out["peak_binds"] = dict(self.peak_binds)
+        with self._lock:  # the loop thread adds to these tables under the same lock
+            out["submits_per_second"] = {
+                sid: {str(k): v for k, v in sorted(t.items())} for sid, t in self.submit_seconds.items()
+            }
+        return out
+
     # -- internals (loop thread)
+    def _start_hang(self, seconds: float, new_connections: bool, discard: bool) -> int:
+        until = self._loop.time() + seconds
+        conns = [c for c in self._connections if not c.closed]
+        for conn in conns:
+            conn.start_hang(until, discard)
+        if new_connections:
+            self._hang_new_until, self._hang_new_discard = until, discard
+        self.hangs += 1
+        return len(conns)
+
+    def _drop_after_this_accept(self, udh: tuple[int, int, int] | None) -> bool:
+        if not self.drop_after_accept_every:
+            return False
+        if self.drop_after_accept_part and (udh is None or udh[2] != self.drop_after_accept_part):
+            return False
+        if self.drop_after_accept_times and self.drops_after_accept >= self.drop_after_accept_times:
+            return False
+        self._accepts_for_drop += 1
+        return self._accepts_for_drop % self.drop_after_accept_every == 0
+
     def _bucket_for(self, system_id: str) -> _Bucket:
         bucket = self._tps_buckets.get(system_id)
         if bucket is None or bucket.rate != self.tps_cap:
             bucket = self._tps_buckets[system_id] = _Bucket(self.tps_cap, max(1.0, self.tps_cap / 10))
         return bucket
 
-    @staticmethod
-    def _format_id(number: int, fmt: str) -> str:
-        return f"{number:010X}" if fmt == "hex" else f"{number:010d}"
+    @classmethod
+    def _format_id(cls, number: int, fmt: str) -> str:
+        return cls.ID_FORMATS[fmt].format(number)
 
     def _receivers(self, system_id: str | None, exclude: _Connection | None = None) -> list[_Connection]:
         return [
             c
             for c in self._connections
-            if not c.closed and c.can_receive and (system_id is None or c.system_id == system_id) and c is not exclude
+            if not c.closed
+            and not c.unbinding
+            and c.can_receive
+            and (system_id is None or c.system_id == system_id)
+            and c is not exclude
         ]
 
     def _deliver(self, system_id: str | None, pending: _PendingDeliver, prefer: _Connection | None) -> bool:
         targets = []
-        if prefer is not None and not prefer.closed and prefer.can_receive:
+        if prefer is not None and not prefer.closed and not prefer.unbinding and prefer.can_receive:
             targets = [prefer]
         if not targets:
             targets = self._receivers(system_id)
@@ -583,13 +1005,14 @@ class SmscSimulator:
         if not conn.writable:
             self._retry_queue.setdefault(system_id, []).append(pending)
             return False
-        pdu = conn.make("deliver_sm", **pending.fields)
+        pdu = conn.make(pending.command, **pending.fields)
         record = DeliverRecord(
             kind=pending.kind,
             message_id=pending.message_id,
             text=pending.text,
             sequence=pdu.sequence,
             attempt=pending.attempt,
+            command=pending.command,
         )
         # book-keeping before the write: a test thread reading the socket sees consistent counters
         conn.unacked[pdu.sequence] = (pending, record)
@@ -598,28 +1021,31 @@ class SmscSimulator:
             self.receipts_sent += 1
         else:
             self.mo_sent += 1
-        conn.transport.write(pdu.generate())
+        conn.write(pdu.generate())
         return True
 
     def _pick_outcome(self) -> str:
         stats = list(self.outcomes)
         return self.random.choices(stats, weights=[self.outcomes[s] for s in stats])[0]
 
-    def _schedule_receipt(self, conn: _Connection, record: SubmitRecord, delay: float) -> None:
+    def _schedule_receipt(self, conn: _Connection | None, record: SubmitRecord, delay: float) -> None:
+        """One receipt for an accepted part; conn None: to any receiving bind of the account."""
         stat = self._pick_outcome()
         err = "000" if stat == "DELIVRD" else "001"
-        now = datetime.now(UTC)
-        number = int(record.message_id, 16 if self.submit_id_format == "hex" else 10)
-        text_id = self._format_id(number, self.receipt_id_format)
+        now = datetime.now(ZoneInfo(self.receipt_timezone))  # carriers date receipts in local time
+        text_id = self._format_id(record.number, self.receipt_id_format)
         body = receipts.format_receipt(
             message_id=text_id, stat=stat, err=err, submit_date=now, done_date=now, text=record.text
         )
+        command = "deliver_sm"
+        if self.data_sm_receipts and (self.data_sm_receipts >= 1 or self.random.random() < self.data_sm_receipts):
+            command = "data_sm"
         fields = {
             "source_addr": record.destination,
             "destination_addr": record.source,
             "esm_class": 0x04,
             "data_coding": 0,
-            "short_message": body.encode("ascii", errors="replace"),
+            "short_message" if command == "deliver_sm" else "message_payload": body.encode("ascii", errors="replace"),
         }
         if self.receipt_tlvs:
             fields["receipted_message_id"] = record.message_id
@@ -635,7 +1061,9 @@ class SmscSimulator:
             for _ in range(copies):
                 self._deliver(
                     record.system_id,
-                    _PendingDeliver(kind="receipt", fields=fields, message_id=record.message_id, text=body),
+                    _PendingDeliver(
+                        kind="receipt", fields=fields, message_id=record.message_id, text=body, command=command
+                    ),
                     prefer,
                 )
 

@@ -1,5 +1,6 @@
 """The SMSC simulator itself, driven by a plain smpplib client (R-DLV-3, R-DLV-4 test tooling)."""
 
+import json
 import socket
 import time
 from collections import Counter
@@ -259,6 +260,10 @@ def test_management_command_runs_the_simulator(tmp_path):
             "0",
             "--stats-every",
             "0",
+            "--stats-json",
+            str(tmp_path / "stats.json"),
+            "--max-binds",
+            "1",
         ],
         cwd=root,
         env=os.environ.copy(),
@@ -286,6 +291,72 @@ def test_management_command_runs_the_simulator(tmp_path):
         session.close()
         assert results[0].ok
         assert inbound[0].receipt.message_id == results[0].message_id
+        raw = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=True)
+        raw.connect()
+        deadline = time.monotonic() + 3
+        while True:  # the session's bind slot (--max-binds 1) frees once the simulator saw it close
+            try:
+                raw.bind_transceiver(system_id="cmd", password="pw")
+                break
+            except exceptions.PDUError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR2)  # runtime switch: the SMSC unbinds every bind
+        assert read(raw, "unbind").command == "unbind"
+        raw._socket.close()
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
+    stats = json.loads((tmp_path / "stats.json").read_text())  # written at exit
+    assert stats["accepted"] == 1
+    assert sum(stats["submits_per_second"]["cmd"].values()) == 1
+    assert stats["peak_binds"] == {"cmd": 1}
+
+
+def test_management_command_help_and_options_cover_every_switch():
+    """Each carrier switch is a documented flag mapped onto the simulator (issue 10 item 9, issue 20 item 7)."""
+    from delivery.management.commands.smsc_simulator import Command, build_simulator
+
+    parser = Command().create_parser("manage.py", "smsc_simulator")
+    text = parser.format_help()
+    flags = (
+        "--throttle-parts --throttle-part-times --window-limit --drop-after-accept-every --drop-after-accept-part "
+        "--drop-after-accept-times --receipt-timezone --submit-id-format --receipt-id-format --receipt-tlvs "
+        "--data-sm-receipts --mo-as-data-sm --access-codes --max-binds --bind-limit --hang-at-submit "
+        "--hang-seconds --unbind-at-submit --unbind-drop-responses --unbind-timeout --stats-json"
+    ).split()
+    assert [f for f in flags if f not in text] == []
+    opts = vars(
+        parser.parse_args(
+            "--throttle-parts 2,3 --window-limit 10 --drop-after-accept-every 5 --drop-after-accept-part 1 "
+            "--drop-after-accept-times 1 --receipt-timezone Asia/Shanghai --submit-id-format hex_lower "
+            "--receipt-id-format dec_plain --data-sm-receipts 0.3 --mo-as-data-sm --access-codes 10690001 "
+            "--max-binds 2 --bind-limit other:1 --hang-at-submit 50 --hang-seconds 60 --unbind-at-submit 80 "
+            "--unbind-drop-responses --unbind-timeout 2".split()
+        )
+    )
+    sim = build_simulator(opts)
+    assert (sim.throttle_parts, sim.window_limit, sim.max_binds, sim.bind_limits) == ({2, 3}, 10, 2, {"other": 1})
+    assert (sim.drop_after_accept_every, sim.drop_after_accept_part, sim.drop_after_accept_times) == (5, 1, 1)
+    assert (sim.receipt_timezone, sim.submit_id_format, sim.receipt_id_format) == (
+        "Asia/Shanghai",
+        "hex_lower",
+        "dec_plain",
+    )
+    assert (sim.data_sm_receipts, sim.mo_as_data_sm, sim.access_codes) == (0.3, True, {"10690001"})
+    assert (sim.hang_at_submit, sim.hang_seconds, sim.unbind_at_submit) == (50, 60.0, 80)
+    assert (sim.unbind_flush_responses, sim.unbind_timeout) == (False, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [("--receipt-timezone Mars/Base", "Mars/Base"), ("--bind-limit other", "--bind-limit expects")],
+)
+def test_management_command_rejects_bad_options(args, message):
+    from django.core.management.base import CommandError
+
+    from delivery.management.commands.smsc_simulator import Command, build_simulator
+
+    opts = vars(Command().create_parser("manage.py", "smsc_simulator").parse_args(args.split()))
+    with pytest.raises(CommandError, match=message):
+        build_simulator(opts)

@@ -330,6 +330,7 @@ def _accept(
     from billing.rules import count_segments
     from billing.selectors import price_for
     from billing.services import NoPrice
+    from compliance import frequency
     from compliance.services import check_message
 
     schema = connection.schema_name
@@ -394,27 +395,39 @@ def _accept(
             elif send_at:
                 draft.status = S.SCHEDULED
 
+        # R-CMP-8: per-recipient repeat limits, one Redis round trip for the whole request.
+        counted = [d for d in drafts if d.status != S.REJECTED]
+        reservation = frequency.reserve(
+            tenant=tenant, message_type=check.message_type if check else "", numbers=[d.recipient for d in counted]
+        )
+        for index in reservation.refused:
+            counted[index].reject(frequency.REASON, reservation.detail)
+
         if kind == SendRequest.Kind.SINGLE and drafts[0].status == S.REJECTED:
             # R-DLV-1: a refused request stores nothing (no request, message or counter row);
             # only the operation trail below keeps that it happened (issue 7).
             transaction.set_rollback(True)
             refused = drafts[0]
         else:
-            request, status_code, body, accepted, rejected = _store_accepted(
-                tenant=tenant,
-                actor=actor,
-                kind=kind,
-                drafts=drafts,
-                check=check,
-                signature=signature,
-                template=template,
-                send_at=send_at,
-                client_ref=client_ref,
-                callback_url=callback_url,
-                digest=digest,
-                now=now,
-                schema=schema,
-            )
+            try:
+                request, status_code, body, accepted, rejected = _store_accepted(
+                    tenant=tenant,
+                    actor=actor,
+                    kind=kind,
+                    drafts=drafts,
+                    check=check,
+                    signature=signature,
+                    template=template,
+                    send_at=send_at,
+                    client_ref=client_ref,
+                    callback_url=callback_url,
+                    digest=digest,
+                    now=now,
+                    schema=schema,
+                )
+            except BaseException:
+                reservation.release()  # nothing was accepted (402, a lost client_ref race): un-count
+                raise
     if refused is not None:
         record_operation(  # R-AUD-3: the refusal, as a small hashed summary (no recipient, no parameters)
             actor=actor,

@@ -6,6 +6,8 @@ compliance gate, pricing, billing holds, outbox) — R-DLV-1, R-BIL-2, R-CMP-3.
 * POST /api/v1/batches with 1000 recipients, `batches` times → messages/s for one API process
   (one thread: a WSGI worker process serves one request at a time per thread).
 * POST /api/v1/messages (single send), `singles` times → p50 / p99 latency.
+* `--frequency` turns the R-CMP-8 per-recipient frequency limits on for the bench tenant's
+  template type (1 a minute, 5 an hour, 10 a day): every recipient is checked and counted in Redis.
 * `--profile` writes a pyinstrument profile of one batch request to bench/results/api_profile.txt.
 
 Runs django.test.Client (Django's WSGI ClientHandler: every middleware, the URL resolver, the
@@ -33,9 +35,16 @@ from delivery.models import Channel, Route  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 
 
-def main(batches: int, singles: int, profile: bool) -> None:
+def main(batches: int, singles: int, profile: bool, frequency: bool = False) -> None:
     stamp = int(time.time())
     tenant, template = prepare(stamp)
+    if frequency:
+        from django.conf import settings
+
+        from compliance.models import FrequencyLimit
+
+        settings.COMPLIANCE_FREQUENCY_LIMITS = True
+        FrequencyLimit.objects.create(tenant=tenant, message_type="notification", per_minute=1, per_hour=5, per_day=10)
     # A channel and a route, so the relay fast path has somewhere to route (no worker consumes).
     channel = services.create_channel(
         actor=ACTOR,
@@ -112,7 +121,8 @@ def main(batches: int, singles: int, profile: bool) -> None:
     p99 = single_timings[min(len(single_timings) - 1, int(len(single_timings) * 0.99))]
     rate = 1000 * len(timings) / sum(timings)
     print_table(
-        f"API intake through WSGI (one process, one thread): {batches} batches of 1000, {singles} single sends",
+        f"API intake through WSGI (one process, one thread): {batches} batches of 1000, {singles} single sends"
+        + (", frequency limits on (R-CMP-8)" if frequency else ""),
         [
             ("API intake, 1000-recipient batches", f"{rate:,.0f}", "messages/s per API process", "≥ 5,000"),
             ("batch request latency p50", f"{statistics.median(timings) * 1000:.0f}", "ms", "≤ 200 ms"),
@@ -126,4 +136,9 @@ def main(batches: int, singles: int, profile: bool) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 20, int(args[1]) if len(args) > 1 else 300, "--profile" in sys.argv)
+    main(
+        int(args[0]) if args else 20,
+        int(args[1]) if len(args) > 1 else 300,
+        "--profile" in sys.argv,
+        frequency="--frequency" in sys.argv,
+    )

@@ -22,7 +22,7 @@ from smsplatform.errors import DomainError
 from tenants.admin import admin_actor
 from tenants.models import Tenant, TenantKind
 
-from . import selectors, services
+from . import frequency, selectors, services
 from .models import (
     COUNTRY_RULE_FIELDS,
     ActionKind,
@@ -32,6 +32,7 @@ from .models import (
     ComplianceSettings,
     CountryRule,
     EnforcementAction,
+    FrequencyLimit,
     GlobalBlock,
     OptOut,
     OptOutRemoval,
@@ -987,3 +988,26 @@ class VolumeCounterAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(FrequencyLimit)
+class FrequencyLimitAdmin(admin.ModelAdmin):
+    """R-CMP-8 per-recipient repeat limits: platform defaults (no tenant) and per-tenant overrides.
+    Changes go through compliance.frequency (operation trail)."""
+
+    list_display = ["message_type", "tenant", "per_minute", "per_hour", "per_day", "updated_at"]
+    list_filter = ["message_type", ("tenant", admin.EmptyFieldListFilter)]
+    search_fields = ["tenant__name"]
+    autocomplete_fields = ["tenant"]
+    fields = ["tenant", "message_type", "per_minute", "per_hour", "per_day"]
+
+    def save_model(self, request, obj, form, change):
+        frequency.save_frequency_limit(limit=obj, actor=admin_actor(request))
+
+    def delete_model(self, request, obj):
+        frequency.delete_frequency_limits(limit_ids=[obj.pk], actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        frequency.delete_frequency_limits(
+            limit_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
+        )

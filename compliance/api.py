@@ -21,10 +21,11 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from tenants.authentication import caller_actor, caller_tenant
 
-from . import selectors, services
+from . import frequency, selectors, services
 from .models import (
     Complaint,
     Consent,
@@ -582,3 +583,26 @@ class CountryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             options = services.settings_for(tenant=caller_tenant(self.request))
             context["enabled_countries"] = frozenset(options.enabled_countries or ())
         return context
+
+
+# --- frequency limits (R-CMP-8) --------------------------------------------------------------
+
+
+class FrequencyLimitOut(serializers.Serializer):
+    message_type = serializers.ChoiceField(choices=MessageType.choices)
+    per_minute = serializers.IntegerField(allow_null=True, help_text="sends per recipient per minute (null: no limit)")
+    per_hour = serializers.IntegerField(allow_null=True)
+    per_day = serializers.IntegerField(allow_null=True)
+    tenant_specific = serializers.BooleanField(help_text="false: the platform default applies")
+
+
+class FrequencyLimitView(APIView):
+    """R-CMP-8: the per-recipient repeat limits in force for this account, per message type
+    (read-only; operators set them). A send over a limit is refused with code frequency_limited."""
+
+    readable_in_any_state = True
+
+    @extend_schema(responses={200: FrequencyLimitOut(many=True)})
+    def get(self, request):
+        limits = frequency.effective_limits(tenant=caller_tenant(request))
+        return Response({"results": FrequencyLimitOut(limits, many=True).data})

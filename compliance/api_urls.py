@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import api
@@ -12,4 +13,7 @@ router.register("enforcement-actions", api.EnforcementActionViewSet, basename="e
 router.register("complaints", api.ComplaintViewSet, basename="complaint")
 router.register("countries", api.CountryViewSet, basename="country")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("frequency-limits", api.FrequencyLimitView.as_view(), name="frequency-limits"),
+    *router.urls,
+]

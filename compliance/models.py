@@ -418,6 +418,40 @@ class VolumeCounter(models.Model):
         return f"{self.tenant_id} {self.granularity} {self.bucket_start}: {self.count}"
 
 
+class FrequencyLimit(models.Model):
+    """Per-recipient repeat limits for one message type (R-CMP-8: no repeated sends that disturb a
+    recipient). A row without a tenant is the platform default; a tenant's own row replaces it for
+    that type. Empty = no limit for that window. Enforced at intake by compliance.frequency."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, null=True, blank=True, related_name="frequency_limits"
+    )
+    message_type = models.CharField(max_length=20, choices=MessageType.choices)
+    per_minute = models.PositiveIntegerField(null=True, blank=True)
+    per_hour = models.PositiveIntegerField(null=True, blank=True)
+    per_day = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant_id", "message_type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "message_type"],
+                condition=models.Q(tenant__isnull=False),
+                name="frequency_limit_one_per_tenant_type",
+            ),
+            models.UniqueConstraint(
+                fields=["message_type"],
+                condition=models.Q(tenant__isnull=True),
+                name="frequency_limit_one_default_per_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = f"tenant {self.tenant_id}" if self.tenant_id else "platform default"
+        return f"{self.message_type} limits ({who})"
+
+
 # --- R-CMP-6 enforcement ---------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ _VIEW_ALL = [
     "compliance.view_volumecounter",
     "compliance.view_countryrule",
     "compliance.view_registeredsender",
+    "compliance.view_frequencylimit",
 ]
 
 ROLE_PERMISSIONS = {
@@ -53,6 +54,9 @@ ROLE_PERMISSIONS = {
         "compliance.delete_countryrule",
         "compliance.add_registeredsender",
         "compliance.delete_registeredsender",
+        "compliance.add_frequencylimit",
+        "compliance.change_frequencylimit",
+        "compliance.delete_frequencylimit",
     ],
     "auditor": _VIEW_ALL,
 }

@@ -165,6 +165,7 @@ class MaintenanceOut(serializers.ModelSerializer):
 
 class CallbackSettingsOut(serializers.Serializer):
     callback_url = serializers.URLField(allow_blank=True)
+    callback_format = serializers.CharField(help_text="platform | alibaba (SmsReport / SmsUp arrays, docs/alibaba.md)")
     callback_secret = serializers.SerializerMethodField(help_text="HMAC-SHA256 key for the X-Signature header")
 
     def get_callback_secret(self, obj) -> str:
@@ -174,6 +175,7 @@ class CallbackSettingsOut(serializers.Serializer):
 class CallbackSettingsIn(serializers.Serializer):
     callback_url = serializers.URLField(allow_blank=True, max_length=200)
     rotate_secret = serializers.BooleanField(required=False, default=False)
+    callback_format = serializers.ChoiceField(choices=["platform", "alibaba"], required=False)
 
 
 # --- filters -----------------------------------------------------------------------------------
@@ -331,5 +333,6 @@ class CallbackSettingsView(APIView):
             callback_url=data.validated_data["callback_url"],
             actor=caller_actor(request),
             rotate_secret=data.validated_data["rotate_secret"],
+            callback_format=data.validated_data.get("callback_format"),
         )
         return Response(CallbackSettingsOut(row).data)

@@ -195,6 +195,13 @@ class DeliverySettings(models.Model):
     tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="delivery_settings")
     callback_url = models.URLField(blank=True)
     callback_secret = models.CharField(max_length=300, help_text="encrypted at rest (services.encrypt_secret)")
+    # R-DLV-4/5: the body of status and reply callbacks; "alibaba" = SmsReport / SmsUp arrays
+    # (delivery/alibaba/push.py) for customers coming from Alibaba Cloud SMS.
+    callback_format = models.CharField(
+        max_length=10,
+        choices=[("platform", "Platform JSON"), ("alibaba", "Alibaba SmsReport / SmsUp")],
+        default="platform",
+    )
 
     class Meta:
         verbose_name_plural = "delivery settings"

@@ -330,6 +330,7 @@ def _accept(
     from billing.rules import count_segments
     from billing.selectors import price_for
     from billing.services import NoPrice
+    from compliance import frequency
     from compliance.services import check_message
 
     schema = connection.schema_name
@@ -394,27 +395,39 @@ def _accept(
             elif send_at:
                 draft.status = S.SCHEDULED
 
+        # R-CMP-8: per-recipient repeat limits, one Redis round trip for the whole request.
+        counted = [d for d in drafts if d.status != S.REJECTED]
+        reservation = frequency.reserve(
+            tenant=tenant, message_type=check.message_type if check else "", numbers=[d.recipient for d in counted]
+        )
+        for index in reservation.refused:
+            counted[index].reject(frequency.REASON, reservation.detail)
+
         if kind == SendRequest.Kind.SINGLE and drafts[0].status == S.REJECTED:
             # R-DLV-1: a refused request stores nothing (no request, message or counter row);
             # only the operation trail below keeps that it happened (issue 7).
             transaction.set_rollback(True)
             refused = drafts[0]
         else:
-            request, status_code, body, accepted, rejected = _store_accepted(
-                tenant=tenant,
-                actor=actor,
-                kind=kind,
-                drafts=drafts,
-                check=check,
-                signature=signature,
-                template=template,
-                send_at=send_at,
-                client_ref=client_ref,
-                callback_url=callback_url,
-                digest=digest,
-                now=now,
-                schema=schema,
-            )
+            try:
+                request, status_code, body, accepted, rejected = _store_accepted(
+                    tenant=tenant,
+                    actor=actor,
+                    kind=kind,
+                    drafts=drafts,
+                    check=check,
+                    signature=signature,
+                    template=template,
+                    send_at=send_at,
+                    client_ref=client_ref,
+                    callback_url=callback_url,
+                    digest=digest,
+                    now=now,
+                    schema=schema,
+                )
+            except BaseException:
+                reservation.release()  # nothing was accepted (402, a lost client_ref race): un-count
+                raise
     if refused is not None:
         record_operation(  # R-AUD-3: the refusal, as a small hashed summary (no recipient, no parameters)
             actor=actor,
@@ -1021,13 +1034,14 @@ def delivery_settings_for(*, tenant: Tenant) -> DeliverySettings:
 
 
 def update_callback_settings(
-    *, tenant: Tenant, callback_url: str, actor: Actor, rotate_secret: bool = False
+    *, tenant: Tenant, callback_url: str, actor: Actor, rotate_secret: bool = False, callback_format: str | None = None
 ) -> DeliverySettings:
     with transaction.atomic():
         row = delivery_settings_for(tenant=tenant)
         row = DeliverySettings.objects.select_for_update().get(pk=row.pk)
-        before = {"callback_url": row.callback_url}
+        before = {"callback_url": row.callback_url, "callback_format": row.callback_format}
         row.callback_url = callback_url
+        row.callback_format = callback_format or row.callback_format
         if rotate_secret:
             row.callback_secret = encrypt_secret(secrets.token_hex(32))
         row.save()
@@ -1037,7 +1051,11 @@ def update_callback_settings(
             tenant=tenant,
             obj=row,
             before=before,
-            after={"callback_url": callback_url, "secret_rotated": rotate_secret},
+            after={
+                "callback_url": callback_url,
+                "callback_format": row.callback_format,
+                "secret_rotated": rotate_secret,
+            },
         )
     return row
 
@@ -1065,16 +1083,35 @@ def status_event_body(message: Message) -> dict:
     }
 
 
-def enqueue_callback(*, tenant: Tenant, url: str, event: str, payload: dict) -> CallbackDelivery | None:
+def callback_body(*, callback_format: str, event: str, payload: dict, extra: dict | None = None) -> str | None:
+    """A callback's JSON in the tenant's format; None when that format pushes nothing for the
+    event (Alibaba's SmsReport only reports final states). `extra`: fields only Alibaba's needs."""
+    if callback_format == "alibaba":
+        from .alibaba.push import alibaba_body
+
+        body = alibaba_body(event, {**payload, **(extra or {})})
+        return None if body is None else json.dumps(body, ensure_ascii=False)
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+
+
+def _status_extra(message: Message) -> dict:
+    return {"request_id": message.request_id, "segments": message.segments}
+
+
+def enqueue_callback(
+    *, tenant: Tenant, url: str, event: str, payload: dict, extra: dict | None = None
+) -> CallbackDelivery | None:
     """Record a callback to POST after commit (inside the changing transaction)."""
-    url = url or delivery_settings_for(tenant=tenant).callback_url
-    if not url:
+    row = delivery_settings_for(tenant=tenant)
+    url = url or row.callback_url
+    body = callback_body(callback_format=row.callback_format, event=event, payload=payload, extra=extra)
+    if not url or body is None:
         return None
     item = CallbackDelivery.objects.create(
         tenant=tenant,
         url=url,
         event=event,
-        body=json.dumps(payload, sort_keys=True, ensure_ascii=False),
+        body=body,
         next_attempt_at=timezone.now(),
     )
     item_id = item.pk
@@ -1096,7 +1133,11 @@ def _send_callback_job(item_id: int, delay_ms: int | None = None) -> None:
 
 def enqueue_status_callback(*, tenant: Tenant, message: Message) -> CallbackDelivery | None:
     return enqueue_callback(
-        tenant=tenant, url=message.callback_url, event="message.status", payload=status_event_body(message)
+        tenant=tenant,
+        url=message.callback_url,
+        event="message.status",
+        payload=status_event_body(message),
+        extra=_status_extra(message),
     )
 
 
@@ -1104,21 +1145,29 @@ def enqueue_status_callbacks(*, tenant: Tenant, messages: list[Message]) -> list
     """enqueue_status_callback for many messages at once (two queries whatever their number)."""
     if not messages:
         return []
-    default_url = ""
-    if any(not m.callback_url for m in messages):
-        default_url = delivery_settings_for(tenant=tenant).callback_url
+    row = delivery_settings_for(tenant=tenant)
+    default_url = row.callback_url
     now = timezone.now()
+    bodies = [
+        (
+            m,
+            callback_body(
+                callback_format=row.callback_format,
+                event="message.status",
+                payload=status_event_body(m),
+                extra=_status_extra(m),
+            ),
+        )
+        for m in messages
+        if m.callback_url or default_url
+    ]
     items = CallbackDelivery.objects.bulk_create(
         [
             CallbackDelivery(
-                tenant=tenant,
-                url=m.callback_url or default_url,
-                event="message.status",
-                body=json.dumps(status_event_body(m), sort_keys=True, ensure_ascii=False),
-                next_attempt_at=now,
+                tenant=tenant, url=m.callback_url or default_url, event="message.status", body=body, next_attempt_at=now
             )
-            for m in messages
-            if m.callback_url or default_url
+            for m, body in bodies
+            if body is not None
         ]
     )
     ids = [item.pk for item in items]

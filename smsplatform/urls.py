@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from delivery.alibaba.views import dispatch as alibaba_dispatch
 from tenants.api import AccountView
 
 from .health import healthz, readyz
@@ -13,6 +14,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Alibaba Cloud SMS compatible endpoint: the SDKs post to / (docs/alibaba.md).
+    path("", alibaba_dispatch, name="alibaba"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -50,6 +50,13 @@ def django_db_setup(django_test_environment, django_db_modify_db_settings, djang
 
 
 @pytest.fixture(autouse=True)
+def _frequency_limits_off(settings):
+    """R-CMP-8 repeat limits count per recipient in Redis, across tests and runs: off unless a
+    test turns them on (tests/alibaba/test_frequency.py)."""
+    settings.COMPLIANCE_FREQUENCY_LIMITS = False
+
+
+@pytest.fixture(autouse=True)
 def _public_schema_between_tests():
     """No test inherits another test's schema (the same rule the workers follow)."""
     yield

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("delivery", "0005_tps_limit_help"),
+        ("delivery", "0006_callback_format"),
     ]
 
     operations = [

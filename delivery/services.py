@@ -26,6 +26,7 @@ from rest_framework import status as http
 from smsplatform.db import insert_rows
 from smsplatform.errors import Conflict, DomainError, NotFound
 from tenants.models import Tenant
+from tenants.reconfirmation import SPIKE_MARK, notify_volume_held
 from tenants.services import Actor, record_operation
 
 from .models import (
@@ -534,6 +535,9 @@ def _store_accepted(
         tenant=tenant,
         obj=request,
         after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
+    )
+    notify_volume_held(
+        tenant=tenant, message_ids=[d.pk for d in drafts if d.status == S.HELD and SPIKE_MARK in d.detail]
     )
     if entry is not None and send_at is None:
         # Fast path only: the periodic relay picks the entry up if this never runs.

@@ -9,9 +9,18 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import notices
+from . import notices, reconfirmation, terms
 from .authentication import caller_actor, caller_tenant
-from .models import Notice, NoticeDelivery, NoticeKind
+from .models import (
+    Notice,
+    NoticeDelivery,
+    NoticeKind,
+    Reconfirmation,
+    ReconfirmationAnswer,
+    TermsAnswer,
+    TermsResponse,
+    TermsVersion,
+)
 
 # --- notices (R-DLV-7) -------------------------------------------------------------------------
 
@@ -97,3 +106,156 @@ class NoticeAcknowledgeView(APIView):
             tenant=caller_tenant(request), notice_id=notice_id, actor=caller_actor(request)
         )
         return Response(NoticeOut(notice).data)
+
+
+# --- held volume: re-confirmation (R-CMP-8) ----------------------------------------------------
+
+
+class HeldMessageOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    to = serializers.CharField(source="recipient")
+    template = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class HeldVolumeOut(serializers.Serializer):
+    held = serializers.IntegerField()
+    messages = HeldMessageOut(many=True)
+
+
+class HeldVolumeAnswerIn(serializers.Serializer):
+    message_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=reconfirmation.MAX_ANSWER,
+        help_text="only these messages; all spike-held messages when omitted",
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+
+class ReconfirmationOut(serializers.ModelSerializer):
+    class Meta:
+        model = Reconfirmation
+        fields = ["id", "answer", "message_ids", "message_count", "comment", "answered_at"]
+        read_only_fields = fields
+
+
+class HeldVolumeView(APIView):
+    """Messages held for a volume spike, waiting for the tenant's answer (R-CMP-8)."""
+
+    readable_in_any_state = True
+
+    @extend_schema(responses=HeldVolumeOut)
+    def get(self, request):
+        rows = reconfirmation.spike_held_messages(tenant=caller_tenant(request))
+        return Response(HeldVolumeOut({"held": rows.count(), "messages": list(rows[:200])}).data)
+
+
+class _HeldVolumeAnswerView(APIView):
+    answer = ""
+
+    @extend_schema(request=HeldVolumeAnswerIn, responses=ReconfirmationOut)
+    def post(self, request):
+        data = HeldVolumeAnswerIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = reconfirmation.answer_held_volume(
+            tenant=caller_tenant(request),
+            answer=self.answer,
+            actor=caller_actor(request),
+            message_ids=data.validated_data.get("message_ids"),
+            comment=data.validated_data["comment"],
+        )
+        return Response(ReconfirmationOut(item).data)
+
+
+class HeldVolumeConfirmView(_HeldVolumeAnswerView):
+    """Confirm: the held messages are released for sending."""
+
+    answer = ReconfirmationAnswer.CONFIRM
+
+
+class HeldVolumeCancelView(_HeldVolumeAnswerView):
+    """Cancel: the held messages are cancelled and their funds released (R-BIL-2)."""
+
+    answer = ReconfirmationAnswer.CANCEL
+    allowed_when_suspended = True
+
+
+# --- terms (R-TEN-7) -----------------------------------------------------------------------------
+
+
+class TermsOut(serializers.ModelSerializer):
+    my_answer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TermsVersion
+        fields = [
+            "id",
+            "version",
+            "title",
+            "body_zh",
+            "body_en",
+            "published_at",
+            "effective_at",
+            "objection_deadline",
+            "my_answer",
+        ]
+        read_only_fields = fields
+
+    def get_my_answer(self, obj) -> dict | None:
+        answer = self.context["answers"].get(obj.pk)
+        return {"answer": answer.answer, "answered_at": answer.answered_at} if answer else None
+
+
+class TermsAnswerIn(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class TermsResponseOut(serializers.ModelSerializer):
+    class Meta:
+        model = TermsResponse
+        fields = ["terms", "answer", "comment", "answered_at", "resolved_at", "resolution"]
+        read_only_fields = fields
+
+
+class TermsListView(generics.ListAPIView):
+    """Published agreement versions, newest first, each with the caller's answer."""
+
+    serializer_class = TermsOut
+    readable_in_any_state = True
+    filter_backends = []
+
+    def get_queryset(self):
+        return terms.published_terms()
+
+    def get_serializer_context(self):
+        answers = TermsResponse.objects.filter(tenant=caller_tenant(self.request)) if self.request else []
+        return {**super().get_serializer_context(), "answers": {a.terms_id: a for a in answers}}
+
+
+class _TermsAnswerView(APIView):
+    answer = ""
+    allowed_when_suspended = True
+
+    @extend_schema(request=TermsAnswerIn, responses=TermsResponseOut)
+    def post(self, request, terms_id: int):
+        data = TermsAnswerIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        response = terms.respond_to_terms(
+            tenant=caller_tenant(request),
+            terms_id=terms_id,
+            answer=self.answer,
+            actor=caller_actor(request),
+            comment=data.validated_data["comment"],
+        )
+        return Response(TermsResponseOut(response).data)
+
+
+class TermsAcceptView(_TermsAnswerView):
+    answer = TermsAnswer.ACCEPT
+
+
+class TermsObjectView(_TermsAnswerView):
+    """Object within 7 days of publication; `comment` says what to (required)."""
+
+    answer = TermsAnswer.OBJECT

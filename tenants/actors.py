@@ -53,3 +53,13 @@ def sweep_notice_deliveries() -> None:
         if got:
             retry_pending_emails()
             sync_webhook_deliveries()
+
+
+@dramatiq.actor(queue_name="notices", max_retries=3)
+def remind_qualifications() -> None:
+    """R-TEN-6: documents expiring within 30 days, or expired, are notified once."""
+    from .qualifications import remind_qualifications as remind
+
+    with advisory_lock("notices.remind_qualifications") as got:
+        if got:
+            remind()

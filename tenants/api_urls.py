@@ -12,4 +12,5 @@ urlpatterns = [
     path("terms", api.TermsListView.as_view(), name="terms"),
     path("terms/<int:terms_id>/accept", api.TermsAcceptView.as_view(), name="terms-accept"),
     path("terms/<int:terms_id>/object", api.TermsObjectView.as_view(), name="terms-object"),
+    path("qualifications", api.QualificationsView.as_view(), name="qualifications"),
 ]

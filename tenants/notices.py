@@ -350,6 +350,43 @@ def broadcast_audience(*, broadcast: NoticeBroadcast):
     return broadcast.tenants.exclude(kind=TenantKind.PLATFORM).exclude(state=TenantState.TERMINATED)
 
 
+def compose_broadcast(
+    *,
+    kind: str,
+    subject_zh: str,
+    subject_en: str,
+    body_zh: str,
+    body_en: str,
+    actor: Actor,
+    effective_at: datetime | None = None,
+    all_tenants: bool = False,
+    tenants: Iterable[Tenant] = (),
+) -> NoticeBroadcast:
+    """An operator's notice to all tenants or a selection: stored, then sent at once."""
+    tenants = list(tenants)
+    if not all_tenants and not tenants:
+        raise NoticeError("The broadcast has no recipients: choose tenants or all tenants.", code="no_audience")
+    if not all((subject_zh.strip(), subject_en.strip(), body_zh.strip(), body_en.strip())):
+        raise NoticeError("A notice needs its subject and text in Chinese and English.", code="text_required")
+    check_notice_period(kind=kind, effective_at=effective_at)
+    with transaction.atomic():
+        broadcast = NoticeBroadcast.objects.create(
+            kind=kind,
+            subject_zh=subject_zh,
+            subject_en=subject_en,
+            body_zh=body_zh,
+            body_en=body_en,
+            effective_at=effective_at,
+            all_tenants=all_tenants,
+            created_by_label=actor.label,
+        )
+        if not all_tenants:
+            broadcast.tenants.set(tenants)
+        send_broadcast(broadcast=broadcast, actor=actor)
+    broadcast.refresh_from_db()
+    return broadcast
+
+
 def send_broadcast(*, broadcast: NoticeBroadcast, actor: Actor) -> int:
     """Send an operator's broadcast: one notice per tenant of its audience (R-DLV-7). Sending twice
     sends nothing new (one notice per tenant and broadcast)."""

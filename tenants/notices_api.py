@@ -9,12 +9,14 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import notices, reconfirmation, terms
+from . import notices, qualifications, reconfirmation, terms
 from .authentication import caller_actor, caller_tenant
 from .models import (
     Notice,
     NoticeDelivery,
     NoticeKind,
+    Qualification,
+    QualificationKind,
     Reconfirmation,
     ReconfirmationAnswer,
     TermsAnswer,
@@ -259,3 +261,42 @@ class TermsObjectView(_TermsAnswerView):
     """Object within 7 days of publication; `comment` says what to (required)."""
 
     answer = TermsAnswer.OBJECT
+
+
+# --- qualifications (R-TEN-6) ------------------------------------------------------------------
+
+
+class QualificationIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=QualificationKind.choices)
+    title = serializers.CharField(max_length=200)
+    number = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    expires_on = serializers.DateField(required=False, allow_null=True, default=None)
+    file = serializers.FileField()
+
+
+class QualificationOut(serializers.ModelSerializer):
+    class Meta:
+        model = Qualification
+        fields = ["id", "kind", "title", "number", "expires_on", "status", "review_reason", "filed_at", "reviewed_at"]
+        read_only_fields = fields
+
+
+class QualificationsView(generics.ListAPIView):
+    """The caller's business licence and permits (GET) and filing a new one (POST, multipart)."""
+
+    serializer_class = QualificationOut
+    readable_in_any_state = True
+    allowed_when_suspended = True  # a suspended account may need to file documents to rectify
+    filter_backends = []
+
+    def get_queryset(self):
+        return Qualification.objects.filter(tenant=caller_tenant(self.request)).order_by("-filed_at", "-id")
+
+    @extend_schema(request={"multipart/form-data": QualificationIn}, responses={201: QualificationOut})
+    def post(self, request):
+        data = QualificationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = qualifications.file_qualification(
+            tenant=caller_tenant(request), actor=caller_actor(request), **data.validated_data
+        )
+        return Response(QualificationOut(item).data, status=201)

@@ -946,6 +946,9 @@ def schedule_maintenance(
             obj=item,
             after={"channel": channel.pk, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
         )
+        from tenants.duty_notices import notify_maintenance  # issue 18 hook
+
+        notify_maintenance(maintenance=item, now=now)  # R-DLV-6: announced to tenants (R-DLV-7)
     return item
 
 

@@ -797,6 +797,9 @@ def announce_price(
                 "effective_from": effective_from.isoformat(),
             },
         )
+        from tenants.duty_notices import notify_price_change  # issue 18 hook
+
+        notify_price_change(price=price)  # R-BIL-4: announced to the plan's tenants (R-DLV-7)
     return price
 
 
@@ -1167,6 +1170,14 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
         f"threshold of {format_money(threshold, account.currency)}. Please top up to keep sending."
     )
     sent = {"email": False, "webhook": None}
+    from tenants.duty_notices import notify_low_balance as to_inbox  # issue 18 hook
+
+    to_inbox(
+        tenant=tenant,
+        balance_text=format_money(balance, account.currency),
+        threshold_text=format_money(threshold, account.currency),
+        crossing_id=f"{account.pk}:{threshold}:{timezone.now():%Y%m%d%H}",
+    )
     if tenant.contact_email:
         send_mail(subject, text, None, [tenant.contact_email])
         sent["email"] = True
@@ -1286,6 +1297,9 @@ def _enqueue_dormancy_notice(case_id: int) -> None:
 def notify_dormancy(*, case_id: int) -> None:
     case = DormancyCase.objects.select_related("tenant").get(pk=case_id)
     tenant = case.tenant
+    from tenants.duty_notices import notify_dormancy as to_inbox  # issue 18 hook
+
+    to_inbox(case=case)  # R-TEN-4 in the inbox and webhook (R-DLV-7); the e-mail stays below
     if tenant.contact_email:
         send_mail(
             f"Notice: {DormancyKind(case.kind).label}",

@@ -1413,6 +1413,9 @@ def file_complaint(
             obj=complaint,
             after={"source": source, "due": complaint.answer_due_at.isoformat()},
         )
+        from tenants.duty_notices import notify_complaint  # issue 18 hook
+
+        notify_complaint(complaint=complaint)  # R-CMP-7: the tenant is told at once (R-DLV-7)
     return complaint
 
 

@@ -75,23 +75,28 @@ class PurgeResult:
     messages: int
     requests: int
     inbound: int
+    held: int = 0  # rows past the cutoff kept by a legal hold (R-AUD-5)
 
 
 def purge_tenant(
     *, tenant: Tenant, days: int | None = None, actor: Actor | None = None, now: datetime | None = None
 ) -> PurgeResult:
-    """Delete this tenant's send-log rows older than the retention (R-AUD-1), in batches."""
+    """Delete this tenant's send-log rows older than the retention (R-AUD-1), in batches;
+    rows under a legal hold stay and are counted (R-AUD-5)."""
     from delivery.models import InboundMessage, Message, MessagePart, SendRequest, StatusEvent
+    from tenants.legal_hold import held_inbound_filter, held_message_filter
 
     cutoff = retention_cutoff(days=days, now=now)
     # Belt and braces: whatever the arithmetic above, never past the floor.
     cutoff = min(cutoff, floor_cutoff(now))
     messages = requests = inbound = 0
+    held_q, held_inbound_q = held_message_filter(tenant=tenant), held_inbound_filter(tenant=tenant)
     with schema_context(tenant.schema_name):
+        due = Message.objects.filter(created_at__lt=cutoff)
+        held = due.filter(held_q).count() if held_q is not None else 0
+        due = due.exclude(held_q) if held_q is not None else due
         while True:
-            ids = list(
-                Message.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:PURGE_BATCH]
-            )
+            ids = list(due.order_by("id").values_list("id", flat=True)[:PURGE_BATCH])
             if not ids:
                 break
             with transaction.atomic():
@@ -102,14 +107,25 @@ def purge_tenant(
             requests = SendRequest.objects.filter(created_at__lt=cutoff, messages__isnull=True)._raw_delete(
                 connection.alias
             )
-            inbound = InboundMessage.objects.filter(received_at__lt=cutoff)._raw_delete(connection.alias)
-    result = PurgeResult(tenant_id=tenant.pk, cutoff=cutoff, messages=messages, requests=requests, inbound=inbound)
-    if messages or requests or inbound:
+            old_inbound = InboundMessage.objects.filter(received_at__lt=cutoff)
+            if held_inbound_q is not None:
+                old_inbound = old_inbound.exclude(held_inbound_q)
+            inbound = old_inbound._raw_delete(connection.alias)
+    result = PurgeResult(
+        tenant_id=tenant.pk, cutoff=cutoff, messages=messages, requests=requests, inbound=inbound, held=held
+    )
+    if messages or requests or inbound or held:
         record_operation(
             actor=actor or Actor.system("retention"),
             action="sendlog.purge",
             tenant=tenant,
-            after={"cutoff": cutoff.isoformat(), "messages": messages, "requests": requests, "inbound": inbound},
+            after={
+                "cutoff": cutoff.isoformat(),
+                "messages": messages,
+                "requests": requests,
+                "inbound": inbound,
+                "held_by_legal_hold": held,
+            },
         )
     return result
 
@@ -185,6 +201,7 @@ def request_erasure(*, tenant: Tenant, number: str, actor: Actor, reason: str = 
 def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetime | None = None) -> ErasureRequest:
     """Anonymise the rows the retention floor allows; complete, or wait until `not_before`."""
     from delivery.models import CallbackDelivery, InboundMessage, Message
+    from tenants.legal_hold import held_inbound_filter, held_message_filter
 
     actor = actor or Actor.system("erasure")
     now = now or timezone.now()
@@ -195,9 +212,17 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
             return erasure
         variants = _number_variants(erasure.number)
         replacement = anonymised_recipient(erasure.number)
+        # R-AUD-5: rows under a legal hold are neither anonymised nor let the request finish.
+        held_q, held_inbound_q = (
+            held_message_filter(tenant=erasure.tenant_id),
+            held_inbound_filter(tenant=erasure.tenant_id),
+        )
         with schema_context(erasure.tenant.schema_name):
             # Only rows that existed when the request was made (later sends are a new matter).
             mine = Message.objects.filter(recipient__in=variants, created_at__lte=erasure.created_at)
+            held = mine.filter(held_q).count() if held_q is not None else 0
+            if held_q is not None:
+                mine = mine.exclude(held_q)
             done = mine.filter(created_at__lt=floor).update(
                 recipient=replacement,
                 content="",
@@ -205,15 +230,16 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
                 detail="",
                 client_ref=None,
             )
-            InboundMessage.objects.filter(
-                source__in=variants, received_at__lt=floor, received_at__lte=erasure.created_at
-            ).update(source=replacement, text="")
+            theirs = InboundMessage.objects.filter(source__in=variants, received_at__lte=erasure.created_at)
+            if held_inbound_q is not None:
+                held += theirs.filter(held_inbound_q).count()
+                theirs = theirs.exclude(held_inbound_q)
+            theirs.filter(received_at__lt=floor).update(source=replacement, text="")
             youngest = mine.aggregate(latest=Max("created_at"))["latest"]
-            inbound_youngest = InboundMessage.objects.filter(
-                source__in=variants, received_at__lte=erasure.created_at
-            ).aggregate(latest=Max("received_at"))["latest"]
-        # Callback bodies (public schema) quote the number; past the floor they lose it too.
-        for variant in variants:
+            inbound_youngest = theirs.aggregate(latest=Max("received_at"))["latest"]
+        # Callback bodies (public schema) quote the number; past the floor they lose it too
+        # (not while a legal hold keeps this number's records: R-AUD-5).
+        for variant in variants if not held else []:
             CallbackDelivery.objects.filter(
                 tenant_id=erasure.tenant_id,
                 created_at__lt=floor,
@@ -221,9 +247,22 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
                 body__contains=variant,
             ).update(body=Replace("body", Value(variant), Value(replacement)))
         erasure.rows_anonymised += done
+        erasure.rows_held = held
         erasure.last_processed_at = now
         latest = max((t for t in (youngest, inbound_youngest) if t is not None), default=None)
-        if latest is None:
+        if held:
+            # Looked at again daily until the hold is released.
+            erasure.not_before = max(
+                now + timedelta(days=1), latest + timedelta(days=RETENTION_FLOOR_DAYS) if latest else now
+            )
+            record_operation(
+                actor=actor,
+                action="erasure.held",
+                tenant=erasure.tenant,
+                obj=erasure,
+                after={"rows_held": held, "rows_anonymised": done, "not_before": erasure.not_before.isoformat()},
+            )
+        elif latest is None:
             erasure.state = ErasureState.DONE
             erasure.not_before = None
             erasure.completed_at = now

@@ -26,6 +26,7 @@ from rest_framework import status as http
 from smsplatform.db import insert_rows
 from smsplatform.errors import Conflict, DomainError, NotFound
 from tenants.models import Tenant
+from tenants.reconfirmation import SPIKE_MARK, notify_volume_held
 from tenants.services import Actor, record_operation
 
 from .models import (
@@ -548,6 +549,9 @@ def _store_accepted(
         obj=request,
         after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
     )
+    notify_volume_held(
+        tenant=tenant, message_ids=[d.pk for d in drafts if d.status == S.HELD and SPIKE_MARK in d.detail]
+    )
     if entry is not None and send_at is None:
         # Fast path only: the periodic relay picks the entry up if this never runs.
         entry_id = entry.pk
@@ -955,6 +959,9 @@ def schedule_maintenance(
             obj=item,
             after={"channel": channel.pk, "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()},
         )
+        from tenants.duty_notices import notify_maintenance  # issue 18 hook
+
+        notify_maintenance(maintenance=item, now=now)  # R-DLV-6: announced to tenants (R-DLV-7)
     return item
 
 

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("billing.api_urls")),
     path("api/v1/", include("delivery.api_urls")),
     path("api/v1/", include("delivery.stats_urls")),
+    path("api/v1/", include("tenants.api_urls")),
     path(
         "api/docs/",
         SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]),

@@ -34,3 +34,32 @@ def process_due_erasures() -> None:
     with advisory_lock("audit.process_due_erasures") as got:
         if got:
             process()
+
+
+@dramatiq.actor(queue_name="notices", max_retries=0)
+def send_notice_email(delivery_id: int) -> None:
+    """R-DLV-7: one notice e-mail; the service records failures and schedules its own retry."""
+    from .notices import deliver_notice_email
+
+    deliver_notice_email(delivery_id=delivery_id)
+
+
+@dramatiq.actor(queue_name="notices", max_retries=0)
+def sweep_notice_deliveries() -> None:
+    """R-DLV-7: lost e-mail jobs are sent; webhook records catch up with their callbacks."""
+    from .notices import retry_pending_emails, sync_webhook_deliveries
+
+    with advisory_lock("notices.sweep") as got:
+        if got:
+            retry_pending_emails()
+            sync_webhook_deliveries()
+
+
+@dramatiq.actor(queue_name="notices", max_retries=3)
+def remind_qualifications() -> None:
+    """R-TEN-6: documents expiring within 30 days, or expired, are notified once."""
+    from .qualifications import remind_qualifications as remind
+
+    with advisory_lock("notices.remind_qualifications") as got:
+        if got:
+            remind()

@@ -259,6 +259,7 @@ class ErasureRequest(models.Model):
     requested_by_label = models.CharField(max_length=200)
     reason = models.TextField(blank=True)
     rows_anonymised = models.PositiveBigIntegerField(default=0)
+    rows_held = models.PositiveBigIntegerField(default=0, help_text="rows kept by a legal hold (R-AUD-5)")
     created_at = models.DateTimeField(auto_now_add=True)
     last_processed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -271,3 +272,317 @@ class ErasureRequest(models.Model):
 
     def __str__(self) -> str:
         return f"erasure {self.pk} at {self.tenant_id} ({self.state})"
+
+
+# --- issue 18: what the agreements say we owe customers and authorities --------------------------
+# Notices (R-DLV-7), re-confirmation of held volume (R-CMP-8), terms (R-TEN-7), qualifications
+# (R-TEN-6), legal holds and evidence packages (R-AUD-5). Services: tenants/notices.py,
+# tenants/terms.py, tenants/qualifications.py, tenants/legal_hold.py.
+
+
+class NoticeKind(models.TextChoices):
+    COMPLAINT = "complaint", "Complaint filed (R-CMP-7)"
+    PRICE_CHANGE = "price_change", "Price change (R-BIL-4)"
+    MAINTENANCE = "maintenance", "Maintenance (R-DLV-6)"
+    FUNCTION_CHANGE = "function_change", "Function change that may interrupt service"
+    INCIDENT = "incident", "Incident"
+    RECOVERY = "recovery", "Recovery"
+    VOLUME_HELD = "volume_held", "Volume held for re-confirmation (R-CMP-8)"
+    TERMS_CHANGE = "terms_change", "Terms change (R-TEN-7)"
+    QUALIFICATION = "qualification", "Qualification expiring or update due (R-TEN-6)"
+    LOW_BALANCE = "low_balance", "Low balance (R-BIL-6)"
+    DORMANCY = "dormancy", "Dormancy (R-TEN-4)"
+    TERMINATION = "termination", "After termination (R-TEN-8)"
+    GENERAL = "general", "General announcement"
+
+
+class NoticeBroadcast(models.Model):
+    """A notice an operator composed for all tenants or a selection (R-DLV-7)."""
+
+    kind = models.CharField(max_length=30, choices=NoticeKind.choices, default=NoticeKind.GENERAL)
+    subject_zh = models.CharField("subject (Chinese)", max_length=200)
+    subject_en = models.CharField("subject (English)", max_length=200)
+    body_zh = models.TextField("text (Chinese)")
+    body_en = models.TextField("text (English)")
+    effective_at = models.DateTimeField(null=True, blank=True, help_text="when the announced change takes effect")
+    all_tenants = models.BooleanField(default=False, help_text="every active or suspended tenant")
+    tenants = models.ManyToManyField(Tenant, blank=True, related_name="+")
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    notice_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("broadcast_notice", "Can compose and send notices to tenants (R-DLV-7)")]
+
+    def __str__(self) -> str:
+        return f"broadcast {self.pk}: {self.subject_en}"
+
+
+class Notice(models.Model):
+    """One thing a tenant must be told (R-DLV-7), in Chinese and English, with its deliveries."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="notices")
+    kind = models.CharField(max_length=30, choices=NoticeKind.choices)
+    subject_zh = models.CharField(max_length=200)
+    subject_en = models.CharField(max_length=200)
+    body_zh = models.TextField()
+    body_en = models.TextField()
+    data = models.JSONField(default=dict, blank=True, help_text="machine-readable details (ids, dates)")
+    effective_at = models.DateTimeField(null=True, blank=True)
+    # One notice per duty occurrence ("complaint:12"): a retried job never tells twice.
+    dedupe_key = models.CharField(max_length=120, blank=True)
+    broadcast = models.ForeignKey(
+        NoticeBroadcast, on_delete=models.PROTECT, null=True, blank=True, related_name="notices"
+    )
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=NoticeKind.values), name="notice_kind_valid"),
+            models.UniqueConstraint(
+                fields=["tenant", "dedupe_key"], condition=~models.Q(dedupe_key=""), name="notice_dedupe_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"notice {self.pk} {self.kind} → {self.tenant_id}"
+
+
+class NoticeChannel(models.TextChoices):
+    INBOX = "inbox", "API inbox"
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NoticeDeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (no address)"
+
+
+class NoticeDelivery(models.Model):
+    """One channel of one notice and what happened to it (R-DLV-7: a record of delivery).
+
+    A webhook delivery is a delivery.CallbackDelivery (signed, SSRF-guarded, retried like status
+    callbacks); `callback_id` points at it and `refresh_webhook_deliveries` copies its outcome."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=NoticeChannel.choices)
+    address = models.CharField(max_length=500, blank=True)
+    state = models.CharField(max_length=10, choices=NoticeDeliveryState.choices, default=NoticeDeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    callback_id = models.BigIntegerField(null=True, blank=True, help_text="delivery.CallbackDelivery id")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "notice deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["notice", "channel"], name="notice_delivery_once_per_channel"),
+            models.CheckConstraint(
+                condition=models.Q(state__in=NoticeDeliveryState.values), name="notice_delivery_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} of notice {self.notice_id} ({self.state})"
+
+
+class ReconfirmationAnswer(models.TextChoices):
+    CONFIRM = "confirm", "Confirmed: release"
+    CANCEL = "cancel", "Cancelled"
+
+
+class Reconfirmation(models.Model):
+    """A tenant's answer to held volume (R-CMP-8): release or cancel the spike-held messages."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="reconfirmations")
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    answer = models.CharField(max_length=10, choices=ReconfirmationAnswer.choices)
+    message_ids = models.JSONField(default=list)
+    message_count = models.PositiveIntegerField(default=0)
+    comment = models.TextField(blank=True)
+    answered_by_label = models.CharField(max_length=200)
+    answered_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-answered_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.answer} {self.message_count} held messages"
+
+
+class HoldBasis(models.TextChoices):
+    VIOLATION = "violation", "Violation"
+    COMPLAINT = "complaint", "Complaint"
+    DISPUTE = "dispute", "Dispute"
+    AUTHORITY_REQUEST = "authority_request", "Authority request"
+
+
+class HoldScope(models.TextChoices):
+    TENANT = "tenant", "Everything of the tenant"
+    MESSAGES = "messages", "Listed messages"
+    NUMBER = "number", "One recipient number (optionally a time range)"
+
+
+class LegalHold(models.Model):
+    """Records kept past the purge and erasure until released (R-AUD-5)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="legal_holds")
+    basis = models.CharField(max_length=20, choices=HoldBasis.choices)
+    reference = models.CharField(max_length=200, help_text="violation id, complaint id, request number…")
+    scope = models.CharField(max_length=10, choices=HoldScope.choices)
+    message_ids = models.JSONField(default=list, blank=True)
+    number = models.CharField(max_length=32, blank=True)
+    from_at = models.DateTimeField(null=True, blank=True)
+    to_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField()
+    placed_by_label = models.CharField(max_length=200)
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by_label = models.CharField(max_length=200, blank=True)
+    release_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        permissions = [
+            ("place_legal_hold", "Can place legal holds (R-AUD-5)"),
+            ("release_legal_hold", "Can release legal holds (R-AUD-5)"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(basis__in=HoldBasis.values), name="legal_hold_basis_valid"),
+            models.CheckConstraint(condition=models.Q(scope__in=HoldScope.values), name="legal_hold_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.pk} ({self.basis} {self.reference}) on {self.tenant_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None
+
+
+class EvidencePackage(models.Model):
+    """An evidence package for a lawful request (R-AUD-5): file, its SHA-256 and the hand-over."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="evidence_packages")
+    hold = models.ForeignKey(LegalHold, on_delete=models.PROTECT, related_name="evidence_packages")
+    violation_id = models.BigIntegerField(null=True, blank=True, help_text="compliance.Violation id")
+    request_reference = models.CharField(max_length=200, help_text="the lawful request's number")
+    authority = models.CharField(max_length=200)
+    file_name = models.CharField(max_length=200, help_text="relative to MEDIA_ROOT")
+    file_size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField("SHA-256", max_length=64)
+    message_count = models.PositiveIntegerField(default=0)
+    compiled_by_label = models.CharField(max_length=200)
+    compiled_at = models.DateTimeField(auto_now_add=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    handed_over_to = models.CharField(max_length=200, blank=True, help_text="officer, unit and case number")
+    handover_method = models.CharField(max_length=100, blank=True)
+    handed_over_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-compiled_at", "-id"]
+        permissions = [
+            ("compile_evidence", "Can compile evidence packages (R-AUD-5)"),
+            ("hand_over_evidence", "Can record the hand-over of evidence packages (R-AUD-5)"),
+        ]
+
+    def __str__(self) -> str:
+        return f"evidence {self.pk} for {self.request_reference}"
+
+
+class TermsVersion(models.Model):
+    """One version of the service agreement (R-TEN-7)."""
+
+    version = models.CharField(max_length=40, unique=True)
+    title = models.CharField(max_length=200)
+    body_zh = models.TextField("text (Chinese)")
+    body_en = models.TextField("text (English)")
+    published_at = models.DateTimeField(null=True, blank=True)
+    effective_at = models.DateTimeField(null=True, blank=True)
+    objection_deadline = models.DateTimeField(null=True, blank=True)
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("publish_terms", "Can publish agreement versions (R-TEN-7)")]
+
+    def __str__(self) -> str:
+        return f"terms {self.version}"
+
+
+class TermsAnswer(models.TextChoices):
+    ACCEPT = "accept", "Accepted"
+    OBJECT = "object", "Objected"
+
+
+class TermsResponse(models.Model):
+    """A tenant's acceptance of, or objection to, a terms version (R-TEN-7)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="terms_responses")
+    terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, related_name="responses")
+    answer = models.CharField(max_length=10, choices=TermsAnswer.choices)
+    comment = models.TextField(blank=True)
+    answered_by_label = models.CharField(max_length=200)
+    answered_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="operator closed the objection")
+    resolved_by_label = models.CharField(max_length=200, blank=True)
+    resolution = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-answered_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "terms"], name="terms_response_once")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.answer} {self.terms_id}"
+
+
+class QualificationKind(models.TextChoices):
+    BUSINESS_LICENCE = "business_licence", "Business licence"
+    INDUSTRY_PERMIT = "industry_permit", "Industry permit"
+    OTHER = "other", "Other"
+
+
+class QualificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class Qualification(models.Model):
+    """A business licence or industry permit filed by a tenant for review (R-TEN-6)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="qualifications")
+    kind = models.CharField(max_length=20, choices=QualificationKind.choices)
+    title = models.CharField(max_length=200)
+    number = models.CharField(max_length=100, blank=True)
+    file = models.FileField(upload_to="qualifications/%Y/%m/")
+    expires_on = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=QualificationStatus.choices, default=QualificationStatus.PENDING)
+    review_reason = models.TextField(blank=True)
+    reviewed_by_label = models.CharField(max_length=200, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    filed_by_label = models.CharField(max_length=200)
+    filed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-filed_at", "-id"]
+        permissions = [("review_qualification", "Can approve or reject qualifications (R-TEN-6)")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=QualificationStatus.values), name="qualification_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.tenant_id} ({self.status})"

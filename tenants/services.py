@@ -157,6 +157,7 @@ def register_tenant(
     """
     licence_number = licence_number.strip().upper()
     _check_licence_free(licence_number)
+    _check_account_name(name=name, tenant=None)
     schema_name = schema_name or f"t_{secrets.token_hex(5)}"
     with transaction.atomic():
         tenant = Tenant(
@@ -182,6 +183,13 @@ def register_tenant(
     return tenant
 
 
+def _check_account_name(*, name: str, tenant: Tenant | None) -> None:
+    """R-TEN-6: account names are screened like signatures (tenants/qualifications.py)."""
+    from .qualifications import check_account_name
+
+    check_account_name(name=name, tenant=tenant)
+
+
 def _profile(tenant: Tenant) -> dict:
     return {field: getattr(tenant, field) for field in PROFILE_FIELDS}
 
@@ -197,6 +205,8 @@ def update_tenant_profile(*, tenant: Tenant, changes: dict[str, Any], actor: Act
             changes["licence_number"] = changes["licence_number"].strip().upper()
             if changes["licence_number"] != tenant.licence_number:
                 _check_licence_free(changes["licence_number"])
+        if "name" in changes and changes["name"] != tenant.name:
+            _check_account_name(name=changes["name"], tenant=tenant)
         before = _profile(tenant)
         for field, value in changes.items():
             setattr(tenant, field, value)

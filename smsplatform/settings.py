@@ -301,3 +301,6 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] 
 DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)
 # A job waits this long for a free bind when the process already has Channel.bind_count of them.
 DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", "30"))
+# Outbound calls to tenant URLs (callbacks, webhooks: smsplatform.webhooks) may reach private
+# addresses only in development; production refuses them when saved and when called (SSRF).
+OUTBOUND_ALLOW_PRIVATE_HOSTS = env_bool("OUTBOUND_ALLOW_PRIVATE_HOSTS", DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS)

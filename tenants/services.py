@@ -273,6 +273,16 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(settings.API_KEY_KEK.encode()).digest()))
 
 
+def encrypt_secret(value: str) -> str:
+    """Secrets the platform must use later (webhook and callback HMAC keys, SMPP passwords) are
+    stored encrypted with the key-encryption key kept outside the database (R-TEN-2)."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    return _fernet().decrypt(token.encode()).decode() if token else ""
+
+
 def hash_secret(secret: str) -> str:
     # Secrets are 256-bit random strings, so a fast hash is as strong as a slow KDF here.
     return hashlib.sha256(secret.encode()).hexdigest()

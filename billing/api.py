@@ -92,7 +92,7 @@ class AlertView(BillingReadable, APIView):
                 {
                     "threshold": account.low_balance_threshold if account else None,
                     "webhook_url": account.alert_webhook_url if account else "",
-                    "webhook_secret": account.alert_webhook_secret if account else "",
+                    "webhook_secret": services.webhook_secret_of(account) if account else "",
                 }
             ).data
         )

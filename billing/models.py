@@ -86,7 +86,7 @@ class Account(models.Model):
     low_balance_threshold = models.BigIntegerField(null=True, blank=True)
     low_balance_alerted = models.BooleanField(default=False)
     alert_webhook_url = models.URLField(blank=True)
-    alert_webhook_secret = models.CharField(max_length=64, blank=True)
+    alert_webhook_secret = models.CharField(max_length=300, blank=True, help_text="encrypted at rest")
     # R-TEN-5: end of the paid service term (null: no term set).
     service_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -27,7 +27,6 @@ import hmac
 import json
 import logging
 import secrets
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -1135,11 +1134,18 @@ def set_low_balance_alert(
         account.low_balance_threshold = threshold
         account.low_balance_alerted = False
         if webhook_url is not None:
-            if webhook_url and not webhook_url.startswith(("https://", "http://")):
-                raise BillingError("The webhook must be an http(s) URL.", code="invalid_webhook_url")
+            if webhook_url:
+                from smsplatform.webhooks import OutboundUrlRefused, check_outbound_url
+
+                try:
+                    check_outbound_url(webhook_url)  # SSRF: public http(s) only, refused when saved
+                except OutboundUrlRefused as exc:
+                    raise BillingError(exc.message, code="invalid_webhook_url") from exc
             account.alert_webhook_url = webhook_url
             if webhook_url and not account.alert_webhook_secret:
-                account.alert_webhook_secret = secrets.token_hex(32)
+                from tenants.services import encrypt_secret
+
+                account.alert_webhook_secret = encrypt_secret(secrets.token_hex(32))  # encrypted at rest
         account.save(
             update_fields=["low_balance_threshold", "low_balance_alerted", "alert_webhook_url", "alert_webhook_secret"]
         )
@@ -1189,28 +1195,37 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
             "threshold": threshold,
             "currency": account.currency,
         }
-        sent["webhook"] = post_signed_webhook(
-            url=account.alert_webhook_url, secret=account.alert_webhook_secret, payload=payload
-        )
+        from smsplatform.webhooks import OutboundUrlRefused
+
+        try:
+            sent["webhook"] = post_signed_webhook(
+                url=account.alert_webhook_url, secret=webhook_secret_of(account), payload=payload
+            )
+        except OutboundUrlRefused as exc:  # refused again at call time (SSRF): no retry helps
+            logger.warning("low-balance webhook of %s refused: %s", tenant.schema_name, exc.message)
+            sent["webhook"] = "blocked"
     return sent
 
 
+def webhook_secret_of(account: Account) -> str:
+    """The webhook's HMAC key in clear (stored encrypted, R-TEN-2)."""
+    from tenants.services import decrypt_secret
+
+    return decrypt_secret(account.alert_webhook_secret)
+
+
 def post_signed_webhook(*, url: str, secret: str, payload: dict) -> int:
+    """POST through the shared outbound check (smsplatform.webhooks: public address, no redirect)."""
+    from smsplatform import webhooks
+
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(timezone.now().timestamp()))
-    request = urllib.request.Request(  # noqa: S310 - tenant-configured http(s) URL (URLField)
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-Billing-Timestamp": timestamp,
-            "X-Billing-Signature": sign_webhook(secret=secret, timestamp=timestamp, body=body),
-        },
-    )
-    timeout = settings.BILLING_WEBHOOK_TIMEOUT_SECONDS
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        return response.status
+    headers = {
+        "Content-Type": "application/json",
+        "X-Billing-Timestamp": timestamp,
+        "X-Billing-Signature": sign_webhook(secret=secret, timestamp=timestamp, body=body),
+    }
+    return webhooks.post(url, body=body, headers=headers, timeout=settings.BILLING_WEBHOOK_TIMEOUT_SECONDS)
 
 
 # --- dormancy (R-TEN-4, R-TEN-5, R-BIL-3) -----------------------------------------------------------------

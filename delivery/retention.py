@@ -1,8 +1,9 @@
 """Send-log retention and recipient erasure (R-AUD-1, R-AUD-4).
 
-R-AUD-1: the send log is kept at least RETENTION_FLOOR_DAYS (six months, 001 §4.7). The purge
-refuses a shorter setting outright and, whatever it is given, only deletes rows older than its
-cutoff, which is never younger than the floor.
+R-AUD-1: the send log is kept at least six calendar months (001 §4.7): a message of 2 Sep is kept
+through 2 Mar (local time), whatever the month lengths; 180 days would purge it on 1 Mar. The
+purge refuses a setting shorter than RETENTION_FLOOR_DAYS outright and, whatever it is given,
+only deletes rows older than its cutoff, which is never younger than the calendar floor.
 
 R-AUD-4: an erasure request anonymises a recipient's message rows at one tenant (number replaced
 by a keyed hash, content and parameters removed) once they are older than the floor; younger rows
@@ -12,6 +13,7 @@ wait, and the request says until when (`not_before`).
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -58,11 +60,34 @@ def retention_days(configured: int | None = None) -> int:
 
 
 def retention_cutoff(*, days: int | None = None, now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(days=retention_days(days))
+    now = now or timezone.now()
+    return min(now - timedelta(days=retention_days(days)), floor_cutoff(now))
+
+
+RETENTION_FLOOR_MONTHS = 6
 
 
 def floor_cutoff(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(days=RETENTION_FLOOR_DAYS)
+    """R-AUD-1: the start of the local day six calendar months back (31 Aug → 28/29 Feb: the
+    shorter month keeps more). Rows created before this may go; none created on or after it."""
+    local = timezone.localtime(now or timezone.now())
+    month_index = local.year * 12 + (local.month - 1) - RETENTION_FLOOR_MONTHS
+    year, month = divmod(month_index, 12)
+    month += 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day, hour=0, minute=0, second=0, microsecond=0)
+
+
+def earliest_purge(created_at: datetime) -> datetime:
+    """When a row created at `created_at` may first go: the local day after six calendar months
+    (created 2 Sep → 3 Mar 00:00; created 31 Aug → 1 Mar)."""
+    local = timezone.localtime(created_at)
+    month_index = local.year * 12 + (local.month - 1) + RETENTION_FLOOR_MONTHS
+    year, month = divmod(month_index, 12)
+    month += 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    start = local.replace(year=year, month=month, day=day, hour=0, minute=0, second=0, microsecond=0)
+    return start + timedelta(days=1)
 
 
 # --- purge ----------------------------------------------------------------------------------
@@ -275,7 +300,7 @@ def process_erasure(*, erasure_id: int, actor: Actor | None = None, now: datetim
                 after={"number_hash": erasure.number_hash, "rows_anonymised": erasure.rows_anonymised},
             )
         else:
-            erasure.not_before = latest + timedelta(days=RETENTION_FLOOR_DAYS)
+            erasure.not_before = earliest_purge(latest)
             if done:
                 record_operation(
                     actor=actor,

@@ -136,6 +136,9 @@ class SendLogFilters:
     recipient: str = ""
     signature: str = ""
     template: str = ""
+    # R-AUD-2: without view_full_number only a whole number matches (an ends-with filter over a
+    # masked export would be an oracle for the hidden digits).
+    recipient_exact: bool = False
 
     @classmethod
     def build(
@@ -148,6 +151,7 @@ class SendLogFilters:
         recipient: str = "",
         signature: str = "",
         template: str = "",
+        recipient_exact: bool = False,
     ) -> SendLogFilters:
         return cls(
             tenant_ids=tuple(sorted(int(pk) for pk in tenant_ids)),
@@ -157,6 +161,7 @@ class SendLogFilters:
             recipient=(recipient or "").strip(),
             signature=(signature or "").strip(),
             template=(template or "").strip(),
+            recipient_exact=bool(recipient_exact),
         )
 
     def to_dict(self) -> dict:
@@ -192,7 +197,9 @@ def message_queryset(*, filters: SendLogFilters):
         qs = qs.filter(created_at__lt=filters.date_to)
     if filters.statuses:
         qs = qs.filter(status__in=filters.statuses)
-    if filters.recipient:
+    if filters.recipient and filters.recipient_exact:
+        qs = qs.filter(recipient=filters.recipient)
+    elif filters.recipient:
         # "13812341234" finds "+8613812341234" too.
         qs = qs.filter(recipient__endswith=filters.recipient)
     if filters.signature:
@@ -438,6 +445,19 @@ class OperationRecordResource(StreamingResource, resources.ModelResource):
         )
         export_order = fields
 
+    def __init__(self, *, full_numbers: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.full_numbers = full_numbers
+
+    def row_values(self, row: Any) -> list[Any]:
+        # R-AUD-2: numbers in the trail (reason, before/after) masked unless view_full_number.
+        values = super().row_values(row)
+        if self.full_numbers:
+            return values
+        from smsplatform.masking import mask_value
+
+        return [mask_value(value) for value in values]
+
 
 OPERATION_RECORD_COLUMNS = (
     "id",
@@ -581,7 +601,7 @@ def rows_for_job(job: ExportJob) -> tuple[Iterator[Any], StreamingResource]:
             full_numbers=job.full_numbers
         )
     if job.kind == ExportKind.OPERATION_RECORDS:
-        return iter_operation_records(filters=job.filters), OperationRecordResource()
+        return iter_operation_records(filters=job.filters), OperationRecordResource(full_numbers=job.full_numbers)
     raise ExportError(f"Unknown export kind {job.kind!r}", code="invalid_kind")
 
 
@@ -682,6 +702,7 @@ def request_export(
     if fmt not in ExportFormat.values:
         raise ExportError(f"Unknown format {fmt!r}", code="invalid_format")
     if kind == ExportKind.SEND_LOG:
+        filters = _recipient_filter_for(user, dict(filters or {}))
         filters = SendLogFilters.from_dict(filters).to_dict()
     estimated = estimate_rows(kind=kind, filters=filters)
     if fmt == ExportFormat.XLSX and estimated >= XLSX_MAX_ROWS:
@@ -702,7 +723,7 @@ def request_export(
         reason=reason,
         background=background,
         estimated_rows=estimated,
-        full_numbers=kind == ExportKind.SEND_LOG and user.has_perm("tenants.view_full_number"),
+        full_numbers=user.has_perm("tenants.view_full_number"),
     )
     if background:
         from tenants.actors import run_export
@@ -710,6 +731,22 @@ def request_export(
         transaction.on_commit(lambda: run_export.send(job.pk))
         return job
     return run_export_job(job_id=job.pk)
+
+
+def _recipient_filter_for(user, filters: dict) -> dict:
+    """R-AUD-2: a user who sees masked numbers may filter by a whole E.164 number only."""
+    import re
+
+    recipient = (filters.get("recipient") or "").strip()
+    filters["recipient_exact"] = False
+    if recipient and not user.has_perm("tenants.view_full_number"):
+        if not re.fullmatch(r"\+\d{8,15}", recipient):
+            raise ExportError(
+                "Without permission to see full numbers, filter by a whole number in E.164 form (+8613812341234).",
+                code="recipient_filter_needs_full_number",
+            )
+        filters["recipient_exact"] = True
+    return filters
 
 
 def open_export_file(job: ExportJob) -> io.BufferedReader:

@@ -209,6 +209,12 @@ def accept_send(
         raise DeliveryError("At least one recipient is required.", code="no_recipients")
     if len(recipients) > MAX_BATCH:
         raise BatchTooLarge()
+    if callback_url:
+        from smsplatform.webhooks import check_outbound_url
+
+        check_outbound_url(
+            callback_url, code="invalid_callback_url", allow_private=settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS
+        )  # SSRF: refused when saved
     now = timezone.now()
     payload = {
         "kind": kind,
@@ -1046,6 +1052,12 @@ def update_callback_settings(
     with transaction.atomic():
         row = delivery_settings_for(tenant=tenant)
         row = DeliverySettings.objects.select_for_update().get(pk=row.pk)
+        if callback_url:
+            from smsplatform.webhooks import check_outbound_url
+
+            check_outbound_url(
+                callback_url, code="invalid_callback_url", allow_private=settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS
+            )  # SSRF: refused when saved
         before = {"callback_url": row.callback_url, "callback_format": row.callback_format}
         row.callback_url = callback_url
         row.callback_format = callback_format or row.callback_format
@@ -1188,35 +1200,21 @@ def callback_backoff(attempts: int) -> timedelta:
 
 
 def _blocked_destination(url: str) -> str:
-    """Tenants choose callback URLs: refuse ones that reach our own network (SSRF) unless
-    DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS (development, tests). Returns the reason, or ""."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
+    """Tenants choose callback URLs: the shared outbound check (smsplatform.webhooks, SSRF).
+    Returns the reason it is refused, or ""."""
+    from smsplatform.webhooks import OutboundUrlRefused, check_outbound_url
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "blocked: only http(s) URLs"
-    if settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS:
-        return ""
     try:
-        addresses = {
-            info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-        }
-    except OSError as exc:
-        return f"cannot resolve {parts.hostname}: {exc}"[:500]
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            return f"blocked: {parts.hostname} resolves to a non-public address ({ip})"
+        check_outbound_url(url, when_saved=False, allow_private=settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS)
+    except OutboundUrlRefused as exc:
+        return f"blocked: {exc.message}"[:500]
     return ""
 
 
 def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
     """POST one callback, signed; on failure schedule the next attempt with exponential back-off,
     and give up (state failed, visible in the admin) after DELIVERY_CALLBACK_MAX_ATTEMPTS."""
-    import urllib.error
-    import urllib.request
+    from smsplatform import webhooks
 
     with transaction.atomic():
         item = (
@@ -1229,17 +1227,12 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
             return None
         secret = decrypt_secret(delivery_settings_for(tenant=item.tenant).callback_secret)
         body = item.body.encode()
-        request = urllib.request.Request(  # noqa: S310 (tenant-configured http(s) URL)
-            item.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Signature": sign_body(secret=secret, body=body),
-                "X-Callback-Id": str(item.pk),
-                "X-Event": item.event,
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "X-Signature": sign_body(secret=secret, body=body),
+            "X-Callback-Id": str(item.pk),
+            "X-Event": item.event,
+        }
         item.attempts += 1
         error, code = "", None
         blocked = _blocked_destination(item.url)
@@ -1248,11 +1241,17 @@ def deliver_callback(*, callback_id: int) -> CallbackDelivery | None:
             item.save()
             return item
         try:
-            with urllib.request.urlopen(request, timeout=settings.DELIVERY_CALLBACK_TIMEOUT_SECONDS) as response:  # noqa: S310
-                code = response.status
-        except urllib.error.HTTPError as exc:
-            code, error = exc.code, f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            # Checked again at connect time, pinned to the checked address, redirects not followed.
+            code = webhooks.post(
+                item.url,
+                body=body,
+                headers=headers,
+                timeout=settings.DELIVERY_CALLBACK_TIMEOUT_SECONDS,
+                allow_private=settings.DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS,
+            )
+        except webhooks.OutboundUrlRefused as exc:
+            error = f"blocked: {exc.message}"[:500]
+        except (OSError, ValueError) as exc:
             error = str(exc)[:500]
         item.last_status_code = code
         now = timezone.now()

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class PlatformConfig(AppConfig):
@@ -10,3 +11,9 @@ class PlatformConfig(AppConfig):
         from .broker import setup_broker
 
         setup_broker()
+
+
+class PlatformAdminConfig(AdminConfig):
+    """django.contrib.admin with our site as the default (least privilege + trail, R-AUD-2/3)."""
+
+    default_site = "smsplatform.admin_site.PlatformAdminSite"

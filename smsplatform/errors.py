@@ -93,3 +93,19 @@ def api_not_found(request, exception=None):
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
+
+
+def api_bad_request(request, exception=None):
+    """400s raised by Django itself (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields):
+    the API's JSON error format under /api/, Django's page elsewhere."""
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+
+    if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(error_body("payload_too_large", "The body is too large."), status=413)
+        if isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+            return JsonResponse(error_body("too_many_fields", "The form has too many fields or files."), status=400)
+        return JsonResponse(error_body("malformed_request", "The request could not be read."), status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)

@@ -10,10 +10,32 @@ class JSONParser(parsers.JSONParser):
     while writing the response — as a 500 instead of a 400 malformed_request."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:  # JSON nested deeper than Python's stack
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.") from exc
+        if _too_deep(data):
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.")
         if _has_lone_surrogate(data):
             raise ParseError("JSON parse error - the body holds a lone UTF-16 surrogate (\\ud800-\\udfff).")
         return data
+
+
+# No request of this API nests more than a few levels; deeper JSON only costs stack and time.
+MAX_DEPTH = 32
+
+
+def _too_deep(data) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((value, depth + 1) for value in item.values())
+        elif isinstance(item, list):
+            stack.extend((value, depth + 1) for value in item)
+    return False
 
 
 def _has_lone_surrogate(data) -> bool:

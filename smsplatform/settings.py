@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,h
 SHARED_APPS = [
     "smsplatform.apps.PlatformConfig",
     "django_tenants",
-    "django.contrib.admin",
+    "smsplatform.apps.PlatformAdminConfig",  # django.contrib.admin, our default site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -84,11 +84,15 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # --- Django --------------------------------------------------------------------------------
 MIDDLEWARE = [
     "smsplatform.middleware.PublicSchemaMiddleware",
+    # Oversized API bodies: a JSON 413 before anything reads them.
+    "smsplatform.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # R-AUD-2: admin pages mask recipient numbers for users without tenants.view_full_number.
+    "smsplatform.middleware.AdminNumberMaskingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it watches admin logins.
@@ -133,15 +137,26 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "noreply@smsplatform.l
 ADMINS = [("operators", addr.strip()) for addr in os.environ.get("ADMIN_EMAILS", "").split(",") if addr.strip()]
 
 # --- Admin login protection (django-axes) --------------------------------------------------
+# Lock the (username, IP) pair after AXES_FAILURE_LIMIT bad passwords: a stranger cannot lock a
+# user out from elsewhere, and colleagues behind the same NAT are not locked with them. One IP
+# guessing across many usernames stops at AXES_IP_FAILURE_LIMIT (tenants.lockout, docs/operations.md).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_IP_FAILURE_LIMIT = env_int("AXES_IP_FAILURE_LIMIT", 30)
 AXES_COOLOFF_TIME = 1  # hours
 AXES_VERBOSE = False
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "tenants.lockout.PairThenIpHandler"
 # Only trust X-Forwarded-For when a proxy we run sets it; otherwise REMOTE_ADDR (no spoofing).
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
+
+# --- Admin import/export (R-CMP-3, R-AUD-2) ------------------------------------------------
+# django-import-export lets every staff user import and export unless these are set; the admin
+# site (smsplatform.admin_site) also requires add + change to import and view to export.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -301,3 +316,6 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] 
 DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)
 # A job waits this long for a free bind when the process already has Channel.bind_count of them.
 DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", "30"))
+# Outbound calls to tenant URLs (callbacks, webhooks: smsplatform.webhooks) may reach private
+# addresses only in development; production refuses them when saved and when called (SSRF).
+OUTBOUND_ALLOW_PRIVATE_HOSTS = env_bool("OUTBOUND_ALLOW_PRIVATE_HOSTS", DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS)

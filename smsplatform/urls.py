@@ -33,3 +33,4 @@ urlpatterns = [
 ]
 
 handler404 = "smsplatform.errors.api_not_found"
+handler400 = "smsplatform.errors.api_bad_request"

@@ -283,6 +283,16 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(settings.API_KEY_KEK.encode()).digest()))
 
 
+def encrypt_secret(value: str) -> str:
+    """Secrets the platform must use later (webhook and callback HMAC keys, SMPP passwords) are
+    stored encrypted with the key-encryption key kept outside the database (R-TEN-2)."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    return _fernet().decrypt(token.encode()).decode() if token else ""
+
+
 def hash_secret(secret: str) -> str:
     # Secrets are 256-bit random strings, so a fast hash is as strong as a slow KDF here.
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -338,6 +348,8 @@ def rotate_api_key(*, key: ApiKey, actor: Actor, grace: timedelta = timedelta(0)
 
 
 def _usable_key(access_key_id: str) -> ApiKey:
+    if not valid_access_key_id(access_key_id):
+        raise AuthenticationError()
     key = ApiKey.objects.select_related("tenant").filter(access_key_id=access_key_id).first()
     now = timezone.now()
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
@@ -363,29 +375,63 @@ def sign_request(*, secret: str, canonical: str) -> str:
     return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
+_KEY_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _check_signed_headers(*, access_key_id: str, timestamp: str, nonce: str, signature: str) -> int:
+    """Bounded parsing of the signing headers: anything malformed is a 401 with a code, never a
+    500 (a 400-digit timestamp overflowed a float; a non-ASCII signature broke compare_digest)."""
+    if not (0 < len(timestamp) <= 12 and timestamp.isascii() and timestamp.isdigit()):
+        raise SignatureExpired("The timestamp must be Unix seconds.", code="invalid_timestamp")
+    if not (0 < len(nonce) <= 64 and nonce.isascii() and nonce.isprintable()):
+        raise AuthenticationError("The nonce must be 1 to 64 printable ASCII characters.", code="invalid_nonce")
+    if len(signature) != 64 or not set(signature) <= _HEX:
+        raise AuthenticationError("The signature must be 64 hex digits (HMAC-SHA256).", code="invalid_signature")
+    return int(timestamp)
+
+
+def valid_access_key_id(access_key_id: str) -> bool:
+    return 0 < len(access_key_id) <= 32 and set(access_key_id) <= _KEY_ID_CHARS
+
+
 def authenticate_signed(*, access_key_id: str, timestamp: str, nonce: str, signature: str, canonical: str) -> ApiKey:
     """HMAC-SHA256 mode: fresh timestamp, valid signature, nonce never seen before (R-TEN-2)."""
+    sent_at = _check_signed_headers(access_key_id=access_key_id, timestamp=timestamp, nonce=nonce, signature=signature)
     key = _usable_key(access_key_id)
-    try:
-        sent_at = int(timestamp)
-    except ValueError as exc:
-        raise SignatureExpired("The timestamp must be Unix seconds.") from exc
     now = timezone.now()
     window = settings.API_HMAC_MAX_SKEW_SECONDS
     if abs(now.timestamp() - sent_at) > window:
         raise SignatureExpired()
-    if not nonce or len(nonce) > 64:
-        raise AuthenticationError("The nonce must be 1 to 64 characters.", code="invalid_nonce")
     secret = _fernet().decrypt(bytes(key.secret_encrypted)).decode()
     if not hmac.compare_digest(sign_request(secret=secret, canonical=canonical), signature.lower()):
         raise AuthenticationError("The request signature does not match.", code="signature_mismatch")
-    try:
-        with transaction.atomic():
-            ApiNonce.objects.create(access_key_id=access_key_id, nonce=nonce)
-    except IntegrityError as exc:
-        raise NonceReused() from exc
+    if not consume_nonce(access_key_id=access_key_id, nonce=nonce):
+        raise NonceReused()
     _touch(key)
     return key
+
+
+def consume_nonce(*, access_key_id: str, nonce: str) -> bool:
+    """Record a nonce as used, committed at once whatever becomes of the request (R-TEN-2).
+
+    The request itself is one transaction (ATOMIC_REQUESTS): a nonce written there was rolled
+    back with every refused request (400, 403, 429…), so the captured request could be replayed
+    later and succeed. A connection of its own, in autocommit, keeps it. Returns False if seen.
+    """
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    own = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with own.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO public.{ApiNonce._meta.db_table} (access_key_id, nonce, created_at) "  # noqa: S608
+                "VALUES (%s, %s, now()) ON CONFLICT (access_key_id, nonce) DO NOTHING RETURNING id",
+                [access_key_id, nonce],
+            )
+            return cursor.fetchone() is not None
+    finally:
+        own.close()
 
 
 def purge_expired_nonces() -> int:

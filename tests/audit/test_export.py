@@ -69,7 +69,7 @@ def test_export_shows_full_numbers_with_view_full_number_R_AUD_2(tenant_a, full_
 def test_csv_export_neutralises_formula_content_R_AUD_2(tenant_a, auditor, export_media):
     make_message(tenant_a, content='=HYPERLINK("http://evil")', client_ref="@ref", recipient="+8613811114444")
     job = request_export(
-        kind="send_log", fmt="csv", filters={"tenant_ids": [tenant_a.pk], "recipient": "13811114444"}, user=auditor
+        kind="send_log", fmt="csv", filters={"tenant_ids": [tenant_a.pk], "recipient": "+8613811114444"}, user=auditor
     )
     (row,) = read_csv(job, export_media)
     assert row["content"] == '\'=HYPERLINK("http://evil")'
@@ -79,7 +79,7 @@ def test_csv_export_neutralises_formula_content_R_AUD_2(tenant_a, auditor, expor
 def test_xlsx_export_neutralises_formula_content_R_AUD_2(tenant_a, auditor, export_media):
     make_message(tenant_a, content="-1+cmd|' /C calc'!A0", recipient="+8613811115555")
     job = request_export(
-        kind="send_log", fmt="xlsx", filters={"tenant_ids": [tenant_a.pk], "recipient": "13811115555"}, user=auditor
+        kind="send_log", fmt="xlsx", filters={"tenant_ids": [tenant_a.pk], "recipient": "+8613811115555"}, user=auditor
     )
     sheet = load_workbook(export_media / job.file_name, read_only=True).active
     header, row = list(sheet.iter_rows(values_only=True))
@@ -89,7 +89,7 @@ def test_xlsx_export_neutralises_formula_content_R_AUD_2(tenant_a, auditor, expo
 def test_json_export_keeps_every_send_log_field_R_AUD_1(tenant_a, auditor, export_media):
     message = make_message(tenant_a, recipient="+8613811116666", parts=2)
     job = request_export(
-        kind="send_log", fmt="json", filters={"tenant_ids": [tenant_a.pk], "recipient": "13811116666"}, user=auditor
+        kind="send_log", fmt="json", filters={"tenant_ids": [tenant_a.pk], "recipient": "+8613811116666"}, user=auditor
     )
     (row,) = json.loads((export_media / job.file_name).read_text())
     assert row["tenant"] == tenant_a.name

@@ -11,6 +11,7 @@ from delivery.retention import (
     RETENTION_FLOOR_DAYS,
     RetentionTooShort,
     anonymised_recipient,
+    earliest_purge,
     process_due_erasures,
     process_erasure,
     purge_send_log,
@@ -57,7 +58,8 @@ def test_purge_refuses_an_explicit_short_setting_for_one_tenant_R_AUD_1(tenant_a
 
 def test_purge_deletes_only_rows_older_than_retention_R_AUD_1(tenant_a, settings):
     settings.AUDIT_RETENTION_DAYS = RETENTION_FLOOR_DAYS
-    old = make_message(tenant_a, age=timedelta(days=RETENTION_FLOOR_DAYS + 1), parts=2)
+    # Six calendar months are at most 184 days: 186 days is past the floor whatever the date.
+    old = make_message(tenant_a, age=timedelta(days=186), parts=2)
     young = make_message(tenant_a, age=timedelta(days=RETENTION_FLOOR_DAYS - 1))
     result = purge_tenant(tenant=tenant_a, actor=SYSTEM)
     assert result.messages >= 1
@@ -110,7 +112,7 @@ def test_erasure_of_young_rows_waits_and_says_until_when_R_AUD_4(tenant_a):
     young = make_message(tenant_a, recipient=number, age=timedelta(days=10))
     erasure = request_erasure(tenant=tenant_a, number=number, actor=SYSTEM)
     assert erasure.state == ErasureState.WAITING
-    assert erasure.not_before == young.created_at + timedelta(days=RETENTION_FLOOR_DAYS)
+    assert erasure.not_before == earliest_purge(young.created_at)  # six calendar months, next day
     assert reload(tenant_a, young).recipient == number  # untouched: R-AUD-1 keeps it 180 days
 
 

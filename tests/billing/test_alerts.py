@@ -87,7 +87,7 @@ def test_r_bil_6_alert_sends_mail_and_signed_webhook(tenant, webhook_server, set
         "currency": "CNY",
     }
     expected = services.sign_webhook(
-        secret=account.alert_webhook_secret, timestamp=headers["X-Billing-Timestamp"], body=body
+        secret=services.webhook_secret_of(account), timestamp=headers["X-Billing-Timestamp"], body=body
     )
     assert headers["X-Billing-Signature"] == expected
 

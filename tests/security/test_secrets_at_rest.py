@@ -66,3 +66,19 @@ def test_database_dump_holds_no_channel_password_or_callback_secret(live_db):
         assert callback_secret not in dump
     finally:
         Channel.objects.filter(pk=channel.pk).delete()
+
+
+def test_database_dump_holds_no_billing_webhook_secret(live_db, settings):
+    """R-BIL-6/R-TEN-2: the low-balance webhook's HMAC key is encrypted at rest."""
+    from billing import services as billing
+    from billing.models import Account
+
+    settings.OUTBOUND_ALLOW_PRIVATE_HOSTS = True
+    tenant = create_tenant("Dump Webhook Co.")
+    billing.set_low_balance_alert(tenant=tenant, threshold=1000, actor=SYSTEM, webhook_url="http://127.0.0.1:9/h")
+    account = Account.objects.get(tenant=tenant)
+    secret = billing.webhook_secret_of(account)
+    assert len(secret) == 64
+    dump = dump_database()
+    assert "127.0.0.1:9/h" in dump
+    assert secret not in dump

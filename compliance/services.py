@@ -26,6 +26,8 @@ from smsplatform.errors import DomainError
 from tenants.models import Tenant, TenantState
 from tenants.services import Actor, record_operation
 
+from . import links
+from . import replies as reply_rules
 from . import rules as pure
 from .models import (
     COUNTRY_RULE_FIELDS,
@@ -39,11 +41,17 @@ from .models import (
     CountryRule,
     EnforcementAction,
     GlobalBlock,
+    KeywordAction,
+    LinkDomain,
     MessageType,
     OptOut,
+    OptOutKeyword,
     OptOutRemoval,
+    OptOutReview,
     OptOutSource,
+    ProtectedBrand,
     RegisteredSender,
+    ReplyReviewStatus,
     ReviewStatus,
     RuleAction,
     RuleSetVersion,
@@ -55,6 +63,7 @@ from .models import (
     Violation,
     VolumeCounter,
 )
+from .normalise import normalise
 from .scanner import Rule, Scanner, ScanResult, validate_pattern
 
 logger = logging.getLogger(__name__)
@@ -145,8 +154,11 @@ def _number(number: str) -> str:
 def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, actor: Actor) -> Signature:
     """File a signature for review with its proof documents (R-CMP-1).
 
-    A text already approved for another tenant is flagged for the reviewer (possible impersonation).
-    A brand matching a banned rule (R-CMP-3) is rejected at once (reject rule) or flagged (hold rule).
+    Possible impersonation is flagged for the reviewer: the brand, normalised (look-alikes,
+    traditional characters, width, case, spaces), equals one approved for another tenant or
+    contains a protected brand (banks, carriers, government bodies, platforms).
+    A brand matching a banned rule (R-CMP-3) is rejected at once (reject rule) or flagged (hold rule);
+    the tenant is told the category only, the reviewer sees the rule.
     """
     problem = pure.signature_problem(text)
     if problem:
@@ -158,14 +170,19 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
     key = signature_match_key(text)
     others = approved_elsewhere(tenant=tenant, match_key=key)
     flags = [f"Already approved for: {', '.join(others)}"] if others else []
+    brands = protected_brands_in(text)
+    if brands:
+        flags.append(f"Names a protected brand: {', '.join(brands)}")
+    suspected = bool(others or brands)
     scan = scan_text(text)
     if scan.hold is not None:
         flags.append(f"Banned-content hold rule: {scan.hold.detail}")
     screened = {}
     if scan.reject is not None:
+        flags.append(f"Banned-content reject rule: {scan.reject.detail}")
         screened = {
             "status": ReviewStatus.REJECTED,
-            "review_reason": f"Banned content: {scan.reject.detail}",
+            "review_reason": scan.reject.public_detail,
             "reviewed_by": "system:screening",
             "reviewed_at": _now(),
         }
@@ -177,7 +194,7 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
                     text=text,
                     match_key=key,
                     purpose=purpose,
-                    impersonation_suspected=bool(others),
+                    impersonation_suspected=suspected,
                     flag_detail="\n".join(flags),
                     **screened,
                 )
@@ -192,25 +209,69 @@ def file_signature(*, tenant: Tenant, text: str, purpose: str, proofs: list, act
             action="signature.file",
             tenant=tenant,
             obj=signature,
-            after={"text": text, "proofs": len(proofs), "impersonation_suspected": bool(others)},
+            after={"text": text, "proofs": len(proofs), "impersonation_suspected": suspected},
         )
     return signature
 
 
 def signature_match_key(text: str) -> str:
-    from .scanner import normalise
-
     return normalise(text)[:40]
 
 
 def approved_elsewhere(*, tenant: Tenant, match_key: str) -> list[str]:
-    """Names of other tenants holding an approved signature for the same brand (R-CMP-1)."""
-    return list(
-        Signature.objects.filter(match_key=match_key, status=ReviewStatus.APPROVED)
+    """Names of other tenants holding an approved signature for the same brand (R-CMP-1).
+
+    Compared on the normalised text computed now, not only the stored key: keys stored before the
+    normaliser learned traditional characters and look-alikes would otherwise miss."""
+    rows = (
+        Signature.objects.filter(status=ReviewStatus.APPROVED)
         .exclude(tenant=tenant)
-        .values_list("tenant__name", flat=True)
-        .distinct()[:5]
+        .values_list("match_key", "text", "tenant__name")
     )
+    names = []
+    for stored, text, name in rows.iterator(chunk_size=2000):
+        if (stored == match_key or signature_match_key(text) == match_key) and name not in names:
+            names.append(name)
+    return names[:5]
+
+
+def protected_brands_in(text: str) -> list[str]:
+    """Protected brands the (normalised) text contains: 中國銀行, ВigВаnk… (R-CMP-1)."""
+    key = normalise(text)
+    rows = ProtectedBrand.objects.filter(enabled=True).values_list("name", "match_key")
+    return [name for name, brand_key in rows if brand_key and brand_key in key][:5]
+
+
+BRAND_FIELDS = ("name", "kind", "enabled", "note")
+
+
+def save_protected_brand(*, brand: ProtectedBrand, actor: Actor) -> ProtectedBrand:
+    """Create or change a protected brand (admin); its key is the normalised name (R-CMP-1)."""
+    brand.name = (brand.name or "").strip()
+    brand.match_key = normalise(brand.name)[:100]
+    if len(brand.match_key) < 2:
+        raise ComplianceError("A protected brand needs at least two letters or digits.", code="invalid_field")
+    clash = ProtectedBrand.objects.filter(match_key=brand.match_key).exclude(pk=brand.pk).first()
+    if clash is not None:
+        raise ComplianceError(f"{brand.name!r} is the same brand as {clash.name!r}.", code="brand_exists")
+    with transaction.atomic():
+        created = brand.pk is None
+        brand.save()
+        record_operation(
+            actor=actor,
+            action="protected_brand.create" if created else "protected_brand.update",
+            obj=brand,
+            after={field: getattr(brand, field) for field in BRAND_FIELDS},
+        )
+    return brand
+
+
+def delete_protected_brands(*, brand_ids: list[int], actor: Actor) -> int:
+    with transaction.atomic():
+        names = list(ProtectedBrand.objects.filter(pk__in=brand_ids).values_list("name", flat=True))
+        deleted, _ = ProtectedBrand.objects.filter(pk__in=brand_ids).delete()
+        record_operation(actor=actor, action="protected_brand.delete", after={"names": names})
+    return deleted
 
 
 PROOF_EXTENSIONS = (".pdf", ".jpg", ".jpeg", ".png")
@@ -248,8 +309,15 @@ def _review(obj, *, to_status: str, actor: Actor, reason: str, action: str, tena
 
 
 def approve_signature(*, signature: Signature, actor: Actor, reason: str = "") -> Signature:
+    """Approve (R-CMP-1). A signature flagged as possible impersonation needs a reason: what proof
+    of the right to use the brand the reviewer checked."""
     with transaction.atomic():
         signature = Signature.objects.select_for_update().get(pk=signature.pk)
+        if signature.impersonation_suspected and not reason.strip():
+            raise ReasonRequired(
+                "This signature may impersonate another brand: say which proof you checked.",
+                details={"flags": signature.flag_detail},
+            )
         return _review(
             signature,
             to_status=ReviewStatus.APPROVED,
@@ -296,6 +364,44 @@ def withdraw_signature(*, signature: Signature, actor: Actor, reason: str = "") 
     return signature
 
 
+def _revoke(obj, *, actor: Actor, reason: str, action: str, tenant: Tenant):
+    if not reason.strip():
+        raise ReasonRequired()
+    if obj.status != ReviewStatus.APPROVED:
+        raise ReviewConflict(f"Only approved filings can be revoked (this one is {obj.status}).")
+    obj.status = ReviewStatus.REVOKED
+    obj.revoked_reason, obj.revoked_by, obj.revoked_at = reason, actor.label, _now()
+    obj.save(update_fields=["status", "revoked_reason", "revoked_by", "revoked_at"])
+    record_operation(
+        actor=actor,
+        action=action,
+        tenant=tenant,
+        obj=obj,
+        reason=reason,
+        before={"status": ReviewStatus.APPROVED},
+        after={"status": ReviewStatus.REVOKED},
+    )
+    return obj
+
+
+def revoke_signature(*, signature: Signature, actor: Actor, reason: str) -> Signature:
+    """An operator takes an approval back (R-CMP-1): check_message refuses it from now on; messages
+    already queued are caught by the send-time check of the delivery path."""
+    with transaction.atomic():
+        signature = Signature.objects.select_for_update().select_related("tenant").get(pk=signature.pk)
+        return _revoke(signature, actor=actor, reason=reason, action="signature.revoke", tenant=signature.tenant)
+
+
+def revoke_template_version(*, version: TemplateVersion, actor: Actor, reason: str) -> TemplateVersion:
+    """An operator takes a template version's approval back (R-CMP-2): if it was the sending version
+    the template has none until another is approved."""
+    with transaction.atomic():
+        version = TemplateVersion.objects.select_for_update().select_related("template__tenant").get(pk=version.pk)
+        _revoke(version, actor=actor, reason=reason, action="template.revoke", tenant=version.template.tenant)
+        Template.objects.filter(pk=version.template_id, approved_version=version).update(approved_version=None)
+    return version
+
+
 # --- R-CMP-2 templates -----------------------------------------------------------------------
 
 
@@ -306,19 +412,33 @@ def _new_template_code() -> str:
 
 def _screen_version(version: TemplateVersion, *, message_type: str, actor: Actor) -> TemplateVersion:
     """Filing-time checks that decide without a human: banned content (R-CMP-3) and the
-    unsubscribe instruction of marketing templates (R-CMP-4). Reject → auto-rejected; hold → flagged."""
+    unsubscribe instruction of every commercial type (R-CMP-4), which must name a keyword the
+    platform recognises. Reject → auto-rejected (the tenant sees the category, the reviewer the
+    rule in `flags`); hold → flagged."""
     problems = []
     result = scan_text(pure.VARIABLE_RE.sub(" ", version.body))
+    flags = []
     if result.reject is not None:
-        problems.append(f"Banned content: {result.reject.detail}")
-    if message_type == MessageType.MARKETING and not pure.has_unsubscribe_instruction(version.body):
-        problems.append(
-            "Marketing templates must carry an unsubscribe instruction (e.g. 回T退订 / Reply STOP) (R-CMP-4)."
+        problems.append(result.reject.public_detail)
+        flags.append(
+            {"rule_id": result.reject.rule.id, "category": result.reject.category, "detail": result.reject.detail}
         )
+    if message_type in pure.COMMERCIAL_TYPES:
+        if not pure.has_unsubscribe_instruction(version.body):
+            problems.append(
+                f"{MessageType(message_type).label} templates must carry an unsubscribe instruction "
+                "(e.g. 回T退订 / Reply STOP) (R-CMP-4)."
+            )
+        unknown = reply_rules.unrecognised_instruction_keywords(version.body, reply_keywords())
+        if unknown:
+            problems.append(
+                f"The unsubscribe instruction names {', '.join(repr(w) for w in unknown)}: a reply of it is not "
+                "a recognised opt-out keyword (use e.g. T, TD, N, 退订, STOP) (R-CMP-4)."
+            )
     if result.hold is not None:
-        version.flags = [
-            {"rule_id": result.hold.rule.id, "category": result.hold.rule.category, "detail": result.hold.detail}
-        ]
+        flags.append({"rule_id": result.hold.rule.id, "category": result.hold.category, "detail": result.hold.detail})
+    if flags:
+        version.flags = flags
     if problems:
         version.status = ReviewStatus.REJECTED
         version.review_reason = " ".join(problems)
@@ -432,10 +552,44 @@ def render(*, template: Template, params: dict, version: TemplateVersion | None 
 
 def render_template(*, version: TemplateVersion, params: dict) -> str:
     """Render one version: every parameter checked against its kind and length (R-CMP-2)."""
+    domains = _link_domains_for(version)
     try:
-        return pure.render(body=version.body, variables=version.variables, params=params)
+        return pure.render(body=version.body, variables=version.variables, params=params, link_domains=domains)
     except pure.ParameterError as exc:
         raise InvalidParameter(str(exc), details={"parameter": exc.parameter}) from exc
+
+
+def _link_domains_for(version: TemplateVersion) -> frozenset[str]:
+    """The tenant's registered link domains, read only when the version has a url variable."""
+    if not any(spec.get("kind") == "url" for spec in (version.variables or {}).values()):
+        return frozenset()
+    tenant_id = Template.objects.filter(pk=version.template_id).values_list("tenant_id", flat=True).first()
+    return frozenset(LinkDomain.objects.filter(tenant_id=tenant_id).values_list("domain", flat=True))
+
+
+def register_link_domain(*, tenant: Tenant, domain: str, actor: Actor, note: str = "") -> LinkDomain:
+    """Allow `url` parameters of this tenant to point to `domain` and its subdomains (R-CMP-2)."""
+    key = links.domain_key(domain)
+    if key is None:
+        raise ComplianceError(f"{domain!r} is not a domain name.", code="invalid_domain", details={"domain": domain})
+    if links.is_shortener(key):
+        raise ComplianceError("Link shorteners hide the destination and cannot be registered.", code="invalid_domain")
+    with transaction.atomic():
+        row, created = LinkDomain.objects.get_or_create(
+            tenant=tenant, domain=key, defaults={"note": note, "created_by": actor.label}
+        )
+        if created:
+            record_operation(actor=actor, action="link_domain.add", tenant=tenant, obj=row, after={"domain": key})
+    return row
+
+
+def remove_link_domain(*, row: LinkDomain, actor: Actor, reason: str = "") -> None:
+    with transaction.atomic():
+        tenant, domain = row.tenant, row.domain
+        row.delete()
+        record_operation(
+            actor=actor, action="link_domain.remove", tenant=tenant, reason=reason, after={"domain": domain}
+        )
 
 
 # --- R-CMP-3 banned-content rules and the cached scanner -------------------------------------
@@ -459,7 +613,9 @@ def get_scanner() -> Scanner:
     if _scanner is not None and stamp == _scanner_stamp:
         return _scanner
     with _scanner_lock:
-        rows = BannedRule.objects.filter(enabled=True).values_list("id", "kind", "pattern", "category", "action")
+        rows = BannedRule.objects.filter(enabled=True).values_list(
+            "id", "kind", "pattern", "category", "action", "max_gap"
+        )
         scanner = Scanner([Rule(*row) for row in rows])
         _scanner, _scanner_stamp = scanner, stamp
     return scanner
@@ -469,12 +625,12 @@ def scan_text(text: str) -> ScanResult:
     return get_scanner().scan(text)
 
 
-RULE_FIELDS = ("kind", "pattern", "category", "action", "enabled", "note")
+RULE_FIELDS = ("kind", "pattern", "category", "action", "max_gap", "enabled", "note")
 
 
 def save_banned_rule(*, rule: BannedRule, actor: Actor) -> BannedRule:
     """Create or update a rule (admin form) and invalidate the scanners (R-CMP-3)."""
-    problem = validate_pattern(kind=rule.kind, pattern=rule.pattern)
+    problem = validate_pattern(kind=rule.kind, pattern=rule.pattern, max_gap=rule.max_gap)
     if problem:
         raise InvalidRule(problem)
     with transaction.atomic():
@@ -499,9 +655,12 @@ def create_banned_rule(
     action: str = RuleAction.REJECT,
     enabled: bool = True,
     note: str = "",
+    max_gap: int = 6,
 ) -> BannedRule:
     return save_banned_rule(
-        rule=BannedRule(kind=kind, pattern=pattern, category=category, action=action, enabled=enabled, note=note),
+        rule=BannedRule(
+            kind=kind, pattern=pattern, category=category, action=action, enabled=enabled, note=note, max_gap=max_gap
+        ),
         actor=actor,
     )
 
@@ -740,6 +899,8 @@ class RecipientVerdict:
     detail: str = ""
     content: str = ""
     held: bool = False
+    # For operators only (never shown to the sender): the banned-content rule behind a refusal or hold.
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -763,20 +924,21 @@ def _ensure_can_send(tenant: Tenant) -> None:
 
 
 def _render_and_scan(
-    version: TemplateVersion, signature_text: str, params, scanner: Scanner
-) -> tuple[str | None, str, str, bool]:
-    """(reason, detail, content, held) for one parameter set."""
+    version: TemplateVersion, signature_text: str, params, scanner: Scanner, link_domains: frozenset[str]
+) -> tuple[str | None, str, str, bool, str]:
+    """(reason, detail, content, held, rule) for one parameter set. `detail` goes to the sender:
+    the category, never the rule (R-CMP-3); `rule` is for operators."""
     try:
-        body = pure.render(body=version.body, variables=version.variables, params=params)
+        body = pure.render(body=version.body, variables=version.variables, params=params, link_domains=link_domains)
     except pure.ParameterError as exc:
-        return "invalid_parameter", str(exc), "", False
+        return "invalid_parameter", str(exc), "", False, ""
     content = f"【{signature_text}】{body}"
     result = scanner.scan(content)
-    if result.reject is not None:
-        return "banned_content", result.reject.detail, "", False  # R-CMP-3 at send time
+    if result.reject is not None:  # R-CMP-3 at send time
+        return "banned_content", result.reject.public_detail, "", False, result.reject.detail
     if result.hold is not None:
-        return None, result.hold.detail, content, True
-    return None, "", content, False
+        return None, result.hold.public_detail, content, True, result.hold.detail
+    return None, "", content, False, ""
 
 
 def check_message(
@@ -811,18 +973,22 @@ def check_message(
         home = settings.COMPLIANCE_HOME_COUNTRY
 
         blocked = set(GlobalBlock.objects.filter(number__in=in_array(recipients)).values_list("number", flat=True))
-        marketing = tpl.message_type == MessageType.MARKETING
+        # R-CMP-5: every commercial type needs consent, not only marketing. A marketing consent
+        # covers member-service messages too (the broader agreement); otherwise the scope must match.
+        commercial = tpl.message_type in pure.COMMERCIAL_TYPES
+        scopes = sorted({tpl.message_type, MessageType.MARKETING})
         with tenant_context(tenant):
             opted_out = set(OptOut.objects.filter(number__in=in_array(recipients)).values_list("number", flat=True))
             consented: set[str] = set()
-            if marketing and options.consent_policy == ConsentPolicy.STRICT:
+            if commercial and options.consent_policy == ConsentPolicy.STRICT:
                 consented = set(
                     Consent.objects.filter(
-                        number__in=in_array(recipients), scope=MessageType.MARKETING, withdrawn_at__isnull=True
+                        number__in=in_array(recipients), scope__in=scopes, withdrawn_at__isnull=True
                     ).values_list("number", flat=True)
                 )
         scanner = get_scanner()  # once per call: one primary-key read
-        shared = None if per_recipient else _render_and_scan(version, sig.text, params, scanner)
+        domains = _link_domains_for(version)  # no query unless the template has a url variable
+        shared = None if per_recipient else _render_and_scan(version, sig.text, params, scanner, domains)
         country_of = _country_lookup(home)
         enabled_countries = set(options.enabled_countries or [])
         rules: dict[str, _CountryRules] | None = None  # R-CMP-9: loaded at the first foreign recipient
@@ -839,9 +1005,9 @@ def check_message(
             if number in opted_out:
                 verdicts.append(RecipientVerdict(number, False, "opted_out", "The recipient opted out (R-CMP-4)."))
                 continue
-            if marketing and options.consent_policy == ConsentPolicy.STRICT and number not in consented:
+            if commercial and options.consent_policy == ConsentPolicy.STRICT and number not in consented:
                 verdicts.append(
-                    RecipientVerdict(number, False, "no_consent", "No marketing consent on record (R-CMP-5).")
+                    RecipientVerdict(number, False, "no_consent", f"No {tpl.message_type} consent on record (R-CMP-5).")
                 )
                 continue
             country = country_of(number)
@@ -875,11 +1041,11 @@ def check_message(
                     )
                 )
                 continue
-            reason, detail, content, held = (
-                shared if shared is not None else _render_and_scan(version, sig.text, params[index], scanner)
+            reason, detail, content, held, matched_rule = (
+                shared if shared is not None else _render_and_scan(version, sig.text, params[index], scanner, domains)
             )
             if reason is not None:
-                verdicts.append(RecipientVerdict(number, False, reason, detail))
+                verdicts.append(RecipientVerdict(number, False, reason, detail, rule=matched_rule))
                 continue
             if rule is not None:
                 key = (country, content)
@@ -888,12 +1054,14 @@ def check_message(
                 if content_refusals[key] is not None:
                     verdicts.append(RecipientVerdict(number, False, *content_refusals[key]))
                     continue
-            verdicts.append(RecipientVerdict(number, True, None, detail, content, held))
+            verdicts.append(RecipientVerdict(number, True, None, detail, content, held, matched_rule))
 
         allowed = sum(1 for verdict in verdicts if verdict.allowed)
         if allowed and _count_volume(tenant=tenant, options=options, count=allowed):
             verdicts = [
-                RecipientVerdict(v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True)
+                RecipientVerdict(
+                    v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True, v.rule
+                )
                 if v.allowed
                 else v
                 for v in verdicts
@@ -1035,29 +1203,125 @@ def import_opt_outs(*, tenant: Tenant, numbers: list[str], actor: Actor) -> dict
     return {"added": added, "invalid": invalid}
 
 
+_keywords_lock = threading.Lock()
+_keywords: tuple | None = None
+_keywords_stamp: tuple | None = None
+
+
+def reply_keywords() -> tuple[reply_rules.Keyword, ...]:
+    """The enabled opt-out / opt-in / courtesy keywords (operator-edited), compiled and cached per
+    process; rebuilt when a row changes (one aggregate read). No rows at all → the defaults."""
+    global _keywords, _keywords_stamp
+    from django.db.models import Count, Max
+
+    stamp = tuple(OptOutKeyword.objects.aggregate(n=Count("id"), at=Max("updated_at")).values())
+    if _keywords is not None and stamp == _keywords_stamp:
+        return _keywords
+    with _keywords_lock:
+        rows = list(OptOutKeyword.objects.filter(enabled=True).values_list("word", "action", "alone_only"))
+        compiled = reply_rules.compile_keywords(rows) if stamp[0] else reply_rules.DEFAULTS
+        _keywords, _keywords_stamp = compiled, stamp
+    return compiled
+
+
+KEYWORD_FIELDS = ("word", "action", "alone_only", "enabled", "note")
+
+
+def save_opt_out_keyword(*, keyword: OptOutKeyword, actor: Actor) -> OptOutKeyword:
+    """Create or change a reply keyword (admin) (R-CMP-4); matched under the one normaliser."""
+    keyword.word = (keyword.word or "").strip()
+    keyword.match_key = normalise(keyword.word)[:40]
+    if not keyword.match_key:
+        raise ComplianceError("The keyword has no letters or digits.", code="invalid_field")
+    if keyword.action not in KeywordAction.values:
+        raise ComplianceError(f"Unknown keyword action {keyword.action!r}.", code="invalid_field")
+    clash = OptOutKeyword.objects.filter(match_key=keyword.match_key).exclude(pk=keyword.pk).first()
+    if clash is not None:
+        raise ComplianceError(f"{keyword.word!r} is the same keyword as {clash.word!r}.", code="keyword_exists")
+    with transaction.atomic():
+        created = keyword.pk is None
+        keyword.save()
+        record_operation(
+            actor=actor,
+            action="opt_out_keyword.create" if created else "opt_out_keyword.update",
+            obj=keyword,
+            after={field: getattr(keyword, field) for field in KEYWORD_FIELDS},
+        )
+    return keyword
+
+
+def delete_opt_out_keywords(*, keyword_ids: list[int], actor: Actor) -> int:
+    with transaction.atomic():
+        words = list(OptOutKeyword.objects.filter(pk__in=keyword_ids).values_list("word", flat=True))
+        deleted, _ = OptOutKeyword.objects.filter(pk__in=keyword_ids).delete()
+        record_operation(actor=actor, action="opt_out_keyword.delete", after={"words": words})
+    return deleted
+
+
 def apply_inbound_keyword(*, tenant, number: str, text: str) -> str | None:
-    """R-CMP-4: T/TD/退订/STOP/UNSUBSCRIBE → opt out ("opt_out"); START → opt in ("opt_in"); else None.
-    Must be called inside the tenant's schema context (it enters it again to be safe)."""
-    action = pure.inbound_keyword(text)
-    if action is None:
+    """R-CMP-4: act on an inbound reply at once. Returns "opt_out", "opt_in", "review" (an
+    ambiguous reply filed in the review list for an operator) or None (an ordinary reply).
+    See compliance/replies.py for how a reply is read. Safe inside or outside the tenant's schema."""
+    verdict = reply_rules.classify_reply(text or "", reply_keywords())
+    if verdict.action is None:
         return None
     try:
-        pure.normalise_number(number)
+        number = pure.normalise_number(number)
     except ValueError:
-        logger.warning("Opt-%s keyword from an unusable number %r ignored", action.removeprefix("opt_"), number)
+        logger.warning("Reply %r from an unusable number %r ignored", verdict.action, number)
         return None
     actor = Actor.system("inbound-keyword")
-    if action == "opt_out":
-        add_opt_out(tenant=tenant, number=number, actor=actor, source=OptOutSource.KEYWORD, keyword=text.strip()[:40])
-    else:
+    if verdict.action == "opt_out":
+        add_opt_out(
+            tenant=tenant, number=number, actor=actor, source=OptOutSource.KEYWORD, keyword=(text or "").strip()[:40]
+        )
+    elif verdict.action == "opt_in":
         remove_opt_out(
             tenant=tenant,
             number=number,
             actor=actor,
-            reason=f"recipient replied {text.strip()[:40]}",
+            reason=f"recipient replied {(text or '').strip()[:40]}",
             by_recipient=True,
         )
-    return action
+    else:
+        with transaction.atomic():
+            review = OptOutReview.objects.create(
+                tenant_id=tenant.pk, number=number, text=text or "", tokens=list(verdict.tokens), why=verdict.why
+            )
+            record_operation(
+                actor=actor, action="opt_out_review.file", tenant=tenant, obj=review, after={"why": verdict.why}
+            )
+    return verdict.action
+
+
+def decide_opt_out_review(*, review: OptOutReview, opt_out: bool, actor: Actor, reason: str = "") -> OptOutReview:
+    """An operator settles an ambiguous reply: opt the number out, or dismiss (R-CMP-4)."""
+    if not opt_out and not reason.strip():
+        raise ReasonRequired("Say why this reply is not an opt-out.")
+    with transaction.atomic():
+        review = OptOutReview.objects.select_for_update().select_related("tenant").get(pk=review.pk)
+        if review.status != ReplyReviewStatus.PENDING:
+            raise ReviewConflict(f"This reply is already {review.status}.")
+        if opt_out:
+            add_opt_out(
+                tenant=review.tenant,
+                number=review.number,
+                actor=actor,
+                source=OptOutSource.KEYWORD,
+                keyword=review.text.strip()[:40],
+            )
+        review.status = ReplyReviewStatus.OPTED_OUT if opt_out else ReplyReviewStatus.DISMISSED
+        review.decided_by, review.decided_at, review.reason = actor.label, _now(), reason
+        review.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+        record_operation(
+            actor=actor,
+            action="opt_out_review.decide",
+            tenant=review.tenant,
+            obj=review,
+            reason=reason,
+            after={"status": review.status},
+        )
+    return review
 
 
 def block_number(*, number: str, actor: Actor, reason: str, source: str = "operator") -> GlobalBlock:

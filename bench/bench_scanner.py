@@ -93,8 +93,50 @@ def main() -> None:
             ("latency per message", f"{elapsed / len(messages) * 1e6:.1f}", "µs", ""),
         ],
     )
+    bench_corpus()
     if not args.no_db:
         bench_check_message(batches=args.batches)
+
+
+def bench_corpus() -> None:
+    """Precision and recall of the seed rule set (compliance/data/banned_rules.csv and migration
+    0002) on bench/data/compliance_corpus.csv: deny = refused or held, allow = clean."""
+    import csv
+    import importlib
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    rules = [
+        Rule(n, kind, pattern, category, action)
+        for n, (kind, pattern, category, action) in enumerate(
+            importlib.import_module("compliance.migrations.0002_seed_banned_rules").SEED, start=1
+        )
+    ]
+    with (root / "compliance" / "data" / "banned_rules.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rules.append(
+                Rule(len(rules) + 1, row["kind"], row["pattern"], row["category"], row["action"], int(row["max_gap"]))
+            )
+    scanner = Scanner(rules)
+
+    def decode(text: str) -> str:
+        return re.sub(r"\\u([0-9a-fA-F]{4})|\\n", lambda m: chr(int(m.group(1), 16)) if m.group(1) else "\n", text)
+
+    tp = fp = fn = tn = 0
+    with (root / "bench" / "data" / "compliance_corpus.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            flagged = not scanner.scan(decode(row["text"])).clean
+            deny = row["label"] == "deny"
+            tp, fp = tp + (flagged and deny), fp + (flagged and not deny)
+            fn, tn = fn + (not flagged and deny), tn + (not flagged and not deny)
+    print_table(
+        f"Seed rule set on the corpus ({len(rules)} rules, {tp + fn} deny + {fp + tn} allow examples)",
+        [
+            ("precision", f"{tp / max(tp + fp, 1):.3f}", "", "1.000"),
+            ("recall", f"{tp / max(tp + fn, 1):.3f}", "", "1.000"),
+            ("false positives / false negatives", f"{fp} / {fn}", "messages", "0 / 0"),
+        ],
+    )
 
 
 def bench_check_message(*, batches: int) -> None:

@@ -34,10 +34,15 @@ from .models import (
     EnforcementAction,
     FrequencyLimit,
     GlobalBlock,
+    LinkDomain,
     OptOut,
+    OptOutKeyword,
     OptOutRemoval,
+    OptOutReview,
     OptOutSource,
+    ProtectedBrand,
     RegisteredSender,
+    ReplyReviewStatus,
     ReviewStatus,
     Signature,
     SignatureProof,
@@ -73,7 +78,7 @@ class ReviewAdminMixin:
     """
 
     review_perm = ""
-    actions = ["approve_selected", "reject_selected"]
+    actions = ["approve_selected", "reject_selected", "revoke_selected"]
     ordering = ["created_at", "id"]
 
     def has_add_permission(self, request):
@@ -143,9 +148,36 @@ class ReviewAdminMixin:
     def approve_selected(self, request, queryset):
         done = 0
         for obj in queryset.filter(status=ReviewStatus.PENDING):
-            self.approve(obj, admin_actor(request), "")
+            try:
+                self.approve(obj, admin_actor(request), "")
+            except DomainError as exc:  # e.g. possible impersonation: approve on its review page, with a reason
+                messages.error(request, f"{obj}: {exc.message}")
+                continue
             done += 1
         messages.success(request, f"Approved {done} filing(s).")
+
+    @admin.action(description="Revoke selected approved filings (asks for a reason)", permissions=["review"])
+    def revoke_selected(self, request, queryset):
+        """R-CMP-1/R-CMP-2: take an approval back; sends stop at once. Recorded with the reason."""
+        approved = queryset.filter(status=ReviewStatus.APPROVED)
+        reason = (request.POST.get("reason") or "").strip()
+        if request.POST.get("confirm") == "yes" and reason:
+            with transaction.atomic():
+                for obj in approved:
+                    self.revoke(obj, admin_actor(request), reason)
+            messages.success(request, f"Revoked {len(approved)} approval(s).")
+            return None
+        if request.POST.get("confirm") == "yes":
+            messages.error(request, "A reason is required to revoke.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke approvals",
+            "objects": approved,
+            "opts": self.model._meta,
+            "action": "revoke_selected",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/compliance/reject_reason.html", context)
 
     @admin.action(description="Reject selected pending filings (asks for a reason)", permissions=["review"])
     def reject_selected(self, request, queryset):
@@ -210,6 +242,9 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
         "reviewed_at",
         "impersonation_suspected",
         "flag_detail",
+        "revoked_reason",
+        "revoked_by",
+        "revoked_at",
         "created_at",
     ]
     inlines = [SignatureProofInline]
@@ -233,6 +268,9 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def reject(self, obj, actor, reason):
         services.reject_signature(signature=obj, actor=actor, reason=reason)
 
+    def revoke(self, obj, actor, reason):
+        services.revoke_signature(signature=obj, actor=actor, reason=reason)
+
     def review_details(self, obj):
         proofs = format_html_join(
             ", ",
@@ -253,6 +291,9 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
         others = services.approved_elsewhere(tenant=obj.tenant, match_key=obj.match_key)
         if others:
             rows.append(("⚠ Possible impersonation", f"Already approved for: {', '.join(others)}"))
+        brands = services.protected_brands_in(obj.text)
+        if brands:
+            rows.append(("⚠ Protected brand", ", ".join(brands)))
         return rows
 
     def get_urls(self):
@@ -343,6 +384,9 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
     def reject(self, obj, actor, reason):
         services.reject_template_version(version=obj, actor=actor, reason=reason)
 
+    def revoke(self, obj, actor, reason):
+        services.revoke_template_version(version=obj, actor=actor, reason=reason)
+
     def review_details(self, obj):
         approved = obj.template.approved_version
         rows = [
@@ -395,11 +439,19 @@ class TemplateAdmin(admin.ModelAdmin):
 class BannedRuleForm(forms.ModelForm):
     class Meta:
         model = BannedRule
-        fields = ["kind", "pattern", "category", "action", "enabled", "note"]
+        fields = ["kind", "pattern", "max_gap", "category", "action", "enabled", "note"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["max_gap"].required = False  # only near phrases use it
 
     def clean(self):
         data = super().clean()
-        problem = validate_pattern(kind=data.get("kind", ""), pattern=data.get("pattern", ""))
+        if data.get("max_gap") is None:
+            data["max_gap"] = 6
+        problem = validate_pattern(
+            kind=data.get("kind", ""), pattern=data.get("pattern", ""), max_gap=data.get("max_gap") or 0
+        )
         if problem:
             raise forms.ValidationError(problem)
         return data
@@ -1011,3 +1063,125 @@ class FrequencyLimitAdmin(admin.ModelAdmin):
         frequency.delete_frequency_limits(
             limit_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
         )
+
+
+# --- issue 11: protected brands, reply keywords, replies to review, link domains ----------------
+
+
+@admin.register(ProtectedBrand)
+class ProtectedBrandAdmin(admin.ModelAdmin):
+    """R-CMP-1: brands only their owner may sign with; a signature containing one is flagged."""
+
+    list_display = ["name", "kind", "enabled", "match_key", "note"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "match_key"]
+    fields = ["name", "kind", "enabled", "note"]
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.save_protected_brand(brand=obj, actor=admin_actor(request))
+        except DomainError as exc:
+            messages.error(request, exc.message)
+
+    def delete_model(self, request, obj):
+        services.delete_protected_brands(brand_ids=[obj.pk], actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_protected_brands(
+            brand_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
+        )
+
+
+@admin.register(OptOutKeyword)
+class OptOutKeywordAdmin(admin.ModelAdmin):
+    """R-CMP-4: the tokens recognised in replies (matched as words under the one normaliser)."""
+
+    list_display = ["word", "action", "alone_only", "enabled", "note", "updated_at"]
+    list_filter = ["action", "alone_only", "enabled"]
+    search_fields = ["word", "match_key"]
+    fields = ["word", "action", "alone_only", "enabled", "note"]
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.save_opt_out_keyword(keyword=obj, actor=admin_actor(request))
+        except DomainError as exc:
+            messages.error(request, exc.message)
+
+    def delete_model(self, request, obj):
+        services.delete_opt_out_keywords(keyword_ids=[obj.pk], actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_opt_out_keywords(
+            keyword_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
+        )
+
+
+@admin.register(OptOutReview)
+class OptOutReviewAdmin(admin.ModelAdmin):
+    """R-CMP-4: replies that may be opt-outs; an operator opts the number out or dismisses them."""
+
+    list_display = ["created_at", "tenant", "number", "text", "why", "status", "decided_by"]
+    list_filter = ["status"]
+    search_fields = ["number", "text"]
+    readonly_fields = ["tenant", "number", "text", "tokens", "why", "status", "decided_by", "decided_at", "reason"]
+    actions = ["opt_out_selected", "dismiss_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_manage_permission(self, request):
+        return request.user.has_perm("compliance.manage_opt_outs")
+
+    def _decide(self, request, queryset, *, opt_out: bool):
+        done = 0
+        for review in queryset.filter(status=ReplyReviewStatus.PENDING):
+            try:
+                services.decide_opt_out_review(
+                    review=review,
+                    opt_out=opt_out,
+                    actor=admin_actor(request),
+                    reason="" if opt_out else "operator: not an opt-out",
+                )
+            except DomainError as exc:
+                messages.error(request, f"{review}: {exc.message}")
+                continue
+            done += 1
+        messages.success(request, f"{done} repl{'y' if done == 1 else 'ies'} decided.")
+
+    @admin.action(description="Opt these numbers out", permissions=["manage"])
+    def opt_out_selected(self, request, queryset):
+        self._decide(request, queryset, opt_out=True)
+
+    @admin.action(description="Dismiss: not an opt-out", permissions=["manage"])
+    def dismiss_selected(self, request, queryset):
+        self._decide(request, queryset, opt_out=False)
+
+
+@admin.register(LinkDomain)
+class LinkDomainAdmin(admin.ModelAdmin):
+    """R-CMP-2: the domains a tenant's url parameters may point to."""
+
+    list_display = ["domain", "tenant", "note", "created_by", "created_at"]
+    search_fields = ["domain", "tenant__name"]
+    fields = ["tenant", "domain", "note"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.register_link_domain(
+                tenant=obj.tenant, domain=obj.domain, note=obj.note, actor=admin_actor(request)
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+
+    def delete_model(self, request, obj):
+        services.remove_link_domain(row=obj, actor=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        for row in queryset:
+            services.remove_link_domain(row=row, actor=admin_actor(request))

@@ -19,12 +19,25 @@ class ReviewStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    # An operator took an approval back (R-CMP-1, R-CMP-2): sends stop at once.
+    REVOKED = "revoked", "Revoked"
+
+
+class RevocableMixin(models.Model):
+    """Who took an approval back, when and why (R-CMP-1, R-CMP-2)."""
+
+    revoked_reason = models.TextField(blank=True, default="", db_default="")
+    revoked_by = models.CharField(max_length=200, blank=True, default="", db_default="")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
 
 
 # --- R-CMP-1 signatures ----------------------------------------------------------------------
 
 
-class Signature(models.Model):
+class Signature(RevocableMixin, models.Model):
     """A brand a tenant sends under, shown as 【text】. Only approved ones send (R-CMP-1)."""
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="signatures")
@@ -37,7 +50,8 @@ class Signature(models.Model):
     review_reason = models.TextField(blank=True)
     reviewed_by = models.CharField(max_length=200, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    # Set at filing when the same text is already approved for another tenant (possible impersonation).
+    # Set at filing when the brand (normalised) is approved for another tenant or names a protected
+    # brand (possible impersonation, R-CMP-1); approving it then needs a reason.
     impersonation_suspected = models.BooleanField(default=False)
     flag_detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -96,7 +110,7 @@ class Template(models.Model):
         return f"{self.code} {self.name}"
 
 
-class TemplateVersion(models.Model):
+class TemplateVersion(RevocableMixin, models.Model):
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     body = models.TextField()
@@ -140,10 +154,14 @@ class RuleCategory(models.TextChoices):
     THIRD_PARTY_ADS = "third_party_ads", "Third-party ads"
     UNSOLICITED_ADS = "unsolicited_ads", "Unsolicited real-estate / invoice / immigration ads"
     FINANCIAL_MARKETING = "financial_marketing", "Financial marketing"
+    # Seed 003: harassing, defaming, insulting, threatening messages; inciting or teaching crime.
+    HARASSMENT = "harassment", "Harassment / insults / threats / defamation"
+    CRIME_INSTIGATION = "crime_instigation", "Inciting or teaching crime"
 
 
 class RuleKind(models.TextChoices):
     KEYWORD = "keyword", "Keyword"
+    NEAR = "near", "Near phrase (parts in order, at most N characters between)"
     REGEX = "regex", "Regular expression"
 
 
@@ -155,12 +173,16 @@ class RuleAction(models.TextChoices):
 class BannedRule(models.Model):
     """A platform-wide banned-content rule (R-CMP-3).
 
-    Keywords match after normalisation (full-width → half-width, case, spaces and punctuation
-    removed); regexes match the NFKC + casefolded text.
+    Every kind matches the normalised text (compliance/normalise.py): keywords anywhere; near
+    phrases ("代开 … 发票") part after part with at most `max_gap` characters between; regexes
+    searched in it. See docs/compliance.md.
     """
 
     kind = models.CharField(max_length=10, choices=RuleKind.choices, default=RuleKind.KEYWORD)
     pattern = models.CharField(max_length=500)
+    max_gap = models.PositiveSmallIntegerField(
+        default=6, db_default=6, help_text="near phrases: at most this many characters between parts"
+    )
     category = models.CharField(max_length=40, choices=RuleCategory.choices)
     action = models.CharField(max_length=10, choices=RuleAction.choices, default=RuleAction.REJECT)
     enabled = models.BooleanField(default=True)
@@ -192,6 +214,51 @@ class RuleSetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"rules {self.stamp}"
+
+
+class BrandKind(models.TextChoices):
+    BANK = "bank", "Bank or payment"
+    CARRIER = "carrier", "Carrier"
+    GOVERNMENT = "government", "Government body"
+    PLATFORM = "platform", "Large platform"
+    OTHER = "other", "Other"
+
+
+class ProtectedBrand(models.Model):
+    """A brand only its owner may sign with (R-CMP-1, 004 §4.4): a signature whose normalised
+    text contains it is flagged as possible impersonation for the reviewer. Operator-maintained."""
+
+    name = models.CharField(max_length=100)
+    # normalise(name): Cyrillic look-alikes, traditional characters, spaces and case folded.
+    match_key = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=BrandKind.choices, default=BrandKind.OTHER)
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LinkDomain(models.Model):
+    """A domain a tenant registered for `url` variables (R-CMP-2): a url parameter must point to
+    one of these (or a subdomain); link shorteners are never accepted."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="link_domains")
+    domain = models.CharField(max_length=253, help_text="e.g. shop.example.com (IDNs are stored as punycode)")
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant_id", "domain"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "domain"], name="link_domain_unique")]
+
+    def __str__(self) -> str:
+        return self.domain
 
 
 # --- R-CMP-4 opt-out -------------------------------------------------------------------------
@@ -252,6 +319,64 @@ class OptOutRemoval(TenantScoped, models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} removed by {self.removed_by}"
+
+
+class KeywordAction(models.TextChoices):
+    OPT_OUT = "opt_out", "Opt out"
+    OPT_IN = "opt_in", "Opt back in"
+    COURTESY = "courtesy", "Courtesy word (ignored: please, 谢谢, 回复…)"
+
+
+class OptOutKeyword(models.Model):
+    """A token recognised in inbound replies (R-CMP-4), operator-editable. Matched as a word of the
+    normalised reply: a Latin token as a whole word ("stop please"), a Chinese one anywhere ("退 订")."""
+
+    word = models.CharField(max_length=40)
+    match_key = models.CharField(max_length=40, unique=True)
+    action = models.CharField(max_length=10, choices=KeywordAction.choices, default=KeywordAction.OPT_OUT)
+    alone_only = models.BooleanField(
+        default=False,
+        help_text="acts only when the reply is this token alone (plus courtesy words); "
+        "inside other text the reply goes to the review list (short tokens: T, N, TD, 取消)",
+    )
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["action", "word"]
+
+    def __str__(self) -> str:
+        return f"{self.word} ({self.action})"
+
+
+class ReplyReviewStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    OPTED_OUT = "opted_out", "Opted out"
+    DISMISSED = "dismissed", "Not an opt-out"
+
+
+class OptOutReview(models.Model):
+    """An inbound reply that may be an opt-out but is not clear enough to act on (R-CMP-4):
+    operators decide instead of it being ignored."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    number = models.CharField(max_length=32)
+    text = models.TextField()
+    tokens = models.JSONField(default=list, blank=True)
+    why = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=ReplyReviewStatus.choices, default=ReplyReviewStatus.PENDING)
+    decided_by = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "opt-out reply to review"
+
+    def __str__(self) -> str:
+        return f"{self.number}: {self.text[:30]}"
 
 
 # --- R-CMP-5 consent -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ class BannedRuleResource(resources.ModelResource):
 
     class Meta:
         model = BannedRule
-        fields = ("id", "kind", "pattern", "category", "action", "enabled", "note")
+        fields = ("id", "kind", "pattern", "category", "action", "max_gap", "enabled", "note")
         import_id_fields = ("kind", "pattern")
         skip_unchanged = True
         report_skipped = False
@@ -18,7 +18,7 @@ class BannedRuleResource(resources.ModelResource):
     def before_save_instance(self, instance, row, **kwargs):
         from .scanner import validate_pattern
 
-        problem = validate_pattern(kind=instance.kind, pattern=instance.pattern)
+        problem = validate_pattern(kind=instance.kind, pattern=instance.pattern, max_gap=instance.max_gap)
         if problem:
             raise ValueError(problem)
 

@@ -10,13 +10,14 @@ from datetime import date, datetime, time
 
 import phonenumbers
 
+from . import links
+
 # --- R-CMP-1 signatures ----------------------------------------------------------------------
 
 SIGNATURE_MIN, SIGNATURE_MAX = 2, 20
 _BRACKETS = set("【】[]()（）<>《》{}〔〕［］「」『』")
-URL_RE = re.compile(
-    r"(https?://|www\.|\b[a-z0-9-]+\.(com|cn|net|org|io|cc|top|xyz|info|me|co|vip|shop|link|ly)\b)", re.IGNORECASE
-)
+# Kept for callers that only need a quick scheme/www test; link detection is links.find_links().
+URL_RE = re.compile(r"(https?://|www\.)", re.IGNORECASE)
 
 
 def signature_problem(text: str) -> str | None:
@@ -27,7 +28,7 @@ def signature_problem(text: str) -> str | None:
         return f"The signature must be {SIGNATURE_MIN} to {SIGNATURE_MAX} characters."
     if any(char in _BRACKETS for char in text):
         return "The signature is shown inside 【】: it must not contain brackets."
-    if URL_RE.search(text):
+    if links.has_link(text):
         return "The signature must not contain a URL."
     if any(ord(char) < 32 for char in text):
         return "The signature must not contain control characters."
@@ -38,6 +39,9 @@ def signature_problem(text: str) -> str | None:
 
 VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
 KINDS = ("code", "number", "date", "text", "url")
+# Commercial message types: an unsubscribe instruction and the recipient's consent are required
+# for each of them (R-CMP-4, R-CMP-5), not only for marketing.
+COMMERCIAL_TYPES = ("marketing", "member")
 # url variables are allowed only in these template types (never in verification codes).
 URL_ALLOWED_TYPES = ("notification", "marketing", "member")
 TEXT_MAX_LENGTH_LIMIT = 50
@@ -127,8 +131,11 @@ def _is_date(value: str) -> bool:
     return True
 
 
-def check_parameter(*, name: str, spec: dict, value) -> str:
-    """The parameter as text if it fits its declared kind and length; else ParameterError."""
+def check_parameter(*, name: str, spec: dict, value, link_domains: frozenset[str] | None = None) -> str:
+    """The parameter as text if it fits its declared kind and length; else ParameterError.
+
+    A text parameter carries no URL of any kind (links.find_links); a url parameter must point to
+    one of `link_domains`, the tenant's registered domains (none registered: every url refused)."""
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         raise ParameterError(f"Parameter {name} must be a string or a number.", parameter=name)
     text = str(value)
@@ -146,16 +153,23 @@ def check_parameter(*, name: str, spec: dict, value) -> str:
     if kind == "date" and not _is_date(text):
         raise ParameterError(f"Parameter {name} must be a date (YYYY-MM-DD[ HH:MM]).", parameter=name)
     if kind == "text":
-        if URL_RE.search(unicodedata.normalize("NFKC", text)):  # full-width dots and letters too
+        if links.has_link(text):  # any TLD, IPs, IDNs, full-width / look-alike dots, zero-width splits
             raise ParameterError(f"Parameter {name} must not carry a URL.", parameter=name)
         if "【" in text or "】" in text:
             raise ParameterError(f"Parameter {name} must not contain 【】.", parameter=name)
-    if kind == "url" and not _URL_PARAM_RE.fullmatch(text):
-        raise ParameterError(f"Parameter {name} must be an http(s) URL.", parameter=name)
+    if kind == "url":
+        if not _URL_PARAM_RE.fullmatch(text):
+            raise ParameterError(f"Parameter {name} must be an http(s) URL.", parameter=name)
+        host = links.host_of(text)
+        if host is None or not links.host_allowed(host, link_domains or frozenset()):
+            raise ParameterError(
+                f"Parameter {name} must link to one of the account's registered domains (link shorteners are refused).",
+                parameter=name,
+            )
     return text
 
 
-def render(*, body: str, variables: dict, params: dict) -> str:
+def render(*, body: str, variables: dict, params: dict, link_domains: frozenset[str] | None = None) -> str:
     """Fill ${name} placeholders; unknown, missing or ill-typed parameters are refused (R-CMP-2)."""
     if not isinstance(params, dict):
         raise ParameterError("Parameters must be an object.")
@@ -165,7 +179,10 @@ def render(*, body: str, variables: dict, params: dict) -> str:
     missing = [name for name in variables if name not in params]
     if missing:
         raise ParameterError(f"Missing parameters: {', '.join(missing)}.", parameter=missing[0])
-    values = {name: check_parameter(name=name, spec=spec, value=params[name]) for name, spec in variables.items()}
+    values = {
+        name: check_parameter(name=name, spec=spec, value=params[name], link_domains=link_domains)
+        for name, spec in variables.items()
+    }
     return VARIABLE_RE.sub(lambda m: values[m.group(1)], body)
 
 
@@ -182,21 +199,19 @@ UNSUBSCRIBE_PATTERNS = (
 
 
 def has_unsubscribe_instruction(body: str) -> bool:
-    return any(re.search(pattern, body, re.IGNORECASE) for pattern in UNSUBSCRIBE_PATTERNS)
+    from .replies import unsubscribe_keywords
 
-
-OPT_OUT_KEYWORDS = frozenset({"T", "TD", "退订", "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP"})
+    text = unicodedata.normalize("NFKC", body or "")
+    return bool(unsubscribe_keywords(text)) or any(re.search(p, text, re.IGNORECASE) for p in UNSUBSCRIBE_PATTERNS)
 
 
 def inbound_keyword(text: str) -> str | None:
-    """'opt_out', 'opt_in' or None for an inbound reply (whole message, case and width ignored)."""
-    word = unicodedata.normalize("NFKC", text or "").strip().strip(".!。！").upper()
-    if word in OPT_OUT_KEYWORDS:
-        return "opt_out"
-    if word in OPT_IN_KEYWORDS:
-        return "opt_in"
-    return None
+    """'opt_out', 'opt_in' or None for an inbound reply, with the default keyword list (the
+    service uses the operator-edited list and also files ambiguous replies for review)."""
+    from .replies import classify_reply
+
+    action = classify_reply(text).action
+    return action if action in ("opt_out", "opt_in") else None
 
 
 # --- numbers and countries (R-CMP-9) ---------------------------------------------------------

@@ -130,7 +130,16 @@ CUSTOMER_EDITABLE_FIELDS = ("contact_name", "contact_phone", "contact_email")
 
 
 def _check_licence_free(licence_number: str) -> None:
+    # R-TEN-3: compared in the compliance normal form (width, spaces, look-alikes folded); terminated
+    # numbers stored before that form existed are folded here too (few rows).
+    from compliance.normalise import licence_key
+
     existing = Tenant.objects.filter(licence_number=licence_number).only("state").first()
+    if existing is None and any(
+        licence_key(old or "") == licence_number
+        for old in Tenant.objects.filter(state=TenantState.TERMINATED).values_list("licence_number", flat=True)
+    ):
+        raise LicenceTerminated(details={"licence_number": licence_number})
     if existing is None:
         return
     if existing.state == TenantState.TERMINATED:
@@ -155,7 +164,9 @@ def register_tenant(
     New tenants wait in `pending` for real-name review unless `activate` (an operator who has
     reviewed the documents already) (R-TEN-1, R-TEN-3).
     """
-    licence_number = licence_number.strip().upper()
+    from compliance.normalise import licence_key
+
+    licence_number = licence_key(licence_number)
     _check_licence_free(licence_number)
     _check_account_name(name=name, tenant=None)
     schema_name = schema_name or f"t_{secrets.token_hex(5)}"
@@ -202,8 +213,14 @@ def update_tenant_profile(*, tenant: Tenant, changes: dict[str, Any], actor: Act
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         if "licence_number" in changes:
-            changes["licence_number"] = changes["licence_number"].strip().upper()
+            from compliance.normalise import licence_key
+
+            changes["licence_number"] = licence_key(changes["licence_number"])
             if changes["licence_number"] != tenant.licence_number:
+                if tenant.state == TenantState.TERMINATED:  # R-TEN-3: the number stays taken forever
+                    raise TenantError(
+                        "A terminated account's licence number cannot be changed.", code="licence_terminated"
+                    )
                 _check_licence_free(changes["licence_number"])
         if "name" in changes and changes["name"] != tenant.name:
             _check_account_name(name=changes["name"], tenant=tenant)

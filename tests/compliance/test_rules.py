@@ -156,7 +156,8 @@ def test_r_cmp_4_missing_unsubscribe_instruction(body):
         ("START", "opt_in"),
         ("start", "opt_in"),
         ("thanks", None),
-        ("stop it please", None),
+        ("stop it please", "opt_out"),  # R-CMP-4: a token as a word, not the whole reply
+        ("When does the sale start?", None),
     ],
 )
 def test_r_cmp_4_inbound_keywords(text, expected):

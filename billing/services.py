@@ -35,7 +35,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Sum
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 
 from smsplatform.db import insert_rows
@@ -45,6 +45,7 @@ from tenants.services import Actor, record_operation
 from .errors import (
     BillingError,
     CompensationTooHigh,
+    CurrencyMismatch,
     DisputeRefused,
     IdempotencyConflict,
     InsufficientBalance,
@@ -58,6 +59,7 @@ from .errors import (
 from .models import (
     REFUNDABLE_CAUSES,
     Account,
+    Currency,
     Dispute,
     DisputeState,
     DormancyCase,
@@ -74,15 +76,20 @@ from .models import (
     PackageProduct,
     PackageState,
     Plan,
+    PlanAssignment,
     Price,
+    Receivable,
+    ReceivableState,
     Refund,
+    RefundCause,
     RefundState,
 )
-from .rules import compensation_cap, format_money
+from .rules import MAX_AMOUNT, compensation_cap, format_money
 
 __all__ = [
     "BillingError",
     "CompensationTooHigh",
+    "CurrencyMismatch",
     "DisputeRefused",
     "IdempotencyConflict",
     "InsufficientBalance",
@@ -111,7 +118,15 @@ __all__ = [
     "resolve_dispute",
     "reject_dispute",
     "announce_price",
+    "announce_price_change",
     "assign_plan",
+    "set_default_plan",
+    "save_plan",
+    "default_plan",
+    "check_price_notice",
+    "capture_released_holds",
+    "LateCaptureResult",
+    "release_stale_held_messages",
     "set_low_balance_alert",
     "expire_packages",
     "scan_dormancy",
@@ -125,6 +140,16 @@ PRICE_NOTICE = timedelta(days=7)  # R-BIL-4
 
 
 # --- accounts and the ledger core ------------------------------------------------------------
+
+
+def enqueue(actor_name: str, *args) -> None:
+    """Send a job to one of billing.actors by name (queue `billing`): services never import the
+    actors module, which imports them (no import circle)."""
+    import dramatiq
+
+    broker = dramatiq.get_broker()
+    broker.declare_queue("billing")
+    broker.enqueue(dramatiq.Message(queue_name="billing", actor_name=actor_name, args=args, kwargs={}, options={}))
 
 
 def account_for(tenant: Tenant) -> Account:
@@ -225,11 +250,9 @@ def _store_account(account: Account, *, credited: bool = False) -> None:
         balance=account.balance, held=account.held, low_balance_alerted=account.low_balance_alerted
     )
     if alert:
-        from .actors import send_low_balance_alert
-
         account_id, balance = account.pk, account.balance
         # robust: a broker hiccup after commit must not fail the send that crossed the threshold
-        transaction.on_commit(lambda: send_low_balance_alert.send(account_id, balance, threshold), robust=True)
+        transaction.on_commit(lambda: enqueue("send_low_balance_alert", account_id, balance, threshold), robust=True)
 
 
 def _book(
@@ -265,39 +288,106 @@ def _book(
     return entry, True
 
 
+def _check_amount(amount, *, what: str, allow_negative: bool = False) -> None:
+    """Whole micro-units within MAX_AMOUNT (never a float, a bool or a number the columns cannot
+    hold: a clear error instead of a database overflow)."""
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise InvalidAmount(f"{what} must be a whole number of micro-units.")
+    if amount == 0 or (amount < 0 and not allow_negative):
+        raise InvalidAmount(f"{what} must be {'non-zero' if allow_negative else 'positive'}.")
+    if abs(amount) > MAX_AMOUNT:
+        raise InvalidAmount(f"{what} is beyond the largest booking ({format_money(MAX_AMOUNT)}).")
+
+
+def _check_currency(account: Account, currency: str | None) -> None:
+    """R-BIL-1: a booking in another currency than the account's is refused."""
+    if currency is not None and currency != account.currency:
+        raise CurrencyMismatch(details={"account_currency": account.currency, "currency": currency})
+
+
+def _collect_receivables(account: Account, *, key: str, actor: Actor) -> list[LedgerEntry]:
+    """R-CMP-6: money owed beyond the balance (receivables) is taken from a top-up, oldest first:
+    one `collection` entry per receivable. Call with the account locked, after the credit."""
+    entries = []
+    for receivable in (
+        Receivable.objects.select_for_update()
+        .filter(account=account, state=ReceivableState.OPEN)
+        .order_by("created_at", "id")
+    ):
+        if account.balance <= 0:
+            break
+        take = min(account.balance, receivable.outstanding)
+        entries.append(
+            _entry(
+                account=account,
+                kind=EntryKind.COLLECTION,
+                amount=-take,
+                held_delta=0,
+                key=f"{key}#collect#{receivable.pk}",
+                actor=actor,
+                reason=receivable.reason,
+                reference=f"receivable {receivable.pk}",
+                details={"receivable": receivable.pk},
+            )
+        )
+        receivable.collected += take
+        if receivable.collected == receivable.amount:
+            receivable.state, receivable.settled_at = ReceivableState.SETTLED, timezone.now()
+        receivable.save(update_fields=["collected", "state", "settled_at"])
+    return entries
+
+
 def topup(
-    *, tenant: Tenant, amount: int, actor: Actor, idempotency_key: str, reference: str = "", reason: str = ""
+    *,
+    tenant: Tenant,
+    amount: int,
+    actor: Actor,
+    idempotency_key: str,
+    reference: str = "",
+    reason: str = "",
+    currency: str | None = None,
 ) -> LedgerEntry:
-    """R-BIL-1: an operator books money received. `amount` in micro-units, > 0."""
-    if not isinstance(amount, int) or amount <= 0:
-        raise InvalidAmount("A top-up must be a positive whole number of micro-units.")
+    """R-BIL-1: an operator books money received. `amount` in micro-units, > 0, in the account's
+    currency (`currency` given and different: CurrencyMismatch). Open receivables are collected
+    from it at once (R-CMP-6)."""
+    _check_amount(amount, what="A top-up")
     with transaction.atomic():
-        entry, booked = _book(
-            tenant=tenant,
+        account = _locked_account(tenant)
+        previous = _replayed(idempotency_key, account, EntryKind.TOPUP)
+        if previous is not None:
+            return previous
+        _check_currency(account, currency)
+        entry = _entry(
+            account=account,
             kind=EntryKind.TOPUP,
             amount=amount,
+            held_delta=0,
             key=idempotency_key,
             actor=actor,
             reference=reference,
             reason=reason,
-            credited=True,
         )
-        if booked:
-            record_operation(
-                actor=actor,
-                action="billing.topup",
-                tenant=tenant,
-                obj=entry,
-                reason=reason,
-                after={"amount": amount, "balance": entry.balance_after},
-            )
+        collections = _collect_receivables(account, key=idempotency_key, actor=actor)
+        _save_entries([entry, *collections])
+        _store_account(account, credited=True)
+        record_operation(
+            actor=actor,
+            action="billing.topup",
+            tenant=tenant,
+            obj=entry,
+            reason=reason,
+            after={
+                "amount": amount,
+                "balance": account.balance,
+                "collected": -sum(e.amount for e in collections),
+            },
+        )
     return entry
 
 
 def adjust(*, tenant: Tenant, amount: int, actor: Actor, reason: str, idempotency_key: str) -> LedgerEntry:
     """A manual correction (signed). Never below zero; always with a reason."""
-    if not isinstance(amount, int) or amount == 0:
-        raise InvalidAmount("An adjustment is a non-zero whole number of micro-units.")
+    _check_amount(amount, what="An adjustment", allow_negative=True)
     if not reason.strip():
         raise BillingError("A reason is required.", code="reason_required")
     with transaction.atomic():
@@ -325,11 +415,11 @@ def adjust(*, tenant: Tenant, amount: int, actor: Actor, reason: str, idempotenc
 def penalty(*, tenant: Tenant, amount: int, actor: Actor, reason: str, idempotency_key: str) -> LedgerEntry:
     """R-CMP-6: liquidated damages booked as a penalty charge.
 
-    The balance never goes negative: what the balance cannot cover is recorded as outstanding
-    (entry.details["outstanding"]) for finance to collect.
+    The balance never goes negative: what it cannot cover becomes a `Receivable` (on the
+    statement, in the admin), collected from the next top-ups. entry.details says assessed,
+    charged, outstanding and the receivable's id.
     """
-    if not isinstance(amount, int) or amount <= 0:
-        raise InvalidAmount("A penalty must be a positive whole number of micro-units.")
+    _check_amount(amount, what="A penalty")
     if not reason.strip():
         raise BillingError("A reason is required.", code="reason_required")
     with transaction.atomic():
@@ -350,17 +440,32 @@ def penalty(*, tenant: Tenant, amount: int, actor: Actor, reason: str, idempoten
         )
         _save_entries([entry])
         _store_account(account)
+        if amount > charged:
+            receivable = Receivable.objects.create(account=account, entry=entry, amount=amount - charged, reason=reason)
+            entry.details["receivable"] = receivable.pk  # for the caller; the stored row is immutable
         record_operation(
             actor=actor, action="billing.penalty", tenant=tenant, obj=entry, reason=reason, after=entry.details
         )
     return entry
 
 
+def _start_sweep(account: Account, *, kind: str, reference: str) -> None:
+    """From now on, cash released by holds booked so far goes the way of `kind` (forfeit or
+    refund) instead of back to the balance (R-BIL-5, R-CMP-6). Holds booked later are not swept."""
+    last_hold = Hold.objects.filter(account=account).aggregate(last=Max("id"))["last"]
+    account.sweep, account.sweep_reference, account.sweep_until_hold = kind, reference[:200], last_hold
+    Account.objects.filter(pk=account.pk).update(
+        sweep=kind, sweep_reference=reference[:200], sweep_until_hold=last_hold
+    )
+
+
 def forfeit(*, tenant: Tenant, actor: Actor, reason: str, idempotency_key: str) -> LedgerEntry:
     """R-CMP-6 / R-BIL-3: forfeit the remaining cash balance and every package credit.
 
-    Funds already held for messages in flight are left to settle (captured or released).
-    entry.details says how much cash and how many package segments were forfeited.
+    Funds already held for messages in flight settle later: a capture charges them, and what a
+    release would give back is forfeited in the same booking (Account.sweep), so no money
+    reappears on a forfeited account. entry.details says how much cash and how many package
+    segments were forfeited now.
     """
     if not reason.strip():
         raise BillingError("A reason is required.", code="reason_required")
@@ -380,10 +485,16 @@ def forfeit(*, tenant: Tenant, actor: Actor, reason: str, idempotency_key: str) 
             key=idempotency_key,
             actor=actor,
             reason=reason,
-            details={"cash": account.balance, "package_segments": segments, "packages": [g.pk for g in grants]},
+            details={
+                "cash": account.balance,
+                "package_segments": segments,
+                "packages": [g.pk for g in grants],
+                "held_in_flight": account.held,
+            },
         )
         _save_entries([entry])
         _store_account(account)
+        _start_sweep(account, kind=EntryKind.FORFEIT, reference=f"forfeit {idempotency_key}")
         PackageGrant.objects.filter(pk__in=[g.pk for g in grants]).update(
             state=PackageState.FORFEITED, segments_remaining=0, ended_at=now
         )
@@ -410,6 +521,7 @@ class Capture:
     hold_id: int
     carrier_message_id: str
     submitted_at: datetime
+    segments: int | None = None  # segments (parts) the carrier accepted; None = all of the hold's
 
 
 def _usable_grants(account: Account, now: datetime) -> list[PackageGrant]:
@@ -476,13 +588,27 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
         previous = _replayed(idempotency_key, account, EntryKind.HOLD)
         if previous is not None:
             return previous
+        price_ids = {line.price_id for line in lines if line.price_id}
+        if price_ids:  # R-BIL-1: never charge a price in another currency than the account's
+            other = list(
+                Price.objects.filter(pk__in=price_ids)
+                .exclude(currency=account.currency)
+                .values_list("currency", flat=True)[:1]
+            )
+            if other:
+                raise CurrencyMismatch(details={"account_currency": account.currency, "currency": other[0]})
         grants = _usable_grants(account, now)
+        # R-BIL-3: a package limited to some message types pays for its types before an
+        # any-type package does (which could pay for anything), each group soonest-expiring first.
+        limited = [g for g in grants if g.message_types]
+        general = [g for g in grants if not g.message_types]
+        ordered = limited + general
         plans: list[tuple[HoldLine, int, list[tuple[PackageGrant, int]]]] = []
         used: set[int] = set()
         cash_total = 0
         for line in lines:
             need, takes = line.segments, []
-            for grant in grants:
+            for grant in ordered if line.message_type else general:
                 if need == 0:
                     break
                 if grant.segments_remaining == 0 or (
@@ -572,6 +698,19 @@ def _lock_accounts(account_ids: set[int]) -> dict[int, Account]:
     return {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")}
 
 
+@dataclass(frozen=True)
+class _Settled:
+    """One hold settled now: its cash `amount` held, the cash `charged` (0 for a release) and the
+    package segments it held and kept (charged)."""
+
+    hold_id: int
+    account_id: int
+    amount: int
+    charged: int
+    package_segments: int
+    package_charged: int
+
+
 def _settle(
     *,
     hold_ids: list[int],
@@ -581,9 +720,9 @@ def _settle(
     values: list,
     now: datetime,
     reason: str = "",
-) -> tuple[list[tuple[int, int, int]], dict[int, Account]]:
-    """Move holds from held to `to_state` exactly once; returns the (hold id, account id, amount)
-    settled now and the locked accounts.
+) -> tuple[list[_Settled], dict[int, Account]]:
+    """Move holds from held to `to_state` exactly once; returns the holds settled now and the
+    locked accounts.
 
     Skips accounts whose entry for this key exists already (a retry moves no money).
     """
@@ -603,14 +742,54 @@ def _settle(
         cursor.execute(
             f"""UPDATE {table} AS h SET state = %s, settled_at = %s, release_reason = %s {values_sql}
                 WHERE h.id = v.id AND h.state = 'held' AND h.account_id = ANY(%s)
-                RETURNING h.id, h.account_id, h.amount""",  # noqa: S608 - table name from model meta
+                RETURNING h.id, h.account_id, h.amount, h.charged, h.package_segments, h.package_charged""",  # noqa: S608 - table name from model meta
             [to_state, now, reason[:200], *values, todo],
         )
-        return list(cursor.fetchall()), accounts
+        return [_Settled(*row) for row in cursor.fetchall()], accounts
+
+
+def _return_package_segments(returns: dict[int, int]) -> None:
+    """Give package segments of holds back to the packages they came from (hold id → segments).
+
+    A whole release gives back everything (one statement per table); a partly accepted long
+    message gives back what its refused parts took, latest-expiring package first (the customer
+    keeps the longest-lived credit). Forfeited, expired or refunded packages take nothing back.
+    """
+    if not returns:
+        return
+    uses_table, grants_table = HoldPackageUse._meta.db_table, PackageGrant._meta.db_table
+    uses = list(
+        HoldPackageUse.objects.filter(hold_id__in=list(returns))
+        .exclude(returned=F("segments"))
+        .select_related("grant")
+        .order_by("hold_id", "-grant__expires_at", "-grant_id")
+    )
+    back: dict[int, int] = defaultdict(int)
+    changed = []
+    for use in uses:
+        want = returns[use.hold_id]
+        take = min(want, use.segments - use.returned)
+        if take <= 0:
+            continue
+        use.returned += take
+        returns[use.hold_id] = want - take
+        back[use.grant_id] += take
+        changed.append(use)
+    if not changed:
+        return
+    HoldPackageUse.objects.bulk_update(changed, ["returned"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {grants_table} AS g SET segments_remaining = g.segments_remaining + u.total
+                FROM unnest(%s::bigint[], %s::int[]) AS u(grant_id, total)
+                WHERE g.id = u.grant_id AND g.state = 'active'""",  # noqa: S608 - names from model meta
+            [list(back), list(back.values())],
+        )
+    _ = uses_table
 
 
 def _book_settlement(
-    settled: list[tuple[int, int, int]],
+    settled: list[_Settled],
     accounts: dict[int, Account],
     *,
     kind: str,
@@ -619,28 +798,73 @@ def _book_settlement(
     now: datetime,
     reason: str = "",
 ) -> None:
-    per_account: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for _, account_id, amount in settled:
-        per_account[account_id][0] += 1
-        per_account[account_id][1] += amount
+    """Book what the settled holds did, one entry per account and movement:
+
+    - a capture: the cash charged leaves `held` (kind capture); the cash of refused parts goes
+      back to the balance (kind release, key `<key>#<account>#rest`);
+    - a release: all of it goes back to the balance.
+
+    On an account that was forfeited or refunded (`Account.sweep`), cash released by holds booked
+    before that goes the same way at once (R-BIL-5, R-CMP-6): it never reappears as balance.
+    """
+    per_account: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # holds, charged, released, swept
+    for s in settled:
+        account = accounts[s.account_id]
+        row = per_account[s.account_id]
+        row[0] += 1
+        row[1] += s.charged
+        row[2] += s.amount - s.charged
+        if account.sweep and account.sweep_until_hold and s.hold_id <= account.sweep_until_hold:
+            row[3] += s.amount - s.charged
     entries = []
-    for account_id, (count, total) in sorted(per_account.items()):
+    for account_id, (count, charged, released, swept) in sorted(per_account.items()):
         account = accounts[account_id]
-        amount = total if kind == EntryKind.RELEASE else 0
-        entries.append(
-            _entry(
-                account=account,
-                kind=kind,
-                amount=amount,
-                held_delta=-total,
-                key=f"{idempotency_key}#{account_id}",
-                actor=actor,
-                reason=reason,
-                reference=f"{count} holds",
-                details={"holds": count},
-                created_at=now,
+        key = f"{idempotency_key}#{account_id}"
+        if kind == EntryKind.CAPTURE:
+            entries.append(
+                _entry(
+                    account=account,
+                    kind=EntryKind.CAPTURE,
+                    amount=0,
+                    held_delta=-charged,
+                    key=key,
+                    actor=actor,
+                    reference=f"{count} holds",
+                    details={"holds": count},
+                    created_at=now,
+                )
             )
-        )
+            key = f"{key}#rest"
+        if kind == EntryKind.RELEASE or released:
+            entries.append(
+                _entry(
+                    account=account,
+                    kind=EntryKind.RELEASE,
+                    amount=released,
+                    held_delta=-released,
+                    key=key,
+                    actor=actor,
+                    reason=reason or "parts refused by the carrier",
+                    reference=f"{count} holds",
+                    details={"holds": count},
+                    created_at=now,
+                )
+            )
+        if swept:
+            entries.append(
+                _entry(
+                    account=account,
+                    kind=account.sweep,
+                    amount=-swept,
+                    held_delta=0,
+                    key=f"{key}#sweep",
+                    actor=actor,
+                    reason=f"released after the {account.sweep} ({account.sweep_reference})",
+                    reference=account.sweep_reference,
+                    details={"swept": swept, "sweep_of": account.sweep_reference},
+                    created_at=now,
+                )
+            )
     _save_entries(entries)
     for account_id in per_account:
         _store_account(accounts[account_id], credited=False)
@@ -649,23 +873,61 @@ def _book_settlement(
 def capture_holds(*, captures: list[Capture], idempotency_key: str) -> int:
     """R-BIL-2: the carrier accepted these messages: held → captured (billed). Holds already
     captured or released are skipped; returns how many were captured now. The hold keeps the
-    carrier message id and submit time (R-BIL-8)."""
+    carrier message id and submit time (R-BIL-8).
+
+    `Capture.segments` = k of the hold's n segments accepted (None: all): k segments are billed
+    (package segments first, as the hold took them) and the rest is released, in one booking
+    under one key.
+    """
     by_id = {c.hold_id: c for c in captures}
     if not by_id:
         return 0
+    partial = {i: c.segments for i, c in by_id.items() if c.segments is not None}
+    for hold_id, k in partial.items():
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidAmount(
+                "Captured segments are a whole number >= 1 (release the hold when nothing was accepted).",
+                details={"hold_id": hold_id, "segments": k},
+            )
+    if partial:
+        sizes = dict(Hold.objects.filter(pk__in=list(partial)).values_list("pk", "segments"))
+        too_many = {i: k for i, k in partial.items() if i in sizes and k > sizes[i]}
+        if too_many:
+            raise InvalidAmount(
+                "More segments captured than the hold has.",
+                details={"holds": {str(i): {"captured": k, "held": sizes[i]} for i, k in too_many.items()}},
+            )
     ids = list(by_id)
     now = timezone.now()  # the hold's settled_at and the entry's created_at: one instant, one month
+    k_sql = "LEAST(COALESCE(v.seg, h.segments), h.segments)"
     with transaction.atomic():
         settled, accounts = _settle(
             hold_ids=ids,
             idempotency_key=idempotency_key,
             to_state=HoldState.CAPTURED,
             now=now,
-            values_sql=", carrier_message_id = v.cid, submitted_at = v.ts "
-            "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, cid, ts)",
-            values=[ids, [by_id[i].carrier_message_id[:100] for i in ids], [by_id[i].submitted_at for i in ids]],
+            values_sql=(
+                ", carrier_message_id = v.cid, submitted_at = v.ts"
+                f", captured_segments = {k_sql}"
+                f", package_charged = LEAST({k_sql}, h.package_segments)"
+                f", charged = GREATEST({k_sql} - h.package_segments, 0) * h.unit_price"
+                " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::int[]) AS v(id, cid, ts, seg)"
+            ),
+            values=[
+                ids,
+                [by_id[i].carrier_message_id[:100] for i in ids],
+                [by_id[i].submitted_at for i in ids],
+                [by_id[i].segments for i in ids],
+            ],
         )
         if settled:
+            _return_package_segments(
+                {
+                    s.hold_id: s.package_segments - s.package_charged
+                    for s in settled
+                    if s.package_charged < s.package_segments
+                }
+            )
             _book_settlement(
                 settled,
                 accounts,
@@ -696,16 +958,7 @@ def release_holds(*, hold_ids: list[int], idempotency_key: str, reason: str = ""
         )
         if not settled:
             return 0
-        released = [hold_id for hold_id, _, _ in settled]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""UPDATE {PackageGrant._meta.db_table} AS g
-                    SET segments_remaining = g.segments_remaining + u.total
-                    FROM (SELECT grant_id, SUM(segments) AS total FROM {HoldPackageUse._meta.db_table}
-                          WHERE hold_id = ANY(%s) GROUP BY grant_id) AS u
-                    WHERE g.id = u.grant_id AND g.state = 'active'""",  # noqa: S608 - names from model meta
-                [released],
-            )
+        _return_package_segments({s.hold_id: s.package_segments for s in settled if s.package_segments})
         _book_settlement(
             settled,
             accounts,
@@ -718,14 +971,113 @@ def release_holds(*, hold_ids: list[int], idempotency_key: str, reason: str = ""
     return len(settled)
 
 
+@dataclass(frozen=True)
+class LateCaptureResult:
+    captured: list[int]
+    uncollectable: list[int]  # the balance no longer covers them: delivered, but not billed
+
+
+def capture_released_holds(*, captures: list[Capture], idempotency_key: str) -> LateCaptureResult:
+    """R-BIL-2 "delivered wins": a hold released because its message was thought failed, when a
+    late receipt proves the carrier took it. The accepted segments are charged from the balance
+    at the hold's unit price (the packages the hold once used may have been spent since), only
+    if the balance still covers them; otherwise the hold stays released and is listed as
+    uncollectable (never a negative balance, R-BIL-9). Holds never captured before only; a
+    retry with the same key charges nothing twice.
+    """
+    by_id = {c.hold_id: c for c in captures}
+    captured: list[int] = []
+    uncollectable: list[int] = []
+    if not by_id:
+        return LateCaptureResult(captured, uncollectable)
+    if not idempotency_key:
+        raise InvalidAmount("An idempotency key is required.", code="idempotency_key_required")
+    now = timezone.now()
+    with transaction.atomic():
+        account_ids = set(
+            Hold.objects.filter(pk__in=list(by_id), state=HoldState.RELEASED).values_list("account_id", flat=True)
+        )
+        accounts = _lock_accounts(account_ids)
+        for account_id, account in accounts.items():
+            key = f"{idempotency_key}#{account_id}"
+            if _replayed(key, account, EntryKind.CAPTURE) is not None:
+                continue
+            holds = list(
+                Hold.objects.select_for_update()
+                .filter(pk__in=list(by_id), account_id=account_id, state=HoldState.RELEASED)
+                .order_by("pk")
+            )
+            total, taken = 0, []
+            for hold in holds:
+                k = by_id[hold.pk].segments or hold.segments
+                if k < 1 or k > hold.segments:
+                    raise InvalidAmount("Captured segments out of range.", details={"hold_id": hold.pk})
+                cost = k * hold.unit_price
+                if total + cost > account.balance:
+                    uncollectable.append(hold.pk)
+                    continue
+                total += cost
+                taken.append((hold, k, cost))
+            if not taken:
+                continue
+            entry = _entry(
+                account=account,
+                kind=EntryKind.CAPTURE,
+                amount=-total,
+                held_delta=0,
+                key=key,
+                actor=Actor.system("billing.late_capture"),
+                reason="late receipt: delivered after release",
+                reference=f"{len(taken)} holds (late)",
+                details={"holds": len(taken), "late": True},
+                created_at=now,
+            )
+            _save_entries([entry])
+            _store_account(account)
+            for hold, k, cost in taken:
+                capture = by_id[hold.pk]
+                hold.state, hold.captured_segments, hold.charged, hold.package_charged = HoldState.CAPTURED, k, cost, 0
+                hold.carrier_message_id, hold.submitted_at = capture.carrier_message_id[:100], capture.submitted_at
+                hold.settled_at = now
+                captured.append(hold.pk)
+            Hold.objects.bulk_update(
+                [h for h, _, _ in taken],
+                [
+                    "state",
+                    "captured_segments",
+                    "charged",
+                    "package_charged",
+                    "carrier_message_id",
+                    "submitted_at",
+                    "settled_at",
+                ],
+            )
+    return LateCaptureResult(captured, uncollectable)
+
+
 # --- prices and plans (R-BIL-4) ----------------------------------------------------------------
+#
+# One path for every change of what a tenant pays: a price (new, changed, carrier- or
+# country-specific), a tenant's plan, the default plan. Each goes through a function here that
+# enforces the 7-day notice, records the operation and announces the change to the tenants it
+# affects (announce_price_change).
 
 
 def default_plan() -> Plan:
-    plan = Plan.objects.filter(is_default=True).first()
+    """The plan in force now for accounts without their own (created on first use)."""
+    from .selectors import default_plan_at
+
+    plan = default_plan_at(at=timezone.now())
     if plan is None:
         plan, _ = Plan.objects.get_or_create(code="standard", defaults={"name": "Standard", "is_default": True})
+        PlanAssignment.objects.create(account=None, plan=plan, effective_from=timezone.now(), announced_by="system")
     return plan
+
+
+def _notice_error(*, now: datetime, effective_from: datetime) -> PriceNoticeTooShort:
+    return PriceNoticeTooShort(
+        details={"earliest": (now + PRICE_NOTICE).isoformat(), "effective_from": effective_from.isoformat()}
+    )
 
 
 def check_price_notice(
@@ -733,18 +1085,44 @@ def check_price_notice(
 ) -> None:
     """R-BIL-4: a change takes effect no sooner than 7 days after it is announced.
 
-    The first price of a destination is not a change (nobody was charged differently before),
-    so it may start at once; every later one needs the notice.
+    A price is a change when any price already covers the messages it will apply to: for a
+    carrier-specific price that is the same carrier's price or the any-carrier price of the
+    destination (its messages are charged that today). Only the very first price of a
+    destination (nobody could send there before) may start at once.
     """
     if effective_from < now:
         raise PriceNoticeTooShort("A price cannot take effect in the past.")
     exists = Price.objects.filter(
-        plan=plan, message_type=message_type, country=country.upper(), carrier=carrier
+        plan=plan, message_type=message_type, country=country.upper(), carrier__in={"", carrier}
     ).exists()
     if exists and effective_from < now + PRICE_NOTICE:
-        raise PriceNoticeTooShort(
-            details={"earliest": (now + PRICE_NOTICE).isoformat(), "effective_from": effective_from.isoformat()}
+        raise _notice_error(now=now, effective_from=effective_from)
+
+
+def _plan_tenants(plan: Plan, *, at: datetime) -> list[Tenant]:
+    """Tenants that pay by `plan` at `at` (their own assignment, or the default)."""
+    from .selectors import plan_of
+
+    tenants = Tenant.objects.exclude(schema_name="public").exclude(state=TenantState.TERMINATED)
+    return [t for t in tenants.iterator() if (p := plan_of(tenant=t, at=at)) is not None and p.pk == plan.pk]
+
+
+def announce_price_change(*, tenants: list[Tenant], subject: str, text: str, actor: Actor, details: dict) -> int:
+    """R-BIL-4 / R-DLV-7: tell each affected tenant that what it pays will change, and when.
+
+    The one place price notices leave the billing app: today an e-mail (after commit) and an
+    operation record per tenant; re-point it at the notices service when that exists.
+    """
+    for tenant in tenants:
+        record_operation(
+            actor=actor, action="billing.price_change_notice", tenant=tenant, reason=subject, after=details
         )
+        if tenant.contact_email:
+            email = tenant.contact_email
+            transaction.on_commit(
+                lambda email=email: send_mail(subject, text, None, [email], fail_silently=True), robust=True
+            )
+    return len(tenants)
 
 
 def announce_price(
@@ -756,11 +1134,14 @@ def announce_price(
     actor: Actor,
     effective_from: datetime | None = None,
     carrier: str = "",
+    currency: str = "CNY",
 ) -> Price:
     """Announce a price (a new row; history is kept). R-BIL-4. `effective_from` None = now
-    (allowed only for the first price of a destination)."""
-    if not isinstance(unit_price, int) or unit_price < 0:
+    (allowed only for the first price of a destination). Tenants paying by the plan are told."""
+    if not isinstance(unit_price, int) or isinstance(unit_price, bool) or unit_price < 0 or unit_price > MAX_AMOUNT:
         raise InvalidAmount("A unit price is a whole, non-negative number of micro-units.")
+    if currency not in Currency.values:
+        raise CurrencyMismatch(f"Unknown currency {currency!r}.", details={"currency": currency})
     now = timezone.now()
     effective_from = effective_from or now
     country = country.upper()
@@ -774,47 +1155,171 @@ def announce_price(
             effective_from=effective_from,
             now=now,
         )
+        is_change = Price.objects.filter(
+            plan=plan, message_type=message_type, country=country, carrier__in={"", carrier}
+        ).exists()
         price = Price.objects.create(
             plan=plan,
             message_type=message_type,
             country=country,
             carrier=carrier,
             unit_price=unit_price,
+            currency=currency,
             effective_from=effective_from,
             announced_at=now,
             announced_by=actor.label,
         )
-        record_operation(
-            actor=actor,
-            action="billing.announce_price",
-            obj=price,
-            after={
-                "plan": plan.code,
-                "message_type": message_type,
-                "country": country,
-                "carrier": carrier,
-                "unit_price": unit_price,
-                "effective_from": effective_from.isoformat(),
-            },
-        )
+        after = {
+            "plan": plan.code,
+            "message_type": message_type,
+            "country": country,
+            "carrier": carrier,
+            "unit_price": unit_price,
+            "currency": currency,
+            "effective_from": effective_from.isoformat(),
+        }
+        record_operation(actor=actor, action="billing.announce_price", obj=price, after=after)
+        if is_change:
+            where = f"{country}/{carrier}" if carrier else country
+            announce_price_change(
+                tenants=_plan_tenants(plan, at=effective_from),
+                subject=f"Price change from {effective_from:%Y-%m-%d}: {message_type} to {where}",
+                text=(
+                    f"From {effective_from:%Y-%m-%d %H:%M} UTC the price of a {message_type} message segment to "
+                    f"{where} will be {format_money(unit_price, currency)} (plan {plan.name}). "
+                    "Your current and announced prices: GET /api/v1/billing/prices."
+                ),
+                actor=actor,
+                details=after,
+            )
     return price
 
 
-def assign_plan(*, tenant: Tenant, plan: Plan | None, actor: Actor) -> Account:
+def _needs_notice(accounts_filter: dict) -> bool:
+    """A plan change alters what someone pays once they have sent anything (R-BIL-4)."""
+    return Hold.objects.filter(**accounts_filter).exists()
+
+
+def assign_plan(*, tenant: Tenant, plan: Plan | None, actor: Actor, effective_from: datetime | None = None) -> Account:
+    """The plan a tenant pays by (None: back to the default), from `effective_from` (default now).
+
+    R-BIL-4: once the tenant has sent anything, a plan change is a price change: announced at
+    least 7 days ahead (PriceNoticeTooShort) and the tenant is told. A tenant that never sent
+    may be set up at once.
+    """
+    from .selectors import plan_of
+
+    now = timezone.now()
+    effective_from = effective_from or now
     with transaction.atomic():
         account = _locked_account(tenant)
-        before = {"plan": account.plan.code if account.plan else None}
-        Account.objects.filter(pk=account.pk).update(plan=plan)
-        account.plan = plan
-        record_operation(
-            actor=actor,
-            action="billing.assign_plan",
-            tenant=tenant,
-            obj=account,
-            before=before,
-            after={"plan": plan.code if plan else None},
+        if effective_from < now:
+            raise PriceNoticeTooShort("A plan change cannot take effect in the past.")
+        current = plan_of(tenant=tenant, at=effective_from)
+        target = plan
+        if target is None:
+            from .selectors import default_plan_at
+
+            target = default_plan_at(at=effective_from)
+        changes = (current.pk if current else None) != (target.pk if target else None)
+        if changes and effective_from < now + PRICE_NOTICE and _needs_notice({"account": account}):
+            raise _notice_error(now=now, effective_from=effective_from)
+        before = {"plan": current.code if current else None}
+        PlanAssignment.objects.create(
+            account=account, plan=plan, effective_from=effective_from, announced_at=now, announced_by=actor.label
         )
+        if effective_from <= now:
+            Account.objects.filter(pk=account.pk).update(plan=plan)
+            account.plan = plan
+        after = {"plan": plan.code if plan else None, "effective_from": effective_from.isoformat()}
+        record_operation(
+            actor=actor, action="billing.assign_plan", tenant=tenant, obj=account, before=before, after=after
+        )
+        if changes and effective_from > now:
+            announce_price_change(
+                tenants=[tenant],
+                subject=f"Price plan change from {effective_from:%Y-%m-%d}",
+                text=(
+                    f"From {effective_from:%Y-%m-%d %H:%M} UTC your messages are charged by the plan "
+                    f"{target.name if target else 'default'}. See GET /api/v1/billing/prices."
+                ),
+                actor=actor,
+                details=after,
+            )
     return account
+
+
+def set_default_plan(*, plan: Plan, actor: Actor, effective_from: datetime | None = None) -> PlanAssignment:
+    """Make `plan` the default (the plan of every account without its own) from `effective_from`.
+
+    R-BIL-4: when an account that pays by the default has sent anything, this changes what it
+    pays: at least 7 days' notice, and those tenants are told. The `is_default` flag moves when
+    the change is immediate (a scheduled one is read through the assignment rows).
+    """
+    from .selectors import default_plan_at
+
+    now = timezone.now()
+    effective_from = effective_from or now
+    if effective_from < now:
+        raise PriceNoticeTooShort("A plan change cannot take effect in the past.")
+    with transaction.atomic():
+        Plan.objects.select_for_update().filter(pk=plan.pk).get()
+        current = default_plan_at(at=effective_from)
+        changes = current is None or current.pk != plan.pk
+        affected = (
+            [t for t in _plan_tenants(current, at=effective_from) if not _own_plan(t, effective_from)]
+            if changes and current is not None
+            else []
+        )
+        if affected and effective_from < now + PRICE_NOTICE and Hold.objects.filter(tenant__in=affected).exists():
+            raise _notice_error(now=now, effective_from=effective_from)
+        assignment = PlanAssignment.objects.create(
+            account=None, plan=plan, effective_from=effective_from, announced_at=now, announced_by=actor.label
+        )
+        if effective_from <= now:
+            Plan.objects.filter(is_default=True).exclude(pk=plan.pk).update(is_default=False)
+            Plan.objects.filter(pk=plan.pk).update(is_default=True)
+        after = {
+            "default_plan": plan.code,
+            "before": current.code if current else None,
+            "effective_from": effective_from.isoformat(),
+        }
+        record_operation(actor=actor, action="billing.set_default_plan", obj=plan, after=after)
+        if affected and effective_from > now:
+            announce_price_change(
+                tenants=affected,
+                subject=f"Price plan change from {effective_from:%Y-%m-%d}",
+                text=(
+                    f"From {effective_from:%Y-%m-%d %H:%M} UTC your messages are charged by the plan {plan.name}. "
+                    "See GET /api/v1/billing/prices."
+                ),
+                actor=actor,
+                details=after,
+            )
+    return assignment
+
+
+def _own_plan(tenant: Tenant, at: datetime) -> bool:
+    from .selectors import own_plan_at
+
+    return own_plan_at(tenant=tenant, at=at) is not None
+
+
+def save_plan(*, plan: Plan, actor: Actor, code: str, name: str) -> Plan:
+    """Edit a plan's code or name (what it charges changes only through prices and the default
+    flag, which have their own services). Recorded (R-AUD-3)."""
+    with transaction.atomic():
+        before = {"code": plan.code, "name": plan.name} if plan.pk else None
+        plan.code, plan.name = code, name
+        if plan.pk:
+            plan.save(update_fields=["code", "name"])
+        else:
+            plan.is_default = False  # a new plan becomes the default only through set_default_plan
+            plan.save()
+        record_operation(
+            actor=actor, action="billing.save_plan", obj=plan, before=before, after={"code": code, "name": name}
+        )
+    return plan
 
 
 # --- packages (R-BIL-3) --------------------------------------------------------------------------
@@ -831,6 +1336,8 @@ def buy_package(
         previous = _replayed(idempotency_key, account, EntryKind.PACKAGE)
         if previous is not None:
             return PackageGrant.objects.get(entry=previous)
+        if product.currency != account.currency:
+            raise CurrencyMismatch(details={"account_currency": account.currency, "currency": product.currency})
         entries = []
         if paid and product.price:
             entries.append(
@@ -884,15 +1391,19 @@ def buy_package(
     return grant
 
 
-def expire_packages(*, account: Account, actor: Actor, reason: str) -> int:
-    """R-BIL-3: expire the account's remaining package credits (idle ones, after notice).
-    Never refunded. Returns the number of segments expired."""
+def expire_packages(*, account: Account, actor: Actor, reason: str, grants: list[PackageGrant] | None = None) -> int:
+    """R-BIL-3: expire remaining package credits: the given packages (an idle-package case is
+    about one package, on its own clock), or every active one when `grants` is None. Never
+    refunded. Returns the number of segments expired."""
     now = timezone.now()
     with transaction.atomic():
         Account.objects.select_for_update().get(pk=account.pk)
-        grants = list(PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE))
-        segments = sum(g.segments_remaining for g in grants)
-        PackageGrant.objects.filter(pk__in=[g.pk for g in grants]).update(
+        rows = PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE)
+        if grants is not None:
+            rows = rows.filter(pk__in=[g.pk for g in grants])
+        found = list(rows)
+        segments = sum(g.segments_remaining for g in found)
+        PackageGrant.objects.filter(pk__in=[g.pk for g in found]).update(
             state=PackageState.EXPIRED, segments_remaining=0, ended_at=now
         )
         record_operation(
@@ -901,7 +1412,7 @@ def expire_packages(*, account: Account, actor: Actor, reason: str) -> int:
             tenant=account.tenant,
             obj=account,
             reason=reason,
-            after={"segments": segments, "packages": [g.pk for g in grants]},
+            after={"segments": segments, "packages": [g.pk for g in found]},
         )
     return segments
 
@@ -913,27 +1424,68 @@ def _open_invoices(account: Account) -> int:
     return Invoice.objects.filter(account=account, state=InvoiceState.ISSUED).count()
 
 
+def _unused_package_value(grant: PackageGrant) -> int:
+    """R-BIL-3/5: what the unused part of a package is worth: its price pro rata of the segments
+    left (rounded down to the micro-unit; what was used is not refunded)."""
+    price = grant.entry.amount * -1 if grant.entry.kind == EntryKind.PACKAGE else grant.product.price
+    return price * grant.segments_remaining // grant.segments_total if grant.segments_total else 0
+
+
 def _complete_refund(refund: Refund, account: Account, actor: Actor) -> Refund:
-    """Refund the remaining cash balance (the account is locked). Held funds settle on their own;
-    packages are never refunded (R-BIL-3)."""
-    entry = _entry(
-        account=account,
-        kind=EntryKind.REFUND,
-        amount=-account.balance,
-        held_delta=0,
-        key=f"refund:{refund.pk}",
-        actor=actor,
-        reason=refund.reason,
-        reference=f"refund {refund.pk} ({refund.cause})",
-        details={"cause": refund.cause},
+    """Refund the remaining cash balance and the unused value of active packages (the account is
+    locked; R-BIL-5, platform causes only). The packages end (state refunded); the package value
+    comes back as a `package` entry (the reverse of the purchase) and leaves with the balance in
+    one `refund` entry. Held funds settle later: what a release gives back is refunded in the same
+    booking (Account.sweep)."""
+    now = timezone.now()
+    grants = list(
+        PackageGrant.objects.select_related("entry", "product").filter(
+            account=account, state=PackageState.ACTIVE, segments_remaining__gt=0
+        )
     )
-    _save_entries([entry])
+    values = {g.pk: _unused_package_value(g) for g in grants}
+    package_value = sum(values.values())
+    entries = []
+    if package_value:
+        entries.append(
+            _entry(
+                account=account,
+                kind=EntryKind.PACKAGE,
+                amount=package_value,
+                held_delta=0,
+                key=f"refund:{refund.pk}#packages",
+                actor=actor,
+                reason=refund.reason,
+                reference=f"refund {refund.pk}: unused package value",
+                details={"packages": {str(g.pk): [g.segments_remaining, values[g.pk]] for g in grants}},
+            )
+        )
+    entries.append(
+        _entry(
+            account=account,
+            kind=EntryKind.REFUND,
+            amount=-account.balance,
+            held_delta=0,
+            key=f"refund:{refund.pk}",
+            actor=actor,
+            reason=refund.reason,
+            reference=f"refund {refund.pk} ({refund.cause})",
+            details={"cause": refund.cause, "package_value": package_value, "held_in_flight": account.held},
+        )
+    )
+    _save_entries(entries)
     _store_account(account)
+    _start_sweep(account, kind=EntryKind.REFUND, reference=f"refund {refund.pk}")
+    if grants:
+        PackageGrant.objects.filter(pk__in=[g.pk for g in grants]).update(
+            state=PackageState.REFUNDED, segments_remaining=0, ended_at=now
+        )
+    entry = entries[-1]
     refund.amount, refund.entry, refund.state, refund.completed_at = (
         -entry.amount,
         entry,
         RefundState.COMPLETED,
-        timezone.now(),
+        now,
     )
     refund.save(update_fields=["amount", "entry", "state", "completed_at"])
     record_operation(
@@ -942,15 +1494,33 @@ def _complete_refund(refund: Refund, account: Account, actor: Actor) -> Refund:
         tenant=account.tenant,
         obj=refund,
         reason=refund.reason,
-        after={"cause": refund.cause, "amount": refund.amount},
+        after={"cause": refund.cause, "amount": refund.amount, "package_value": package_value},
     )
     return refund
 
 
+def _violation_record(tenant: Tenant, account: Account) -> str | None:
+    """Why this tenant broke the agreement, if it did: terminated or forfeited for a violation
+    (R-CMP-6). Read from compliance's enforcement records and the ledger."""
+    from compliance.models import EnforcementAction  # compliance books through billing; we only read
+
+    action = (
+        EnforcementAction.objects.filter(tenant=tenant, kind__in=["terminate", "forfeit"])
+        .order_by("-created_at")
+        .first()
+    )
+    if action is not None:
+        return f"{action.kind}: {action.reason}"
+    if LedgerEntry.objects.filter(account=account, kind=EntryKind.FORFEIT).exists():
+        return "balance forfeited for a violation"
+    return None
+
+
 def request_refund(*, tenant: Tenant, cause: str, actor: Actor, reason: str, idempotency_key: str) -> Refund:
-    """R-BIL-5: refund the remaining cash balance when the platform ends the service or is in
-    breach. Refused for customer-ended or violation-terminated accounts. If invoices were issued
-    and not all returned, the refund waits (state waiting_invoices) until they are."""
+    """R-BIL-5: refund the remaining cash balance and the unused value of packages when the
+    platform ends the service or is in breach. Refused for customer-ended accounts and for a
+    tenant terminated (or forfeited) for a violation, whatever cause is given. If invoices were
+    issued and not all returned, the refund waits (state waiting_invoices) until they are."""
     if cause not in REFUNDABLE_CAUSES:
         raise RefundRefused(f"No refund when the cause is {cause} (R-BIL-5).", details={"cause": cause})
     with transaction.atomic():
@@ -960,6 +1530,12 @@ def request_refund(*, tenant: Tenant, cause: str, actor: Actor, reason: str, ide
             if existing.account_id != account.pk:
                 raise IdempotencyConflict(details={"idempotency_key": idempotency_key})
             return existing
+        violation = _violation_record(tenant, account)
+        if violation is not None:
+            raise RefundRefused(
+                "No refund: the tenant was terminated or forfeited for a violation (R-BIL-5).",
+                details={"cause": cause, "violation": violation, "refund_cause": RefundCause.VIOLATION},
+            )
         if Refund.objects.filter(account=account, state=RefundState.WAITING_INVOICES).exists():
             raise InvalidState("A refund is already waiting for invoices to be returned.")
         refund = Refund.objects.create(
@@ -1072,9 +1648,19 @@ def resolve_dispute(*, dispute: Dispute, compensation: int, resolution: str, act
         dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
         if dispute.state != DisputeState.OPEN:
             raise InvalidState("This dispute is closed.")
+        # R-BIL-8: 10% of the month's usage per tenant and month, across all its disputes
+        # (the account lock serialises two decisions on the same month).
         cap = compensation_cap(month_usage(account=account, month=dispute.month))
-        if compensation > cap:
-            raise CompensationTooHigh(details={"cap": cap, "requested": compensation})
+        paid = (
+            Dispute.objects.filter(account=account, month=dispute.month, state=DisputeState.RESOLVED).aggregate(
+                total=Sum("compensation")
+            )["total"]
+            or 0
+        )
+        if compensation > cap - paid:
+            raise CompensationTooHigh(
+                details={"cap": cap, "already_compensated": paid, "left": max(cap - paid, 0), "requested": compensation}
+            )
         if compensation:
             entry = _entry(
                 account=account,
@@ -1098,7 +1684,7 @@ def resolve_dispute(*, dispute: Dispute, compensation: int, resolution: str, act
             tenant=account.tenant,
             obj=dispute,
             reason=resolution,
-            after={"compensation": compensation, "cap": cap},
+            after={"compensation": compensation, "cap": cap, "already_compensated": paid},
         )
     return dispute
 
@@ -1227,7 +1813,14 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
     days = settings.BILLING_DORMANCY_DAYS
     notice = timedelta(days=settings.BILLING_DORMANCY_NOTICE_DAYS)
     opened = []
-    open_cases = set(DormancyCase.objects.filter(state=DormancyState.NOTIFIED).values_list("tenant_id", "kind"))
+    open_cases = set(
+        DormancyCase.objects.filter(state=DormancyState.NOTIFIED, package__isnull=True).values_list("tenant_id", "kind")
+    )
+    open_packages = set(
+        DormancyCase.objects.filter(state=DormancyState.NOTIFIED, package__isnull=False).values_list(
+            "package_id", flat=True
+        )
+    )
     # Pending tenants never started; terminated ones are over: neither is dormant.
     tenants = Tenant.objects.exclude(schema_name="public").filter(state__in=[TenantState.ACTIVE, TenantState.SUSPENDED])
     for tenant in tenants.iterator():
@@ -1243,22 +1836,25 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
         activity = tenant.last_activity_at or tenant.created_at
         if now - activity >= timedelta(days=days["no_login"]):
             kinds.append(DormancyKind.NO_LOGIN)
+        found: list[tuple[str, PackageGrant | None]] = [(kind, None) for kind in kinds]
         if account is not None:
+            # R-BIL-3: each package on its own clock: a case per idle package, so a package
+            # bought (or used) after another one's notice is never expired with it.
             idle_after = now - timedelta(days=days["package_idle"])
             for grant in PackageGrant.objects.filter(
                 account=account, state=PackageState.ACTIVE, segments_remaining__gt=0
-            ):
-                if (grant.last_used_at or grant.starts_at) <= idle_after:
-                    kinds.append(DormancyKind.PACKAGE_IDLE)
-                    break
-        for kind in kinds:
-            if (tenant.pk, kind) in open_cases:
+            ).order_by("id"):
+                if (grant.last_used_at or grant.starts_at) <= idle_after and grant.pk not in open_packages:
+                    found.append((DormancyKind.PACKAGE_IDLE, grant))
+        for kind, grant in found:
+            if grant is None and (tenant.pk, kind) in open_cases:
                 continue
             with transaction.atomic():
                 case = DormancyCase.objects.create(
                     tenant=tenant,
                     kind=kind,
-                    last_use_at=last_use,
+                    package=grant,
+                    last_use_at=(grant.last_used_at or grant.starts_at) if grant else last_use,
                     found_at=now,
                     notified_at=now,
                     act_after=now + notice,
@@ -1269,7 +1865,11 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
                     tenant=tenant,
                     obj=case,
                     reason=DormancyKind(kind).label,
-                    after={"kind": kind, "act_after": case.act_after.isoformat()},
+                    after={
+                        "kind": kind,
+                        "act_after": case.act_after.isoformat(),
+                        "package": grant.pk if grant else None,
+                    },
                 )
                 case_id = case.pk
                 transaction.on_commit(lambda case_id=case_id: _enqueue_dormancy_notice(case_id), robust=True)
@@ -1278,9 +1878,7 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
 
 
 def _enqueue_dormancy_notice(case_id: int) -> None:
-    from .actors import send_dormancy_notice
-
-    send_dormancy_notice.send(case_id)
+    enqueue("send_dormancy_notice", case_id)
 
 
 def notify_dormancy(*, case_id: int) -> None:
@@ -1296,6 +1894,14 @@ def notify_dormancy(*, case_id: int) -> None:
         )
 
 
+def _idle_packages(case: DormancyCase, account: Account) -> list[PackageGrant]:
+    """The packages an idle-package case may expire: its own package (older cases without one:
+    the packages that existed when it was found), still active and not used since."""
+    grants = PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE, segments_remaining__gt=0)
+    grants = grants.filter(pk=case.package_id) if case.package_id else grants.filter(starts_at__lte=case.found_at)
+    return [g for g in grants if g.last_used_at is None or g.last_used_at <= case.found_at]
+
+
 def _still_dormant(case: DormancyCase, now: datetime) -> bool:
     tenant = case.tenant
     account = Account.objects.filter(tenant=tenant).first()
@@ -1307,7 +1913,7 @@ def _still_dormant(case: DormancyCase, now: datetime) -> bool:
     if case.kind == DormancyKind.PACKAGE_IDLE:
         if account is None:
             return False
-        return not PackageGrant.objects.filter(account=account, last_used_at__gt=case.found_at).exists()
+        return bool(_idle_packages(case, account))
     return False
 
 
@@ -1329,8 +1935,12 @@ def act_on_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
             if not _still_dormant(case, now):
                 case.state, case.outcome = DormancyState.RESOLVED, "used again during the notice period"
             elif case.kind == DormancyKind.PACKAGE_IDLE:
+                account = account_for(tenant)
                 segments = expire_packages(
-                    account=account_for(tenant), actor=actor, reason=DormancyKind(case.kind).label
+                    account=account,
+                    actor=actor,
+                    reason=DormancyKind(case.kind).label,
+                    grants=_idle_packages(case, account),
                 )
                 case.state, case.outcome = DormancyState.ACTED, f"expired {segments} idle package segments"
             else:
@@ -1370,3 +1980,49 @@ def cancel_dormancy_case(*, case: DormancyCase, actor: Actor, reason: str) -> Do
 
 
 _ = NoPrice  # re-exported: callers catch billing.services.NoPrice
+
+
+# --- messages held for review (R-BIL-2, R-CMP-3/8) -------------------------------------------------
+
+
+def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list[int] | None = None) -> int:
+    """Money held for a message waiting for review is not held forever: a message nobody reviewed
+    within BILLING_HELD_REVIEW_TIMEOUT_HOURS (default 72) is cancelled with a reason and its hold
+    released. Each tenant in its own transaction; rows locked and re-checked, so a reviewer's
+    concurrent decision wins and nothing is released twice. Returns how many were cancelled."""
+    from django_tenants.utils import tenant_context
+
+    from delivery import services as delivery
+    from delivery.models import Message, MessageStatus
+    from delivery.sendlog import customer_tenants
+
+    now = now or timezone.now()
+    hours = getattr(settings, "BILLING_HELD_REVIEW_TIMEOUT_HOURS", 72)
+    cutoff = now - timedelta(hours=hours)
+    actor = Actor.system("billing.held_timeout")
+    total = 0
+    for tenant in customer_tenants(tenant_ids or ()):
+        with tenant_context(tenant), transaction.atomic():
+            messages = list(
+                Message.objects.select_for_update(skip_locked=True)
+                .filter(status=MessageStatus.HELD, status_at__lt=cutoff)
+                .order_by("pk")
+            )
+            if not messages:
+                continue
+            detail = f"not reviewed within {hours} h: cancelled, held funds released"
+            for m in messages:
+                delivery.transition(
+                    message=m, to_status=MessageStatus.CANCELLED, at=now, detail=detail, reason="review_timeout"
+                )
+            delivery.release_messages_holds(messages=messages, key_prefix="heldtimeout", reason="review timeout")
+            record_operation(
+                actor=actor,
+                action="billing.held_review_timeout",
+                tenant=tenant,
+                reason=detail,
+                after={"messages": [m.pk for m in messages]},
+            )
+            delivery.enqueue_status_callbacks(tenant=tenant, messages=messages)
+            total += len(messages)
+    return total

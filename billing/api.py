@@ -203,6 +203,8 @@ class BilledMessageSerializer(serializers.ModelSerializer):
     message_id = serializers.SerializerMethodField()
     status = serializers.SerializerMethodField()
     parts = serializers.SerializerMethodField()
+    amount = serializers.IntegerField(help_text="cash held for the message, micro-units")
+    charged = serializers.IntegerField(help_text="cash charged: the accepted parts not paid by packages")
 
     class Meta:
         model = Hold
@@ -216,6 +218,7 @@ class BilledMessageSerializer(serializers.ModelSerializer):
             "parts_billed",
             "package_segments",
             "unit_price",
+            "amount",
             "charged",
             "carrier_message_id",
             "parts",

@@ -1,0 +1,112 @@
+"""Low-balance alerts (R-BIL-6): threshold, e-mail and signed webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import urllib.request
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.models import Tenant
+from tenants.services import Actor, record_operation
+
+from ..errors import (
+    BillingError,
+    InvalidAmount,
+)
+from ..models import (
+    Account,
+)
+from ..rules import format_money
+from .ledger import _locked_account
+
+# --- low-balance alerts (R-BIL-6) ---------------------------------------------------------------------
+
+
+def set_low_balance_alert(
+    *, tenant: Tenant, threshold: int | None, actor: Actor, webhook_url: str | None = None
+) -> Account:
+    """The tenant's threshold (None switches alerts off) and optional webhook. Setting it arms the
+    alert; a webhook gets a signing secret on first use (shown in the API response)."""
+    if threshold is not None and (not isinstance(threshold, int) or threshold < 0):
+        raise InvalidAmount("The threshold is a whole, non-negative number of micro-units.")
+    with transaction.atomic():
+        account = _locked_account(tenant)
+        before = {"threshold": account.low_balance_threshold, "webhook_url": account.alert_webhook_url}
+        account.low_balance_threshold = threshold
+        account.low_balance_alerted = False
+        if webhook_url is not None:
+            if webhook_url and not webhook_url.startswith(("https://", "http://")):
+                raise BillingError("The webhook must be an http(s) URL.", code="invalid_webhook_url")
+            account.alert_webhook_url = webhook_url
+            if webhook_url and not account.alert_webhook_secret:
+                account.alert_webhook_secret = secrets.token_hex(32)
+        account.save(
+            update_fields=["low_balance_threshold", "low_balance_alerted", "alert_webhook_url", "alert_webhook_secret"]
+        )
+        record_operation(
+            actor=actor,
+            action="billing.set_low_balance_alert",
+            tenant=tenant,
+            obj=account,
+            before=before,
+            after={"threshold": threshold, "webhook_url": account.alert_webhook_url},
+        )
+    return account
+
+
+def sign_webhook(*, secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over "<timestamp>.<body>" (the receiver checks X-Billing-Signature)."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict:
+    """Send the alert: e-mail to the tenant's contact and a signed POST to its webhook, if set.
+    Called by billing.actors.send_low_balance_alert after the crossing committed."""
+    account = Account.objects.select_related("tenant").get(pk=account_id)
+    tenant = account.tenant
+    subject = f"Low balance: {format_money(balance, account.currency)}"
+    text = (
+        f"The balance of {tenant.name} is {format_money(balance, account.currency)}, below your alert "
+        f"threshold of {format_money(threshold, account.currency)}. Please top up to keep sending."
+    )
+    sent = {"email": False, "webhook": None}
+    if tenant.contact_email:
+        send_mail(subject, text, None, [tenant.contact_email])
+        sent["email"] = True
+    if account.alert_webhook_url:
+        payload = {
+            "event": "billing.low_balance",
+            "tenant": tenant.schema_name,
+            "balance": balance,
+            "threshold": threshold,
+            "currency": account.currency,
+        }
+        sent["webhook"] = post_signed_webhook(
+            url=account.alert_webhook_url, secret=account.alert_webhook_secret, payload=payload
+        )
+    return sent
+
+
+def post_signed_webhook(*, url: str, secret: str, payload: dict) -> int:
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(timezone.now().timestamp()))
+    request = urllib.request.Request(  # noqa: S310 - tenant-configured http(s) URL (URLField)
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "X-Billing-Timestamp": timestamp,
+            "X-Billing-Signature": sign_webhook(secret=secret, timestamp=timestamp, body=body),
+        },
+    )
+    timeout = settings.BILLING_WEBHOOK_TIMEOUT_SECONDS
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return response.status

@@ -1,4 +1,8 @@
-"""Billing's dramatiq actors: thin, they load ids and call services (R-BIL-6, R-TEN-4)."""
+"""Billing's dramatiq actors: thin, they load ids and call services (R-BIL-2, R-BIL-6, R-TEN-4).
+
+Services never import this module: they enqueue by actor name (services.enqueue), so imports run
+one way, actors → services.
+"""
 
 import dramatiq
 from django.utils import timezone
@@ -31,3 +35,14 @@ def daily_dormancy(now_iso: str | None = None) -> None:
             return
         services.act_on_dormancy(now=now)
         services.scan_dormancy(now=now)
+
+
+@dramatiq.actor(queue_name="billing", max_retries=0)
+def release_stale_held(now_iso: str | None = None) -> None:
+    """R-BIL-2: cancel messages held for review past the timeout and release their money."""
+    from datetime import datetime
+
+    now = datetime.fromisoformat(now_iso) if now_iso else timezone.now()
+    with advisory_lock("billing.release_stale_held") as got:
+        if got:
+            services.release_stale_held_messages(now=now)

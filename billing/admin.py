@@ -6,8 +6,9 @@ permission granted in billing/roles.py. Amounts are typed in CNY and converted e
 micro-units with Decimal (billing.rules.cny_to_micro), never through float.
 """
 
+import re
 import uuid
-from decimal import Decimal
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -25,6 +26,7 @@ from tenants.admin import admin_actor
 from . import selectors, services
 from .models import (
     Account,
+    Currency,
     Dispute,
     DisputeState,
     DormancyCase,
@@ -37,30 +39,50 @@ from .models import (
     PackageGrant,
     PackageProduct,
     Plan,
+    PlanAssignment,
     Price,
+    Receivable,
+    ReceivableState,
     Refund,
     RefundCause,
 )
-from .rules import InvalidAmount, cny_to_micro, format_money
+from .rules import MAX_AMOUNT, InvalidAmount, cny_to_micro, format_money
+
+DUPLICATE_WINDOW = timedelta(minutes=10)
 
 
-class CnyField(forms.DecimalField):
-    """A CNY amount with up to six decimals → integer micro-units (exact, via Decimal)."""
+AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+class CnyField(forms.CharField):
+    """A CNY amount with up to six decimals → integer micro-units (exact, via Decimal).
+
+    Strict: plain ASCII digits with an optional point and sign. Exponents ("1e3"), full-width or
+    other non-ASCII digits, separators and amounts past the largest booking are form errors,
+    never a silent reinterpretation or a database overflow (a 500)."""
 
     def __init__(self, *, allow_zero: bool = False, allow_negative: bool = False, **kwargs):
         self.allow_zero, self.allow_negative = allow_zero, allow_negative
-        kwargs.setdefault("max_digits", 18)
-        kwargs.setdefault("decimal_places", 6)
+        kwargs.setdefault("max_length", 40)
         super().__init__(**kwargs)
 
     def clean(self, value):
-        amount: Decimal | None = super().clean(value)
-        if amount is None:
+        text = super().clean(value)
+        if text in (None, ""):
             return None
+        text = text.strip()
+        if not AMOUNT_TEXT.fullmatch(text):
+            if any(ch in "eE" for ch in text):
+                raise ValidationError("Write the amount out in digits, without an exponent (1000, not 1e3).")
+            if any(ch.isdigit() and not ch.isascii() for ch in text):
+                raise ValidationError("Use the digits 0-9 (no full-width or other digits).")
+            raise ValidationError("Not an amount: digits with an optional decimal point, e.g. 1000.50.")
         try:
-            micro = cny_to_micro(amount)
+            micro = cny_to_micro(text)
         except InvalidAmount as exc:
             raise ValidationError(str(exc)) from exc
+        if abs(micro) > MAX_AMOUNT:
+            raise ValidationError(f"The amount is beyond the largest booking ({format_money(MAX_AMOUNT)}).")
         if micro == 0 and not self.allow_zero:
             raise ValidationError("The amount cannot be zero.")
         if micro < 0 and not self.allow_negative:
@@ -69,9 +91,16 @@ class CnyField(forms.DecimalField):
 
 
 class KeyedForm(forms.Form):
-    """Carries an idempotency key made when the form is shown: a double submit books once."""
+    """Carries an idempotency key made when the form is shown: a double submit books once (the
+    replay says so). Back + a fresh form gets a new key, so the view also asks for an explicit
+    confirmation when an identical booking was made in the last few minutes."""
 
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
+    confirm_duplicate = forms.BooleanField(
+        required=False,
+        label="Book it again",
+        help_text="Only needed when an identical booking was made in the last few minutes.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -176,6 +205,35 @@ def _run(operation: str, *, tenant, data: dict, actor) -> str:
     raise PermissionDenied
 
 
+def _already_booked(key: str) -> bool:
+    return (
+        LedgerEntry.objects.filter(idempotency_key=key).exists() or Refund.objects.filter(idempotency_key=key).exists()
+    )
+
+
+def _recent_identical(operation: str, *, account: Account, data: dict):
+    """When an identical booking on this account was made within DUPLICATE_WINDOW (its time), else None."""
+    since = timezone.now() - DUPLICATE_WINDOW
+    entries = LedgerEntry.objects.filter(account=account, created_at__gte=since)
+    if operation == "topup":
+        entries = entries.filter(kind=EntryKind.TOPUP, amount=data["amount"])
+    elif operation == "adjust":
+        entries = entries.filter(kind=EntryKind.ADJUST, amount=data["amount"])
+    elif operation == "penalty":
+        entries = entries.filter(kind=EntryKind.PENALTY, details__assessed=data["amount"])
+    elif operation == "package":
+        entries = entries.filter(kind=EntryKind.PACKAGE, details__product=data["product"].pk)
+    elif operation == "forfeit":
+        entries = entries.filter(kind=EntryKind.FORFEIT)
+    elif operation == "refund":
+        refund = Refund.objects.filter(account=account, created_at__gte=since).order_by("-created_at").first()
+        return refund.created_at if refund else None
+    else:
+        return None
+    entry = entries.order_by("-created_at").first()
+    return entry.created_at if entry else None
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
@@ -200,6 +258,7 @@ class AccountAdmin(ReadOnlyAdmin):
         "held_display",
         "plan",
         "threshold_display",
+        "receivables_display",
         "alert_webhook_url",
         "service_expires_at",
         "created_at",
@@ -219,6 +278,11 @@ class AccountAdmin(ReadOnlyAdmin):
     @admin.display(description="low-balance threshold")
     def threshold_display(self, obj):
         return "-" if obj.low_balance_threshold is None else format_money(obj.low_balance_threshold, obj.currency)
+
+    @admin.display(description="owed beyond the balance")
+    def receivables_display(self, obj):
+        owed = sum(r.outstanding for r in obj.receivables.filter(state=ReceivableState.OPEN))
+        return format_money(owed, obj.currency) if owed else "-"
 
     @admin.display(description="packages")
     def packages(self, obj):
@@ -266,13 +330,29 @@ class AccountAdmin(ReadOnlyAdmin):
             account = get_object_or_404(Account.objects.select_related("tenant"), pk=pk)
             form = form_class(request.POST or None)
             if request.method == "POST" and form.is_valid():
-                try:
-                    message = _run(name, tenant=account.tenant, data=form.cleaned_data, actor=admin_actor(request))
-                except DomainError as exc:
-                    messages.error(request, exc.message)
-                else:
-                    messages.success(request, message)
+                data = form.cleaned_data
+                if _already_booked(data["idempotency_key"]):
+                    # the same form again (double submit, Back + resubmit): the service would
+                    # replay; say so plainly instead of a second "booked"
+                    messages.warning(
+                        request, "Already booked: this form was submitted before, nothing was booked twice."
+                    )
                     return redirect("admin:billing_account_change", pk)
+                duplicate = _recent_identical(name, account=account, data=data)
+                if duplicate and not data.get("confirm_duplicate"):
+                    form.add_error(
+                        "confirm_duplicate",
+                        f"An identical booking was made at {timezone.localtime(duplicate):%H:%M:%S}. "
+                        "Tick “Book it again” to book a second one.",
+                    )
+                else:
+                    try:
+                        message = _run(name, tenant=account.tenant, data=data, actor=admin_actor(request))
+                    except DomainError as exc:
+                        messages.error(request, exc.message)
+                    else:
+                        messages.success(request, message)
+                        return redirect("admin:billing_account_change", pk)
             context = {
                 **self.admin_site.each_context(request),
                 "title": f"{title}: {account.tenant.name}",
@@ -408,11 +488,12 @@ class HoldAdmin(ReadOnlyAdmin):
 class PriceForm(forms.ModelForm):
     """R-BIL-4: a change must be announced at least 7 days before it takes effect."""
 
-    unit_price_cny = CnyField(label="Unit price (CNY per segment)", allow_zero=True, help_text="e.g. 0.035")
+    unit_price_cny = CnyField(label="Unit price (per segment)", allow_zero=True, help_text="e.g. 0.035")
+    currency = forms.ChoiceField(choices=Currency.choices, initial=Currency.CNY, required=False)
 
     class Meta:
         model = Price
-        fields = ["plan", "message_type", "country", "carrier", "effective_from"]
+        fields = ["plan", "message_type", "country", "carrier", "currency", "effective_from"]
 
     def clean(self):
         data = super().clean()
@@ -467,6 +548,7 @@ class PriceAdmin(admin.ModelAdmin):
             country=data["country"],
             carrier=data.get("carrier") or "",
             unit_price=data["unit_price_cny"],
+            currency=data.get("currency") or Currency.CNY,
             effective_from=data["effective_from"],
             actor=admin_actor(request),
         )
@@ -480,7 +562,40 @@ class PriceAdmin(admin.ModelAdmin):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "is_default"]
+    """R-BIL-4: which plan is the default changes what tenants pay, so it moves only through
+    services.set_default_plan (the action below: 7 days' notice, tenants told); code and name
+    edits are recorded (services.save_plan). Plans are never deleted (prices point at them)."""
+
+    list_display = ["code", "name", "is_default", "default_from"]
+    fields = ["code", "name", "is_default"]
+    readonly_fields = ["is_default"]
+    actions = ["make_default_in_7_days"]
+
+    @admin.display(description="default plan (assignments)")
+    def default_from(self, obj):
+        rows = obj.assignments.filter(account__isnull=True).order_by("-effective_from")[:3]
+        return ", ".join(f"from {timezone.localtime(a.effective_from):%Y-%m-%d %H:%M}" for a in rows) or "-"
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        services.save_plan(
+            plan=obj, actor=admin_actor(request), code=form.cleaned_data["code"], name=form.cleaned_data["name"]
+        )
+
+    @admin.action(description="Make the default plan in 7 days (tenants are told)", permissions=["change"])
+    def make_default_in_7_days(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Choose exactly one plan.")
+            return
+        when = timezone.now() + services.PRICE_NOTICE + timedelta(minutes=1)
+        try:
+            services.set_default_plan(plan=queryset.get(), actor=admin_actor(request), effective_from=when)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Default plan from {timezone.localtime(when):%Y-%m-%d %H:%M}.")
 
 
 @admin.register(PackageProduct)
@@ -616,3 +731,28 @@ class DormancyCaseAdmin(ReadOnlyAdmin):
 
     def has_manage_permission(self, request):
         return request.user.has_perm("billing.manage_dormancy")
+
+
+@admin.register(Receivable)
+class ReceivableAdmin(ReadOnlyAdmin):
+    """R-CMP-6: penalties beyond the balance, collected from the next top-ups."""
+
+    list_display = ["account", "amount_display", "collected_display", "state", "reason", "created_at", "settled_at"]
+    list_filter = ["state"]
+    list_select_related = ["account__tenant"]
+
+    @admin.display(description="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.account.currency)
+
+    @admin.display(description="collected")
+    def collected_display(self, obj):
+        return format_money(obj.collected, obj.account.currency)
+
+
+@admin.register(PlanAssignment)
+class PlanAssignmentAdmin(ReadOnlyAdmin):
+    """R-BIL-4: which plan each tenant (or the default) pays by, from when; made by services only."""
+
+    list_display = ["account", "plan", "effective_from", "announced_at", "announced_by"]
+    list_select_related = ["account__tenant", "plan"]

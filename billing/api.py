@@ -8,7 +8,7 @@ import re
 from datetime import date
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -174,6 +174,8 @@ class StatementSerializer(serializers.Serializer):
     closing = serializers.IntegerField()
     closing_balance = serializers.IntegerField()
     closing_held = serializers.IntegerField()
+    collections = serializers.IntegerField(help_text="receivables collected from top-ups")
+    receivables_outstanding = serializers.IntegerField(help_text="owed beyond the balance at the end of the month")
     captured_messages = serializers.IntegerField()
     captured_segments = serializers.IntegerField()
     package_segments = serializers.IntegerField()
@@ -188,27 +190,59 @@ class StatementView(BillingReadable, APIView):
         )
 
 
+class BillPartSerializer(serializers.Serializer):
+    part = serializers.IntegerField()
+    carrier_message_id = serializers.CharField()
+    receipt = serializers.CharField(help_text="receipt state of this part (DELIVRD, UNDELIV…) or its status")
+
+
 class BilledMessageSerializer(serializers.ModelSerializer):
     captured_at = serializers.DateTimeField(source="settled_at")
+    parts_billed = serializers.IntegerField(source="captured_segments", help_text="segments the carrier accepted")
+    package_segments = serializers.IntegerField(source="package_charged", help_text="of which paid by packages")
+    message_id = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+    parts = serializers.SerializerMethodField()
+    amount = serializers.IntegerField(help_text="cash held for the message, micro-units")
+    charged = serializers.IntegerField(help_text="cash charged: the accepted parts not paid by packages")
 
     class Meta:
         model = Hold
         fields = [
             "id",
             "reference",
+            "message_id",
             "message_type",
+            "status",
             "segments",
+            "parts_billed",
             "package_segments",
             "unit_price",
             "amount",
+            "charged",
             "carrier_message_id",
+            "parts",
             "submitted_at",
             "captured_at",
         ]
 
+    def _evidence(self, obj) -> dict:
+        return self.context.get("evidence", {}).get(obj.pk, {})
+
+    def get_message_id(self, obj) -> int | None:
+        return self._evidence(obj).get("message_id")
+
+    def get_status(self, obj) -> str:
+        return self._evidence(obj).get("status", "")
+
+    @extend_schema_field(BillPartSerializer(many=True))
+    def get_parts(self, obj) -> list:
+        return self._evidence(obj).get("parts", [])
+
 
 class BilledMessagesView(BillingReadable, generics.ListAPIView):
-    """The detailed bill: each captured message of the month, with its carrier message id."""
+    """R-BIL-7/8, the detailed bill: each billed message of the month with its status, the parts
+    billed, and every part the carrier accepted (carrier id, receipt): evidence to check."""
 
     serializer_class = BilledMessageSerializer
     filter_backends: list = []
@@ -218,6 +252,51 @@ class BilledMessagesView(BillingReadable, generics.ListAPIView):
             return Hold.objects.none()
         year, number = parse_month(self.kwargs["month"])
         return selectors.billed_messages(tenant=caller_tenant(self.request), year=year, month=number)
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.get_queryset()
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        evidence = selectors.bill_evidence(tenant=caller_tenant(request), hold_ids=[h.pk for h in rows])
+        data = BilledMessageSerializer(rows, many=True, context={"evidence": evidence}).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+
+# --- prices (R-BIL-4) ---------------------------------------------------------------------------------
+
+
+class PriceRowSerializer(serializers.Serializer):
+    plan = serializers.CharField(source="plan.code")
+    message_type = serializers.CharField()
+    country = serializers.CharField()
+    carrier = serializers.CharField(help_text="empty: any carrier")
+    unit_price = serializers.IntegerField(help_text="micro-units per segment")
+    currency = serializers.CharField()
+    effective_from = serializers.DateTimeField()
+    announced_at = serializers.DateTimeField()
+
+
+class PlanChangeSerializer(serializers.Serializer):
+    scope = serializers.CharField(help_text="account: your own plan; default: the default plan you follow")
+    plan = serializers.CharField(allow_null=True)
+    effective_from = serializers.DateTimeField()
+    announced_at = serializers.DateTimeField()
+
+
+class PricesSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    plan = serializers.CharField(allow_null=True)
+    current = PriceRowSerializer(many=True, help_text="in force now")
+    announced = PriceRowSerializer(many=True, help_text="announced, with the date they take effect")
+    plan_changes = PlanChangeSerializer(many=True)
+
+
+class PricesView(BillingReadable, APIView):
+    """R-BIL-4: the caller's prices in force now and every announced change with its date."""
+
+    @extend_schema(responses=PricesSerializer, operation_id="billing_prices")
+    def get(self, request):
+        return Response(PricesSerializer(selectors.prices_for(tenant=caller_tenant(request))).data)
 
 
 # --- disputes and invoices ---------------------------------------------------------------------------
@@ -279,17 +358,33 @@ class InvoicesView(BillingReadable, generics.ListAPIView):
         return Invoice.objects.filter(account__tenant=caller_tenant(self.request)).order_by("-issued_at")
 
 
+class MismatchSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    hold_id = serializers.IntegerField()
+    status = serializers.CharField()
+    hold_state = serializers.CharField()
+    carrier_accepted_parts = serializers.IntegerField()
+    billed_parts = serializers.IntegerField()
+    difference = serializers.IntegerField(help_text="billed − accepted: > 0 over-billed, < 0 under-billed")
+    carrier_message_ids = serializers.ListField(child=serializers.CharField())
+    receipts = serializers.ListField(child=serializers.CharField())
+
+
 class ReconciliationSerializer(serializers.Serializer):
     month = serializers.CharField()
     submitted = serializers.IntegerField(help_text="messages accepted by the platform")
     submitted_segments = serializers.IntegerField()
-    carrier_accepted = serializers.IntegerField(help_text="messages the carrier accepted (submit_sm_resp OK)")
-    carrier_accepted_segments = serializers.IntegerField()
+    carrier_accepted = serializers.IntegerField(help_text="messages with at least one part the carrier accepted")
+    carrier_accepted_segments = serializers.IntegerField(help_text="parts the carrier accepted (submit_sm_resp OK)")
     delivered = serializers.IntegerField()
+    delivered_parts = serializers.IntegerField()
     billed = serializers.IntegerField()
     billed_segments = serializers.IntegerField()
+    billed_package_segments = serializers.IntegerField()
     billed_amount = serializers.IntegerField(help_text="micro-units")
-    matches = serializers.BooleanField(help_text="billed_segments == carrier_accepted_segments")
+    matches = serializers.BooleanField(help_text="every message: parts billed == parts the carrier accepted")
+    mismatch_count = serializers.IntegerField()
+    mismatches = MismatchSerializer(many=True, help_text="at most 1000 listed; mismatch_count is exact")
 
 
 class ReconciliationView(BillingReadable, APIView):

@@ -4,6 +4,7 @@ from . import api
 
 urlpatterns = [
     path("billing/balance", api.BalanceView.as_view(), name="billing-balance"),
+    path("billing/prices", api.PricesView.as_view(), name="billing-prices"),
     path("billing/alert", api.AlertView.as_view(), name="billing-alert"),
     path("billing/ledger", api.LedgerView.as_view(), name="billing-ledger"),
     path("billing/statements/<str:month>", api.StatementView.as_view(), name="billing-statement"),

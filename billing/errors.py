@@ -73,3 +73,11 @@ class InvalidState(BillingError):
     code = "invalid_state"
     http_status = status.HTTP_409_CONFLICT
     default_message = "This record is not in a state that allows the operation."
+
+
+class CurrencyMismatch(BillingError):
+    """R-BIL-1: one currency per account; a booking in another currency is refused, never converted."""
+
+    code = "currency_mismatch"
+    http_status = status.HTTP_409_CONFLICT
+    default_message = "The booking's currency is not the account's currency."

@@ -15,6 +15,16 @@ from smsplatform.message_types import MessageType
 from .rules import format_money
 
 
+class Currency(models.TextChoices):
+    """R-BIL-1/8: one currency per account; prices and packages say theirs, and a booking in
+    another currency is refused (never converted)."""
+
+    CNY = "CNY", "Chinese yuan"
+    USD = "USD", "US dollar"
+    EUR = "EUR", "Euro"
+    HKD = "HKD", "Hong Kong dollar"
+
+
 class Plan(models.Model):
     """A price list. Tenants without an explicit plan use the default plan (R-BIL-4)."""
 
@@ -46,6 +56,7 @@ class Price(models.Model):
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. CN")
     carrier = models.CharField(max_length=50, blank=True, default="", help_text="empty = any carrier")
     unit_price = models.BigIntegerField(help_text="micro-units per segment")
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.CNY)
     effective_from = models.DateTimeField()
     announced_at = models.DateTimeField(default=timezone.now)
     announced_by = models.CharField(max_length=200, blank=True)
@@ -58,6 +69,7 @@ class Price(models.Model):
                 condition=Q(effective_from__gte=F("announced_at")), name="billing_price_not_backdated"
             ),
             models.CheckConstraint(condition=Q(message_type__in=MessageType.values), name="billing_price_type_valid"),
+            models.CheckConstraint(condition=Q(currency__in=Currency.values), name="billing_price_currency_valid"),
             models.UniqueConstraint(
                 fields=["plan", "message_type", "country", "carrier", "effective_from"],
                 name="billing_price_unique_start",
@@ -66,7 +78,7 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         where = f"{self.country}/{self.carrier}" if self.carrier else self.country
-        return f"{self.plan.code} {self.message_type} {where} {format_money(self.unit_price)} from {self.effective_from:%Y-%m-%d}"
+        return f"{self.plan.code} {self.message_type} {where} {format_money(self.unit_price, self.currency)} from {self.effective_from:%Y-%m-%d}"
 
 
 class Account(models.Model):
@@ -78,7 +90,7 @@ class Account(models.Model):
     """
 
     tenant = models.OneToOneField("tenants.Tenant", on_delete=models.PROTECT, related_name="billing_account")
-    currency = models.CharField(max_length=3, default="CNY")
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.CNY)
     balance = models.BigIntegerField(default=0)
     held = models.BigIntegerField(default=0)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts")
@@ -89,12 +101,20 @@ class Account(models.Model):
     alert_webhook_secret = models.CharField(max_length=300, blank=True, help_text="encrypted at rest")
     # R-TEN-5: end of the paid service term (null: no term set).
     service_expires_at = models.DateTimeField(null=True, blank=True)
+    # R-BIL-5 / R-CMP-6: after a forfeit or a refund, money released by holds still in flight is
+    # swept the same way (forfeited / refunded) instead of reappearing on the balance.
+    sweep = models.CharField(
+        max_length=20, blank=True, choices=[("", "none"), ("forfeit", "forfeit"), ("refund", "refund")]
+    )
+    sweep_reference = models.CharField(max_length=200, blank=True)
+    sweep_until_hold = models.BigIntegerField(null=True, blank=True, help_text="holds up to this id are swept")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(balance__gte=0), name="billing_account_balance_not_negative"),
             models.CheckConstraint(condition=Q(held__gte=0), name="billing_account_held_not_negative"),
+            models.CheckConstraint(condition=Q(currency__in=Currency.values), name="billing_account_currency_valid"),
         ]
         permissions = [
             ("topup_account", "Can book top-ups and package purchases"),
@@ -120,6 +140,7 @@ class EntryKind(models.TextChoices):
     PENALTY = "penalty", "Penalty"
     COMPENSATION = "compensation", "Compensation"
     ADJUST = "adjust", "Adjustment"
+    COLLECTION = "collection", "Receivable collected"
 
 
 class LedgerEntry(models.Model):
@@ -180,6 +201,11 @@ class Hold(models.Model):
     amount = models.BigIntegerField()
     price = models.ForeignKey(Price, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     state = models.CharField(max_length=10, choices=HoldState.choices, default=HoldState.HELD)
+    # What the capture billed (R-BIL-2/8): the segments the carrier accepted, the cash and the
+    # package segments they took. The rest of the hold was released in the same booking.
+    captured_segments = models.PositiveIntegerField(default=0)
+    charged = models.BigIntegerField(default=0)
+    package_charged = models.PositiveIntegerField(default=0)
     carrier_message_id = models.CharField(max_length=100, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -198,6 +224,12 @@ class Hold(models.Model):
                 condition=Q(amount__gte=0) & Q(unit_price__gte=0) & Q(package_segments__lte=F("segments")),
                 name="billing_hold_amounts_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(captured_segments__lte=F("segments"))
+                & Q(package_charged__lte=F("captured_segments"))
+                & Q(charged__gte=0),
+                name="billing_hold_capture_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -212,6 +244,7 @@ class PackageProduct(models.Model):
     price = models.BigIntegerField(help_text="micro-units")
     validity_days = models.PositiveIntegerField()
     message_types = models.JSONField(default=list, blank=True, help_text="empty = every type")
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.CNY)
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -225,6 +258,7 @@ class PackageState(models.TextChoices):
     ACTIVE = "active", "Active"
     EXPIRED = "expired", "Expired"
     FORFEITED = "forfeited", "Forfeited"
+    REFUNDED = "refunded", "Unused value refunded"
 
 
 class PackageGrant(models.Model):
@@ -261,6 +295,7 @@ class HoldPackageUse(models.Model):
     hold = models.ForeignKey(Hold, on_delete=models.PROTECT, related_name="package_uses")
     grant = models.ForeignKey(PackageGrant, on_delete=models.PROTECT, related_name="uses")
     segments = models.PositiveIntegerField()
+    returned = models.PositiveIntegerField(default=0, help_text="segments given back (release, refused parts)")
 
     def __str__(self) -> str:
         return f"{self.hold_id} ← {self.grant_id} × {self.segments}"
@@ -378,15 +413,92 @@ class DormancyCase(models.Model):
     act_after = models.DateTimeField()
     acted_at = models.DateTimeField(null=True, blank=True)
     outcome = models.TextField(blank=True)
+    # R-BIL-3: an idle-package case is about one package, on that package's own clock.
+    package = models.ForeignKey(
+        PackageGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="dormancy_cases"
+    )
 
     class Meta:
         permissions = [("manage_dormancy", "Can cancel or act on dormancy cases")]
         constraints = [
-            # one open case per tenant and kind
+            # one open case per tenant and kind (per package for idle packages)
             models.UniqueConstraint(
-                fields=["tenant", "kind"], condition=Q(state="notified"), name="billing_one_open_dormancy_case"
+                fields=["tenant", "kind"],
+                condition=Q(state="notified", package__isnull=True),
+                name="billing_one_open_dormancy_case",
+            ),
+            models.UniqueConstraint(
+                fields=["package"],
+                condition=Q(state="notified", package__isnull=False),
+                name="billing_one_open_package_case",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.kind} {self.state}"
+
+
+class PlanAssignment(models.Model):
+    """Which plan a tenant pays by, from when (R-BIL-4). `account` null = the default plan for
+    every account without its own assignment. Rows are never edited: a change is a new row,
+    announced at least 7 days ahead (billing.services.prices)."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, null=True, blank=True, related_name="plan_assignments"
+    )
+    plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="assignments", help_text="null: the default"
+    )
+    effective_from = models.DateTimeField()
+    announced_at = models.DateTimeField(default=timezone.now)
+    announced_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-effective_from"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effective_from__gte=F("announced_at")), name="billing_assignment_not_backdated"
+            ),
+            models.CheckConstraint(
+                condition=Q(account__isnull=False) | Q(plan__isnull=False), name="billing_default_assignment_has_plan"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.account.tenant if self.account_id else "default"
+        return f"{who} → {self.plan.code if self.plan_id else 'default'} from {self.effective_from:%Y-%m-%d}"
+
+
+class ReceivableState(models.TextChoices):
+    OPEN = "open", "Open"
+    SETTLED = "settled", "Settled"
+
+
+class Receivable(models.Model):
+    """What a tenant owes beyond its balance (a penalty the balance could not cover, R-CMP-6).
+    Collected from the next top-ups (an entry of kind `collection`), shown on the statement."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="receivables")
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    collected = models.BigIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=ReceivableState.choices, default=ReceivableState.OPEN)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "state"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0) & Q(collected__gte=0) & Q(collected__lte=F("amount")),
+                name="billing_receivable_amounts_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.tenant} owes {format_money(self.amount - self.collected)}"
+
+    @property
+    def outstanding(self) -> int:
+        return self.amount - self.collected

@@ -14,6 +14,8 @@ _VIEW = [
     "billing.view_dispute",
     "billing.view_dormancycase",
     "billing.view_statement",
+    "billing.view_receivable",
+    "billing.view_planassignment",
 ]
 
 ROLE_PERMISSIONS = {

@@ -25,6 +25,9 @@ GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
 
 MICRO = 1_000_000  # micro-units per CNY
+# The largest single amount a booking takes: 1,000,000,000 CNY. Far inside a BIGINT (9.2e18), so
+# no sum of bookings a form or the API lets through can overflow a balance column.
+MAX_AMOUNT = 1_000_000_000 * MICRO
 
 
 @dataclass(frozen=True)

@@ -472,11 +472,17 @@ def _store_accepted(
     chargeable = [d for d in drafts if d.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
     if chargeable:
         # R-BIL-2: one hold call (one account lock) for the whole request; all or nothing.
+        # R-BIL-3: the message type reaches the hold, so type-limited packages pay for it.
+        hold_type = check.message_type if check is not None else None
         hold_ids = hold_message_ids(
             tenant=tenant,
             lines=[
                 HoldLine(
-                    reference=f"{schema}:{d.pk}", segments=d.segments, unit_price=d.unit_price, price_id=d.price_id
+                    reference=f"{schema}:{d.pk}",
+                    segments=d.segments,
+                    unit_price=d.unit_price,
+                    price_id=d.price_id,
+                    message_type=hold_type,
                 )
                 for d in chargeable
             ],

@@ -193,3 +193,50 @@ def test_r_bil_7_finance_issues_an_invoice_against_a_topup(client, finance_user,
     response = client.post(f"/admin/billing/ledgerentry/{entry.pk}/invoice/", {"number": "INV-0001", "amount": "10"})
     assert response.status_code == 302
     assert Invoice.objects.get(number="INV-0001").amount == 10_000_000
+
+
+# --- issue 12 item 9: idempotent across Back and double submit, strict amounts -------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["1e3", "１０００", "1,000", "1000000001", "99999999999999999999", "0x10", "NaN", "-5"]
+)
+def test_r_bil_1_topup_form_refuses_exponents_full_width_digits_and_out_of_range(
+    client, finance_user, account, tenant, text
+):
+    client.force_login(finance_user)
+    url = f"/admin/billing/account/{account.pk}/topup/"
+    response = client.post(url, {"amount": text, "idempotency_key": form_key(client, url)})
+    assert response.status_code == 200  # the form again, with an error; never a 500
+    assert "errorlist" in response.content.decode()
+    assert selectors.balance_of(tenant=tenant) == 0
+
+
+def test_r_bil_1_back_and_book_again_needs_an_explicit_confirmation(client, finance_user, account, tenant):
+    client.force_login(finance_user)
+    url = f"/admin/billing/account/{account.pk}/topup/"
+    data = {"amount": "500", "reference": "BANK-9", "reason": ""}
+    assert client.post(url, {**data, "idempotency_key": form_key(client, url)}).status_code == 302
+    # Back, then "Book a top-up" again: a fresh form with a fresh key
+    response = client.post(url, {**data, "idempotency_key": form_key(client, url)})
+    assert response.status_code == 200
+    assert "identical booking" in response.content.decode()
+    assert selectors.balance_of(tenant=tenant) == 500_000_000
+    response = client.post(url, {**data, "idempotency_key": form_key(client, url), "confirm_duplicate": "on"})
+    assert response.status_code == 302
+    assert selectors.balance_of(tenant=tenant) == 1_000_000_000
+
+
+def test_r_bil_1_a_replayed_form_says_already_booked(client, finance_user, account, tenant):
+    client.force_login(finance_user)
+    url = f"/admin/billing/account/{account.pk}/topup/"
+    k = form_key(client, url)
+    client.post(url, {"amount": "500", "idempotency_key": k})
+    response = client.post(url, {"amount": "500", "idempotency_key": k}, follow=True)
+    assert "nothing was booked twice" in response.content.decode()
+    assert selectors.balance_of(tenant=tenant) == 500_000_000
+
+
+def test_r_bil_1_service_refuses_a_topup_past_the_largest_booking(tenant):
+    with pytest.raises(services.InvalidAmount):
+        services.topup(tenant=tenant, amount=2**62, actor=FINANCE, idempotency_key=key())

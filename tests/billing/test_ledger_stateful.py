@@ -1,5 +1,7 @@
-"""R-BIL-9 / R-BIL-2 / R-BIL-5: random sequences of top-ups, holds, captures, releases, refunds and
-replays keep balance == sum(entries) >= 0, held == sum(open holds), and settle each hold once."""
+"""R-BIL-9 / R-BIL-2 / R-BIL-3 / R-BIL-5: random sequences of top-ups, package purchases, holds,
+captures of some or all parts, releases, refunds and replays keep balance == sum(entries) >= 0,
+held == sum(open holds), package segments exact, parts billed == parts accepted, and settle
+each hold once. After a refund, money released by holds booked before it is refunded too."""
 
 import itertools
 
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
 
 from billing import services
-from billing.models import Account, EntryKind, Hold, HoldState, LedgerEntry
+from billing.models import Account, EntryKind, Hold, HoldState, LedgerEntry, PackageGrant, PackageProduct, PackageState
 
 from .conftest import DELIVERY, FINANCE, key
 
@@ -32,6 +34,15 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance, self.held = account.balance, account.held
         self.states: dict[int, tuple[int, str]] = {}  # hold id -> (amount, state)
         self.topup_keys: list[tuple[str, int]] = []
+        # hold id -> (segments, package segments, unit price, booked after the last refund)
+        self.shape: dict[int, tuple[int, int, int, bool]] = {}
+        self.accepted: dict[int, int] = {}  # hold id -> parts the carrier accepted
+        self.package_segments = sum(
+            PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE).values_list(
+                "segments_remaining", flat=True
+            )
+        )
+        self.product = PackageProduct.objects.create(name="sm", segments=3, price=0, validity_days=30)
 
     @rule(amount=st.integers(min_value=1, max_value=5_000_000))
     def topup(self, amount):
@@ -47,10 +58,20 @@ class LedgerMachine(RuleBasedStateMachine):
         k, amount = data.draw(st.sampled_from(self.topup_keys))
         services.topup(tenant=self.tenant, amount=amount, actor=FINANCE, idempotency_key=k)  # no money moves
 
+    @rule()
+    def buy_package(self):
+        services.buy_package(tenant=self.tenant, product=self.product, actor=FINANCE, idempotency_key=key("sm-pkg"))
+        self.package_segments += 3
+
     @rule(target=holds, sizes=st.lists(st.tuples(st.integers(1, 4), st.integers(0, 400_000)), min_size=1, max_size=4))
     def hold(self, sizes):
         lines = [services.HoldLine(reference=f"sm:{i}", segments=s, unit_price=p) for i, (s, p) in enumerate(sizes)]
-        cost = sum(s * p for s, p in sizes)
+        left, cost, from_packages = self.package_segments, 0, []
+        for s, p in sizes:  # packages first, in line order (R-BIL-3)
+            take = min(s, left)
+            left -= take
+            from_packages.append(take)
+            cost += (s - take) * p
         try:
             created = services.hold_messages(
                 tenant=self.tenant, lines=lines, idempotency_key=key("sm-hold"), actor=DELIVERY
@@ -61,21 +82,35 @@ class LedgerMachine(RuleBasedStateMachine):
         assert cost <= self.balance
         self.balance -= cost
         self.held += cost
-        for h in created:
+        self.package_segments = left
+        for h, (s, p), take in zip(created, sizes, from_packages, strict=True):
+            assert (h.package_segments, h.amount) == (take, (s - take) * p)
             self.states[h.pk] = (h.amount, HoldState.HELD)
+            self.shape[h.pk] = (s, take, p, True)
         return multiple(*[h.pk for h in created])
 
-    @rule(hold_ids=st.lists(holds, min_size=1, max_size=5))
-    def capture(self, hold_ids):
+    @rule(hold_ids=st.lists(holds, min_size=1, max_size=5), data=st.data())
+    def capture(self, hold_ids, data):
+        """Some or all parts accepted (Capture.segments k of n; None = all)."""
         from django.utils import timezone
 
+        parts = {i: data.draw(st.none() | st.integers(1, self.shape[i][0])) for i in dict.fromkeys(hold_ids)}
         captures = [
-            services.Capture(hold_id=i, carrier_message_id=f"c{i}", submitted_at=timezone.now()) for i in hold_ids
+            services.Capture(hold_id=i, carrier_message_id=f"c{i}", submitted_at=timezone.now(), segments=parts[i])
+            for i in hold_ids
         ]
         expected = {i for i in hold_ids if self.states[i][1] == HoldState.HELD}
         assert services.capture_holds(captures=captures, idempotency_key=key("sm-cap")) == len(expected)
         for i in expected:
+            segments, package, price, live = self.shape[i]
+            k = parts[i] or segments
+            charged = max(k - package, 0) * price
+            rest = self.states[i][0] - charged
             self.held -= self.states[i][0]
+            if live:  # booked after the last refund: the refused parts' money comes back
+                self.balance += rest
+                self.package_segments += package - min(k, package)
+            self.accepted[i] = k
             self.states[i] = (self.states[i][0], HoldState.CAPTURED)
 
     @rule(hold_ids=st.lists(holds, min_size=1, max_size=5))
@@ -84,7 +119,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert services.release_holds(hold_ids=hold_ids, idempotency_key=key("sm-rel")) == len(expected)
         for i in expected:
             self.held -= self.states[i][0]
-            self.balance += self.states[i][0]
+            if self.shape[i][3]:  # after a refund, money of older holds is refunded on release
+                self.balance += self.states[i][0]
+                self.package_segments += self.shape[i][1]
             self.states[i] = (self.states[i][0], HoldState.RELEASED)
 
     @rule()
@@ -97,6 +134,8 @@ class LedgerMachine(RuleBasedStateMachine):
             idempotency_key=key("sm-refund"),
         )
         self.balance = 0
+        self.package_segments = 0  # their unused value went with the refund (R-BIL-5)
+        self.shape = {i: (*shape[:3], False) for i, shape in self.shape.items()}
 
     def teardown(self):
         transaction.savepoint_rollback(self.savepoint)
@@ -109,6 +148,14 @@ class LedgerMachine(RuleBasedStateMachine):
         assert account.held == (sums["held"] or 0) == self.held >= 0
 
     @invariant()
+    def package_segments_are_exact_and_parts_billed_equal_parts_accepted(self):
+        active = PackageGrant.objects.filter(account=self.account, state=PackageState.ACTIVE)
+        assert sum(active.values_list("segments_remaining", flat=True)) == self.package_segments >= 0
+        if self.accepted:
+            billed = dict(Hold.objects.filter(pk__in=list(self.accepted)).values_list("pk", "captured_segments"))
+            assert billed == self.accepted
+
+    @invariant()
     def each_hold_is_settled_at_most_once(self):
         ids = list(self.states)
         if not ids:
@@ -117,11 +164,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert rows == {i: s for i, (_, s) in self.states.items()}
         # the ledger took each settled hold exactly once: settlement entries match settled holds
         account_holds = Hold.objects.filter(account=self.account)
-        captured = account_holds.filter(state=HoldState.CAPTURED).aggregate(t=Sum("amount"))["t"] or 0
-        released = account_holds.filter(state=HoldState.RELEASED).aggregate(t=Sum("amount"))["t"] or 0
+        captured = account_holds.filter(state=HoldState.CAPTURED).aggregate(t=Sum("charged"))["t"] or 0
+        held_by_settled = account_holds.exclude(state=HoldState.HELD).aggregate(t=Sum("amount"))["t"] or 0
         entries = LedgerEntry.objects.filter(account=self.account)
         assert -(entries.filter(kind=EntryKind.CAPTURE).aggregate(t=Sum("held_delta"))["t"] or 0) == captured
-        assert (entries.filter(kind=EntryKind.RELEASE).aggregate(t=Sum("amount"))["t"] or 0) == released
+        released = entries.filter(kind=EntryKind.RELEASE).aggregate(t=Sum("amount"))["t"] or 0
+        assert released == held_by_settled - captured  # every micro-unit held is charged or given back
 
 
 def test_r_bil_9_random_operation_sequences_keep_the_ledger_exact(tenant):

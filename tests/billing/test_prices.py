@@ -56,9 +56,12 @@ def test_r_bil_4_price_in_force_at_acceptance_applies_and_history_is_kept(tenant
 
 def test_r_bil_4_carrier_specific_price_wins(tenant, plan):
     announce(plan, 35_000)
-    mobile = announce(plan, 33_000, carrier="china_mobile")
+    mobile = announce(plan, 33_000, carrier="china_mobile", after=timedelta(days=7, minutes=1))
+    later = timezone.now() + timedelta(days=8)
     assert (
-        selectors.price_for(tenant=tenant, message_type="verification", country="CN", carrier="china_mobile").id
+        selectors.price_for(
+            tenant=tenant, message_type="verification", country="CN", carrier="china_mobile", at=later
+        ).id
         == mobile.id
     )
     assert (

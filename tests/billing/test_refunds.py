@@ -37,16 +37,30 @@ def test_r_bil_5_no_refund_when_customer_ended_or_violation(tenant, cause):
     assert selectors.balance_of(tenant=tenant) == 10_000_000
 
 
-def test_r_bil_3_packages_are_never_refunded(tenant):
+def test_r_bil_3_r_bil_5_platform_breach_refunds_the_unused_value_of_packages_with_the_balance(tenant):
+    """Issue 18 item 8: when the platform ends service or is in breach, unused package value
+    (less what was used) is refunded with the balance."""
     product = PackageProduct.objects.create(name="p", segments=100, price=3_000_000, validity_days=30)
     grant = services.buy_package(tenant=tenant, product=product, actor=FINANCE, idempotency_key=key())
     fund(tenant, 1_000_000)
+    services.hold_messages(tenant=tenant, lines=lines(1, segments=40), idempotency_key=key(), actor=FINANCE)
     refund = services.request_refund(
         tenant=tenant, cause="platform_breach", actor=FINANCE, reason="outage", idempotency_key=key()
     )
     grant.refresh_from_db()
-    assert refund.amount == 1_000_000
-    assert grant.segments_remaining == 100  # still usable until the service ends, never paid back
+    # 60 of 100 segments unused: 60% of 3 CNY, plus the 1 CNY cash balance.
+    assert refund.amount == 1_000_000 + 1_800_000
+    assert (grant.state, grant.segments_remaining) == ("refunded", 0)
+    assert selectors.balance_of(tenant=tenant) == 0
+
+
+def test_r_bil_3_packages_are_not_refunded_when_the_customer_ends(tenant):
+    product = PackageProduct.objects.create(name="p", segments=100, price=3_000_000, validity_days=30)
+    grant = services.buy_package(tenant=tenant, product=product, actor=FINANCE, idempotency_key=key())
+    with pytest.raises(services.RefundRefused):
+        services.request_refund(tenant=tenant, cause="customer_ended", actor=FINANCE, reason="x", idempotency_key=key())
+    grant.refresh_from_db()
+    assert grant.segments_remaining == 100
 
 
 def test_r_bil_5_refund_waits_for_issued_invoices_to_return(tenant):

@@ -10,9 +10,11 @@ every part is delivered, otherwise it takes the worst part's outcome
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -32,7 +34,7 @@ from .models import (
     PendingReceipt,
     TenantNumber,
 )
-from .routing import normalise_number
+from .routing import channel_accounts, normalise_number
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -282,33 +284,47 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
         else:  # the sweep: skip what others are applying right now
             pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
         rows = list(
-            pending.only("id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at").order_by(
+            pending.only(
+                "id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at", "received_at"
+            ).order_by(
                 "received_at", "pk"
             )[:limit]
         )
         if not rows:
             return 0
         variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
-        lookups: dict[tuple[int | None, str], CarrierMessageId] = {}
-        found = CarrierMessageId.objects.filter(carrier_message_id__in={v for vs in variants.values() for v in vs})
-        channels = {r.channel_id for r in rows}
-        if None not in channels:
-            # A receipt only matches ids of its own channel: other SMSCs' ids (they do collide,
-            # e.g. sequential ones) are not fetched at all.
-            found = found.filter(channel_id__in=channels)
-        found = list(found.only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part"))
+        # Issue 10: a receipt matches only ids of its own SMSC account (channels sharing host, port
+        # and system_id), never another account's, never a tenant's by its number.
+        accounts = channel_accounts()
+        receipt_accounts = {accounts.get(r.channel_id) for r in rows}
+        account_channels = [pk for pk, acct in accounts.items() if acct in receipt_accounts]
+        found = list(
+            CarrierMessageId.objects.filter(
+                carrier_message_id__in={v for vs in variants.values() for v in vs}, channel_id__in=account_channels
+            ).only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part", "created_at")
+        )
         tenants = Tenant.objects.in_bulk({row.tenant_id for row in found})  # one query, not a join per row
+        lookups: dict[tuple, list[CarrierMessageId]] = defaultdict(list)
         for row in found:
             row.tenant = tenants[row.tenant_id]
-            lookups[(row.channel_id, row.carrier_message_id)] = row
-            lookups.setdefault((None, row.carrier_message_id), row)
+            lookups[(accounts.get(row.channel_id), row.carrier_message_id)].append(row)
+        exact_only = _exact_only_channels()
+        variant_after = timezone.now() - timedelta(seconds=settings.DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS)
         per_tenant: dict[int, tuple[Tenant, list[PartOutcome]]] = {}
         done = []
         for receipt in rows:
-            match = next(
-                (lookups[(receipt.channel_id, v)] for v in variants[receipt.pk] if (receipt.channel_id, v) in lookups),
-                None,
-            )
+            account = accounts.get(receipt.channel_id)
+            exact = [
+                row
+                for v in dict.fromkeys((variants[receipt.pk][0], receipt.carrier_message_id))
+                for row in lookups.get((account, v), [])
+            ]
+            match = max(exact, key=lambda row: row.created_at) if exact else None
+            if match is None and receipt.channel_id not in exact_only and receipt.received_at <= variant_after:
+                # Only after its own submit result had time to land, and only one candidate.
+                others = [row for v in variants[receipt.pk][1:] for row in lookups.get((account, v), [])]
+                if len({(row.tenant_id, row.message_id, row.part) for row in others}) == 1:
+                    match = others[0]
             if match is None:
                 continue  # its submit result is not recorded yet
             per_tenant.setdefault(match.tenant_id, (match.tenant, []))[1].append(
@@ -328,6 +344,10 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             PendingReceipt.objects.filter(pk__in=done).update(applied_at=timezone.now())
             applied = len(done)
     return applied
+
+
+def _exact_only_channels() -> set[int]:
+    return set(Channel.objects.filter(receipt_id_match="exact").values_list("pk", flat=True))
 
 
 # --- replies (R-DLV-5) --------------------------------------------------------------------------

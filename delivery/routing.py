@@ -175,3 +175,12 @@ def channels_under_maintenance(*, at: datetime | None = None) -> set[int]:
 
 def channel_by_id(channel_id: int) -> Channel:
     return Channel.objects.get(pk=channel_id)
+
+
+def channel_accounts() -> dict[int, tuple]:
+    """{channel id: its SMSC account (host, port, system_id)}: channels sharing an account share
+    its message ids and receipts, and nothing else does (issue 10)."""
+    return {
+        pk: (host.lower(), port, system_id)
+        for pk, host, port, system_id in Channel.objects.values_list("pk", "host", "port", "system_id")
+    }

@@ -40,7 +40,7 @@ from .models import (
     OutboxEntry,
     TenantNumber,
 )
-from .routing import RoutingTable
+from .routing import RoutingTable, channel_accounts
 from .smpp import failure_reason
 
 log = logging.getLogger(__name__)
@@ -862,15 +862,6 @@ def mark_stale_submissions(*, now: datetime | None = None) -> int:
                 services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, at=now, detail="sender vanished")
                 count += 1
     return count
-
-
-def channel_accounts() -> dict[int, tuple]:
-    """{channel id: its SMSC account (host, port, system_id)}: channels sharing an account share
-    its message ids and receipts, and nothing else does (issue 10)."""
-    return {
-        pk: (host.lower(), port, system_id)
-        for pk, host, port, system_id in Channel.objects.values_list("pk", "host", "port", "system_id")
-    }
 
 
 def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:

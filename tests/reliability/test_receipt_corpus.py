@@ -52,10 +52,12 @@ def receipt_pdu(style: int, *, sent_id: int, stat: str) -> dict:
 
 
 def test_receipt_corpus_every_form_matches_its_message_once(
-    tenant_a, tenant_b, make_channel, figure, django_capture_on_commit_callbacks
+    tenant_a, tenant_b, make_channel, figure, django_capture_on_commit_callbacks, settings
 ):
+    settings.DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS = 0  # no colliding ids here: variants apply at once
     rng = random.Random(7)
-    channel, other_channel = make_channel(), make_channel(route=False)
+    # the other channel is another SMSC account: its receipts never match this account's ids
+    channel, other_channel = make_channel(), make_channel(route=False, port=2776)
     expected: dict[tuple[int, int], str] = {}
     submits, receipts = [], []
     for n in range(60):
@@ -123,3 +125,70 @@ def test_receipt_corpus_every_form_matches_its_message_once(
     assert parked_strangers == len(strangers)  # unknown ids wait (and expire), touching nothing
     assert open_receipts.filter(channel_id=other_channel.pk).count() == 1  # another bind's receipt matched nothing
     assert Counter(got.values()) == Counter(expected.values())
+
+
+def _submit(tenant, msg, carrier_id: str, *, channel_id: int) -> None:
+    apply_submit_results(
+        channel_id=channel_id,
+        results=[
+            SubmitResult(
+                ref=f"{tenant.schema_name}:{msg.pk}:tok",
+                part=1,
+                parts=1,
+                message_id=carrier_id,
+                command_status=0,
+                transient=False,
+            )
+        ],
+    )
+
+
+def test_an_early_receipt_never_lands_on_an_older_message_through_an_id_variant(
+    tenant_a, tenant_b, make_channel, django_capture_on_commit_callbacks, settings
+):
+    """Issue 10: decimal ids everywhere; tenant B's message "64" waits for its receipt; the
+    receipt "100" of tenant A's new message beats A's submit result. Hex 0x64 = 100, but the
+    variant is tried only after the wait: "100" is applied to A's message once its id is recorded."""
+    settings.DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS = 60
+    channel = make_channel()
+    older = add_message(
+        tenant_b, status=S.SUBMITTING, recipient="+8613900000064", claim_token="tok", channel_id=channel.pk
+    )
+    newer = add_message(
+        tenant_a, status=S.SUBMITTING, recipient="+8613900000100", claim_token="tok", channel_id=channel.pk
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        _submit(tenant_b, older, "64", channel_id=channel.pk)
+        early = format_receipt(message_id="100", stat="DELIVRD", submit_date=DONE, done_date=DONE)
+        record_receipt(channel_id=channel.pk, receipt=parse_receipt(short_message=early))
+    with tenant_context(tenant_b):
+        assert Message.objects.get(pk=older.pk).status == S.SUBMITTED  # untouched
+    with django_capture_on_commit_callbacks(execute=True):
+        _submit(tenant_a, newer, "100", channel_id=channel.pk)
+    with tenant_context(tenant_a):
+        assert Message.objects.get(pk=newer.pk).status == S.DELIVERED
+    with tenant_context(tenant_b):
+        assert Message.objects.get(pk=older.pk).status == S.SUBMITTED
+    connection.set_schema_to_public()
+
+
+def test_a_receipt_matches_only_its_own_smsc_account(
+    tenant_a, tenant_b, make_channel, django_capture_on_commit_callbacks
+):
+    """Issue 10: two SMSC accounts issue the same id "777"; each receipt finds the message of its
+    own account (channels sharing the account count as one), never the other's."""
+    first, first_twin, second = make_channel(), make_channel(route=False), make_channel(route=False, port=2790)
+    a = add_message(tenant_a, status=S.SUBMITTING, recipient="+8613700000001", claim_token="tok", channel_id=first.pk)
+    b = add_message(tenant_b, status=S.SUBMITTING, recipient="+8613700000002", claim_token="tok", channel_id=second.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        _submit(tenant_a, a, "777", channel_id=first.pk)
+        _submit(tenant_b, b, "777", channel_id=second.pk)
+        undeliv = format_receipt(message_id="777", stat="UNDELIV", submit_date=DONE, done_date=DONE)
+        record_receipt(channel_id=second.pk, receipt=parse_receipt(short_message=undeliv))
+        delivrd = format_receipt(message_id="777", stat="DELIVRD", submit_date=DONE, done_date=DONE)
+        record_receipt(channel_id=first_twin.pk, receipt=parse_receipt(short_message=delivrd))  # same account
+    with tenant_context(tenant_a):
+        assert Message.objects.get(pk=a.pk).status == S.DELIVERED
+    with tenant_context(tenant_b):
+        assert Message.objects.get(pk=b.pk).status == S.UNDELIVERED
+    connection.set_schema_to_public()

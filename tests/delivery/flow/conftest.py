@@ -101,7 +101,8 @@ def make_sendable(
         actor=_actor("customer"),
         proofs=[SimpleUploadedFile("licence.pdf", b"%PDF-1.4 proof", content_type="application/pdf")],
     )
-    compliance.approve_signature(signature=sig, actor=_actor("reviewer"))
+    # the same brand is approved for other test tenants: a flagged look-alike needs the reviewer's reason
+    compliance.approve_signature(signature=sig, actor=_actor("reviewer"), reason="trademark proof checked")
     variables = {"code": {"kind": "code"}} if "${code}" in body else {}
     template = compliance.file_template(
         tenant=tenant, name="t", message_type=message_type, body=body, variables=variables, actor=_actor("customer")

@@ -80,9 +80,14 @@ DATABASES = {
 }
 # Each request is one transaction: a refused request leaves nothing half-written.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Issue 21: a server that does not answer (stopped, restarting, unreachable) is noticed in seconds,
+# not after the kernel's TCP timeout; requests then get a 503 and processes retry.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
 
 # --- Django --------------------------------------------------------------------------------
 MIDDLEWARE = [
+    # First: a database outage answers a JSON 503 before anything else touches the database.
+    "smsplatform.middleware.DatabaseOutageMiddleware",
     "smsplatform.middleware.PublicSchemaMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -177,6 +182,10 @@ SPECTACULAR_SETTINGS = {
 API_HMAC_MAX_SKEW_SECONDS = env_int("API_HMAC_MAX_SKEW_SECONDS", 300)
 # Per API key, fixed window (tenants.throttling); over it: 429 rate_limited with Retry-After.
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "6000/minute")
+# Issue 21: Retry-After of the 503 `service_unavailable` answered while the database is down.
+OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 5)
+# /readyz answers within this many seconds whatever its dependencies do.
+READYZ_TIMEOUT_SECONDS = float(os.environ.get("READYZ_TIMEOUT_SECONDS", "0.8"))
 # Writing last_used_at on every call would put a write on the hot path; once a minute is enough.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
 
@@ -191,7 +200,13 @@ def _cache_location() -> str | None:
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_location(), "KEY_PREFIX": "sms"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_location(),
+            "KEY_PREFIX": "sms",
+            # Redis down must cost a request milliseconds, not seconds (tenants.throttling falls back).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
         if _cache_location()
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -82,13 +82,20 @@ if not any(isinstance(m, ChannelQueues) for m in _broker.middleware):
     _broker.add_middleware(ChannelQueues())
 
 
-@dramatiq.actor(queue_name="delivery", max_retries=5)
+# Issue 21: a database or broker outage is retried in time (smsplatform.broker.RetryThroughOutages),
+# every 2 s at most, so the work resumes within seconds of the recovery instead of waiting for a sweep.
+OUTAGE_RETRY = {"outage_retry_seconds": 300, "outage_backoff_ms": 2000}
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=5, **OUTAGE_RETRY)
 def relay_outbox_entry(entry_id: int) -> None:
     """Fast path after an accept commits; the periodic relay covers it when this never runs."""
     services.relay_outbox(entry_ids=[entry_id])
 
 
-@dramatiq.actor(queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000)
+@dramatiq.actor(
+    queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000, **OUTAGE_RETRY
+)
 def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
     """Submit one job's messages over a pooled bind of the channel (one job per bind at a time). Sent to `channel.<id>`."""
     sender.send_messages(channel_id=channel_id, tenant_id=tenant_id, message_ids=message_ids)

@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import inbound, sender, services
+from . import inbound, sender, services, spool
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class ChannelQueues(Middleware):
         while not stop.is_set():
             try:
                 sender.SessionRegistry.poll_idle()
+                spool.replay_if_due()  # issue 21: what was spooled during an outage, once it is over
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
             finally:
@@ -138,6 +139,12 @@ def sweep_submissions() -> None:
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def apply_pending_receipts() -> None:
     _locked("delivery.pending_receipts", inbound.apply_pending_receipts)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def replay_inbound_spool() -> None:
+    """Issue 21: receipts and replies spooled on this machine during a database outage."""
+    spool.replay()
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)

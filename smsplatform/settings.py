@@ -299,5 +299,9 @@ AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] = "delivery.models.MessageStatus"
 # Callbacks to loopback/private addresses are refused (SSRF) except in development.
 DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)
+# Issue 21: receipts and replies that arrive while PostgreSQL is down are written here (durable,
+# local to the process's machine) and acknowledged; the listener, the worker and a periodic job
+# store them when it is back (delivery/spool.py). Keep it on a persistent disk.
+DELIVERY_SPOOL_DIR = Path(os.environ.get("DELIVERY_SPOOL_DIR", VAR_DIR / "spool" / "inbound"))
 # A job waits this long for a free bind when the process already has Channel.bind_count of them.
 DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", "30"))

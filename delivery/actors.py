@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import inbound, sender, services
+from . import inbound, sender, services, spool
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class ChannelQueues(Middleware):
         while not stop.is_set():
             try:
                 sender.SessionRegistry.poll_idle()
+                spool.replay_if_due()  # issue 21: what was spooled during an outage, once it is over
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
             finally:
@@ -82,13 +83,20 @@ if not any(isinstance(m, ChannelQueues) for m in _broker.middleware):
     _broker.add_middleware(ChannelQueues())
 
 
-@dramatiq.actor(queue_name="delivery", max_retries=5)
+# Issue 21: a database or broker outage is retried in time (smsplatform.broker.RetryThroughOutages),
+# every 2 s at most, so the work resumes within seconds of the recovery instead of waiting for a sweep.
+OUTAGE_RETRY = {"outage_retry_seconds": 300, "outage_backoff_ms": 2000}
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=5, **OUTAGE_RETRY)
 def relay_outbox_entry(entry_id: int) -> None:
     """Fast path after an accept commits; the periodic relay covers it when this never runs."""
     services.relay_outbox(entry_ids=[entry_id])
 
 
-@dramatiq.actor(queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000)
+@dramatiq.actor(
+    queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000, **OUTAGE_RETRY
+)
 def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
     """Submit one job's messages over a pooled bind of the channel (one job per bind at a time). Sent to `channel.<id>`."""
     sender.send_messages(channel_id=channel_id, tenant_id=tenant_id, message_ids=message_ids)
@@ -131,6 +139,12 @@ def sweep_submissions() -> None:
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def apply_pending_receipts() -> None:
     _locked("delivery.pending_receipts", inbound.apply_pending_receipts)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def replay_inbound_spool() -> None:
+    """Issue 21: receipts and replies spooled on this machine during a database outage."""
+    spool.replay()
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)

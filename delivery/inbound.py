@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from smsplatform.db import insert_rows
+from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
 from . import services
@@ -112,6 +113,10 @@ def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[st
         if not pdu.is_receipt:
             try:
                 handle_inbound(channel_id=channel_id, pdu=pdu)
+            except DATABASE_ERRORS:  # issue 21: our outage: spooled locally, acknowledged
+                from .spool import spool_inbound
+
+                spool_inbound(channel_id=channel_id, pdus=[pdu])
             except Exception:
                 log.exception("reply on channel %s failed; answered for redelivery", channel_id)
                 status = consts.SMPP_ESME_RX_T_APPN

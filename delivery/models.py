@@ -478,3 +478,14 @@ class InboundMessage(TenantScoped, models.Model):
 
     def __str__(self) -> str:
         return f"reply from {self.source}"
+
+
+class SpooledInbound(models.Model):
+    """A deliver_sm that was spooled locally during a database outage (delivery/spool.py) and has
+    been stored since: its key makes a second replay of the same entry a no-op (issue 21)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    applied_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"spooled {self.key}"

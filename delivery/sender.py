@@ -69,17 +69,32 @@ class ChannelSession:
         answer ESME_RX_T_APPN, so the SMSC delivers it again); receipts are applied in a batch
         by apply_inbound() once the job's results are recorded."""
         from .inbound import handle_inbound
+        from .spool import store_or_spool
 
-        handle_inbound(channel_id=self.channel_id, pdu=pdu)
-        if pdu.is_receipt and pdu.receipt is not None:
+        # Issue 21: with the database down it is spooled locally and acknowledged (delivery/spool.py).
+        stored = store_or_spool(
+            channel_id=self.channel_id,
+            pdus=[pdu],
+            store=lambda: handle_inbound(channel_id=self.channel_id, pdu=pdu) or True,
+        )
+        if stored and pdu.is_receipt and pdu.receipt is not None:
             self.receipt_ids.append(pdu.receipt.message_id)
 
     def on_inbound_batch(self, pdus: list) -> list[int | None]:
         """Every deliver_sm collected on the bind: receipts stored with one INSERT before any of
         them is answered (inbound.handle_inbound_batch); their ids are applied after the job."""
         from .inbound import handle_inbound_batch
+        from .spool import store_or_spool
 
-        receipt_ids, statuses = handle_inbound_batch(channel_id=self.channel_id, pdus=pdus)
+        # Issue 21: with the database down they are spooled locally and acknowledged (delivery/spool.py).
+        stored = store_or_spool(
+            channel_id=self.channel_id,
+            pdus=pdus,
+            store=lambda: handle_inbound_batch(channel_id=self.channel_id, pdus=pdus),
+        )
+        if stored is None:
+            return [None] * len(pdus)
+        receipt_ids, statuses = stored
         self.receipt_ids.extend(receipt_ids)
         return statuses
 

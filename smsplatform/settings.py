@@ -80,9 +80,14 @@ DATABASES = {
 }
 # Each request is one transaction: a refused request leaves nothing half-written.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Issue 21: a server that does not answer (stopped, restarting, unreachable) is noticed in seconds,
+# not after the kernel's TCP timeout; requests then get a 503 and processes retry.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
 
 # --- Django --------------------------------------------------------------------------------
 MIDDLEWARE = [
+    # First: a database outage answers a JSON 503 before anything else touches the database.
+    "smsplatform.middleware.DatabaseOutageMiddleware",
     "smsplatform.middleware.PublicSchemaMiddleware",
     # Oversized API bodies: a JSON 413 before anything reads them.
     "smsplatform.middleware.ApiBodyLimitMiddleware",
@@ -192,6 +197,10 @@ SPECTACULAR_SETTINGS = {
 API_HMAC_MAX_SKEW_SECONDS = env_int("API_HMAC_MAX_SKEW_SECONDS", 300)
 # Per API key, fixed window (tenants.throttling); over it: 429 rate_limited with Retry-After.
 API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "6000/minute")
+# Issue 21: Retry-After of the 503 `service_unavailable` answered while the database is down.
+OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 5)
+# /readyz answers within this many seconds whatever its dependencies do.
+READYZ_TIMEOUT_SECONDS = float(os.environ.get("READYZ_TIMEOUT_SECONDS", "0.8"))
 # Writing last_used_at on every call would put a write on the hot path; once a minute is enough.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_int("API_KEY_LAST_USED_RESOLUTION_SECONDS", 60)
 
@@ -206,7 +215,13 @@ def _cache_location() -> str | None:
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_location(), "KEY_PREFIX": "sms"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_location(),
+            "KEY_PREFIX": "sms",
+            # Redis down must cost a request milliseconds, not seconds (tenants.throttling falls back).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
         if _cache_location()
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -314,6 +329,10 @@ AUDIT_ERASURE_HASH_KEY = os.environ.get("AUDIT_ERASURE_HASH_KEY", SECRET_KEY)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["MessageStatusEnum"] = "delivery.models.MessageStatus"
 # Callbacks to loopback/private addresses are refused (SSRF) except in development.
 DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS = env_bool("DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS", DEBUG)
+# Issue 21: receipts and replies that arrive while PostgreSQL is down are written here (durable,
+# local to the process's machine) and acknowledged; the listener, the worker and a periodic job
+# store them when it is back (delivery/spool.py). Keep it on a persistent disk.
+DELIVERY_SPOOL_DIR = Path(os.environ.get("DELIVERY_SPOOL_DIR", VAR_DIR / "spool" / "inbound"))
 # A job waits this long for a free bind when the process already has Channel.bind_count of them.
 DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", "30"))
 # Outbound calls to tenant URLs (callbacks, webhooks: smsplatform.webhooks) may reach private

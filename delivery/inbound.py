@@ -10,9 +10,11 @@ every part is delivered, otherwise it takes the worst part's outcome
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import transaction
@@ -130,6 +132,11 @@ def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destinati
     if status not in RECEIPT_FINAL:
         log.info("intermediate receipt %s (%s) ignored", receipt.message_id, receipt.stat)
         return None
+    done_at = receipt.done_date
+    if done_at is not None:
+        # The digits are the SMSC's local time (issue 10: a China-time SMSC read as UTC put done_at
+        # 8 h in the future): the channel says which zone.
+        done_at = done_at.replace(tzinfo=receipt_zone(channel_id))
     return PendingReceipt(
         # Cut to the columns: a malformed receipt must not fail the INSERT of its whole read.
         channel_id=channel_id,
@@ -137,10 +144,28 @@ def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destinati
         stat=str(receipt.stat)[:10],
         status=status,
         err=str(receipt.err or "")[:10],
-        done_at=receipt.done_date,
+        done_at=done_at,
         source_addr=source_addr[:32],
         destination_addr=destination_addr[:32],
     )
+
+
+_zones: dict[int | None, tuple[float, ZoneInfo]] = {}
+
+
+def receipt_zone(channel_id: int | None) -> ZoneInfo:
+    """The zone a channel's SMSC writes receipt dates in (Channel.receipt_time_zone), cached a minute."""
+    cached = _zones.get(channel_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    name = Channel.objects.filter(pk=channel_id).values_list("receipt_time_zone", flat=True).first() or "UTC"
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("channel %s: unknown receipt time zone %r, reading UTC", channel_id, name)
+        zone = ZoneInfo("UTC")
+    _zones[channel_id] = (time.monotonic() + 60, zone)
+    return zone
 
 
 def _variants(message_id: str) -> list[str]:

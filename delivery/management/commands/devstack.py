@@ -96,7 +96,9 @@ class Command(BaseCommand):
             "scheduler": [*manage, "run_scheduler"],
         }
         if not options["no_simulator"]:
-            children = {"simulator": [*manage, "smsc_simulator", "--port", "2775"], **children}
+            # dates its receipts in China time, as the demo channel (Channel.receipt_time_zone) expects
+            sim = [*manage, "smsc_simulator", "--port", "2775", "--receipt-timezone", "Asia/Shanghai"]
+            children = {"simulator": sim, **children}
         if not options["no_web"]:
             children["web"] = [*manage, "runserver", options["addr"], "--noreload"]
         supervisor = Supervisor(children, log=lambda line: self.stderr.write(line))

@@ -35,8 +35,10 @@ from .models import (
     MessagePart,
     MessageStatus,
     PendingReceipt,
+    RecentRecipient,
     TenantNumber,
 )
+from .receipts import ConcatBuffer
 from .routing import channel_accounts, normalise_number
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,10 @@ def handle_inbound(*, channel_id: int | None, pdu, apply: bool = False) -> None:
             apply=apply,
         )
     else:
-        receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=pdu.text)
+        text = reassemble_reply(channel_id=channel_id, pdu=pdu)
+        if text is None:
+            return  # a part of a long reply: keyword handling waits for the whole text (R-CMP-4)
+        receive_reply(channel_id=channel_id, source=pdu.source_addr, destination=pdu.destination_addr, text=text)
 
 
 PENDING_FIELDS = [
@@ -316,9 +321,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
         rows = list(
             pending.only(
                 "id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at", "received_at"
-            ).order_by(
-                "received_at", "pk"
-            )[:limit]
+            ).order_by("received_at", "pk")[:limit]
         )
         if not rows:
             return 0
@@ -400,11 +403,41 @@ def tenant_for_destination(*, channel_id: int | None, destination: str) -> Tenan
     return None
 
 
+def last_sender_to(*, channel_id: int | None, number: str) -> Tenant | None:
+    """The tenant that last sent to `number` through this channel's SMSC account (a reply to the
+    bare source address carries no extension: issue 10, R-CMP-4)."""
+    accounts = channel_accounts()
+    account = accounts.get(channel_id)
+    if account is None:
+        return None
+    row = (
+        RecentRecipient.objects.filter(
+            channel_id__in=[pk for pk, acct in accounts.items() if acct == account], recipient=number.lstrip("+")
+        )
+        .select_related("tenant")
+        .order_by("-sent_at")
+        .first()
+    )
+    return row.tenant if row else None
+
+
+_mo_parts = ConcatBuffer(max_age=600.0)
+
+
+def reassemble_reply(*, channel_id: int | None, pdu) -> str | None:
+    """The whole text of a concatenated reply (UDH or sar_* TLVs) once every part arrived, else
+    None (the part is kept in this process for up to 10 minutes); a single-part reply as it is."""
+    key = (channel_id, pdu.source_addr, pdu.destination_addr)
+    return _mo_parts.add(key, pdu.concat, pdu.text, now=time.monotonic())
+
+
 def receive_reply(*, channel_id: int | None, source: str, destination: str, text: str) -> InboundMessage | None:
     """Store a reply in its tenant's schema, act on opt-out keywords at once (R-CMP-4), call back."""
     from compliance.services import apply_inbound_keyword
 
     tenant = tenant_for_destination(channel_id=channel_id, destination=destination)
+    if tenant is None:
+        tenant = last_sender_to(channel_id=channel_id, number=source)
     if tenant is None:
         log.warning("reply to %s on channel %s matches no tenant number; dropped", destination, channel_id)
         return None

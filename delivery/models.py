@@ -257,6 +257,23 @@ class CarrierMessageId(models.Model):
         return f"{self.carrier_message_id} → {self.schema_name}:{self.message_id}/{self.part}"
 
 
+class RecentRecipient(models.Model):
+    """Which tenant last sent to a number through an SMSC account (public): a reply to the bare
+    source address (no tenant extension) goes to that tenant, so no opt-out is dropped (issue 10,
+    R-CMP-4, R-DLV-5). One row per (channel, number), overwritten by each accepted submission."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE)
+    recipient = models.CharField(max_length=20)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "recipient"], name="recent_recipient_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ← tenant {self.tenant_id}"
+
+
 class PendingReceipt(models.Model):
     """A receipt that arrived before its carrier id was recorded, or not yet applied (R-DLV-4)."""
 

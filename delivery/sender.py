@@ -38,6 +38,7 @@ from .models import (
     MessagePart,
     MessageStatus,
     OutboxEntry,
+    RecentRecipient,
     TenantNumber,
 )
 from .routing import RoutingTable, channel_accounts
@@ -594,7 +595,7 @@ def _apply_for_tenant(
             .only(*RESULT_FIELDS)
         )
         earlier = accepted_parts([m.pk for m in messages if m.segments > 1])
-        parts_rows, lookups, captures, events = [], [], [], []
+        parts_rows, lookups, captures, events, recent = [], [], [], [], []
         accepted_count: dict[int, int] = {}
         for m in messages:
             token, results = items[m.pk]
@@ -606,6 +607,8 @@ def _apply_for_tenant(
             got = have | {r.part for r in ok}
             if len(got | {r.part for r in results}) < total:
                 continue  # incomplete: left for the caller (unknown_submission) or a later poll
+            if ok:
+                recent.append((channel_id, m.recipient.lstrip("+"), tenant.pk, now))
             for r in ok:
                 parts_rows.append((m.pk, r.part, r.parts, r.message_id, now, S.SUBMITTED, "", "", None))
                 lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
@@ -689,6 +692,14 @@ def _apply_for_tenant(
             on_conflict="ON CONFLICT (channel_id, carrier_message_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
             "schema_name = EXCLUDED.schema_name, message_id = EXCLUDED.message_id, part = EXCLUDED.part, "
             "created_at = EXCLUDED.created_at",
+        )
+        # Who last sent to each number on this account: a reply to the bare source address goes there.
+        insert_rows(
+            RecentRecipient,
+            ["channel", "recipient", "tenant", "sent_at"],
+            list({(row[0], row[1]): row for row in recent}.values()),
+            on_conflict="ON CONFLICT (channel_id, recipient) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+            "sent_at = EXCLUDED.sent_at",
         )
         if captures:
             capture_holds(

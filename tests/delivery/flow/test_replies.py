@@ -46,3 +46,50 @@ def test_reply_routes_by_extension_and_opts_out_R_DLV_5(live_db, smsc_factory, l
         assert events[0]["keyword_action"] == "opt_out"
     finally:
         endpoint.close()
+
+
+def _replies(tenant):
+    with tenant_context(tenant):
+        rows = list(InboundMessage.objects.values_list("source", "text", "keyword_action"))
+    connection.set_schema_to_public()
+    return rows
+
+
+def test_reply_to_the_bare_address_reaches_the_last_sender_and_opts_out(live_db, smsc_factory, listener, worker):
+    """Issue 10 / R-CMP-4: the handset answers the bare access code (no tenant extension); the
+    tenant that last sent to it through this SMSC account gets the reply and the opt-out."""
+    from compliance.models import OptOut
+
+    from .conftest import make_sendable
+    from .test_faults import send_batch
+
+    sim = smsc_factory(credentials={"demo": "demo"}, access_codes={"1069"})
+    channel = only_channel(port=sim.port)
+    tenant, client = live_tenant("Bare Address Co.")
+    ext = str(channel.pk % 100).zfill(2) + str(tenant.pk % 1000).zfill(3)
+    assign_tenant_number(tenant=tenant, extension=ext, actor=SYSTEM)
+    template = make_sendable(tenant)
+    worker(threads=1)
+    listener(channel.pk)
+    send_batch(client, template, ["+8613800138077"])
+    wait_for(lambda: sim.submitted, what="message submitted")
+    wait_for(lambda: sim.reply_mo("8613800138077", "退订", bare=True), what="bare reply sent")
+    assert wait_for(lambda: _replies(tenant), what="reply stored") == [("+8613800138077", "退订", "opt_out")]
+    with tenant_context(tenant):
+        assert OptOut.objects.filter(number="+8613800138077").exists()
+    connection.set_schema_to_public()
+
+
+def test_a_concatenated_reply_is_joined_before_keyword_handling(live_db, smsc_factory, listener):
+    """Issue 10: a two-part MO is one reply (stored once) and its "STOP" is recognised."""
+    sim = smsc_factory(credentials={"demo": "demo"})
+    channel = only_channel(port=sim.port)
+    tenant, _ = live_tenant("Long Reply Co.")
+    ext = str(channel.pk % 100).zfill(2) + str(tenant.pk % 1000).zfill(3)
+    assign_tenant_number(tenant=tenant, extension=ext, actor=SYSTEM)
+    listener(channel.pk)
+    wait_for(lambda: sim.binds >= 1, what="listener bound")
+    text = "Please remove me from this list, I asked before several times already. " * 3 + "STOP"
+    sim.inject_mo("8613800138078", f"1069{ext}", text, concat="udh8", parts=2, order="reverse")
+    rows = wait_for(lambda: _replies(tenant), what="reply stored")
+    assert rows == [("+8613800138078", text, "opt_out")]

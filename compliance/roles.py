@@ -15,6 +15,10 @@ _VIEW_ALL = [
     "compliance.view_countryrule",
     "compliance.view_registeredsender",
     "compliance.view_frequencylimit",
+    "compliance.view_protectedbrand",
+    "compliance.view_optoutkeyword",
+    "compliance.view_optoutreview",
+    "compliance.view_linkdomain",
 ]
 
 ROLE_PERMISSIONS = {
@@ -30,6 +34,8 @@ ROLE_PERMISSIONS = {
         "compliance.view_violation",
         "compliance.view_enforcementaction",
         "compliance.view_countryrule",
+        # R-CMP-1: see which brands a signature must not impersonate.
+        "compliance.view_protectedbrand",
     ],
     # R-CMP-3..9: rules, block list, enforcement, complaints, per-tenant settings.
     "operator": [
@@ -57,6 +63,16 @@ ROLE_PERMISSIONS = {
         "compliance.add_frequencylimit",
         "compliance.change_frequencylimit",
         "compliance.delete_frequencylimit",
+        # R-CMP-1 protected brands, R-CMP-4 reply keywords and the opt-out review list
+        # (decided with manage_opt_outs), R-CMP-2 link domains.
+        "compliance.add_protectedbrand",
+        "compliance.change_protectedbrand",
+        "compliance.delete_protectedbrand",
+        "compliance.add_optoutkeyword",
+        "compliance.change_optoutkeyword",
+        "compliance.delete_optoutkeyword",
+        "compliance.add_linkdomain",
+        "compliance.delete_linkdomain",
     ],
     "auditor": _VIEW_ALL,
 }

@@ -90,9 +90,30 @@ MATRIX: dict[str, dict[str, str]] = {
         "reviewer": "view",
         "auditor": "view",
     },
+    "compliance.frequencylimit": {
+        "operator": "view add change delete delete_selected",
+        "auditor": "view",
+    },
     "compliance.globalblock": {
         "operator": "view add change delete import export delete_selected",
         "auditor": "view export",
+    },
+    "compliance.linkdomain": {
+        "operator": "view add delete delete_selected",
+        "auditor": "view",
+    },
+    "compliance.optoutkeyword": {
+        "operator": "view add change delete delete_selected",
+        "auditor": "view",
+    },
+    "compliance.optoutreview": {
+        "operator": "view dismiss_selected opt_out_selected",
+        "auditor": "view",
+    },
+    "compliance.protectedbrand": {
+        "operator": "view add change delete delete_selected",
+        "reviewer": "view",
+        "auditor": "view",
     },
     "compliance.registeredsender": {
         "operator": "view add delete delete_selected",
@@ -100,7 +121,7 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "compliance.signature": {
         "operator": "view",
-        "reviewer": "view approve_selected reject_selected",
+        "reviewer": "view approve_selected reject_selected revoke_selected",
         "auditor": "view",
     },
     "compliance.template": {
@@ -110,7 +131,7 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "compliance.templateversion": {
         "operator": "view",
-        "reviewer": "view approve_selected reject_selected",
+        "reviewer": "view approve_selected reject_selected revoke_selected",
         "auditor": "view",
     },
     "compliance.violation": {
@@ -170,19 +191,51 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view add process_now",
         "auditor": "view",
     },
+    # R-AUD-5: compiling and handing over evidence is a senior step (per-user grant, see
+    # tenants/roles.py); auditors see packages but cannot download them.
+    "tenants.evidencepackage": {
+        "auditor": "view",
+    },
     "tenants.exportjob": {
         "operator": "view",
         "auditor": "view add",
     },
+    # Releasing a hold is a senior step (tenants.release_legal_hold, per user).
+    "tenants.legalhold": {
+        "operator": "view add",
+        "auditor": "view",
+    },
+    "tenants.notice": {
+        "operator": "view",
+        "auditor": "view",
+    },
+    "tenants.noticebroadcast": {
+        "operator": "view add",
+    },
     "tenants.operationrecord": {
         "operator": "view",
         "auditor": "view export",
+    },
+    "tenants.qualification": {
+        "operator": "view approve reject",
+        "reviewer": "view approve reject",
+    },
+    "tenants.reconfirmation": {
+        "operator": "view",
     },
     "tenants.tenant": {
         "operator": "view add change",
         "reviewer": "view",
         "finance": "view",
         "auditor": "view",
+    },
+    "tenants.termsresponse": {
+        "operator": "view change",
+        "auditor": "view",
+    },
+    # Publishing a version is a senior step (tenants.publish_terms + change, per user).
+    "tenants.termsversion": {
+        "operator": "view add",
     },
 }
 

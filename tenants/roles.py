@@ -1,6 +1,9 @@
 """Permissions this app grants to each operator role (collected by `manage.py sync_roles`).
 
 Unmasked numbers (`tenants.view_full_number`) are granted per user, never to a whole role (R-AUD-2).
+So are the senior steps no role holds (superusers, or a named senior operator given them one by
+one): `publish_terms` (with `change_termsversion`), `release_legal_hold`, `compile_evidence`,
+`hand_over_evidence` (R-TEN-7, R-AUD-5): the person who places a hold is not the one who releases it.
 """
 
 ROLE_PERMISSIONS = {
@@ -16,8 +19,24 @@ ROLE_PERMISSIONS = {
         "tenants.view_exportjob",
         "tenants.view_erasurerequest",
         "tenants.add_erasurerequest",
+        # R-DLV-7 notices and R-CMP-8 held-volume answers.
+        "tenants.broadcast_notice",
+        "tenants.add_noticebroadcast",
+        "tenants.view_noticebroadcast",
+        "tenants.view_notice",
+        "tenants.view_reconfirmation",
+        # R-TEN-7: draft agreement versions and answer objections; publishing is a senior step.
+        "tenants.add_termsversion",
+        "tenants.view_termsversion",
+        "tenants.change_termsresponse",
+        "tenants.view_termsresponse",
+        # R-TEN-6 qualifications; R-AUD-5 holds (placing only).
+        "tenants.review_qualification",
+        "tenants.view_qualification",
+        "tenants.place_legal_hold",
+        "tenants.view_legalhold",
     ],
-    "reviewer": ["tenants.view_tenant"],
+    "reviewer": ["tenants.view_tenant", "tenants.review_qualification", "tenants.view_qualification"],
     "finance": ["tenants.view_tenant"],
     # R-AUD-2: auditors read and export; no other write permission.
     "auditor": [
@@ -27,5 +46,10 @@ ROLE_PERMISSIONS = {
         "tenants.export_send_log",
         "tenants.export_operation_records",
         "tenants.view_erasurerequest",
+        # R-AUD-5: see holds, evidence packages (not their files), notices and terms answers.
+        "tenants.view_legalhold",
+        "tenants.view_evidencepackage",
+        "tenants.view_notice",
+        "tenants.view_termsresponse",
     ],
 }

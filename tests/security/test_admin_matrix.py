@@ -192,3 +192,31 @@ def test_auditor_cannot_run_write_actions(db, model, action):
         ma for m, ma in admin.site._registry.items() if f"{m._meta.app_label}_{m._meta.model_name}" == model
     )
     assert action not in model_admin.get_actions(request)
+
+
+def test_operations_guide_prints_the_declared_matrix():
+    """docs/operations.md's matrix table is MATRIX, row for row (R-AUD-2): no drift."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    documented: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(ROLES) + 1 and cells[0].startswith("`") and "." in cells[0]:
+            documented[cells[0].strip("`")] = {r: c for r, c in zip(ROLES, cells[1:], strict=True) if c != "–"}
+    assert documented == MATRIX
+
+
+@pytest.mark.parametrize(
+    "perm",
+    ["tenants.publish_terms", "tenants.release_legal_hold", "tenants.compile_evidence", "tenants.hand_over_evidence"],
+)
+def test_senior_steps_belong_to_no_role(db, perm):
+    """R-TEN-7, R-AUD-5: publishing terms, releasing holds and evidence are per-user grants, so
+    no role (and no one holding only a role) can take them."""
+    app_label, codename = perm.split(".")
+    assert not Group.objects.filter(
+        permissions__codename=codename, permissions__content_type__app_label=app_label
+    ).exists()
+    for role in ROLES:
+        assert not role_user(role).has_perm(perm)

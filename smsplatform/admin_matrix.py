@@ -142,6 +142,12 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view add change cancel_selected",
         "auditor": "view",
     },
+    "delivery.message": {
+        "operator": "view",
+        "reviewer": "view",
+        "finance": "view",
+        "auditor": "view",
+    },
     "delivery.pendingreceipt": {
         "operator": "view",
         "auditor": "view",

@@ -41,5 +41,7 @@ ROLE_PERMISSIONS = {
     "reviewer": ["delivery.review_held_messages", "delivery.view_message"],
     # R-BIL-8: disputes are answered message by message (carrier ids, receipts, the hold).
     "finance": ["delivery.view_channel", "delivery.view_route", "delivery.view_message"],
-    "auditor": list(_VIEW),
+    # The auditor reads records (the send log), not the delivery configuration: channel accounts,
+    # routes, prefixes, callbacks and receipts stay with operators (docs/audit.md "Who may do what").
+    "auditor": ["delivery.view_message"],
 }

@@ -27,3 +27,12 @@ def zoned(value):
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.simple_tag(takes_context=True)
+def todays_work(context):
+    """The landing page's queues for the logged-in user (smsplatform.worklist)."""
+    from smsplatform.worklist import todays_work as work
+
+    request = context.get("request")
+    return work(user=request.user) if request is not None else []

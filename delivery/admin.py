@@ -319,3 +319,6 @@ class PendingReceiptAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from . import admin_messages  # noqa: E402, F401 - the cross-tenant Message admin (its own module)

@@ -10,6 +10,7 @@ _VIEW = [
     "delivery.view_callbackdelivery",
     "delivery.view_pendingreceipt",
     "delivery.view_publicholiday",
+    "delivery.view_message",
 ]
 
 ROLE_PERMISSIONS = {
@@ -37,7 +38,10 @@ ROLE_PERMISSIONS = {
         "delivery.delete_publicholiday",
     ],
     # R-CMP-3/8: reviewers decide held messages (release or reject) on the held-messages page.
-    "reviewer": ["delivery.review_held_messages"],
-    "finance": ["delivery.view_channel", "delivery.view_route"],
-    "auditor": list(_VIEW),
+    "reviewer": ["delivery.review_held_messages", "delivery.view_message"],
+    # R-BIL-8: disputes are answered message by message (carrier ids, receipts, the hold).
+    "finance": ["delivery.view_channel", "delivery.view_route", "delivery.view_message"],
+    # The auditor reads records (the send log), not the delivery configuration: channel accounts,
+    # routes, prefixes, callbacks and receipts stay with operators (docs/audit.md "Who may do what").
+    "auditor": ["delivery.view_message"],
 }

@@ -218,7 +218,17 @@ def low_balances(limit: int = 20) -> list[dict] | None:
         .select_related("tenant")
         .order_by("balance")[:limit]
     )
-    return [{"tenant": str(a.tenant), "balance": a.balance, "threshold": a.low_balance_threshold} for a in rows]
+    return [
+        {
+            "tenant": str(a.tenant),
+            "tenant_id": a.tenant_id,
+            "account_id": a.pk,
+            "currency": a.currency,
+            "balance": a.balance,
+            "threshold": a.low_balance_threshold,
+        }
+        for a in rows
+    ]
 
 
 def dashboard_data(*, days: int = 14, now: datetime | None = None) -> dict:
@@ -238,3 +248,47 @@ def dashboard_data(*, days: int = 14, now: datetime | None = None) -> dict:
         "overdue_complaints": overdue_complaints(),
         "low_balances": low_balances(),
     }
+
+
+# --- names, not ids: what people read on the dashboard ------------------------------------------
+
+
+def readable_key(group_by: str | None, key, *, channels: dict, tenants: dict):
+    """A group key as an operator reads it: channel and tenant names, dates without a clock,
+    hours without seconds, status labels."""
+    from delivery.models import MessageStatus
+    from smsplatform.message_types import MessageType
+
+    if group_by == "channel":
+        return "not routed" if key is None else channels.get(key, f"channel {key} (deleted)")
+    if group_by == "tenant":
+        return tenants.get(key, key)
+    if group_by in ("day", "hour") and isinstance(key, str):
+        return key[:10] if group_by == "day" else key[:16].replace("T", " ")
+    if group_by == "status" and key:
+        return MessageStatus(key).label if key in MessageStatus.values else key
+    if group_by == "type":
+        return MessageType(key).label if key in MessageType.values else (key or "–")
+    return "–" if key in (None, "") else key
+
+
+def _names() -> dict:
+    from delivery.models import Channel
+
+    return {
+        "channels": dict(Channel.objects.values_list("pk", "name")),
+        "tenants": dict(Tenant.objects.values_list("schema_name", "name")),
+    }
+
+
+def readable_groups(groups: list[dict], group_by: str | None) -> list[dict]:
+    names = _names()
+    return [{**g, "key": readable_key(group_by, g["key"], **names)} for g in groups]
+
+
+def readable_dashboard(data: dict) -> dict:
+    """dashboard_data() with names instead of ids and schema names (in place)."""
+    names = _names()
+    for series, group_by in (("by_day", "day"), ("by_channel", "channel"), ("by_status", "status")):
+        data[series] = [{**g, "key": readable_key(group_by, g["key"], **names)} for g in data[series]]
+    return data

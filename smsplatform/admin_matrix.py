@@ -145,44 +145,41 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "delivery.callbackdelivery": {
         "operator": "view retry_selected",
-        "auditor": "view",
     },
     "delivery.carrierprefix": {
         "operator": "view add change delete delete_selected",
-        "auditor": "view",
     },
     "delivery.channel": {
         "operator": "view add change",
         "finance": "view",
-        "auditor": "view",
     },
     "delivery.heldmessagereview": {
         "reviewer": "view",
     },
     "delivery.maintenance": {
         "operator": "view add change cancel_selected",
+    },
+    "delivery.message": {
+        "operator": "view",
+        "reviewer": "view",
+        "finance": "view",
         "auditor": "view",
     },
     "delivery.pendingreceipt": {
         "operator": "view",
-        "auditor": "view",
     },
     "delivery.provinceprefix": {
         "operator": "view add change delete delete_selected",
-        "auditor": "view",
     },
     "delivery.publicholiday": {
         "operator": "view add change delete import export delete_selected",
-        "auditor": "view export",
     },
     "delivery.route": {
         "operator": "view add change delete delete_selected",
         "finance": "view",
-        "auditor": "view",
     },
     "delivery.tenantnumber": {
         "operator": "view add change",
-        "auditor": "view",
     },
     "tenants.apikey": {
         "operator": "view revoke_keys",

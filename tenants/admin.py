@@ -563,7 +563,7 @@ class ErasureRequestAdmin(admin.ModelAdmin):
 class BreakdownForm(forms.Form):
     """The dashboard's per-tenant / platform-wide breakdown (R-BIL-7)."""
 
-    days = forms.IntegerField(min_value=1, max_value=90, initial=14, required=False)
+    days = forms.IntegerField(min_value=1, max_value=366, initial=14, required=False)
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.exclude(kind=TenantKind.PLATFORM).order_by("name"),
         required=False,
@@ -582,14 +582,17 @@ def dashboard_view(request):
 
     from django.utils import timezone
 
-    from delivery.stats import dashboard_data, send_stats
+    from delivery.stats import dashboard_data, readable_dashboard, readable_groups, send_stats
+    from smsplatform.worklist import todays_work
 
     if not (request.user.has_perm("tenants.view_operationrecord") or request.user.has_perm("tenants.view_exportjob")):
         raise PermissionDenied
     form = BreakdownForm(request.GET or None)
+    # An invalid choice is shown on the form (with the default period), never silently replaced.
     options = form.cleaned_data if form.is_bound and form.is_valid() else {}
     days = options.get("days") or 14
     data = dashboard_data(days=days)
+    readable_dashboard(data)
     now = timezone.now()
     tenant = options.get("tenant")
     breakdown = send_stats(
@@ -600,9 +603,11 @@ def dashboard_view(request):
         date_to=now,
         group_by=options.get("group_by") or "tenant",
     )
+    breakdown["groups"] = readable_groups(breakdown["groups"], breakdown["group_by"])
     context = {
         **admin.site.each_context(request),
         "title": "Dashboard",
+        "work": todays_work(user=request.user),
         "data": data,
         "form": form,
         "breakdown": breakdown,

@@ -56,7 +56,15 @@ MATRIX: dict[str, dict[str, str]] = {
         "auditor": "view",
     },
     "billing.plan": {
-        "finance": "view add change",
+        "finance": "view add change make_default_in_7_days",
+        "auditor": "view",
+    },
+    "billing.planassignment": {
+        "finance": "view",
+        "auditor": "view",
+    },
+    "billing.receivable": {
+        "finance": "view",
         "auditor": "view",
     },
     "billing.price": {

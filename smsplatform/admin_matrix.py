@@ -229,9 +229,9 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view",
     },
     "tenants.tenant": {
-        "operator": "view add change",
+        "operator": "view add change renew_term",
         "reviewer": "view",
-        "finance": "view",
+        "finance": "view renew_term",
         "auditor": "view",
     },
     "tenants.termsresponse": {

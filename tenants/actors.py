@@ -63,3 +63,14 @@ def remind_qualifications() -> None:
     with advisory_lock("notices.remind_qualifications") as got:
         if got:
             remind()
+
+
+@dramatiq.actor(queue_name="notices", max_retries=3)
+def review_service_terms() -> None:
+    """R-TEN-5: reminders before the term ends; service ends (after notice) when it expired
+    unrenewed or the bought messages are used up; resumes once renewed or funded."""
+    from .term import review_terms
+
+    with advisory_lock("tenants.review_service_terms") as got:
+        if got:
+            review_terms()

@@ -1,6 +1,7 @@
 """Operator admin for tenants, API keys and the operation trail. Every write calls a service."""
 
 import hashlib
+from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -8,13 +9,14 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from import_export.admin import ExportMixin
 
 from delivery.sendlog import OperationRecordResource, record_inline_export
 from smsplatform.errors import DomainError
 
-from . import services
+from . import services, term
 from .models import (
     ALLOWED_TRANSITIONS,
     ApiKey,
@@ -77,10 +79,43 @@ class ApiKeyInline(admin.TabularInline):
         return False
 
 
+class ServiceTermFilter(admin.SimpleListFilter):
+    """R-TEN-5: tenants whose term ends soon, has ended, or whose end was announced."""
+
+    title = "service term"
+    parameter_name = "term"
+
+    def lookups(self, request, model_admin):
+        return [("30d", "ends within 30 days"), ("ended", "expired"), ("noticed", "end announced")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "30d":
+            return queryset.filter(
+                billing_account__service_expires_at__gt=now,
+                billing_account__service_expires_at__lte=now + timedelta(days=30),
+            )
+        if self.value() == "ended":
+            return queryset.filter(billing_account__service_expires_at__lte=now)
+        if self.value() == "noticed":
+            return queryset.filter(service_end_noticed_at__isnull=False)
+        return queryset
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "schema_name", "kind", "state", "licence_number", "created_at", "last_activity_at"]
-    list_filter = ["state", "kind"]
+    list_display = [
+        "name",
+        "schema_name",
+        "kind",
+        "state",
+        "licence_number",
+        "service_expires",
+        "created_at",
+        "last_activity_at",
+    ]
+    list_filter = ["state", "kind", ServiceTermFilter]
+    actions = ["renew_term"]
     search_fields = ["name", "licence_number", "schema_name", "contact_email", "contact_phone"]
     readonly_fields = [
         "schema_name",
@@ -90,6 +125,10 @@ class TenantAdmin(admin.ModelAdmin):
         "created_at",
         "last_activity_at",
         "actions_links",
+        "service_expires",
+        "service_term_status",
+        "service_end_cause",
+        "service_end_noticed_at",
     ]
     inlines = [ApiKeyInline]
     fieldsets = [
@@ -98,11 +137,47 @@ class TenantAdmin(admin.ModelAdmin):
             {"fields": ["name", "kind", "licence_number", "contact_name", "contact_phone", "contact_email"]},
         ),
         ("State (R-TEN-3)", {"fields": ["state", "state_reason", "state_changed_at", "actions_links"]}),
+        (
+            "Service term (R-TEN-5)",
+            {"fields": ["service_expires", "service_term_status", "service_end_cause", "service_end_noticed_at"]},
+        ),
         ("Record", {"fields": ["schema_name", "created_at", "last_activity_at"]}),
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).exclude(kind=TenantKind.PLATFORM)
+        return super().get_queryset(request).exclude(kind=TenantKind.PLATFORM).select_related("billing_account")
+
+    @admin.display(description="service term ends", ordering="billing_account__service_expires_at")
+    def service_expires(self, obj):
+        account = getattr(obj, "billing_account", None)
+        return account.service_expires_at if account and account.service_expires_at else "-"
+
+    @admin.display(description="service term")
+    def service_term_status(self, obj):
+        if obj.pk is None:
+            return "-"
+        status = term.term_status(tenant=obj)
+        if status.expires_at is None:
+            return "not started (starts on activation)"
+        parts = ["expired" if status.expired else "running"]
+        if status.used_up:
+            parts.append("bought messages used up")
+        return ", ".join(parts)
+
+    @admin.action(description="Renew the service term by one year (R-TEN-5)", permissions=["renew"])
+    def renew_term(self, request, queryset):
+        done = 0
+        for tenant in queryset:
+            try:
+                term.renew_term(tenant=tenant, actor=admin_actor(request), reason="renewed by operator")
+            except DomainError as exc:
+                messages.error(request, f"{tenant.name}: {exc.message}")
+                continue
+            done += 1
+        messages.success(request, f"Renewed {done} tenant(s) for one year.")
+
+    def has_renew_permission(self, request):
+        return request.user.has_perm("tenants.renew_service_term")
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

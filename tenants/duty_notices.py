@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import NoticeKind, Tenant, TenantKind, TenantState
-from .notices import notify
+from .notices import earliest_effective_at, notify
 
 
 def _when(moment) -> str:
@@ -55,7 +55,19 @@ def notify_price_change(*, price) -> int:
     at once is not a change: nobody is told)."""
     if price.effective_from <= price.announced_at:
         return 0
-    from billing.models import Account
+    from billing.models import Account, Price
+
+    # A destination's first price may start within the notice period (billing's
+    # check_price_notice): nobody was charged differently before, so it is not a change to tell.
+    first = (
+        not Price.objects.filter(
+            plan=price.plan, message_type=price.message_type, country=price.country, carrier=price.carrier
+        )
+        .exclude(pk=price.pk)
+        .exists()
+    )
+    if first and price.effective_from < earliest_effective_at(kind=NoticeKind.PRICE_CHANGE, now=price.announced_at):
+        return 0
     from billing.services import default_plan
 
     accounts = Account.objects.filter(plan=price.plan)

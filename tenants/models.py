@@ -49,6 +49,13 @@ class Tenant(TenantMixin):
     created_at = models.DateTimeField(auto_now_add=True)
     # Last login or API call, for dormancy (R-TEN-4).
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # R-TEN-5: when the tenant was first told its service ends (term expiring, or the bought
+    # messages used up); the end comes no sooner than the notice period after it. Cleared on
+    # renewal or when funds are back. The term itself is billing.Account.service_expires_at.
+    service_end_noticed_at = models.DateTimeField(null=True, blank=True)
+    service_end_cause = models.CharField(
+        max_length=10, blank=True, help_text="what that notice announced: expiring, expired or used_up"
+    )
 
     auto_create_schema = True
     auto_drop_schema = False  # a tenant's records outlive it (R-AUD-1)
@@ -56,6 +63,7 @@ class Tenant(TenantMixin):
     class Meta:
         permissions = [
             ("change_tenant_state", "Can approve, suspend, reactivate or terminate tenants"),
+            ("renew_service_term", "Can renew a tenant's service term (R-TEN-5)"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(state__in=TenantState.values), name="tenant_state_valid"),
@@ -292,6 +300,7 @@ class NoticeKind(models.TextChoices):
     QUALIFICATION = "qualification", "Qualification expiring or update due (R-TEN-6)"
     LOW_BALANCE = "low_balance", "Low balance (R-BIL-6)"
     DORMANCY = "dormancy", "Dormancy (R-TEN-4)"
+    SERVICE_TERM = "service_term", "Service term ending (R-TEN-5)"
     TERMINATION = "termination", "After termination (R-TEN-8)"
     GENERAL = "general", "General announcement"
 

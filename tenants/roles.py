@@ -35,9 +35,12 @@ ROLE_PERMISSIONS = {
         "tenants.view_qualification",
         "tenants.place_legal_hold",
         "tenants.view_legalhold",
+        # R-TEN-5: renew a tenant's one-year service term.
+        "tenants.renew_service_term",
     ],
     "reviewer": ["tenants.view_tenant", "tenants.review_qualification", "tenants.view_qualification"],
-    "finance": ["tenants.view_tenant"],
+    # R-TEN-5: renewals follow payment, so finance renews terms too.
+    "finance": ["tenants.view_tenant", "tenants.renew_service_term"],
     # R-AUD-2: auditors read and export; no other write permission.
     "auditor": [
         "tenants.view_tenant",

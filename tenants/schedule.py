@@ -1,12 +1,20 @@
-"""Periodic audit and notice jobs (R-AUD-1, R-AUD-4, R-DLV-7, R-TEN-6), collected by manage.py run_scheduler."""
+"""Periodic audit and notice jobs (R-AUD-1, R-AUD-4, R-DLV-7, R-TEN-5, R-TEN-6), collected by manage.py run_scheduler."""
 
 from smsplatform.periodic import Periodic
 
-from .actors import process_due_erasures, purge_send_log, remind_qualifications, sweep_notice_deliveries
+from .actors import (
+    process_due_erasures,
+    purge_send_log,
+    remind_qualifications,
+    review_service_terms,
+    sweep_notice_deliveries,
+)
 
 SCHEDULE = [
     Periodic(actor=purge_send_log, cron="30 3 * * *"),
     Periodic(actor=process_due_erasures, cron="0 4 * * *"),
     Periodic(actor=sweep_notice_deliveries, seconds=120),
     Periodic(actor=remind_qualifications, cron="20 8 * * *"),
+    # Hourly, so a tenant that renews or tops up sends again within the hour.
+    Periodic(actor=review_service_terms, cron="40 * * * *"),
 ]

@@ -255,6 +255,11 @@ def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: 
         locked.state_reason = reason
         locked.state_changed_at = timezone.now()
         locked.save(update_fields=["state", "state_reason", "state_changed_at"])
+        after: dict[str, Any] = {"state": to_state}
+        if before["state"] == TenantState.PENDING and to_state == TenantState.ACTIVE:
+            from .term import start_term  # R-TEN-5: the one-year term starts on activation
+
+            after["service_expires_at"] = start_term(tenant=locked, now=locked.state_changed_at).isoformat()
         if to_state == TenantState.TERMINATED:
             # A terminated tenant cannot call the API again with any key.
             locked.api_keys.filter(revoked_at__isnull=True).update(
@@ -267,7 +272,7 @@ def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: 
             obj=locked,
             reason=reason,
             before=before,
-            after={"state": to_state},
+            after=after,
         )
     tenant.state, tenant.state_reason, tenant.state_changed_at = (
         locked.state,

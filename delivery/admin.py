@@ -319,3 +319,6 @@ class PendingReceiptAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from . import service_levels_admin  # noqa: E402, F401 - R-DLV-8 admin classes (their own module)

@@ -10,6 +10,10 @@ _VIEW = [
     "delivery.view_callbackdelivery",
     "delivery.view_pendingreceipt",
     "delivery.view_publicholiday",
+    # R-DLV-8: service levels, incidents and their compensation.
+    "delivery.view_serviceleveltarget",
+    "delivery.view_incident",
+    "delivery.view_incidentcompensation",
 ]
 
 ROLE_PERMISSIONS = {
@@ -35,9 +39,20 @@ ROLE_PERMISSIONS = {
         "delivery.add_publicholiday",
         "delivery.change_publicholiday",
         "delivery.delete_publicholiday",
+        "delivery.add_serviceleveltarget",
+        "delivery.change_serviceleveltarget",
+        "delivery.add_incident",
+        "delivery.close_incident",
     ],
     # R-CMP-3/8: reviewers decide held messages (release or reject) on the held-messages page.
     "reviewer": ["delivery.review_held_messages"],
-    "finance": ["delivery.view_channel", "delivery.view_route"],
+    "finance": [
+        "delivery.view_channel",
+        "delivery.view_route",
+        # R-DLV-8: finance books the compensation of the platform's own faults.
+        "delivery.view_incident",
+        "delivery.view_incidentcompensation",
+        "delivery.compensate_incident",
+    ],
     "auditor": list(_VIEW),
 }

@@ -138,6 +138,16 @@ MATRIX: dict[str, dict[str, str]] = {
     "delivery.heldmessagereview": {
         "reviewer": "view",
     },
+    "delivery.incident": {
+        "operator": "view add change",
+        "finance": "view",
+        "auditor": "view",
+    },
+    "delivery.incidentcompensation": {
+        "operator": "view",
+        "finance": "view add",
+        "auditor": "view",
+    },
     "delivery.maintenance": {
         "operator": "view add change cancel_selected",
         "auditor": "view",
@@ -157,6 +167,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "delivery.route": {
         "operator": "view add change delete delete_selected",
         "finance": "view",
+        "auditor": "view",
+    },
+    "delivery.serviceleveltarget": {
+        "operator": "view add change",
         "auditor": "view",
     },
     "delivery.tenantnumber": {

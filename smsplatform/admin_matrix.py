@@ -177,6 +177,10 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view add change",
         "auditor": "view",
     },
+    "tenants.aftertermination": {
+        "operator": "view",
+        "auditor": "view",
+    },
     "tenants.apikey": {
         "operator": "view revoke_keys",
     },

@@ -63,3 +63,13 @@ def remind_qualifications() -> None:
     with advisory_lock("notices.remind_qualifications") as got:
         if got:
             remind()
+
+
+@dramatiq.actor(queue_name="audit", max_retries=3, time_limit=6 * 3600 * 1000)
+def process_terminated_tenants() -> None:
+    """R-TEN-8: export each terminated tenant's data once; delete it when R-AUD-1/R-AUD-5 allow."""
+    from .after_termination import process_terminated_tenants as process
+
+    with advisory_lock("audit.after_termination") as got:
+        if got:
+            process()

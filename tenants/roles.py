@@ -16,6 +16,9 @@ ROLE_PERMISSIONS = {
         "tenants.view_exportjob",
         "tenants.view_erasurerequest",
         "tenants.add_erasurerequest",
+        # R-TEN-8: the data returned to terminated tenants.
+        "tenants.view_aftertermination",
+        "tenants.download_termination_export",
     ],
     "reviewer": ["tenants.view_tenant"],
     "finance": ["tenants.view_tenant"],
@@ -27,5 +30,6 @@ ROLE_PERMISSIONS = {
         "tenants.export_send_log",
         "tenants.export_operation_records",
         "tenants.view_erasurerequest",
+        "tenants.view_aftertermination",
     ],
 }

@@ -196,6 +196,10 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view",
         "auditor": "view export",
     },
+    "tenants.registrationupdateduty": {
+        "operator": "view add",
+        "auditor": "view",
+    },
     "tenants.tenant": {
         "operator": "view add change",
         "reviewer": "view",

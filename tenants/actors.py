@@ -73,3 +73,13 @@ def process_terminated_tenants() -> None:
     with advisory_lock("audit.after_termination") as got:
         if got:
             process()
+
+
+@dramatiq.actor(queue_name="notices", max_retries=3)
+def remind_registration_updates() -> None:
+    """R-TEN-6: reminders before the 10-working-day update deadline; operators told when it passes."""
+    from .registration_updates import remind_update_duties
+
+    with advisory_lock("notices.remind_registration_updates") as got:
+        if got:
+            remind_update_duties()

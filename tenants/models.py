@@ -629,3 +629,32 @@ class AfterTermination(models.Model):
 
     def __str__(self) -> str:
         return f"after termination of {self.tenant_id} ({self.state})"
+
+
+class RegistrationUpdateDuty(models.Model):
+    """R-TEN-6 (002 §4.1.2): after its registration data changed, a tenant updates them here
+    within 10 working days; reminders before the deadline, operators told when it passes."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="registration_update_duties")
+    changed_on = models.DateField(help_text="when the registration (licence, name, address…) changed")
+    source = models.CharField(max_length=20, default="operator", help_text="operator | qualification")
+    note = models.TextField(blank=True)
+    due_at = models.DateTimeField(help_text="end of the 10th working day after the change")
+    remind_at = models.DateTimeField()
+    opened_by_label = models.CharField(max_length=200)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    overdue_at = models.DateTimeField(null=True, blank=True, help_text="when operators were told it was overdue")
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(fulfilled_at__isnull=True), name="registration_update_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"registration update of {self.tenant_id} (changed {self.changed_on})"

@@ -19,6 +19,9 @@ ROLE_PERMISSIONS = {
         # R-TEN-8: the data returned to terminated tenants.
         "tenants.view_aftertermination",
         "tenants.download_termination_export",
+        # R-TEN-6: registration changes and their 10-working-day update duty.
+        "tenants.view_registrationupdateduty",
+        "tenants.add_registrationupdateduty",
     ],
     "reviewer": ["tenants.view_tenant"],
     "finance": ["tenants.view_tenant"],
@@ -31,5 +34,6 @@ ROLE_PERMISSIONS = {
         "tenants.export_operation_records",
         "tenants.view_erasurerequest",
         "tenants.view_aftertermination",
+        "tenants.view_registrationupdateduty",
     ],
 }

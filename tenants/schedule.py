@@ -7,6 +7,7 @@ from .actors import (
     process_terminated_tenants,
     purge_send_log,
     remind_qualifications,
+    remind_registration_updates,
     sweep_notice_deliveries,
 )
 
@@ -16,4 +17,5 @@ SCHEDULE = [
     Periodic(actor=sweep_notice_deliveries, seconds=120),
     Periodic(actor=remind_qualifications, cron="20 8 * * *"),
     Periodic(actor=process_terminated_tenants, cron="30 4 * * *"),  # R-TEN-8
+    Periodic(actor=remind_registration_updates, cron="25 8 * * *"),  # R-TEN-6
 ]

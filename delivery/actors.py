@@ -161,3 +161,11 @@ def purge_housekeeping() -> None:
 def retry_due_callbacks() -> None:
     for callback_id in services.due_callbacks():
         deliver_callback.send(callback_id)
+
+
+@dramatiq.actor(queue_name="periodic", max_retries=0)
+def evaluate_service_levels() -> None:
+    """R-DLV-8: measure every service-level target; open, extend or mark recovered incidents."""
+    from . import service_levels
+
+    _locked("delivery.service_levels", service_levels.evaluate_service_levels)

@@ -321,4 +321,5 @@ class PendingReceiptAdmin(admin.ModelAdmin):
         return False
 
 
-from . import admin_messages  # noqa: E402, F401 - the cross-tenant Message admin (its own module)
+# Admin classes in their own modules: the cross-tenant Message admin, R-DLV-8 service levels.
+from . import admin_messages, service_levels_admin  # noqa: E402, F401

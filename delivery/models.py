@@ -506,3 +506,141 @@ class SpooledInbound(models.Model):
 
     def __str__(self) -> str:
         return f"spooled {self.key}"
+
+
+# --- service levels and incidents (R-DLV-8): services in delivery/service_levels.py ------------
+
+
+class ServiceLevelTarget(models.Model):
+    """A delivery-rate and/or receipt-latency target for a channel, a tenant, both, or the whole
+    platform (neither), evaluated over a sliding window of the send log (R-DLV-8)."""
+
+    name = models.CharField(max_length=100)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    min_delivery_rate = models.DecimalField(
+        "minimum delivery rate (%)",
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="delivered / settled messages in the window, e.g. 95.00; empty: not watched",
+    )
+    max_latency_seconds = models.PositiveIntegerField(
+        "maximum receipt latency (s)", null=True, blank=True, help_text="at the percentile below; empty: not watched"
+    )
+    latency_percentile = models.PositiveSmallIntegerField(default=90, help_text="50–99")
+    window_minutes = models.PositiveIntegerField(default=60)
+    settle_seconds = models.PositiveIntegerField(
+        default=600,
+        help_text="messages younger than this are not judged yet (a receipt may still come); "
+        "at least the latency target",
+    )
+    min_messages = models.PositiveIntegerField(default=20, help_text="fewer settled messages: no verdict")
+    enabled = models.BooleanField(default=True)
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The last evaluation (the periodic job writes these).
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(default=dict, blank=True)
+    breached_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "service-level target"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_delivery_rate__isnull=False) | Q(max_latency_seconds__isnull=False),
+                name="sla_target_watches_something",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_delivery_rate__isnull=True) | Q(min_delivery_rate__gte=0, min_delivery_rate__lte=100),
+                name="sla_target_rate_is_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(latency_percentile__gte=50, latency_percentile__lte=99), name="sla_target_percentile_range"
+            ),
+            models.CheckConstraint(condition=Q(window_minutes__gte=1), name="sla_target_window_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IncidentState(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class IncidentCause(models.TextChoices):
+    UNKNOWN = "unknown", "Not yet known"
+    PLATFORM = "platform", "The platform's own fault (compensated)"
+    CARRIER = "carrier", "Carrier / upstream"
+    TENANT = "tenant", "The tenant's side"
+
+
+class Incident(models.Model):
+    """A fault with its impact (R-DLV-8): opened by a breached target or an operator, announced to
+    the affected tenants, closed by an operator (recovery notice); the platform's own faults are
+    compensated (IncidentCompensation)."""
+
+    title = models.CharField(max_length=200)
+    state = models.CharField(max_length=10, choices=IncidentState.choices, default=IncidentState.OPEN)
+    cause = models.CharField(max_length=10, choices=IncidentCause.choices, default=IncidentCause.UNKNOWN)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    recovered_at = models.DateTimeField(null=True, blank=True, help_text="targets met again (the job saw it)")
+    channels = models.ManyToManyField(Channel, blank=True, related_name="+")
+    tenants = models.ManyToManyField("tenants.Tenant", blank=True, related_name="+", verbose_name="affected tenants")
+    target = models.ForeignKey(
+        ServiceLevelTarget, on_delete=models.PROTECT, null=True, blank=True, related_name="incidents"
+    )
+    impact = models.TextField(blank=True, help_text="what the tenants saw: messages delayed or lost, for how long")
+    measurements = models.JSONField(default=dict, blank=True, help_text="the breach that opened it, and the worst seen")
+    opened_by_label = models.CharField(max_length=200)
+    closed_by_label = models.CharField(max_length=200, blank=True)
+    resolution = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        permissions = [
+            ("close_incident", "Can close incidents (R-DLV-8)"),
+            ("compensate_incident", "Can compensate tenants for the platform's faults (R-DLV-8)"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=IncidentState.values), name="incident_state_valid"),
+            models.CheckConstraint(condition=Q(cause__in=IncidentCause.values), name="incident_cause_valid"),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                name="incident_ends_after_start",
+            ),
+            # One open incident per target: a breach that lasts updates it, never opens a second.
+            models.UniqueConstraint(
+                fields=["target"], condition=Q(state="open", target__isnull=False), name="incident_one_open_per_target"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"incident {self.pk}: {self.title}"
+
+
+class IncidentCompensation(models.Model):
+    """Money credited to a tenant for an incident that was the platform's fault (R-DLV-8, R-BIL-5):
+    a billing ledger entry (billing.services.adjust), once per incident and tenant."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="compensations")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField(help_text="micro-units (1 CNY = 1,000,000)")
+    reason = models.TextField()
+    ledger_entry_id = models.BigIntegerField(null=True, blank=True, help_text="billing.LedgerEntry id")
+    created_by_label = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "tenant"], name="incident_compensation_once"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="incident_compensation_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"compensation {self.amount} to {self.tenant_id} for incident {self.incident_id}"

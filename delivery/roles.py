@@ -11,6 +11,10 @@ _VIEW = [
     "delivery.view_pendingreceipt",
     "delivery.view_publicholiday",
     "delivery.view_message",
+    # R-DLV-8: service levels, incidents and their compensation.
+    "delivery.view_serviceleveltarget",
+    "delivery.view_incident",
+    "delivery.view_incidentcompensation",
 ]
 
 ROLE_PERMISSIONS = {
@@ -36,12 +40,29 @@ ROLE_PERMISSIONS = {
         "delivery.add_publicholiday",
         "delivery.change_publicholiday",
         "delivery.delete_publicholiday",
+        "delivery.add_serviceleveltarget",
+        "delivery.change_serviceleveltarget",
+        "delivery.add_incident",
+        "delivery.close_incident",
     ],
     # R-CMP-3/8: reviewers decide held messages (release or reject) on the held-messages page.
     "reviewer": ["delivery.review_held_messages", "delivery.view_message"],
     # R-BIL-8: disputes are answered message by message (carrier ids, receipts, the hold).
-    "finance": ["delivery.view_channel", "delivery.view_route", "delivery.view_message"],
-    # The auditor reads records (the send log), not the delivery configuration: channel accounts,
-    # routes, prefixes, callbacks and receipts stay with operators (docs/audit.md "Who may do what").
-    "auditor": ["delivery.view_message"],
+    "finance": [
+        "delivery.view_channel",
+        "delivery.view_route",
+        "delivery.view_message",
+        # R-DLV-8: finance books the compensation of the platform's own faults.
+        "delivery.view_incident",
+        "delivery.view_incidentcompensation",
+        "delivery.compensate_incident",
+    ],
+    # The auditor reads records (the send log, incidents), not the delivery configuration: channel
+    # accounts, routes, prefixes, callbacks and receipts stay with operators (docs/audit.md).
+    "auditor": [
+        "delivery.view_message",
+        "delivery.view_serviceleveltarget",
+        "delivery.view_incident",
+        "delivery.view_incidentcompensation",
+    ],
 }

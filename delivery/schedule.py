@@ -13,4 +13,5 @@ SCHEDULE = [
     Periodic(actor=actors.expire_receipts, seconds=600),  # no receipt in 72 h → unknown
     Periodic(actor=actors.retry_due_callbacks, seconds=60),
     Periodic(actor=actors.purge_housekeeping, cron="40 3 * * *"),  # working rows, not the send log
+    Periodic(actor=actors.evaluate_service_levels, seconds=60),  # R-DLV-8 targets → incidents
 ]

@@ -164,6 +164,16 @@ MATRIX: dict[str, dict[str, str]] = {
     "delivery.heldmessagereview": {
         "reviewer": "view",
     },
+    "delivery.incident": {
+        "operator": "view add change",
+        "finance": "view",
+        "auditor": "view",
+    },
+    "delivery.incidentcompensation": {
+        "operator": "view",
+        "finance": "view add",
+        "auditor": "view",
+    },
     "delivery.maintenance": {
         "operator": "view add change cancel_selected",
     },
@@ -186,8 +196,16 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view add change delete delete_selected",
         "finance": "view",
     },
+    "delivery.serviceleveltarget": {
+        "operator": "view add change",
+        "auditor": "view",
+    },
     "delivery.tenantnumber": {
         "operator": "view add change",
+    },
+    "tenants.aftertermination": {
+        "operator": "view",
+        "auditor": "view",
     },
     "tenants.apikey": {
         "operator": "view revoke_keys",
@@ -227,6 +245,10 @@ MATRIX: dict[str, dict[str, str]] = {
     },
     "tenants.reconfirmation": {
         "operator": "view",
+    },
+    "tenants.registrationupdateduty": {
+        "operator": "view add",
+        "auditor": "view",
     },
     "tenants.tenant": {
         "operator": "view add change renew_term",

@@ -74,3 +74,23 @@ def review_service_terms() -> None:
     with advisory_lock("tenants.review_service_terms") as got:
         if got:
             review_terms()
+
+
+@dramatiq.actor(queue_name="audit", max_retries=3, time_limit=6 * 3600 * 1000)
+def process_terminated_tenants() -> None:
+    """R-TEN-8: export each terminated tenant's data once; delete it when R-AUD-1/R-AUD-5 allow."""
+    from .after_termination import process_terminated_tenants as process
+
+    with advisory_lock("audit.after_termination") as got:
+        if got:
+            process()
+
+
+@dramatiq.actor(queue_name="notices", max_retries=3)
+def remind_registration_updates() -> None:
+    """R-TEN-6: reminders before the 10-working-day update deadline; operators told when it passes."""
+    from .registration_updates import remind_update_duties
+
+    with advisory_lock("notices.remind_registration_updates") as got:
+        if got:
+            remind_update_duties()

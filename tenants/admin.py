@@ -703,4 +703,4 @@ def _get_urls_with_dashboard():
 
 admin.site.get_urls = _get_urls_with_dashboard
 
-from . import agreements_admin  # noqa: E402, F401 - issue 18 admin classes (their own module)
+from . import after_termination_admin, agreements_admin  # noqa: E402, F401 - issue 18 admins (own modules)

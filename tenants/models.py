@@ -595,3 +595,75 @@ class Qualification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.tenant_id} ({self.status})"
+
+
+# --- after termination (R-TEN-8): services in tenants/after_termination.py ----------------------
+
+
+class AfterTerminationState(models.TextChoices):
+    OPEN = "open", "Export pending"
+    EXPORTED = "exported", "Exported; waiting for the retention duties to end"
+    DELETED = "deleted", "Schema and personal data deleted"
+
+
+class AfterTermination(models.Model):
+    """What happens to a terminated tenant's data (R-TEN-8): the export handed back, then the
+    deletion of its schema and personal data once R-AUD-1 (six calendar months) and R-AUD-5
+    (legal holds) allow. The Tenant row stays (its licence number may never register again)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="after_termination")
+    state = models.CharField(max_length=10, choices=AfterTerminationState.choices, default=AfterTerminationState.OPEN)
+    terminated_at = models.DateTimeField()
+    export_file = models.CharField(max_length=200, blank=True, help_text="relative to MEDIA_ROOT")
+    export_sha256 = models.CharField("export SHA-256", max_length=64, blank=True)
+    export_size = models.PositiveBigIntegerField(default=0)
+    export_counts = models.JSONField(default=dict, blank=True)
+    exported_at = models.DateTimeField(null=True, blank=True)
+    last_record_at = models.DateTimeField(null=True, blank=True, help_text="youngest send-log row or reply")
+    delete_after = models.DateTimeField(null=True, blank=True, help_text="R-AUD-1: not before")
+    blocked_reason = models.TextField(blank=True, help_text="why the deletion waits (legal hold…)")
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deletion_summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "after termination"
+        verbose_name_plural = "after termination"
+        permissions = [("download_termination_export", "Can download a terminated tenant's data export (R-TEN-8)")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=AfterTerminationState.values), name="after_termination_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"after termination of {self.tenant_id} ({self.state})"
+
+
+class RegistrationUpdateDuty(models.Model):
+    """R-TEN-6 (002 §4.1.2): after its registration data changed, a tenant updates them here
+    within 10 working days; reminders before the deadline, operators told when it passes."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="registration_update_duties")
+    changed_on = models.DateField(help_text="when the registration (licence, name, address…) changed")
+    source = models.CharField(max_length=20, default="operator", help_text="operator | qualification")
+    note = models.TextField(blank=True)
+    due_at = models.DateTimeField(help_text="end of the 10th working day after the change")
+    remind_at = models.DateTimeField()
+    opened_by_label = models.CharField(max_length=200)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    overdue_at = models.DateTimeField(null=True, blank=True, help_text="when operators were told it was overdue")
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(fulfilled_at__isnull=True), name="registration_update_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"registration update of {self.tenant_id} (changed {self.changed_on})"

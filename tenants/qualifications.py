@@ -82,7 +82,28 @@ def file_qualification(
             obj=item,
             after={"kind": kind, "number": number, "expires_on": str(expires_on or "")},
         )
+        _registration_changed(tenant=tenant, kind=kind, number=number, actor=actor)
     return item
+
+
+def _registration_changed(*, tenant: Tenant, kind: str, number: str, actor: Actor) -> None:
+    """R-TEN-6: a business licence with another number than the registered one means the
+    registration changed: the 10-working-day update duty opens (tenants/registration_updates.py)."""
+    from compliance.normalise import licence_key
+
+    if kind != QualificationKind.BUSINESS_LICENCE or not number.strip():
+        return
+    if licence_key(number) == tenant.licence_number:
+        return
+    from .registration_updates import open_update_duty
+
+    open_update_duty(
+        tenant=tenant,
+        changed_on=timezone.localdate(),
+        actor=actor,
+        source="qualification",
+        note=f"business licence filed with number {number}",
+    )
 
 
 def review_qualification(*, qualification: Qualification, to_status: str, reason: str, actor: Actor) -> Qualification:

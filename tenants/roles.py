@@ -37,6 +37,12 @@ ROLE_PERMISSIONS = {
         "tenants.view_legalhold",
         # R-TEN-5: renew a tenant's one-year service term.
         "tenants.renew_service_term",
+        # R-TEN-8: the data returned to terminated tenants.
+        "tenants.view_aftertermination",
+        "tenants.download_termination_export",
+        # R-TEN-6: registration changes and their 10-working-day update duty.
+        "tenants.view_registrationupdateduty",
+        "tenants.add_registrationupdateduty",
     ],
     "reviewer": ["tenants.view_tenant", "tenants.review_qualification", "tenants.view_qualification"],
     # R-TEN-5: renewals follow payment, so finance renews terms too.
@@ -54,5 +60,7 @@ ROLE_PERMISSIONS = {
         "tenants.view_evidencepackage",
         "tenants.view_notice",
         "tenants.view_termsresponse",
+        "tenants.view_aftertermination",
+        "tenants.view_registrationupdateduty",
     ],
 }

@@ -236,6 +236,10 @@ def update_tenant_profile(*, tenant: Tenant, changes: dict[str, Any], actor: Act
             before=before,
             after=_profile(tenant),
         )
+        # R-TEN-6: updating the real-name data fulfils an open 10-working-day update duty.
+        from .registration_updates import fulfil_update_duties
+
+        fulfil_update_duties(tenant=tenant, actor=actor)
     return tenant
 
 

@@ -413,6 +413,9 @@ class _Connection(asyncio.Protocol):
             udh, short_message = receipts.parse_udh(short_message)
         elif getattr(pdu, "sar_total_segments", None):
             udh = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
+        if udh is not None and udh[2] in sim.reject_parts and udh[1] > 1:
+            self._refuse(pdu, consts.SMPP_ESME_RINVDSTADR)  # a permanent refusal of that part only
+            return
         if udh is not None and udh[2] in sim.throttle_parts and udh[1] > 1:
             key = (self.system_id, destination, udh)
             with sim._lock:
@@ -550,6 +553,8 @@ class SmscSimulator:
     receipt_before_response: send the receipt before the submit_sm_resp.
     response_delay: delay every submit_sm_resp (lets tests see the ESME's window).
     reject_destinations: destinations answered with ESME_RINVDSTADR (a permanent error).
+    reject_parts: concatenated parts with these sequence numbers are answered ESME_RINVDSTADR
+        every time (a carrier that takes parts 1-2 of a long message and refuses part 3 for good).
     redeliver_delay / max_redeliveries: deliver_sm answered with an error is sent again.
     max_binds / bind_limits: binds an account may hold at once (transmitter, receiver and
         transceiver all count; 0 = no limit); bind_limits {system_id: n} overrides max_binds. The
@@ -594,6 +599,7 @@ class SmscSimulator:
         receipt_before_response: bool = False,
         response_delay: float = 0.0,
         reject_destinations: set[str] | None = None,
+        reject_parts: set[int] | None = None,
         redeliver_delay: float = 0.2,
         max_redeliveries: int = 3,
         max_binds: int = 0,
@@ -636,6 +642,7 @@ class SmscSimulator:
         self.receipt_before_response = receipt_before_response
         self.response_delay = response_delay
         self.reject_destinations = set(reject_destinations or ())
+        self.reject_parts = set(reject_parts or ())
         self.redeliver_delay = redeliver_delay
         self.max_redeliveries = max_redeliveries
         self.max_binds = max_binds

@@ -34,7 +34,7 @@ from ..errors import (
     PriceNoticeTooShort,
     RefundRefused,
 )
-from .alerts import notify_low_balance, post_signed_webhook, set_low_balance_alert, sign_webhook
+from .alerts import notify_low_balance, post_signed_webhook, set_low_balance_alert, sign_webhook, webhook_secret_of
 from .dormancy import act_on_dormancy, cancel_dormancy_case, last_use_of, notify_dormancy, scan_dormancy
 from .holds import (
     Capture,
@@ -122,5 +122,6 @@ __all__ = [
     "set_default_plan",
     "set_low_balance_alert",
     "sign_webhook",
+    "webhook_secret_of",
     "topup",
 ]

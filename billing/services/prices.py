@@ -78,7 +78,9 @@ def _plan_tenants(plan: Plan, *, at: datetime) -> list[Tenant]:
     return [t for t in tenants.iterator() if (p := plan_of(tenant=t, at=at)) is not None and p.pk == plan.pk]
 
 
-def announce_price_change(*, tenants: list[Tenant], subject: str, text: str, actor: Actor, details: dict) -> int:
+def announce_price_change(
+    *, tenants: list[Tenant], subject: str, text: str, actor: Actor, details: dict, effective_from: datetime
+) -> int:
     """R-BIL-4 / R-DLV-7: tell each affected tenant that what it pays will change, and when: one
     notice each (inbox, e-mail and webhook, tenants.notices) and an operation record."""
     from tenants.notices import NoticeKind, notify  # tenants imports billing: lazily
@@ -96,6 +98,7 @@ def announce_price_change(*, tenants: list[Tenant], subject: str, text: str, act
             body_en=text,
             data={key: str(value) for key, value in details.items()},
             actor=actor,
+            effective_at=effective_from,
         )
     return len(tenants)
 
@@ -166,6 +169,7 @@ def announce_price(
                 ),
                 actor=actor,
                 details=after,
+                effective_from=effective_from,
             )
     return price
 
@@ -216,6 +220,7 @@ def assign_plan(*, tenant: Tenant, plan: Plan | None, actor: Actor, effective_fr
                 ),
                 actor=actor,
                 details=after,
+                effective_from=effective_from,
             )
     return account
 
@@ -264,6 +269,7 @@ def set_default_plan(*, plan: Plan, actor: Actor, effective_from: datetime | Non
                 ),
                 actor=actor,
                 details=after,
+                effective_from=effective_from,
             )
     return assignment
 

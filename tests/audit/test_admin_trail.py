@@ -56,6 +56,8 @@ def test_bulk_delete_of_province_prefixes_is_recorded_per_row_R_AUD_3(superuser)
 
 
 def test_plan_change_is_recorded_R_AUD_3(superuser):
+    from types import SimpleNamespace
+
     from django.test import RequestFactory
 
     plan = billing.default_plan()
@@ -63,8 +65,9 @@ def test_plan_change_is_recorded_R_AUD_3(superuser):
     request = RequestFactory().post("/admin/billing/plan/")
     request.user = superuser
     old_name = plan.name
-    plan.name = f"{old_name} renamed"
-    model_admin.save_model(request, plan, form=None, change=True)
+    # the plan admin saves through billing.services.save_plan with the form's cleaned data
+    form = SimpleNamespace(cleaned_data={"code": plan.code, "name": f"{old_name} renamed"})
+    model_admin.save_model(request, plan, form=form, change=True)
     record = OperationRecord.objects.filter(object_type="Plan", object_id=str(plan.pk)).latest("pk")
     assert record.actor_label == f"user:{superuser.username}"
     assert (record.before["name"], record.after["name"]) == (old_name, f"{old_name} renamed")

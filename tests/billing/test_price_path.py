@@ -81,7 +81,7 @@ def test_r_bil_4_moving_the_default_plan_needs_notice_and_tells_tenants(
     assert selectors.price_for(tenant=tenant, message_type="verification", country="CN").unit_price == 35_000
     later = timezone.now() + timedelta(days=8)
     assert selectors.price_for(tenant=tenant, message_type="verification", country="CN", at=later).unit_price == 70_000
-    assert any(tenant.contact_email in m.to for m in mail.outbox)
+    assert _told_by_notice(tenant)  # inbox + e-mail + webhook (R-DLV-7), sent after commit
     assert OperationRecord.objects.filter(action="billing.set_default_plan").exists()
 
 
@@ -89,7 +89,7 @@ def test_r_bil_4_a_price_change_e_mails_the_tenants_on_the_plan(tenant, plan, dj
     announce(plan, 35_000)
     with django_capture_on_commit_callbacks(execute=True):
         announce(plan, 40_000, after=WEEK)
-    assert any("Price change" in m.subject and tenant.contact_email in m.to for m in mail.outbox)
+    assert _told_by_notice(tenant, subject="Price change")
     assert OperationRecord.objects.filter(tenant=tenant, action="billing.price_change_notice").exists()
 
 
@@ -119,3 +119,11 @@ def test_r_bil_4_plan_edits_in_the_admin_are_recorded_and_cannot_move_the_defaul
     other.refresh_from_db()
     assert (other.name, other.is_default) == ("X one", False)
     assert OperationRecord.objects.filter(action="billing.save_plan", actor_label="user:fin-plan").exists()
+
+
+def _told_by_notice(tenant, *, subject: str = "") -> bool:
+    """A price-change notice for the tenant, with an e-mail delivery to its contact (R-BIL-4, R-DLV-7)."""
+    from tenants.models import Notice, NoticeDelivery
+
+    notices = Notice.objects.filter(tenant=tenant, kind="price_change", subject_en__contains=subject)
+    return NoticeDelivery.objects.filter(notice__in=notices, channel="email", address=tenant.contact_email).exists()

@@ -41,15 +41,10 @@ def test_announced_price_change_tells_the_plans_tenants_R_BIL_4(tenant_a):
     from billing import services as billing
 
     billing.topup(tenant=tenant_a, amount=1_000_000, actor=SYSTEM, idempotency_key=f"t-{timezone.now().timestamp()}")
+    first = dict(plan=billing.default_plan(), message_type="marketing", country="JP", actor=SYSTEM)
+    billing.announce_price(**first, unit_price=80_000, effective_from=timezone.now() + timedelta(seconds=1))
     starts = timezone.now() + timedelta(days=8)
-    price = billing.announce_price(
-        plan=billing.default_plan(),
-        message_type="marketing",
-        country="JP",
-        unit_price=90_000,
-        effective_from=starts,
-        actor=SYSTEM,
-    )
+    billing.announce_price(**first, unit_price=90_000, effective_from=starts)  # a change: announced
     notice = Notice.objects.get(tenant=tenant_a, kind=NoticeKind.PRICE_CHANGE)
-    assert notice.data["price_id"] == price.pk
+    assert "0.09" in notice.body_en
     assert notice.effective_at == starts

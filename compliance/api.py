@@ -596,13 +596,17 @@ class FrequencyLimitOut(serializers.Serializer):
     tenant_specific = serializers.BooleanField(help_text="false: the platform default applies")
 
 
+class FrequencyLimitList(serializers.Serializer):
+    results = FrequencyLimitOut(many=True)
+
+
 class FrequencyLimitView(APIView):
     """R-CMP-8: the per-recipient repeat limits in force for this account, per message type
     (read-only; operators set them). A send over a limit is refused with code frequency_limited."""
 
     readable_in_any_state = True
 
-    @extend_schema(responses={200: FrequencyLimitOut(many=True)})
+    @extend_schema(responses={200: FrequencyLimitList})
     def get(self, request):
         limits = frequency.effective_limits(tenant=caller_tenant(request))
         return Response({"results": FrequencyLimitOut(limits, many=True).data})

@@ -59,8 +59,14 @@ def a_objects(tenant_a, client_a):
     compliance.add_opt_out(tenant=tenant_a, number="+8613911115555", actor=SYSTEM)
     compliance.record_consent(tenant=tenant_a, number="+8613911116666", source="shop form A", actor=SYSTEM)
     erasure = request_erasure(tenant=tenant_a, number="+8613911117777", actor=SYSTEM)
+    from tenants.notices import notify
+
+    notice = notify(
+        tenant=tenant_a, kind="general", subject_zh="通知", subject_en="Notice", body_zh="甲", body_en="A only"
+    )
     connection.set_schema_to_public()
     return {
+        "notice_id": notice.pk,
         "message_id": single["id"],
         "batch_id": batch["id"],
         "code": template,
@@ -96,6 +102,8 @@ def _fill(path: str, objects: dict) -> str | None:
             raise AssertionError(f"no tenant-A object for {{{name}}} in {path}: add one to a_objects")
         return str(found)
 
+    if "{terms_id}" in path:
+        return None  # agreement versions are the platform's, the same for every tenant
     if "{month}" in path:
         return None  # a calendar month, not an object: B's own (empty) statement is the right answer
     if "{country}" in path:

@@ -258,7 +258,8 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return self.update(request, code=code)
 
     @extend_schema(summary="All versions of a template, newest first", responses=TemplateVersionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    # A template has a handful of versions: one plain list, as the schema says (no pages, no filters).
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def versions(self, request, code=None):
         versions = selectors.versions_of(template=self.get_object())
         return Response(TemplateVersionSerializer(versions, many=True).data)
@@ -602,7 +603,9 @@ class FrequencyLimitView(APIView):
 
     readable_in_any_state = True
 
-    @extend_schema(responses={200: FrequencyLimitOut(many=True)})
+    @extend_schema(
+        responses={200: inline_serializer("FrequencyLimits", fields={"results": FrequencyLimitOut(many=True)})}
+    )
     def get(self, request):
         limits = frequency.effective_limits(tenant=caller_tenant(request))
         return Response({"results": FrequencyLimitOut(limits, many=True).data})

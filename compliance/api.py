@@ -258,7 +258,8 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return self.update(request, code=code)
 
     @extend_schema(summary="All versions of a template, newest first", responses=TemplateVersionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    # A template has a handful of versions: one plain list, as the schema says (no pages, no filters).
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def versions(self, request, code=None):
         versions = selectors.versions_of(template=self.get_object())
         return Response(TemplateVersionSerializer(versions, many=True).data)
@@ -596,17 +597,15 @@ class FrequencyLimitOut(serializers.Serializer):
     tenant_specific = serializers.BooleanField(help_text="false: the platform default applies")
 
 
-class FrequencyLimitList(serializers.Serializer):
-    results = FrequencyLimitOut(many=True)
-
-
 class FrequencyLimitView(APIView):
     """R-CMP-8: the per-recipient repeat limits in force for this account, per message type
     (read-only; operators set them). A send over a limit is refused with code frequency_limited."""
 
     readable_in_any_state = True
 
-    @extend_schema(responses={200: FrequencyLimitList})
+    @extend_schema(
+        responses={200: inline_serializer("FrequencyLimits", fields={"results": FrequencyLimitOut(many=True)})}
+    )
     def get(self, request):
         limits = frequency.effective_limits(tenant=caller_tenant(request))
         return Response({"results": FrequencyLimitOut(limits, many=True).data})

@@ -169,7 +169,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["tenants.authentication.IsActiveTenant"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "smsplatform.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "smsplatform.errors.api_exception_handler",
     # DRF's parsers, with a JSON parser that refuses lone surrogates (a 500 otherwise).
@@ -192,6 +192,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One Error component for every 4xx, and the errors every operation can give (issue 13).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "smsplatform.openapi.add_error_responses",
+    ],
 }
 # R-TEN-2: HMAC-signed requests must be this fresh; their nonces are refused when reused.
 API_HMAC_MAX_SKEW_SECONDS = env_int("API_HMAC_MAX_SKEW_SECONDS", 300)

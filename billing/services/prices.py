@@ -43,7 +43,10 @@ def default_plan() -> Plan:
     plan = default_plan_at(at=timezone.now())
     if plan is None:
         plan, _ = Plan.objects.get_or_create(code="standard", defaults={"name": "Standard", "is_default": True})
-        PlanAssignment.objects.create(account=None, plan=plan, effective_from=timezone.now(), announced_by="system")
+        now = timezone.now()  # one instant for both: effective_from may not precede announced_at
+        PlanAssignment.objects.create(
+            account=None, plan=plan, effective_from=now, announced_at=now, announced_by="system"
+        )
     return plan
 
 

@@ -283,7 +283,24 @@ class SessionRegistry:
 # --- claiming ----------------------------------------------------------------------------------
 
 
-CLAIM_FIELDS = ("id", "status", "status_at", "recipient", "content", "submit_attempts", "segments", "concat_ref")
+CLAIM_FIELDS = (
+    "id",
+    "status",
+    "status_at",
+    "recipient",
+    "content",
+    "submit_attempts",
+    "segments",
+    "concat_ref",
+    # what the send-time gate reads (compliance.services.send_time_verdicts)
+    "signature_id",
+    "template_id",
+    "template_version",
+    "country",
+    "hold_id",
+)
+#: a message in its destination's quiet hours is looked at again after this long
+QUIET_HOURS_RECHECK_MS = 5 * 60 * 1000
 #: what recording a submit result reads (the failure path's callbacks included)
 RESULT_FIELDS = (
     "id",
@@ -322,10 +339,16 @@ def accepted_parts(message_ids: list[int]) -> dict[int, set[int]]:
     return found
 
 
-def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> list[Message]:
+def claim_messages(
+    *, channel_id: int, message_ids: list[int], token: str, tenant: Tenant | None = None
+) -> list[Message]:
     """queued → submitting with a claim token, committed before anything is sent. The messages
     come back with CLAIM_FIELDS loaded only, and for long messages `accepted` (the parts the
-    carrier took on an earlier claim: never sent again) and a fixed `concat_ref`."""
+    carrier took on an earlier claim: never sent again) and a fixed `concat_ref`.
+
+    With `tenant`, the gate is applied again first (issue 10: suspension, revoked filings,
+    opt-outs and blocks since acceptance, quiet hours now): a message that may no longer go is
+    cancelled with the reason and its hold released; one in quiet hours stays queued for later."""
     now = timezone.now()
     with transaction.atomic():
         messages = list(
@@ -334,6 +357,8 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             .only(*CLAIM_FIELDS)  # what the sender needs: loading whole rows was a third of a claim
             .order_by("pk")
         )
+        if tenant is not None and messages:
+            messages = _gate_at_send_time(tenant=tenant, channel_id=channel_id, messages=messages, now=now)
         events = [
             services.transition(
                 message=m,
@@ -364,6 +389,30 @@ def claim_messages(*, channel_id: int, message_ids: list[int], token: str) -> li
             for m in long:
                 m.accepted = earlier.get(m.pk, set())
     return messages
+
+
+def _gate_at_send_time(*, tenant: Tenant, channel_id: int, messages: list[Message], now: datetime) -> list[Message]:
+    """The messages that may go now (see claim_messages); the others are settled here."""
+    from compliance.services import send_time_verdicts
+
+    verdicts = send_time_verdicts(tenant=tenant, messages=messages, now=now)
+    if not verdicts:
+        return messages
+    waiting = [m.pk for m in messages if m.pk in verdicts and verdicts[m.pk].wait]
+    refused = [m.pk for m in messages if m.pk in verdicts and not verdicts[m.pk].wait]
+    if refused:
+        rows = list(Message.objects.filter(pk__in=refused))  # locked above; callbacks read whole rows
+        for m in rows:
+            verdict = verdicts[m.pk]
+            services.transition(
+                message=m, to_status=S.CANCELLED, at=now, detail=verdict.detail, reason=verdict.reason[:60]
+            )
+        services.release_messages_holds(messages=rows, key_prefix="sendtime", reason="refused at send time")
+        services.enqueue_status_callbacks(tenant=tenant, messages=rows)
+    if waiting:
+        job = services.ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=waiting)
+        transaction.on_commit(lambda: services.send_channel_jobs([job], delay_ms=QUIET_HOURS_RECHECK_MS))
+    return [m for m in messages if m.pk not in verdicts]
 
 
 def _fix_concat_refs(messages: list[Message]) -> None:
@@ -406,7 +455,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
 
     def claim(ids: list[int]) -> list[Message]:
         with tenant_context(tenant):
-            return claim_messages(channel_id=channel_id, message_ids=ids, token=token)
+            return claim_messages(channel_id=channel_id, message_ids=ids, token=token, tenant=tenant)
 
     def give_back(messages: list[Message], reason: str) -> None:
         with tenant_context(tenant):

@@ -24,3 +24,4 @@ from .gate import *  # noqa: F403
 from .options import *  # noqa: F403
 from .optouts import *  # noqa: F403
 from .reviews import *  # noqa: F403
+from .sendtime import *  # noqa: F403

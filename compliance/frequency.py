@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 
+from smsplatform.shared_redis import shared_redis
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
@@ -128,10 +129,7 @@ class Reservation:
 
 
 def _redis():
-    """The raw client of the Redis cache, or None when the cache is not Redis (local dev)."""
-    backend = getattr(cache, "_cache", None)
-    get_client = getattr(backend, "get_client", None)
-    return get_client(write=True) if get_client is not None else None
+    return shared_redis()
 
 
 def _key(tenant_id: int, message_type: str, number: str, window: str) -> str:

@@ -132,17 +132,19 @@ class SessionRegistry:
 
     @classmethod
     def limiter_for(cls, channel: Channel):
-        """The channel's TPS bucket in this process, shared by all its binds: Channel.tps_limit
-        is the channel's rate (a bucket per bind let N binds send N times the limit: issue 7)."""
-        from .smpp import TokenBucket
+        """The channel's TPS limiter in this process, shared by all its binds and, through Redis,
+        with every other process and host (issue 10: Channel.tps_limit is the channel's rate)."""
+        from .throttle import ChannelRateLimiter
 
         if not channel.tps_limit:
             return None
         with cls._pools_lock:
-            bucket = cls._limiters.get(channel.pk)
-            if bucket is None or bucket.rate != float(channel.tps_limit):
-                bucket = cls._limiters[channel.pk] = TokenBucket(float(channel.tps_limit), history=100_000)
-            return bucket
+            limiter = cls._limiters.get(channel.pk)
+            if limiter is None or limiter.rate != float(channel.tps_limit):
+                limiter = cls._limiters[channel.pk] = ChannelRateLimiter(
+                    channel_id=channel.pk, rate=float(channel.tps_limit)
+                )
+            return limiter
 
     @staticmethod
     def fingerprint(channel: Channel) -> tuple:

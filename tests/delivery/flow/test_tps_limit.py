@@ -66,3 +66,40 @@ def test_channel_with_tps_limit_delivers_everything_within_the_limit(live_db, sm
     times = sorted(r.received_at for r in sim.submitted)
     assert times[-1] - times[0] >= (total - burst) / TPS * 0.9
     assert most_in_one_second(times) <= TPS + burst + JITTER * TPS
+
+
+@pytest.mark.faults
+def test_one_tps_limit_holds_across_three_worker_processes(live_db, smsc_factory):
+    """Issue 10 item 5: three worker processes on one channel with tps_limit 50 — the SMSC, counting
+    submit_sm per wall-clock second, never sees more than 52 in a second (each process with its
+    own bucket sent up to 150)."""
+    import dramatiq
+
+    import smsplatform.worker  # noqa: F401
+
+    total, limit = 600, 50
+    dramatiq.get_broker().client.flushdb()
+    sim = smsc_factory(credentials={"demo": "demo"})
+    only_channel(port=sim.port, window_size=10, tps_limit=limit, bind_count=2)
+    tenant, client = live_tenant("Shared TPS Co.")
+    template = make_sendable(tenant, balance=total * 100_000)
+    numbers = [f"+86158{n:08d}" for n in range(total)]
+    response = client.post(
+        "/api/v1/batches",
+        {"signature": "DemoShop", "template": template, "params": {"code": "1234"}, "recipients": numbers},
+        format="json",
+    )
+    assert response.status_code == 202
+    ids = [m["id"] for m in response.json()["messages"]]
+    log = tempfile.NamedTemporaryFile(prefix="worker-tps3-", suffix=".log", delete=False)  # noqa: SIM115
+    workers = [worker_process(log=log, threads=2, env={"DELIVERY_JOB_SIZE": "30"}) for _ in range(3)]
+    try:
+        wait_all_delivered(tenant, ids, timeout=180)
+    finally:
+        for worker in workers:
+            signal_group(worker, 15)
+        for worker in workers:
+            worker.wait(timeout=30)
+    per_second = sim.submits_per_second()
+    assert sum(per_second.values()) == total
+    assert max(per_second.values()) <= limit + 2, per_second

@@ -1004,12 +1004,16 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                 for m in unknown:
                     k = key(m.recipient, m.channel_id)
                     missing = sorted(set(range(1, max(m.segments, 1) + 1)) - have.get(m.pk, set()))
-                    evidence = [
-                        r
-                        for r in receipts
-                        if (accounts.get(r.channel_id), r.source_addr, r.destination_addr) == k
-                        and r.received_at >= m.submitting_at
-                    ]
+                    # one per carrier id: a receipt stored, then redelivered (its bind died before
+                    # answering it) is one piece of evidence, not two
+                    evidence = list(
+                        {
+                            r.carrier_message_id: r
+                            for r in reversed(receipts)
+                            if (accounts.get(r.channel_id), r.source_addr, r.destination_addr) == k
+                            and r.received_at >= m.submitting_at
+                        }.values()
+                    )[::-1]
                     if evidence and owners[k] == 1 and len(evidence) == len(missing):
                         for part, r in zip(missing, evidence, strict=True):
                             parts_rows.append(

@@ -230,7 +230,7 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     review_perm = "compliance.review_signature"
     list_display = ["signature", "tenant", "status", "impersonation", "created_at", "review_link"]
-    list_filter = ["status", "impersonation_suspected"]
+    list_filter = ["status", "impersonation_suspected", ("tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["text", "tenant__name"]
     readonly_fields = [
         "tenant",
@@ -335,7 +335,7 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
         "created_at",
         "review_link",
     ]
-    list_filter = ["status", "template__message_type"]
+    list_filter = ["status", "template__message_type", ("template__tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["template__code", "body", "template__tenant__name"]
     readonly_fields = [
         "template",

@@ -158,6 +158,14 @@ class TenantAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # inlines are read-only; keys change through the key views
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from .glance import tenant_glance
+
+        tenant = Tenant.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        # At a glance (admin/tenants/tenant/change_form.html): links only to what this user may open.
+        glance = tenant_glance(tenant=tenant, user=request.user) if tenant else []
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "glance": glance})
+
     def get_urls(self):
         own = [
             path(

@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import inbound, sender, services
+from . import channel_live, inbound, sender, services
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class ChannelQueues(Middleware):
         while not stop.is_set():
             try:
                 sender.SessionRegistry.poll_idle()
+                channel_live.publish_binds(sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters)
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
             finally:

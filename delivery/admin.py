@@ -35,6 +35,7 @@ from .models import (
     TenantNumber,
 )
 from .resources import PublicHolidayResource
+from .sendlog import customer_tenants
 
 
 class ChannelForm(forms.ModelForm):
@@ -287,11 +288,21 @@ class HeldMessageReviewAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             self._decide(request)
-            return redirect(request.path)
+            return redirect(request.get_full_path())  # back to the same filters
+        from .message_lookup import held_messages
+
+        tenant = request.GET.get("tenant", "")
+        tenants = Tenant.objects.filter(pk__in=[t.pk for t in customer_tenants()]).order_by("name")
         context = {
             **self.admin_site.each_context(request),
             "title": "Held messages",
-            "groups": services.held_messages(),
+            "groups": held_messages(
+                tenant_ids=(int(tenant),) if tenant.isdigit() else (),
+                q=request.GET.get("q", ""),
+                why=request.GET.get("why", ""),
+            ),
+            "tenants": tenants,
+            "filters": {"tenant": tenant, "q": request.GET.get("q", ""), "why": request.GET.get("why", "")},
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/delivery/held_messages.html", context)

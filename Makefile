@@ -14,8 +14,9 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
+# Ctrl-C stops the processes devstack started and then the embedded servers this run started.
 run: $(VENV)/.installed
-	$(SERVICES) && $(PY) manage.py bootstrap --demo && $(PY) manage.py seed_demo_delivery && $(PY) manage.py devstack
+	trap '$(PY) -m smsplatform.embedded stop' EXIT; trap 'exit 130' INT TERM; $(SERVICES) && $(PY) manage.py bootstrap --demo && $(PY) manage.py seed_demo_delivery && $(PY) manage.py devstack
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -397,14 +397,17 @@ class AccountAdmin(ReadOnlyAdmin):
 class LedgerEntryAdmin(ReadOnlyAdmin):
     """Append-only (R-BIL-9): browsable, never edited."""
 
+    # The tenant, not the Account's __str__ (which carries today's balance onto every row); every
+    # amount in the account's currency with its unit (issue 14).
     list_display = [
         "created_at",
-        "account",
+        "tenant_name",
         "kind",
         "amount_display",
-        "held_delta",
+        "held_delta_display",
         "balance_after_display",
-        "reference",
+        "held_after_display",
+        "reference_display",
         "actor_label",
         "invoice_link",
     ]
@@ -413,13 +416,30 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     search_fields = ["account__tenant__name", "idempotency_key", "reference", "actor_label"]
     date_hierarchy = "created_at"
 
+    @admin.display(description="tenant", ordering="account__tenant__name")
+    def tenant_name(self, obj):
+        return obj.account.tenant.name
+
     @admin.display(description="amount")
     def amount_display(self, obj):
-        return format_money(obj.amount)
+        return format_money(obj.amount, obj.account.currency)
+
+    @admin.display(description="held change")
+    def held_delta_display(self, obj):
+        return format_money(obj.held_delta, obj.account.currency)
 
     @admin.display(description="balance after")
     def balance_after_display(self, obj):
-        return format_money(obj.balance_after)
+        return format_money(obj.balance_after, obj.account.currency)
+
+    @admin.display(description="held after")
+    def held_after_display(self, obj):
+        return format_money(obj.held_after, obj.account.currency)
+
+    @admin.display(description="reference")
+    def reference_display(self, obj):
+        # settlements are booked as "<n> holds"; one of them reads "1 hold"
+        return re.sub(r"^1 holds$", "1 hold", obj.reference)
 
     @admin.display(description="invoice")
     def invoice_link(self, obj):
@@ -473,15 +493,24 @@ class HoldAdmin(ReadOnlyAdmin):
         "reference",
         "segments",
         "package_segments",
-        "unit_price",
-        "amount",
+        "unit_price_display",
+        "amount_display",
         "state",
         "carrier_message_id",
         "submitted_at",
         "settled_at",
     ]
     list_filter = ["state"]
-    list_select_related = ["tenant"]
+    list_select_related = ["tenant", "account"]
+
+    @admin.display(description="unit price", ordering="unit_price")
+    def unit_price_display(self, obj):
+        return format_money(obj.unit_price, obj.account.currency)
+
+    @admin.display(description="cash held", ordering="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.account.currency)
+
     search_fields = ["reference", "carrier_message_id", "tenant__name"]
 
 

@@ -230,7 +230,7 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
     review_perm = "compliance.review_signature"
     list_display = ["signature", "tenant", "status", "impersonation", "created_at", "review_link"]
-    list_filter = ["status", "impersonation_suspected"]
+    list_filter = ["status", "impersonation_suspected", ("tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["text", "tenant__name"]
     readonly_fields = [
         "tenant",
@@ -319,6 +319,26 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
 # --- templates -------------------------------------------------------------------------------
 
 
+def variables_table(variables: dict):
+    """Declared template variables as a table (name, kind, limit), not a Python dict (issue 14)."""
+    from .rules import DEFAULT_MAX_LENGTH
+
+    if not variables:
+        return "none"
+    rows = []
+    for name, spec in variables.items():
+        spec = spec if isinstance(spec, dict) else {"kind": spec}
+        kind = spec.get("kind", "")
+        limit = (
+            "4–8 digits" if kind == "code" else f"≤ {spec.get('max_length', DEFAULT_MAX_LENGTH.get(kind, '?'))} chars"
+        )
+        rows.append(("${" + name + "}", kind, limit))
+    return format_html(
+        '<table class="template-variables"><tr><th>variable</th><th>kind</th><th>limit</th></tr>{}</table>',
+        format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>", rows),
+    )
+
+
 @admin.register(TemplateVersion)
 class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
     """R-CMP-2 review queue: every filed version (a revision of an approved template too)."""
@@ -335,13 +355,13 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
         "created_at",
         "review_link",
     ]
-    list_filter = ["status", "template__message_type"]
+    list_filter = ["status", "template__message_type", ("template__tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["template__code", "body", "template__tenant__name"]
     readonly_fields = [
         "template",
         "number",
         "body",
-        "variables",
+        "variables_display",
         "status",
         "review_reason",
         "reviewed_by",
@@ -349,9 +369,14 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
         "flags",
         "created_at",
     ]
+    exclude = ["variables"]  # shown as a table (variables_display)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("template__tenant", "template__approved_version")
+
+    @admin.display(description="Variables")
+    def variables_display(self, obj):
+        return variables_table(obj.variables)
 
     @admin.display(description="Template", ordering="template__code")
     def template_code(self, obj):
@@ -395,7 +420,7 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
             ("Type", obj.template.get_message_type_display()),
             ("Version", obj.number),
             ("Body", obj.body),
-            ("Variables", obj.variables),
+            ("Variables", variables_table(obj.variables)),
         ]
         if approved is not None and approved.pk != obj.pk:
             rows.append((f"Currently sending (v{approved.number})", approved.body))
@@ -408,8 +433,12 @@ class TemplateVersionInline(admin.TabularInline):
     model = TemplateVersion
     extra = 0
     can_delete = False
-    fields = ["number", "body", "variables", "status", "review_reason", "reviewed_by", "created_at"]
+    fields = ["number", "body", "variables_display", "status", "review_reason", "reviewed_by", "created_at"]
     readonly_fields = fields
+
+    @admin.display(description="Variables")
+    def variables_display(self, obj):
+        return variables_table(obj.variables)
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import inbound, sender, services, spool
+from . import channel_live, inbound, sender, services, spool
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class ChannelQueues(Middleware):
             try:
                 sender.SessionRegistry.poll_idle()
                 spool.replay_if_due()  # issue 21: what was spooled during an outage, once it is over
+                channel_live.publish_binds(sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters)
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
             finally:

@@ -11,6 +11,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from import_export.admin import ImportExportModelAdmin
 
 from smsplatform.errors import DomainError
@@ -32,6 +35,7 @@ from .models import (
     TenantNumber,
 )
 from .resources import PublicHolidayResource
+from .sendlog import customer_tenants
 
 
 class ChannelForm(forms.ModelForm):
@@ -77,19 +81,79 @@ class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
     list_display = [
         "name",
+        "state",
+        "binds",
+        "submits",
+        "queue",
+        "rate",
+        "error",
         "host",
         "port",
         "system_id",
-        "bind_count",
-        "tps_limit",
         "window_size",
-        "enabled",
-        "down_until",
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "host", "system_id"]
-    readonly_fields = ["down_until", "last_error", "created_at"]
+    readonly_fields = ["live", "down_until", "last_error", "created_at"]
     inlines = [RouteInline]
+
+    # --- live state (R-DLV-3), from delivery.channel_live -----------------------------------------
+
+    def _live(self, obj):
+        from .channel_live import channel_live
+
+        cached = getattr(obj, "_live_state", None)
+        if cached is None:
+            cached = obj._live_state = channel_live(obj)
+        return cached
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if not obj.enabled:
+            return "disabled"
+        if self._live(obj).down:
+            until = timezone.localtime(obj.down_until).strftime("%H:%M:%S")
+            return format_html('<strong class="channel-down">down until {}</strong>', until)
+        return "up"
+
+    @admin.display(description="binds up")
+    def binds(self, obj):
+        live = self._live(obj)
+        return "unknown" if live.binds_up is None else f"{live.binds_up} / {obj.bind_count}"
+
+    @admin.display(description="submits/s (1 min)")
+    def submits(self, obj):
+        value = self._live(obj).submits_per_second
+        return "unknown" if value is None else value
+
+    @admin.display(description="queued")
+    def queue(self, obj):
+        value = self._live(obj).queue_depth
+        return "unknown" if value is None else value
+
+    @admin.display(description="rate now / TPS limit")
+    def rate(self, obj):
+        live = self._live(obj)
+        limit = f"{obj.tps_limit}/s" if obj.tps_limit else "no limit"
+        return f"{live.current_rate:g}/s of {limit}" if live.current_rate else limit
+
+    @admin.display(description="last error")
+    def error(self, obj):
+        return Truncator(obj.last_error).chars(60) if obj.last_error else "–"
+
+    @admin.display(description="live state")
+    def live(self, obj):
+        if obj.pk is None:
+            return "-"
+        return format_html(
+            '<span id="channel-live">state: {} · binds up: {} · submits/s over the last minute: {} · queued: {} · '
+            "rate now / TPS limit: {}</span>",
+            self.state(obj),
+            self.binds(obj),
+            self.submits(obj),
+            self.queue(obj),
+            self.rate(obj),
+        )
 
     def save_model(self, request, obj, form, change):
         services.save_channel(channel=obj, actor=admin_actor(request), changed=list(form.changed_data))
@@ -224,11 +288,21 @@ class HeldMessageReviewAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             self._decide(request)
-            return redirect(request.path)
+            return redirect(request.get_full_path())  # back to the same filters
+        from .message_lookup import held_messages
+
+        tenant = request.GET.get("tenant", "")
+        tenants = Tenant.objects.filter(pk__in=[t.pk for t in customer_tenants()]).order_by("name")
         context = {
             **self.admin_site.each_context(request),
             "title": "Held messages",
-            "groups": services.held_messages(),
+            "groups": held_messages(
+                tenant_ids=(int(tenant),) if tenant.isdigit() else (),
+                q=request.GET.get("q", ""),
+                why=request.GET.get("why", ""),
+            ),
+            "tenants": tenants,
+            "filters": {"tenant": tenant, "q": request.GET.get("q", ""), "why": request.GET.get("why", "")},
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/delivery/held_messages.html", context)

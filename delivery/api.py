@@ -5,7 +5,7 @@ another tenant's message id is simply not found (404).
 """
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,7 +72,10 @@ class MessageSummaryOut(serializers.Serializer):
     id = serializers.IntegerField()
     to = serializers.CharField()
     status = serializers.CharField()
-    reason = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True, help_text="refusal or failure code; null when none")
+    message = serializers.CharField(
+        allow_null=True, help_text="why it was refused, as a single send's error message says; null when accepted"
+    )
     segments = serializers.IntegerField()
     unit_price = serializers.IntegerField(help_text="micro-units per segment")
     amount = serializers.IntegerField(help_text="micro-units held")
@@ -96,6 +99,15 @@ class StatusEventOut(serializers.ModelSerializer):
 class MessageOut(serializers.ModelSerializer):
     batch = serializers.IntegerField(source="request_id")
     to = serializers.CharField(source="recipient")
+    reason = serializers.CharField(allow_null=True, help_text="refusal or failure code; null when none")
+    error_code = serializers.CharField(allow_null=True, help_text="the carrier's error code; null when none")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # One convention with the send answers and callbacks: "no reason" is null, never "".
+        data["reason"] = data["reason"] or None
+        data["error_code"] = data["error_code"] or None
+        return data
 
     class Meta:
         model = Message
@@ -218,6 +230,20 @@ class MessagesView(generics.ListAPIView):
 
     @extend_schema(
         request=SingleSendIn,
+        examples=[
+            OpenApiExample(
+                "A verification code",
+                description="The demo tenant of `make run`: use the template code it printed (Send: line).",
+                value={
+                    "to": "13800138000",
+                    "signature": "DemoShop",
+                    "template": "TPL_7J0R54",
+                    "params": {"code": "123456"},
+                    "client_ref": "order-1001-code",
+                },
+                request_only=True,
+            )
+        ],
         responses={
             202: MessageSummaryOut,
             402: OpenApiResponse(description="insufficient_balance"),
@@ -265,6 +291,20 @@ class MessageCancelView(APIView):
 class BatchCreateView(APIView):
     @extend_schema(
         request=BatchSendIn,
+        examples=[
+            OpenApiExample(
+                "Two recipients, one with its own parameters",
+                description="The demo tenant of `make run`: use the template code it printed (Send: line).",
+                value={
+                    "signature": "DemoShop",
+                    "template": "TPL_7J0R54",
+                    "params": {"code": "123456"},
+                    "recipients": ["13800138000", {"to": "+8613900139000", "params": {"code": "654321"}}],
+                    "client_ref": "campaign-2026-11-30",
+                },
+                request_only=True,
+            )
+        ],
         responses={
             202: BatchAcceptedOut,
             402: OpenApiResponse(description="insufficient_balance"),

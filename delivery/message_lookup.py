@@ -242,3 +242,33 @@ def message_detail(*, tenant: Tenant, message_id: int) -> MessageDetail | None:
 
 
 STATUS_CHOICES = MessageStatus.choices
+
+
+def held_messages(
+    *, tenant_ids: tuple[int, ...] = (), q: str = "", why: str = "", limit_per_tenant: int = 200
+) -> list[tuple[Tenant, list[Message]]]:
+    """Held messages (R-CMP-3/8) per tenant, oldest first, for the reviewers' page: search by
+    template code, signature, client ref or a whole recipient number; `why` filters the hold
+    reason. Held sets are small (the status index finds them), so a text filter on them is cheap."""
+    from django.db.models import Q
+
+    from .sendlog import customer_tenants
+
+    q = q.strip()
+    found = []
+    for tenant in customer_tenants(tenant_ids):
+        with tenant_context(tenant):
+            qs = Message.objects.filter(status=MessageStatus.HELD)
+            if q:
+                qs = qs.filter(
+                    Q(template=q)
+                    | Q(signature=q.strip("【】[]"))
+                    | Q(client_ref=q)
+                    | Q(recipient__in=recipient_variants(q))
+                )
+            if why:
+                qs = qs.filter(detail__icontains=why)
+            rows = list(qs.order_by("created_at", "pk")[:limit_per_tenant])
+        if rows:
+            found.append((tenant, rows))
+    return found

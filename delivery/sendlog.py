@@ -451,6 +451,19 @@ class OperationRecordResource(StreamingResource, resources.ModelResource):
         super().__init__(**kwargs)
         self.full_numbers = full_numbers
 
+    # Readable in every export (issue 14): Chinese as written, not \u escapes; times with their zone.
+    def dehydrate_created_at(self, row) -> str:
+        value = row["created_at"] if isinstance(row, dict) else row.created_at
+        return timezone.localtime(value).isoformat() if value else ""
+
+    def dehydrate_before(self, row) -> str:
+        value = row["before"] if isinstance(row, dict) else row.before
+        return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def dehydrate_after(self, row) -> str:
+        value = row["after"] if isinstance(row, dict) else row.after
+        return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
     def row_values(self, row: Any) -> list[Any]:
         # R-AUD-2: numbers in the trail (reason, before/after) masked unless view_full_number.
         values = super().row_values(row)
@@ -521,6 +534,30 @@ def _xlsx_safe(value: Any) -> Any:
     return value
 
 
+# XLSX cells are typed (issue 14): times are real dates in the platform's zone (named in the
+# header), and text a spreadsheet would read as a formula is stored as a text cell with Excel's
+# quote-prefix style, so it never runs and shows no apostrophe. CSV keeps the leading quote
+# (a CSV cell has no type).
+XLSX_TIME_COLUMNS = frozenset({"created_at", "status_at", "submitted_at", "done_at"})
+
+
+def _xlsx_cell(sheet, value: Any, *, is_time: bool) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+
+    if is_time and value:
+        moment = value if isinstance(value, datetime) else parse_datetime(str(value))
+        if moment is not None:
+            cell = WriteOnlyCell(sheet, value=timezone.localtime(moment).replace(tzinfo=None))
+            cell.number_format = "yyyy-mm-dd hh:mm:ss"
+            return cell
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        cell = WriteOnlyCell(sheet, value=_xlsx_safe(value))
+        cell.data_type = "s"
+        cell.quotePrefix = True
+        return cell
+    return _xlsx_safe(value)
+
+
 def write_export(
     *,
     rows: Iterable[Any],
@@ -551,9 +588,11 @@ def write_export(
 
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet("export")
-        sheet.append(headers)
+        zone = timezone.get_default_timezone()
+        times = frozenset(i for i, name in enumerate(headers) if name in XLSX_TIME_COLUMNS)
+        sheet.append([f"{name} ({zone.key})" if i in times else name for i, name in enumerate(headers)])
         for row in rows:
-            sheet.append([_xlsx_safe(v) for v in neutralise_row(resource.row_values(row))])
+            sheet.append([_xlsx_cell(sheet, v, is_time=i in times) for i, v in enumerate(resource.row_values(row))])
             count += 1
             tick()
         workbook.save(path)
@@ -800,3 +839,69 @@ def record_inline_export(
         after={"filters": filters, "format": fmt, "rows": rows, "sha256": sha256, "inline": True},
     )
     return job
+
+
+# --- how an export reads to a person (issue 14) ------------------------------------------------
+
+
+def describe_filters(*, kind: str, filters: dict) -> str:
+    """Stored filters as a sentence in the platform's zone; `date_to` (stored exclusive, the day
+    after) is shown as the inclusive day the auditor chose."""
+    filters = filters or {}
+    zone = timezone.get_default_timezone()
+    parts = []
+    ids = filters.get("tenant_ids") or []
+    if ids:
+        names = dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "name"))
+        parts.append("tenants: " + ", ".join(names.get(pk, f"#{pk} (deleted)") for pk in ids))
+    else:
+        parts.append("every tenant")
+    start = _as_datetime(filters.get("date_from"))
+    end = _as_datetime(filters.get("date_to"))
+    if start or end:
+        first = f"{timezone.localtime(start):%Y-%m-%d}" if start else "the beginning"
+        if end:
+            local_end = timezone.localtime(end)
+            whole_day = local_end.time() == time.min
+            last = f"{(local_end - timedelta(days=1)) if whole_day else local_end:%Y-%m-%d}"
+        else:
+            last = "now"
+        parts.append(f"from {first} to {last} inclusive ({zone.key})")
+    else:
+        parts.append("any date")
+    if filters.get("statuses"):
+        parts.append("status " + " or ".join(filters["statuses"]))
+    for key, label in (("recipient", "recipient"), ("signature", "signature"), ("template", "template")):
+        if filters.get(key):
+            parts.append(f"{label} {filters[key]}")
+    if filters.get("action"):
+        parts.append(f"action {filters['action']}")
+    return " · ".join(parts)
+
+
+def send_log_span(*, tenant_ids: Iterable[int] = ()) -> tuple[datetime, datetime] | None:
+    """The oldest and newest message of these tenants (created_at index: two cheap reads each)."""
+    from delivery.models import Message
+
+    spans = []
+    for tenant in customer_tenants(tenant_ids):
+        with schema_context(tenant.schema_name):
+            first = Message.objects.order_by("created_at").values_list("created_at", flat=True).first()
+            last = Message.objects.order_by("-created_at").values_list("created_at", flat=True).first()
+        if first:
+            spans.append((first, last))
+    if not spans:
+        return None
+    return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
+def explain_empty_export(*, kind: str, filters: dict) -> str:
+    """Why an export has no rows, in words the auditor can act on."""
+    text = f"No row matched: {describe_filters(kind=kind, filters=filters)}."
+    if kind != ExportKind.SEND_LOG:
+        return text
+    span = send_log_span(tenant_ids=(filters or {}).get("tenant_ids") or ())
+    if span is None:
+        return text + " The selected tenants have no messages at all."
+    first, last = (timezone.localtime(t) for t in span)
+    return text + f" Their send log holds messages from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}."

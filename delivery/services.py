@@ -614,6 +614,8 @@ def message_summary(m: Message | _Draft) -> dict:
         "to": m.recipient,
         "status": m.status,
         "reason": m.reason or None,
+        # A refused recipient of a batch says why, as a refused single send does (its "message").
+        "message": (m.detail or "The recipient was refused.") if m.status == S.REJECTED else None,
         "segments": m.segments,
         "unit_price": m.unit_price,
         "amount": m.amount,
@@ -622,7 +624,8 @@ def message_summary(m: Message | _Draft) -> dict:
 
 def _response(*, kind: str, request: SendRequest, messages: list[_Draft]) -> tuple[int, dict]:
     """The 202 body of an accepted request (a refused single send answers 422 in _accept)."""
-    send_at = request.send_at.isoformat() if request.send_at else None
+    # Times in the API's one zone (settings.TIME_ZONE, with its offset), as every GET shows them.
+    send_at = timezone.localtime(request.send_at).isoformat() if request.send_at else None
     if kind == SendRequest.Kind.SINGLE:
         return http.HTTP_202_ACCEPTED, {
             **message_summary(messages[0]),
@@ -1102,9 +1105,9 @@ def status_event_body(message: Message) -> dict:
         "status": message.status,
         "reason": message.reason or None,
         "error_code": message.error_code or None,
-        "submitted_at": message.submitted_at.isoformat() if message.submitted_at else None,
-        "done_at": message.done_at.isoformat() if message.done_at else None,
-        "at": message.status_at.isoformat(),
+        "submitted_at": timezone.localtime(message.submitted_at).isoformat() if message.submitted_at else None,
+        "done_at": timezone.localtime(message.done_at).isoformat() if message.done_at else None,
+        "at": timezone.localtime(message.status_at).isoformat(),
     }
 
 

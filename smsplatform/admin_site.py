@@ -192,6 +192,11 @@ def _trail_mark() -> int:
 
 
 class PlatformAdminSite(admin.AdminSite):
+    site_header = "SMS platform console"
+    site_title = "SMS platform"
+    index_title = "Today's work"
+    site_url = "/api/docs/"  # "View site": the customer API reference (there is no public web site)
+
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, GuardedModelAdmin):

@@ -78,20 +78,28 @@ def _alive(pidfile: Path) -> bool:
     return True
 
 
-def stop() -> None:
+def stop() -> list[str]:
+    """Stop the servers under var/ (only ours: one given by DATABASE_URL / DRAMATIQ_BROKER_URL is
+    never started here, so never stopped); say what was stopped."""
+    stopped = []
     pidfile = REDIS_DIR / "redis.pid"
     if _alive(pidfile):
-        os.kill(int(pidfile.read_text().strip()), 15)
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 15)
+        stopped.append(f"Redis (pid {pid}, {REDIS_DIR})")
     if (PG_DATA / "postmaster.pid").exists():
         import pgserver
 
         pgserver.get_server(PG_DATA, cleanup_mode="stop").cleanup()
+        stopped.append(f"PostgreSQL ({PG_DATA})")
+    return stopped
 
 
 def main(argv: list[str]) -> None:
     command = argv[1] if len(argv) > 1 else "env"
     if command == "stop":
-        stop()
+        stopped = stop()
+        print("stopped: " + ", ".join(stopped) if stopped else "nothing to stop: no embedded server was running")
         return
     database = os.environ.get("DATABASE_URL") or postgres_url()
     broker = os.environ.get("DRAMATIQ_BROKER_URL") or redis_url()

@@ -47,8 +47,30 @@ WITH_BODY = {
 }
 
 
-def _error_response(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+# An example per status: a real answer of the platform (issue 14: Swagger examples that can be sent).
+EXAMPLES = {
+    "400": ("validation_error", "The request is invalid.", {"to": ["This field is required."]}),
+    "401": ("authentication_failed", "Incorrect authentication credentials.", None),
+    "402": ("insufficient_balance", "The balance cannot cover this send.", None),
+    "403": ("tenant_suspended", "This account is suspended: complaint overdue.", None),
+    "404": ("not_found", "Not found.", None),
+    "409": ("conflict", "The request conflicts with the current state.", None),
+    "413": ("payload_too_large", "The body is larger than 2621440 bytes.", {"max_bytes": 2621440}),
+    "415": ("unsupported_media_type", 'Unsupported media type "text/plain" in request.', None),
+    "422": ("opted_out", "The recipient opted out.", {"to": "+8613800138000", "client_ref": None}),
+    "429": ("rate_limited", "Request was throttled. Expected available in 12 seconds.", None),
+}
+
+
+def _error_content(status: str) -> dict:
+    code, message, details = EXAMPLES.get(status, ("error", "The request was refused.", None))
+    return {
+        "application/json": {"schema": _ERROR_REF, "example": {"code": code, "message": message, "details": details}}
+    }
+
+
+def _error_response(status: str, description: str) -> dict:
+    return {"description": description, "content": _error_content(status)}
 
 
 def add_error_responses(result, generator, request, public):
@@ -67,12 +89,12 @@ def add_error_responses(result, generator, request, public):
             if method != "get":
                 extra.update(WRITES)
             for status, description in extra.items():
-                responses.setdefault(status, _error_response(description))
+                responses.setdefault(status, _error_response(status, description))
             for parameter in operation.get("parameters", []):
                 enum = parameter.get("schema", {}).get("enum")
                 if parameter.get("in") == "query" and enum and "" not in enum:
                     enum.append("")  # an empty filter is no filter (django-filter), not an error
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
-                    response["content"] = {"application/json": {"schema": _ERROR_REF}}
+                    response["content"] = _error_content(status)
     return result

@@ -239,9 +239,16 @@ DRAMATIQ_BROKER_URL = os.environ.get("DRAMATIQ_BROKER_URL", "")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"refusal_without_traceback": {"()": "smsplatform.logfilters.RefusalWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["refusal_without_traceback"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "apscheduler": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "apscheduler": {"level": "WARNING"},
+        # Django's default "django" logger has its own console handler (DEBUG) and propagates to
+        # root: each line printed twice. One handler, root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 
 # --- billing ---

@@ -233,6 +233,14 @@ class TenantAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # inlines are read-only; keys change through the key views
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from .glance import tenant_glance
+
+        tenant = Tenant.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        # At a glance (admin/tenants/tenant/change_form.html): links only to what this user may open.
+        glance = tenant_glance(tenant=tenant, user=request.user) if tenant else []
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "glance": glance})
+
     def get_urls(self):
         own = [
             path(
@@ -358,6 +366,8 @@ class OperationRecordAdmin(ExportMixin, admin.ModelAdmin):
 
     def get_export_data(self, file_format, request, queryset, **kwargs):
         data = super().get_export_data(file_format, request, queryset, **kwargs)
+        if isinstance(data, str) and file_format.get_extension() == "csv":
+            data = "\ufeff" + data  # a BOM: Excel then reads the UTF-8 (Chinese) correctly
         raw = data.encode() if isinstance(data, str) else data
         record_inline_export(
             user=request.user,
@@ -392,8 +402,18 @@ class ExportRequestForm(forms.Form):
         required=False,
         help_text="none selected = every tenant (walks every tenant schema)",
     )
-    date_from = forms.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
-    date_to = forms.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+    period = forms.ChoiceField(
+        choices=[
+            ("", "the dates below"),
+            ("this_month", "this month"),
+            ("last_month", "last month"),
+            ("last_7_days", "the last 7 days"),
+        ],
+        required=False,
+        help_text="fills both dates, in the platform's time zone",
+    )
+    date_from = forms.DateField(required=False, help_text="inclusive", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, help_text="inclusive", widget=forms.DateInput(attrs={"type": "date"}))
     statuses = forms.MultipleChoiceField(choices=_status_choices, required=False)
     recipient = forms.CharField(required=False, max_length=32, help_text="full number or its ending")
     signature = forms.CharField(required=False, max_length=40)
@@ -401,6 +421,26 @@ class ExportRequestForm(forms.Form):
     format = forms.ChoiceField(choices=ExportFormat.choices, initial=ExportFormat.CSV)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="the lawful request this answers")
     background = forms.BooleanField(required=False, help_text="run in the background even when small")
+
+    def clean(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        data = super().clean()
+        today = timezone.localdate()
+        first = today.replace(day=1)
+        period = data.get("period")
+        if period == "this_month":
+            data["date_from"], data["date_to"] = first, today
+        elif period == "last_month":
+            end = first - timedelta(days=1)
+            data["date_from"], data["date_to"] = end.replace(day=1), end
+        elif period == "last_7_days":
+            data["date_from"], data["date_to"] = today - timedelta(days=6), today
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The first day must not be after the last day.")
+        return data
 
     def filters(self) -> dict:
         data = self.cleaned_data
@@ -432,7 +472,44 @@ class ExportJobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "state", "format"]
     search_fields = ["requested_by_label", "reason", "sha256"]
-    readonly_fields = [f.name for f in ExportJob._meta.fields]
+    # The job page reads like the list: filters as a sentence, the outcome, the download link.
+    fields = [
+        "kind",
+        "format",
+        "state",
+        "filters_text",
+        "outcome",
+        "download",
+        "reason",
+        "requester",
+        "ip_address",
+        "full_numbers",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "file_size",
+        "sha256",
+        "error",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="filters")
+    def filters_text(self, obj):
+        from delivery.sendlog import describe_filters
+
+        return describe_filters(kind=obj.kind, filters=obj.filters)
+
+    @admin.display(description="outcome")
+    def outcome(self, obj):
+        from delivery.sendlog import explain_empty_export
+
+        if obj.state == ExportState.DONE and obj.rows_written == 0:
+            return explain_empty_export(kind=obj.kind, filters=obj.filters)
+        if obj.state == ExportState.DONE:
+            return f"{obj.rows_written:,} rows"
+        if obj.state == ExportState.FAILED:
+            return f"failed: {obj.error[:200]}"
+        return f"{obj.get_state_display()}: {obj.progress_percent}% of ~{obj.estimated_rows:,} rows"
 
     class Media:
         js = ["tenants/export_progress.js"]
@@ -504,10 +581,16 @@ class ExportJobAdmin(admin.ModelAdmin):
             except DomainError as exc:
                 messages.error(request, exc.message)
             else:
+                from delivery.sendlog import explain_empty_export
+
                 if job.background:
-                    messages.info(request, f"Export {job.pk} runs in the background (~{job.estimated_rows} rows).")
+                    messages.info(request, f"Export {job.pk} runs in the background (~{job.estimated_rows:,} rows).")
+                elif job.rows_written == 0:
+                    # An empty file is still recorded (proof of a nil answer); say why it is empty.
+                    explained = explain_empty_export(kind=job.kind, filters=job.filters)
+                    messages.warning(request, f"Export {job.pk} is empty. {explained}")
                 else:
-                    messages.success(request, f"Export {job.pk} is ready: {job.rows_written} rows.")
+                    messages.success(request, f"Export {job.pk} is ready: {job.rows_written:,} rows.")
                 return redirect("admin:tenants_exportjob_changelist")
         context = {
             **self.admin_site.each_context(request),

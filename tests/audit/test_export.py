@@ -76,14 +76,21 @@ def test_csv_export_neutralises_formula_content_R_AUD_2(tenant_a, auditor, expor
     assert row["client_ref"] == "'@ref"
 
 
-def test_xlsx_export_neutralises_formula_content_R_AUD_2(tenant_a, auditor, export_media):
-    make_message(tenant_a, content="-1+cmd|' /C calc'!A0", recipient="+8613811115555")
+def test_xlsx_export_stores_formula_content_as_text_without_apostrophe_R_AUD_2(tenant_a, auditor, export_media):
+    """A typed text cell with Excel's quote prefix: never a formula, and no visible apostrophe
+    (issue 14); times are real dates in the platform's zone."""
+    make_message(tenant_a, content="=1+cmd|' /C calc'!A0", recipient="+8613811115555")
     job = request_export(
         kind="send_log", fmt="xlsx", filters={"tenant_ids": [tenant_a.pk], "recipient": "+8613811115555"}, user=auditor
     )
-    sheet = load_workbook(export_media / job.file_name, read_only=True).active
-    header, row = list(sheet.iter_rows(values_only=True))
-    assert dict(zip(header, row, strict=True))["content"] == "'-1+cmd|' /C calc'!A0"
+    sheet = load_workbook(export_media / job.file_name).active
+    header = [c.value for c in sheet[1]]
+    content = sheet.cell(row=2, column=header.index("content") + 1)
+    assert content.value == "=1+cmd|' /C calc'!A0"
+    assert content.data_type == "s"
+    assert content.quotePrefix
+    created = sheet.cell(row=2, column=header.index("created_at (Asia/Shanghai)") + 1)
+    assert created.is_date
 
 
 def test_json_export_keeps_every_send_log_field_R_AUD_1(tenant_a, auditor, export_media):

@@ -128,3 +128,9 @@ def test_dashboard_takes_a_year_and_says_when_a_period_is_refused(db):
     refused = client.get("/admin/dashboard/", {"days": 9999})
     assert refused.status_code == 200
     assert 'id="breakdown-errors"' in refused.content.decode()
+
+
+def test_view_site_leads_to_the_api_reference(db, client):
+    html = staff("operator").get("/admin/").content.decode()
+    assert '<a href="/api/docs/">View site</a>' in html
+    assert client.get("/api/docs/").status_code == 200

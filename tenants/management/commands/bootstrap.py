@@ -1,7 +1,7 @@
 """Bring a database up to date: migrations (public, tenants, template), public tenant, roles.
 
-With --demo (make run): also a superuser and an active demo tenant with a fresh API key,
-printed once.
+With --demo (make run): also a superuser and an active demo tenant with an API key, kept in
+var/demo-credentials.json and printed on every run.
 """
 
 import secrets
@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from smsplatform.errors import DomainError
 from smsplatform.tenancy import ensure_template_schema, repair_migration_sequences
 from tenants import services
 from tenants.models import Tenant, TenantKind, TenantState
@@ -35,12 +36,17 @@ class Command(BaseCommand):
             self.make_demo()
 
     def make_demo(self):
+        """The demo admin and API key, kept under var/ so every `make run` prints the same ones
+        (issue 14: a new password each restart locked people out with the saved one)."""
         actor = services.Actor.system("bootstrap")
-        password = secrets.token_urlsafe(12)
+        saved = _load_demo_credentials()
         User = get_user_model()
         admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
         admin.is_staff = admin.is_superuser = True
-        admin.set_password(password)
+        password = saved.get("admin_password") or ""
+        if not password or not admin.check_password(password):
+            password = secrets.token_urlsafe(12)
+            admin.set_password(password)
         admin.save()
         tenant = Tenant.objects.filter(licence_number=DEMO_LICENCE).first()
         if tenant is None:
@@ -54,10 +60,19 @@ class Command(BaseCommand):
                 schema_name="demo",
                 activate=True,
             )
-        with transaction.atomic():
-            for key in tenant.api_keys.filter(revoked_at__isnull=True, label="demo"):
-                services.revoke_api_key(key=key, actor=actor, reason="make run issues a fresh demo key")
-            key, secret = services.issue_api_key(tenant=tenant, actor=actor, label="demo")
+        key_id, secret = saved.get("access_key_id") or "", saved.get("access_key_secret") or ""
+        try:
+            key = services.authenticate_plain(access_key_id=key_id, secret=secret) if key_id and secret else None
+        except DomainError:
+            key = None  # revoked, expired or from another database: issue a new one
+        if key is None or key.tenant_id != tenant.pk:
+            with transaction.atomic():
+                for old in tenant.api_keys.filter(revoked_at__isnull=True, label="demo"):
+                    services.revoke_api_key(key=old, actor=actor, reason="make run replaces a lost demo key")
+                key, secret = services.issue_api_key(tenant=tenant, actor=actor, label="demo")
+        path = _save_demo_credentials(
+            {"admin_password": password, "access_key_id": key.access_key_id, "access_key_secret": secret}
+        )
         self.stdout.write(
             "\n".join(
                 [
@@ -66,11 +81,39 @@ class Command(BaseCommand):
                     f"  Tenant:   {tenant.name} (schema {tenant.schema_name}, {tenant.state})",
                     f"  API key:  X-Access-Key-Id: {key.access_key_id}",
                     f"            X-Access-Key-Secret: {secret}",
-                    "  (shown once: every `make run` issues a new admin password and demo key)",
+                    f"  (kept in {path}: the same on every `make run`; delete the file for new ones)",
                     "",
                 ]
             )
         )
+
+
+def _credentials_path():
+    from smsplatform.embedded import VAR
+
+    return VAR / "demo-credentials.json"
+
+
+def _load_demo_credentials() -> dict:
+    import json
+
+    try:
+        return json.loads(_credentials_path().read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _save_demo_credentials(data: dict):
+    import json
+    import os
+
+    path = _credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Only this user may read it: it holds a superuser password and an API secret.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    return path
 
 
 def ensure_public_tenant() -> Tenant:

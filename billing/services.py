@@ -37,6 +37,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
+from smsplatform import metrics
 from smsplatform.db import insert_rows
 from tenants.models import Tenant, TenantState
 from tenants.services import Actor, record_operation
@@ -202,6 +203,7 @@ def _entry(
 def _save_entries(entries: list[LedgerEntry]) -> None:
     try:
         LedgerEntry.objects.bulk_create(entries)
+        metrics.count_ledger(entries)
     except IntegrityError as exc:  # the enclosing atomic() rolls everything back
         # Same key used concurrently for another account (the lock only serialises one account).
         raise IdempotencyConflict(details={"idempotency_keys": [e.idempotency_key for e in entries]}) from exc

@@ -118,6 +118,7 @@ def test_scale_out_on_rabbitmq_loses_nothing_sends_nothing_twice_and_holds_tps(
     short_tenant, short_client = live_tenant("Scale Short Co.")
     short_template = make_sendable(short_tenant, signature="ScaleCodes", balance=total * PRICE)
     long_tenant, long_client = live_tenant("Scale Long Co.")
+    _notification_price()
     long_template = make_sendable(
         long_tenant,
         signature="ScaleNotes",
@@ -141,8 +142,11 @@ def test_scale_out_on_rabbitmq_loses_nothing_sends_nothing_twice_and_holds_tps(
         "CACHE_URL": os.environ.get("DRAMATIQ_BROKER_URL", "redis://127.0.0.1:6379/0"),
         "PROMETHEUS_MULTIPROC_DIR": prom,
         "COMPLIANCE_SPIKE_MULTIPLE": "0",  # fresh tenants' first sends are not a spike
-        # The sweeps the scheduler runs, shortened so the killed worker's submissions settle in the test.
-        "DELIVERY_SUBMITTING_STALE_SECONDS": "10",
+        # The sweeps the scheduler runs, shortened so the killed worker's submissions settle in the
+        # test. The stale window must stay well above one claim's sending time: at 10 s (first run)
+        # rows of live but CPU-starved senders were declared stale, reconciled without evidence and
+        # resent while their sender still sent them (3-part messages accepted twice).
+        "DELIVERY_SUBMITTING_STALE_SECONDS": "60",
         "DELIVERY_RECONCILE_SECONDS": "10",
         "DELIVERY_RECONCILE_SECONDS_VERIFICATION": "10",
         "DELIVERY_REQUEUE_AFTER_SECONDS": "15",
@@ -225,7 +229,7 @@ def test_scale_out_on_rabbitmq_loses_nothing_sends_nothing_twice_and_holds_tps(
 
         wait_for(
             all_delivered,
-            timeout=max(300, total / 10),
+            timeout=max(400, total / 10),
             every=1,
             what="every message delivered",
             describe=lambda: _describe(plan, ids, sim, logs),
@@ -293,6 +297,29 @@ def test_scale_out_on_rabbitmq_loses_nothing_sends_nothing_twice_and_holds_tps(
     assert page.value("sms_messages_accepted_total") == total
     assert page.value("dramatiq_messages_total", queue_name="delivery") >= 1
     assert 0.9 * len(accepted) <= page.value("sms_submit_parts_total", outcome="ok") <= len(accepted)
+
+
+def _notification_price() -> None:
+    """A notification price in force now (announce_price needs the 7-day notice of R-BIL-4)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing import services as billing
+    from billing.models import Price
+
+    plan = billing.default_plan()
+    if not Price.objects.filter(plan=plan, message_type="notification", country="CN").exists():
+        announced = timezone.now() - timedelta(days=8)
+        Price.objects.create(
+            plan=plan,
+            message_type="notification",
+            country="CN",
+            unit_price=PRICE,
+            effective_from=announced,
+            announced_at=announced,
+            announced_by="tests",
+        )
 
 
 def _healthy(port: int) -> bool:

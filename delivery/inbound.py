@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from smsplatform import metrics
 from smsplatform.db import insert_rows
 from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
@@ -291,6 +292,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             moved.append(message)
             changed[message_id] = final
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
+        metrics.observe_receipts(touched_parts, changed, now)
         insert_status_events(events)
         services.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
@@ -375,6 +377,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             apply_outcomes(tenant=tenant, outcomes=outcomes)
         if done:
             PendingReceipt.objects.filter(pk__in=done).update(applied_at=timezone.now())
+            metrics.count_receipts(rows, done)
             applied = len(done)
     return applied
 

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from smsplatform import metrics
 from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
@@ -144,6 +145,7 @@ class SessionRegistry:
                 limiter = cls._limiters[channel.pk] = ChannelRateLimiter(
                     channel_id=channel.pk, rate=float(channel.tps_limit)
                 )
+                metrics.set_channel_rate(channel.pk, limiter.rate)
             return limiter
 
     @staticmethod
@@ -212,6 +214,7 @@ class SessionRegistry:
                     cls._pools[channel.pk].remove(chosen)
                 chosen.lock.release()
                 raise
+            metrics.bind_opened(channel.pk)
         return chosen
 
     @staticmethod
@@ -221,6 +224,7 @@ class SessionRegistry:
     @classmethod
     def discard(cls, holder: ChannelSession) -> None:
         """Remove a session the caller holds (its link broke) and close it."""
+        metrics.bind_closed(holder.channel_id)
         with cls._pools_lock:
             pool = cls._pools.get(holder.channel_id, [])
             if holder in pool:
@@ -234,6 +238,7 @@ class SessionRegistry:
 
     @staticmethod
     def _close(holder: ChannelSession) -> None:
+        metrics.bind_closed(holder.channel_id)
         try:
             holder.session.close()
         except Exception:  # a broken socket cannot unbind; it is gone either way
@@ -621,6 +626,7 @@ def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[st
     if carrier_ids:
         # After commit (the receipts' own appliers could not see our lookup rows before it).
         transaction.on_commit(lambda: _apply_pending_after_commit(carrier_ids))
+    metrics.count_submit_results(channel_id, results, totals)
     return dict(totals)
 
 

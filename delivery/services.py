@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 from rest_framework import status as http
 
+from smsplatform import metrics
 from smsplatform.db import insert_rows
 from smsplatform.errors import Conflict, DomainError, NotFound
 from tenants.models import Tenant
@@ -251,6 +252,9 @@ def accept_send(
         if replay:
             return replay
         raise
+    except DomainError as exc:  # a whole request refused (balance, compliance): its messages
+        metrics.count_refused_request(exc.code, len(recipients))
+        raise
 
 
 # Columns the intake writes per message (the rest take their model defaults in insert_rows).
@@ -435,6 +439,7 @@ def _accept(
             except BaseException:
                 reservation.release()  # nothing was accepted (402, a lost client_ref race): un-count
                 raise
+    metrics.count_intake(drafts, check.message_type if check else "")
     if refused is not None:
         record_operation(  # R-AUD-3: the refusal, as a small hashed summary (no recipient, no parameters)
             actor=actor,

@@ -48,6 +48,7 @@ from delivery.receipts import (
     parse_udh,
     split_text,
 )
+from smsplatform import metrics
 
 logger = logging.getLogger("delivery.smpp")
 
@@ -675,6 +676,7 @@ class SmppSession:
 
     def _report(self, pending: _Pending, message_id: str | None, status: int) -> None:
         now = time.monotonic()
+        metrics.observe_submit_rtt(self.system_id, now - pending.sent_at, status)
         transient = status in TRANSIENT_STATUSES
         if status == consts.SMPP_ESME_ROK:
             self.stats["ok"] += 1

@@ -350,3 +350,11 @@ DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", 
 # Outbound calls to tenant URLs (callbacks, webhooks: smsplatform.webhooks) may reach private
 # addresses only in development; production refuses them when saved and when called (SSRF).
 OUTBOUND_ALLOW_PRIVATE_HOSTS = env_bool("OUTBOUND_ALLOW_PRIVATE_HOSTS", DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS)
+
+# --- metrics (issue 16: smsplatform/metrics.py, docs/operations.md "Metrics") ---
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; without a token only direct
+# (unproxied) requests from these addresses/networks may scrape.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1/8,::1")
+# Multiprocess mode (gunicorn + dramatiq workers of one host share it); empty: this process only.
+METRICS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")

@@ -6,6 +6,7 @@ from delivery.alibaba.views import dispatch as alibaba_dispatch
 from tenants.api import AccountView
 
 from .health import healthz, readyz
+from .metrics import metrics_view
 
 # Each app adds its customer endpoints in its own api_urls.py (included below when present).
 api_v1 = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("", alibaba_dispatch, name="alibaba"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("compliance.api_urls")),

@@ -124,6 +124,7 @@ def _entry(
 def _save_entries(entries: list[LedgerEntry]) -> None:
     try:
         LedgerEntry.objects.bulk_create(entries)
+        metrics.count_ledger(entries)
     except IntegrityError as exc:  # the enclosing atomic() rolls everything back
         # Same key used concurrently for another account (the lock only serialises one account).
         raise IdempotencyConflict(details={"idempotency_keys": [e.idempotency_key for e in entries]}) from exc

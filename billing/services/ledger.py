@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from smsplatform import metrics
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 

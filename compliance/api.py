@@ -19,10 +19,11 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from smsplatform.parsers import JSONParser
 from tenants.authentication import caller_actor, caller_tenant
 
 from . import frequency, selectors, services

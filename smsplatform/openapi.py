@@ -8,7 +8,7 @@ Responses any operation can give are added here rather than on each view:
   or a signature refused, 429 the rate limit: every authenticated operation;
 - 404: operations with path parameters (an id of another tenant is "not found" too);
 - 413 a body over the size limit and 415 an unsupported content type: operations with a body;
-- 409 refused in the current state: every write.
+- 409 refused in the current state, 422 refused by a business rule: every write.
 
 Query enums also list "" (an empty filter parameter means no filter).
 
@@ -26,7 +26,7 @@ ERROR_SCHEMA = {
         "message": {"type": "string", "description": "for people"},
         "details": {"description": "what exactly was wrong (field errors, limits); may be null", "nullable": True},
     },
-    "required": ["code", "message"],
+    "required": ["code", "message", "details"],
 }
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -40,7 +40,10 @@ COMMON = {
 WITH_PATH_PARAMETERS = {"404": "No such object for this tenant (`not_found`)."}
 # Writes a service may refuse in the current state (smsplatform.errors.Conflict and the apps'
 # own 409 errors: a closed month, an answered request, a duplicate …).
-WRITES = {"409": "Refused in the current state (`conflict` or the operation's own code)."}
+WRITES = {
+    "409": "Refused in the current state (`conflict` or the operation's own code).",
+    "422": "Refused by a business rule (compliance, routing: e.g. `signature_not_approved`, `banned_content`).",
+}
 WITH_BODY = {
     "413": "The body is larger than the API accepts (`payload_too_large`).",
     "415": "The body's content type is not accepted (`unsupported_media_type`).",

@@ -172,12 +172,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "smsplatform.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "smsplatform.errors.api_exception_handler",
-    # DRF's parsers, with a JSON parser that refuses lone surrogates (a 500 otherwise).
-    "DEFAULT_PARSER_CLASSES": [
-        "smsplatform.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only (a JSON parser that refuses lone surrogates: a 500 otherwise). Form bodies follow
+    # HTML-form rules (an empty field is skipped, nested objects lose keys) and let data the schema
+    # forbids through (issue 13): only the upload views (signature proofs, qualifications, opt-out
+    # files) take multipart, and say so themselves.
+    "DEFAULT_PARSER_CLASSES": ["smsplatform.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.ApiKeyRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }

@@ -6,6 +6,7 @@ qualifications (R-TEN-6). Thin: serializers check shape, the services in tenants
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -285,6 +286,7 @@ class QualificationsView(generics.ListAPIView):
     """The caller's business licence and permits (GET) and filing a new one (POST, multipart)."""
 
     serializer_class = QualificationOut
+    parser_classes = [MultiPartParser, FormParser]
     readable_in_any_state = True
     allowed_when_suspended = True  # a suspended account may need to file documents to rectify
     filter_backends = []

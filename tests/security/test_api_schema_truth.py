@@ -48,7 +48,11 @@ def test_frequency_limits_answer_in_the_documented_shape_R_CMP_8(api_schema, cli
 def test_every_error_response_uses_the_error_component(api_schema):  # noqa: F811
     """One Error schema for all 4xx/5xx; every operation documents the errors any call can get."""
     raw = api_schema.raw_schema
-    assert set(raw["components"]["schemas"]["Error"]["required"]) == {"code", "message"}
+    assert set(raw["components"]["schemas"]["Error"]["required"]) == {
+        "code",
+        "message",
+        "details",
+    }  # error_body always has details (may be null)
     for path, item in raw["paths"].items():
         for method, op in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:

@@ -6,7 +6,6 @@ with bounded examples (SCHEMATHESIS_EXAMPLES per operation and mode; ~45 s here)
 import os
 from collections import defaultdict
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -36,12 +35,6 @@ def _run(operation, mode, headers, failures) -> None:
         assert mode == GenerationMode.NEGATIVE  # nothing in this operation can be made invalid
 
 
-@pytest.mark.xfail(
-    reason="open: form-encoded bodies follow DRF's HTML-form rules (an empty field is skipped, a "
-    "nested dict loses its required keys), so PATCH /account and POST /templates accept data the "
-    "schema forbids; fix: JSON-only parsers except on upload views (tests post multipart by default)",
-    strict=False,
-)
 def test_every_operation_passes_every_check(api_schema, client_a):  # noqa: F811
     headers = {"X-Access-Key-Id": client_a.key_id, "X-Access-Key-Secret": client_a.secret}
     config = api_schema.config

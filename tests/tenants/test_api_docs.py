@@ -31,6 +31,14 @@ OPERATOR_ONLY = {
     "staff_user_refused",
     "tenant_error",
     "terms_error",
+    # operators' actions in the admin (service levels, incidents, registration duties, terms, bookings)
+    "compensation_refused",
+    "currency_mismatch",
+    "incident_closed",
+    "invalid_incident",
+    "invalid_registration_update",
+    "invalid_service_level_target",
+    "term_error",
 }
 
 

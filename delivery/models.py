@@ -418,6 +418,9 @@ class Message(TenantScoped, models.Model):
     #: the UDH reference of a long message, fixed at its first claim: a part resent later carries
     #: the same one, so the handset joins it to the parts the carrier already took (issue 10)
     concat_ref = models.PositiveSmallIntegerField(null=True, blank=True)
+    #: parts sent whose answer was lost (link dropped, response timed out): the SMSC may hold them,
+    #: so they wait for evidence; the other missing parts were refused or never sent (issue 10)
+    unknown_parts = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=20, choices=MessageStatus.choices, default=MessageStatus.ACCEPTED, db_index=True
     )

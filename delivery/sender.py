@@ -385,6 +385,7 @@ def claim_messages(
             claim_token=token,
             submitting_at=now,
             submit_attempts=F("submit_attempts") + 1,
+            unknown_parts=[],  # a new round: only its own lost answers count
         )
         insert_status_events(events)
         long = [m for m in messages if m.segments > 1]
@@ -687,7 +688,7 @@ def _apply_for_tenant(
                     captures.append(Capture(hold_id=m.hold_id, carrier_message_id=first, submitted_at=now))
                 submitted.append(m)
             elif any(r.outcome_unknown for r in open_results):
-                lost = sum(1 for r in open_results if r.outcome_unknown)
+                lost = sorted({r.part for r in open_results if r.outcome_unknown})
                 if m.status != S.UNKNOWN_SUBMISSION:
                     events.append(
                         services.transition(
@@ -695,10 +696,11 @@ def _apply_for_tenant(
                             to_status=S.UNKNOWN_SUBMISSION,
                             at=now,
                             save=False,
-                            detail=f"{lost} of {total} parts sent without an answer (link_lost)",
+                            detail=f"{len(lost)} of {total} parts sent without an answer (link_lost)",
                             channel_id=channel_id,
                         )
                     )
+                    m.unknown_parts = lost
                     unknown.append(m)
             elif any(r.transient for r in open_results):
                 m.retry_reason = next(failure_reason(r.command_status) for r in open_results if r.transient)
@@ -732,9 +734,9 @@ def _apply_for_tenant(
             Message.objects.filter(pk__in=[m.pk for m in submitted]).update(
                 status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
             )
-        if unknown:
-            Message.objects.filter(pk__in=[m.pk for m in unknown]).update(
-                status=S.UNKNOWN_SUBMISSION, status_at=now, channel_id=channel_id
+        for parts_lost in {tuple(m.unknown_parts) for m in unknown}:
+            Message.objects.filter(pk__in=[m.pk for m in unknown if tuple(m.unknown_parts) == parts_lost]).update(
+                status=S.UNKNOWN_SUBMISSION, status_at=now, channel_id=channel_id, unknown_parts=list(parts_lost)
             )
         Message.objects.bulk_update(failed, ["status", "status_at", "error_code", "reason"])
         insert_status_events(events)
@@ -950,6 +952,14 @@ def mark_stale_submissions(*, now: datetime | None = None) -> int:
     return count
 
 
+def _unknown_policy(message: Message) -> tuple[str, int]:
+    return settings.DELIVERY_UNKNOWN_POLICY.get(message.message_type, settings.DELIVERY_UNKNOWN_POLICY["default"])
+
+
+def _unknown_window(message: Message) -> int:
+    return _unknown_policy(message)[1]
+
+
 def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
     """Settle unknown submissions (sent, answer lost) by evidence, never by phone number alone.
 
@@ -1009,10 +1019,13 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                 owners: dict[tuple, int] = defaultdict(int)
                 for m in unknown:
                     owners[key(m.recipient, m.channel_id)] += 1
-                parts_rows, lookups, captures, to_resend, to_fail = [], [], [], [], []
+                parts_rows, lookups, captures, to_resend, to_fail, settled_resend = [], [], [], [], [], []
                 for m in unknown:
                     k = key(m.recipient, m.channel_id)
                     missing = sorted(set(range(1, max(m.segments, 1) + 1)) - have.get(m.pk, set()))
+                    # the parts that may be at the SMSC: those whose answer was lost (the others were
+                    # refused or never sent); a crashed sender's rows say nothing, so: every missing one
+                    doubtful = [p for p in m.unknown_parts if p in missing] or missing
                     # one per carrier id: a receipt stored, then redelivered (its bind died before
                     # answering it) is one piece of evidence, not two
                     evidence = list(
@@ -1023,8 +1036,11 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                             and r.received_at >= m.submitting_at
                         }.values()
                     )[::-1]
-                    if evidence and owners[k] == 1 and len(evidence) == len(missing):
-                        for part, r in zip(missing, evidence, strict=True):
+                    if evidence and owners[k] == 1 and len(evidence) <= len(doubtful):
+                        # An SMSC takes one bind's PDUs in order: n receipts for m doubtful parts
+                        # prove the first n sent; the others wait for their own evidence.
+                        proven, still_doubtful = doubtful[: len(evidence)], doubtful[len(evidence) :]
+                        for part, r in zip(proven, evidence, strict=True):
                             parts_rows.append(
                                 MessagePart(
                                     message=m,
@@ -1045,12 +1061,26 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                                 )
                             )
                             matched_ids.append(r.carrier_message_id)
+                        found += 1
+                        have.setdefault(m.pk, set()).update(proven)
+                        if still_doubtful:
+                            m.unknown_parts = still_doubtful
+                            m.save(update_fields=["unknown_parts"])
+                            if m.status_at < now - timedelta(seconds=_unknown_window(m)):
+                                to_resend.append(m)
+                            continue
+                        if len(proven) < len(missing):  # the refused / unsent rest goes now, same reference
+                            m.unknown_parts = []
+                            m.save(update_fields=["unknown_parts"])
+                            settled_resend.append(m)
+                            continue
                         services.transition(
                             message=m,
                             to_status=S.SUBMITTED,
                             at=now,
                             detail="reconciled from receipt",
                             submitted_at=m.submitting_at,
+                            unknown_parts=[],
                         )
                         if m.hold_id:
                             captures.append(
@@ -1060,12 +1090,9 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                                     submitted_at=m.submitting_at,
                                 )
                             )
-                        found += 1
                         continue
-                    action, window = settings.DELIVERY_UNKNOWN_POLICY.get(
-                        m.message_type, settings.DELIVERY_UNKNOWN_POLICY["default"]
-                    )
-                    if m.status_at < now - timedelta(seconds=window):
+                    action, _ = _unknown_policy(m)
+                    if m.status_at < now - timedelta(seconds=_unknown_window(m)):
                         (to_resend if action == "resend" else to_fail).append(m)
                 MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
                 CarrierMessageId.objects.bulk_create(lookups, ignore_conflicts=True)
@@ -1092,6 +1119,14 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                         services.enqueue_status_callback(tenant=tenant, message=m)
                 failed_count += len(to_fail)
                 requeued += len(to_resend)
+                if settled_resend:  # their evidence parts are recorded above: the resend skips them
+                    retry_elsewhere(
+                        tenant=tenant,
+                        messages=settled_resend,
+                        token=None,
+                        reason="the rest of a message settled by its receipt",
+                        pinned={m.pk for m in settled_resend},
+                    )
                 if to_resend:
                     retry_elsewhere(
                         tenant=tenant,

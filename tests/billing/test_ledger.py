@@ -12,11 +12,13 @@ from tenants.models import OperationRecord
 from .conftest import FINANCE, fund, key
 
 
-def test_r_bil_9_account_is_created_lazily_once(tenant):
-    assert not Account.objects.filter(tenant=tenant).exists()
+def test_r_bil_9_an_account_exists_once_per_tenant(tenant):
+    """An active tenant's account exists from activation (its R-TEN-5 term lives there); asking
+    for it again never makes a second one, and its balance is the empty ledger's: 0."""
     assert selectors.balance_of(tenant=tenant) == 0
     first = services.account_for(tenant)
     assert services.account_for(tenant).pk == first.pk
+    assert Account.objects.filter(tenant=tenant).count() == 1
 
 
 def test_r_bil_1_topup_books_one_entry_and_records_the_operation(tenant):

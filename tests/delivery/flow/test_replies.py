@@ -63,7 +63,7 @@ def test_reply_to_the_bare_address_reaches_the_last_sender_and_opts_out(live_db,
     from .conftest import make_sendable
     from .test_faults import send_batch
 
-    sim = smsc_factory(credentials={"demo": "demo"}, access_codes={"1069"})
+    sim = smsc_factory(credentials={"demo": "demo"}, access_codes={"10690"})
     channel = only_channel(port=sim.port)
     tenant, client = live_tenant("Bare Address Co.")
     ext = str(channel.pk % 100).zfill(2) + str(tenant.pk % 1000).zfill(3)
@@ -90,6 +90,6 @@ def test_a_concatenated_reply_is_joined_before_keyword_handling(live_db, smsc_fa
     listener(channel.pk)
     wait_for(lambda: sim.binds >= 1, what="listener bound")
     text = "Please remove me from this list, I asked before several times already. " * 3 + "STOP"
-    sim.inject_mo("8613800138078", f"1069{ext}", text, concat="udh8", parts=2, order="reverse")
+    sim.inject_mo("8613800138078", f"10690{ext}", text, concat="udh8", parts=2, order="reverse")
     rows = wait_for(lambda: _replies(tenant), what="reply stored")
     assert rows == [("+8613800138078", text, "opt_out")]

@@ -92,10 +92,12 @@ def _complete_refund(refund: Refund, account: Account, actor: Actor) -> Refund:
     _save_entries(entries)
     _store_account(account)
     _start_sweep(account, kind=EntryKind.REFUND, reference=f"refund {refund.pk}")
-    if grants:
-        PackageGrant.objects.filter(pk__in=[g.pk for g in grants]).update(
-            state=PackageState.REFUNDED, segments_remaining=0, ended_at=now
-        )
+    # Every active package ends, also one whose segments are all held by messages in flight: what
+    # those messages do not use never comes back to a package the account no longer has (the same
+    # choice as for cash in flight: nothing reappears after a refund; docs/billing.md).
+    PackageGrant.objects.filter(account=account, state=PackageState.ACTIVE).update(
+        state=PackageState.REFUNDED, segments_remaining=0, ended_at=now
+    )
     entry = entries[-1]
     refund.amount, refund.entry, refund.state, refund.completed_at = (
         -entry.amount,

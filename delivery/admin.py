@@ -56,6 +56,8 @@ class ChannelForm(forms.ModelForm):
             "system_type",
             "source_addr",
             "bind_count",
+            "max_binds",
+            "bind_mode",
             "tps_limit",
             "window_size",
             "enabled",

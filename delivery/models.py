@@ -33,7 +33,22 @@ class Channel(models.Model):
     password = models.CharField(max_length=300)
     system_type = models.CharField(max_length=13, blank=True)
     source_addr = models.CharField("source address", max_length=21, blank=True)
-    bind_count = models.PositiveSmallIntegerField(default=1)
+    bind_count = models.PositiveSmallIntegerField(
+        default=1, help_text="binds each worker process may hold (the account's total is max_binds)"
+    )
+    max_binds = models.PositiveSmallIntegerField(
+        "bind limit of the account",
+        null=True,
+        blank=True,
+        help_text="binds the SMSC account allows at once, senders and listener together, across every process "
+        "and host (shared through Redis); empty = no limit",
+    )
+    bind_mode = models.CharField(
+        max_length=12,
+        choices=[("transceiver", "transceiver"), ("split", "transmitter (senders) + receiver (listener)")],
+        default="transceiver",
+        help_text="split needs a bind limit of at least 2 (one bind is kept for the receiver)",
+    )
     tps_limit = models.PositiveIntegerField(
         "TPS limit",
         null=True,
@@ -63,7 +78,14 @@ class Channel(models.Model):
 
     class Meta:
         permissions = [("manage_channels", "Can manage SMPP channels, routes and maintenance")]
-        constraints = [models.CheckConstraint(condition=Q(window_size__gte=1), name="channel_window_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(window_size__gte=1), name="channel_window_positive"),
+            # split mode keeps one bind for the receiver: an account of one bind cannot do it
+            models.CheckConstraint(
+                condition=~Q(bind_mode="split") | Q(max_binds__isnull=True) | Q(max_binds__gte=2),
+                name="channel_split_needs_two_binds",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -65,6 +65,7 @@ class ChannelSession:
     results: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     receipt_ids: list = field(default_factory=list)
+    lease: object = None  # binds.BindLease: this bind's place in the account's budget
 
     def on_inbound(self, pdu) -> None:
         """deliver_sm on this bind: stored before it is answered (an exception makes the session
@@ -118,14 +119,21 @@ class ChannelSession:
 
 
 class BindsBusy(Exception):
-    """Every bind this process may open to the channel is in use (Channel.bind_count)."""
+    """Every bind this process may open to the channel is in use (Channel.bind_count), or the
+    account's budget (Channel.max_binds, delivery/binds.py) has none left for this process."""
+
+
+#: a bind the SMSC refused although the budget allowed it marks the channel down this long only
+BIND_REFUSED_DOWN_SECONDS = 5
 
 
 class SessionRegistry:
-    """Long-lived transceiver binds of this worker process: per channel a pool of at most
-    `Channel.bind_count` sessions. A job takes a free session (its lock) for its whole run — a
-    session is only ever used by one thread at a time (smpplib is not thread-safe) — opens a new
-    bind while the pool is below bind_count, and otherwise waits for one to be free."""
+    """Long-lived binds of this worker process (transceiver, or transmitter in split mode): per
+    channel a pool of at most `Channel.bind_count` sessions, each holding a lease of the account's
+    bind budget (delivery/binds.py: never more binds than Channel.max_binds across processes and
+    hosts). A job takes a free session (its lock) for its whole run — a session is only ever used
+    by one thread at a time (smpplib is not thread-safe) — opens a new bind while the pool is
+    below bind_count and the budget grants a lease, and otherwise waits for one to be free."""
 
     _pools: ClassVar[dict[int, list[ChannelSession]]] = {}
     _pools_lock = threading.Lock()
@@ -159,16 +167,19 @@ class SessionRegistry:
             channel.source_addr,
             channel.window_size,
             channel.tps_limit,
+            channel.bind_mode,
         )
 
     @classmethod
     def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
         """A connected session of `channel`, locked for the caller; release() it when done."""
+        from . import binds
         from .smpp import SmppSession
 
         wait = settings.DELIVERY_BIND_WAIT_SECONDS if wait is None else wait
         fingerprint = cls.fingerprint(channel)
         deadline = time.monotonic() + wait
+        next_lease = 0.0  # a used-up budget is asked again every 0.2 s, not in a tight loop
         while True:
             stale, chosen, new = [], None, False
             with cls._pools_lock:
@@ -182,16 +193,27 @@ class SessionRegistry:
                             chosen = holder
                             continue
                         holder.lock.release()
-                if chosen is None and len(pool) < max(channel.bind_count, 1):
+                if chosen is None and len(pool) < max(channel.bind_count, 1) and time.monotonic() >= next_lease:
                     chosen, new = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint), True
                     chosen.lock.acquire()
                     pool.append(chosen)
             for holder in stale:
                 cls._close(holder)
+            if new:
+                # Issue 20: the account's budget first; without a lease no bind is asked for.
+                chosen.lease = binds.acquire(channel=channel, role="tx")
+                if chosen.lease is None:
+                    with cls._pools_lock:
+                        cls._pools[channel.pk].remove(chosen)
+                    chosen.lock.release()
+                    chosen, new, next_lease = None, False, time.monotonic() + 0.2
             if chosen is not None:
                 break
             if time.monotonic() >= deadline:
-                raise BindsBusy(f"all {channel.bind_count} binds of channel {channel.pk} stayed busy")
+                raise BindsBusy(
+                    f"all binds of channel {channel.pk} stayed busy ({channel.bind_count} per process, "
+                    f"{channel.max_binds or 'no'} account limit)"
+                )
             time.sleep(0.01)
         if new:
             chosen.session = SmppSession(
@@ -206,16 +228,33 @@ class SessionRegistry:
                 on_result=chosen.results.append,
                 on_inbound=chosen.on_inbound,
                 on_inbound_batch=chosen.on_inbound_batch,
+                bind="transmitter" if channel.bind_mode == "split" else "transceiver",
+                on_window=lambda _window, channel_id=channel.pk: cls._publish_window(channel_id),
             )
             try:
                 chosen.session.connect()
             except BaseException:
                 with cls._pools_lock:
                     cls._pools[channel.pk].remove(chosen)
+                binds.release(chosen.lease)
                 chosen.lock.release()
                 raise
             metrics.bind_opened(channel.pk)
+            cls._publish_window(channel.pk)
         return chosen
+
+    @classmethod
+    def _publish_window(cls, channel_id: int) -> None:
+        """The channel's effective window in this process: the smallest of its binds' (issue 20:
+        operators see the window the carrier left us, not the configured ceiling)."""
+        with cls._pools_lock:
+            windows = [
+                h.session.effective_window
+                for h in cls._pools.get(channel_id, [])
+                if h.session is not None and h.session.connected
+            ]
+        if windows:
+            metrics.set_channel_window(channel_id, min(windows))
 
     @staticmethod
     def release(holder: ChannelSession) -> None:
@@ -224,26 +263,24 @@ class SessionRegistry:
     @classmethod
     def discard(cls, holder: ChannelSession) -> None:
         """Remove a session the caller holds (its link broke) and close it."""
-        metrics.bind_closed(holder.channel_id)
         with cls._pools_lock:
             pool = cls._pools.get(holder.channel_id, [])
             if holder in pool:
                 pool.remove(holder)
-        try:
-            holder.session.close()
-        except Exception:  # a broken socket cannot unbind; it is gone either way
-            log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
-        finally:
-            holder.lock.release()
+        cls._close(holder)
 
     @staticmethod
     def _close(holder: ChannelSession) -> None:
+        from . import binds
+
         metrics.bind_closed(holder.channel_id)
         try:
             holder.session.close()
         except Exception:  # a broken socket cannot unbind; it is gone either way
             log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
         finally:
+            binds.release(holder.lease)  # after the unbind: the SMSC counts the bind until then
+            holder.lease = None
             holder.lock.release()
 
     @classmethod
@@ -279,8 +316,13 @@ class SessionRegistry:
             except (SmppError, OSError):
                 log.info("idle bind of channel %s lost; the next job replaces it", holder.channel_id)
                 results = holder.take_results()
-            finally:
+            except BaseException:
                 holder.lock.release()
+                raise
+            if holder.session.connected:
+                holder.lock.release()
+            else:
+                cls.discard(holder)  # its lease goes back to the account's budget now (releases the lock)
             if results:  # late submit responses of an earlier job
                 apply_submit_results(channel_id=holder.channel_id, results=results)
             holder.apply_inbound()
@@ -466,8 +508,10 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             return claim_messages(channel_id=channel_id, message_ids=ids, token=token, tenant=tenant)
 
     def give_back(messages: list[Message], reason: str) -> None:
+        # Channel conditions (disabled, binds busy, bind refused): nothing was sent, so the claim
+        # does not count as an attempt (issue 20: a refused bind used one of five per message).
         with tenant_context(tenant):
-            retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason)
+            retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason, refund_attempt=True)
 
     if channel is None or not channel.enabled:
         claimed = claim(message_ids)
@@ -485,7 +529,13 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         # A channel condition, never a message attempt (issue 20): the messages wait for the
         # channel (or another route) within their validity period.
         what = "bind_refused" if isinstance(exc, SmppBindError) else "connect_failed"
-        services.mark_channel_down(channel_id=channel_id, error=f"{what}: {exc}")
+        # Briefly for a refusal (the budget said a bind was free: another user of the account, or
+        # leases of a process that just died); the usual time for a channel that does not answer.
+        services.mark_channel_down(
+            channel_id=channel_id,
+            error=f"{what}: {exc}",
+            seconds=BIND_REFUSED_DOWN_SECONDS if isinstance(exc, SmppBindError) else None,
+        )
         claimed = claim(message_ids)
         give_back(claimed, f"{what}: {exc}")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
@@ -844,6 +894,7 @@ def retry_elsewhere(
     reason: str,
     transient: bool = True,
     pinned: set[int] | frozenset[int] = frozenset(),
+    refund_attempt: bool = False,
 ) -> None:
     """Back to queued on the next channel that has not been tried (failover, R-DLV-2); when all
     were tried, on the first one again after a back-off, and never before a channel marked down
@@ -852,7 +903,9 @@ def retry_elsewhere(
 
     Outages, throttling and bind refusals (`transient`) do not use the message's attempts: it
     waits until its validity period ends (DELIVERY_VALIDITY_SECONDS per type), then fails with
-    `validity_expired`. Permanent refusals fail after DELIVERY_MAX_SUBMIT_ATTEMPTS."""
+    `validity_expired`. Permanent refusals fail after DELIVERY_MAX_SUBMIT_ATTEMPTS.
+    `refund_attempt`: the claim that brought them here sent nothing (a channel condition), so
+    its attempt is taken back."""
     if not messages:
         return
     now = timezone.now()
@@ -869,6 +922,8 @@ def retry_elsewhere(
             Channel.objects.filter(down_until__gt=now).values_list("pk", "down_until")
         )  # few rows: channels in trouble
         for m in locked:
+            if refund_attempt and m.submit_attempts > 0:
+                m.submit_attempts -= 1
             expired = now >= validity_deadline(m)
             if expired or (not transient and m.submit_attempts >= settings.DELIVERY_MAX_SUBMIT_ATTEMPTS):
                 services.transition(
@@ -910,6 +965,7 @@ def retry_elsewhere(
                 detail=reason[:200],
                 channel_id=channel_id,
                 tried_channels=m.tried_channels,
+                **({"submit_attempts": m.submit_attempts} if refund_attempt else {}),
             )
             jobs[(channel_id, delay)].append(m.pk)
         if give_up:

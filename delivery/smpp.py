@@ -217,6 +217,8 @@ class _Pending:
     part: int
     parts: int
     sent_at: float
+    fields: dict | None = None  # the submit_sm as sent: a throttled part is sent again as it was
+    throttled: int = 0  # times the SMSC answered it 0x14/0x58 on this bind
 
 
 def _address(value: str, *, default_ton: int = 1) -> tuple[str, int, int]:
@@ -270,6 +272,10 @@ class SmppSession:
         dest_addr_ton: int = consts.SMPP_TON_INTL,
         inbound_default_alphabet: str = "gsm7",
         bind: str = "transceiver",
+        on_window: Callable[[int], None] | None = None,
+        window_hold: float = 5.0,
+        window_recover_every: float = 1.0,
+        throttle_resends: int = 5,
     ) -> None:
         if window < 1:
             raise ValueError("window must be >= 1")
@@ -282,7 +288,20 @@ class SmppSession:
         self.host, self.port = host, int(port)
         self.system_id, self.password, self.system_type = system_id, password, system_type
         self.source_addr = source_addr
+        #: the configured window is a ceiling; the carrier's 0x14 / 0x58 halve `effective_window`,
+        #: which grows back by one every `window_recover_every` s once `window_hold` s passed
+        #: without another cut (issue 20); `on_window(n)` hears every change (the metrics gauge)
         self.window = window
+        self.effective_window = window
+        self.on_window = on_window
+        self.window_hold = window_hold
+        self.window_recover_every = window_recover_every
+        self._window_cut_at = float("-inf")
+        self._window_next_grow = 0.0
+        #: a part refused 0x14/0x58 is sent again by the session itself (not taken, so no
+        #: duplicate) up to this many times before it is reported: none of it uses a message attempt
+        self.throttle_resends = throttle_resends
+        self._resend: deque[_Pending] = deque()
         self.tps = tps
         self.enquire_link_interval = enquire_link_interval
         self.enquire_link_timeout = enquire_link_timeout or min(enquire_link_interval, 10.0)
@@ -345,12 +364,15 @@ class SmppSession:
             "throttle_waits": 0,
             "tps_waits": 0,
             "window_waits": 0,
+            "window_cuts": 0,
+            "throttle_resends": 0,
         }
 
     # -- properties ---------------------------------------------------------------------------------
     @property
     def outstanding(self) -> int:
-        return len(self._pending)
+        """Parts sent and unanswered, plus throttled parts waiting to be sent again."""
+        return len(self._pending) + len(self._resend)
 
     @property
     def connected(self) -> bool:
@@ -511,35 +533,76 @@ class SmppSession:
         todo = [i for i in range(1, parts + 1) if only_parts is None or i in only_parts]
         for position, index in enumerate(todo):
             payload, udh = payloads[index - 1], udhs[index - 1]
+            fields = {
+                "source_addr_ton": src_ton,
+                "source_addr_npi": src_npi,
+                "source_addr": src,
+                "dest_addr_ton": dst_ton,
+                "dest_addr_npi": dst_npi,
+                "destination_addr": dst,
+                "esm_class": ESM_CLASS_UDHI if udh else 0,
+                "registered_delivery": 1 if registered_delivery else 0,
+                "data_coding": data_coding,
+                "short_message": (udh or b"") + payload,
+            }
             try:
+                self._send_resends()
                 if self._unbinding is not None:
                     raise SmppDisconnected("the SMSC asked to unbind")
                 self._wait_for_slot()
-                seq = self._send(
-                    "submit_sm",
-                    source_addr_ton=src_ton,
-                    source_addr_npi=src_npi,
-                    source_addr=src,
-                    dest_addr_ton=dst_ton,
-                    dest_addr_npi=dst_npi,
-                    destination_addr=dst,
-                    esm_class=ESM_CLASS_UDHI if udh else 0,
-                    registered_delivery=1 if registered_delivery else 0,
-                    data_coding=data_coding,
-                    short_message=(udh or b"") + payload,
-                )
+                seq = self._send("submit_sm", **fields)
             except SmppDisconnected:
                 for part in todo[position:]:
                     self._report(_Pending(ref, part, parts, 0.0), None, STATUS_NOT_SENT)
                 raise
-            self._pending[seq] = _Pending(ref, index, parts, time.monotonic())
+            self._pending[seq] = _Pending(ref, index, parts, time.monotonic(), fields)
             self.stats["parts_sent"] += 1
         return parts
+
+    def _send_resends(self) -> None:
+        """Send again the parts the SMSC refused with 0x14 / 0x58 (it did not take them), each as
+        soon as the (halved) window, the back-off and the TPS limit allow."""
+        while self._resend and self._unbinding is None:
+            self._wait_for_slot()
+            if not self._resend or self._unbinding is not None:
+                return
+            item = self._resend.popleft()
+            seq = self._send("submit_sm", **item.fields)
+            item.sent_at = time.monotonic()
+            self._pending[seq] = item
+            self.stats["parts_sent"] += 1
+            self.stats["throttle_resends"] += 1
+
+    def _grow_window(self, now: float) -> None:
+        if self.effective_window < self.window and now >= self._window_next_grow:
+            self.effective_window += 1
+            self._window_next_grow = now + self.window_recover_every
+            self._window_changed()
+
+    def _cut_window(self, pending: _Pending, now: float) -> None:
+        # One cut per round trip: refusals of parts sent before the last cut are the same
+        # congestion, already answered (else ten 0x14 in a row would take a window of 50 to 1).
+        if pending.sent_at < self._window_cut_at:
+            return
+        self.effective_window = max(1, self.effective_window // 2)
+        self._window_cut_at = now
+        self._window_next_grow = now + self.window_hold
+        self.stats["window_cuts"] += 1
+        logger.info("SMPP %s: throttled, effective window now %s", self.system_id, self.effective_window)
+        self._window_changed()
+
+    def _window_changed(self) -> None:
+        if self.on_window is not None:
+            try:
+                self.on_window(self.effective_window)
+            except Exception:  # a metrics hook never breaks sending
+                logger.debug("on_window failed", exc_info=True)
 
     def _wait_for_slot(self) -> None:
         while True:
             now = time.monotonic()
-            if len(self._pending) >= self.window:
+            self._grow_window(now)
+            if len(self._pending) >= self.effective_window:
                 self.stats["window_waits"] += 1
                 self._read(self._next_deadline(now) - now)
                 continue
@@ -579,10 +642,15 @@ class SmppSession:
     def drain(self, timeout: float) -> None:
         """Read until no submit is outstanding or `timeout` seconds passed."""
         deadline = time.monotonic() + timeout
-        while self._pending:
+        while self._pending or self._resend:
             now = time.monotonic()
             if now >= deadline:
                 return
+            if self._resend and self._unbinding is None:
+                self._send_resends()
+                continue
+            if not self._pending:
+                return  # resends held back by an unbind: reported when the link closes
             self._read(min(deadline, self._next_deadline(now)) - now)
 
     def _read(self, timeout: float) -> int:
@@ -686,12 +754,22 @@ class SmppSession:
             self.stats["transient"] += 1
             if status in THROTTLE_STATUSES:
                 self.stats["throttled"] += 1
+                self._cut_window(pending, now)
                 self._throttle_delay = min(
                     self.throttle_backoff_max,
                     self._throttle_delay * 2 if self._throttle_delay else self.throttle_backoff,
                 )
                 self._throttle_until = max(self._throttle_until, now + self._throttle_delay)
                 self._throttle_started = now
+                if (
+                    pending.fields is not None
+                    and pending.throttled < self.throttle_resends
+                    and self._unbinding is None
+                    and self._sock is not None
+                ):
+                    pending.throttled += 1
+                    self._resend.append(pending)  # not taken by the SMSC: ours to send again
+                    return
             elif status == STATUS_TIMEOUT:
                 self.stats["timeouts"] += 1
         else:
@@ -785,6 +863,7 @@ class SmppSession:
         if self._sock is None:
             return
         now = time.monotonic()
+        self._grow_window(now)
         if self._unbinding is not None and (not self._pending or now >= self._unbinding_deadline):
             self.answer_inbound()
             self._send("unbind_resp", sequence=self._unbinding)
@@ -895,6 +974,8 @@ class SmppSession:
         self._enquire_sent_at = None
         pending = list(self._pending.values())
         self._pending.clear()
+        refused = list(self._resend)  # refused by the SMSC and not sent again: safe to send again
+        self._resend.clear()
         if raise_:
             self.stats["disconnects"] += 1
             logger.warning(
@@ -905,6 +986,8 @@ class SmppSession:
                 reason,
                 len(pending),
             )
+        for item in refused:
+            self._report(item, None, STATUS_NOT_SENT)
         for item in pending:
             self._report(item, None, STATUS_DISCONNECTED)
         if raise_:

@@ -63,6 +63,13 @@ CHANNEL_RATE = Gauge(
     ["channel"],
     multiprocess_mode="livesum",
 )
+CHANNEL_WINDOW = Gauge(
+    "sms_channel_window",
+    "Effective SMPP window of a channel's binds (the smallest in any worker process): the configured "
+    "window_size is the ceiling, the carrier's 0x14/0x58 halve it and it grows back (issue 20).",
+    ["channel"],
+    multiprocess_mode="livemin",
+)
 
 # --- receipts (R-DLV-4) -------------------------------------------------------------------------
 RECEIPTS = Counter(
@@ -143,6 +150,11 @@ def bind_closed(channel_id: int) -> None:
 def set_channel_rate(channel_id: int, rate: float) -> None:
     """This process's send rate for the channel (its TPS bucket, or an adapted rate)."""
     CHANNEL_RATE.labels(str(channel_id)).set(rate)
+
+
+def set_channel_window(channel_id: int, window: int) -> None:
+    """This process's effective window for the channel (the smallest of its binds')."""
+    CHANNEL_WINDOW.labels(str(channel_id)).set(window)
 
 
 def count_receipts(rows, applied_ids) -> None:

@@ -124,7 +124,8 @@ def test_throttling_gives_transient_results_backs_off_and_retry_succeeds_r_dlv_3
     smsc_factory, session_factory, recorder
 ):
     sim = smsc_factory(throttle_every=5)
-    session = session_factory(sim, window=5, throttle_backoff=0.01)
+    # throttle_resends=0: every refusal is reported (the session's own resends: test_smpp_window.py)
+    session = session_factory(sim, window=5, throttle_backoff=0.01, throttle_resends=0)
     messages = {f"th{i}": (f"+86138000030{i:02d}", f"throttle {i}") for i in range(20)}
     rounds = send_all(session, recorder, messages)
     assert rounds >= 2

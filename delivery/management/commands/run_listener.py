@@ -1,6 +1,11 @@
-"""Long-running: one transceiver bind per enabled channel that only reads deliver_sm (receipts
-and replies, R-DLV-4/5). Senders read their own binds while they work; the SMSC sends deliver_sm
-to any bind of the account, so this keeps receipts and replies flowing when senders are idle.
+"""Long-running: one bind per enabled channel that only reads deliver_sm (receipts and replies,
+R-DLV-4/5): a transceiver, or a receiver when the channel's bind_mode is "split" (its senders bind
+as transmitters). Senders read their own binds while they work; the SMSC sends deliver_sm to any
+receiving bind of the account, so this keeps receipts and replies flowing when senders are idle.
+
+Issue 20: the bind is leased from the account's bind budget first (delivery/binds.py, role "rx":
+one bind of the account is kept for it). A budget used up is waited for, never a refused bind;
+an account of one transceiver bind is left to the senders (their idle poller reads it).
 
 Issue 21: it never exits on a database or SMSC error. It reconnects with back-off (0.5 s doubling
 to 30 s), keeps the binds it has while PostgreSQL is away, acknowledges what arrives meanwhile
@@ -34,6 +39,7 @@ def _close_connection() -> None:
 
 
 def listen(channel_id: int, stop: threading.Event) -> None:
+    from delivery import binds
     from delivery.smpp import SmppError, SmppSession
 
     delay = 0.5
@@ -53,6 +59,15 @@ def listen(channel_id: int, stop: threading.Event) -> None:
         known = channel
         if channel is None:
             return
+        if not binds.listener_binds(channel):
+            stop.wait(5.0)  # the senders' one transceiver bind carries the receipts; look again later
+            continue
+        lease = binds.acquire(channel=channel, role="rx")
+        if lease is None:
+            # Another listener (or a bind not yet expired) holds the receiving bind: wait for it.
+            log.info("listener of channel %s: no bind left in the account's budget; waiting", channel_id)
+            stop.wait(min(binds.RENEW_EVERY, 2.0))
+            continue
         receipt_ids: list[str] = []
 
         def on_inbound(pdu, receipt_ids=receipt_ids):
@@ -84,6 +99,7 @@ def listen(channel_id: int, stop: threading.Event) -> None:
             on_result=lambda result: None,
             on_inbound=on_inbound,
             on_inbound_batch=on_inbound_batch,
+            bind="receiver" if channel.bind_mode == "split" else "transceiver",
         )
         try:
             session.connect()
@@ -117,6 +133,7 @@ def listen(channel_id: int, stop: threading.Event) -> None:
                 session.close()
             except (SmppError, OSError):
                 log.debug("close failed", exc_info=True)
+            binds.release(lease)  # after the unbind: the SMSC counts the bind until then
     _close_connection()
 
 

@@ -58,6 +58,7 @@ class ChannelForm(forms.ModelForm):
             "bind_count",
             "tps_limit",
             "window_size",
+            "query_sm_enabled",
             "enabled",
         ]
 

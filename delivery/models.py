@@ -463,6 +463,9 @@ class MessagePart(TenantScoped, models.Model):
     part = models.PositiveSmallIntegerField()
     parts = models.PositiveSmallIntegerField()
     carrier_message_id = models.CharField(max_length=80)
+    #: the id exactly as the SMSC wrote it in submit_sm_resp (carrier_message_id is normalised):
+    #: query_sm must repeat it as given (issue 21); empty when only a receipt told us the id
+    smsc_message_id = models.CharField(max_length=80, blank=True, default="")
     submitted_at = models.DateTimeField()
     status = models.CharField(max_length=20, default=MessageStatus.SUBMITTED)
     stat = models.CharField(max_length=10, blank=True)

@@ -49,7 +49,8 @@ QUERY_TIMEOUT_SECONDS = 30.0
 class _Ask:
     tenant: Tenant
     part_id: int
-    carrier_message_id: str
+    carrier_message_id: str  # normalised, as the lookup (CarrierMessageId) has it
+    smsc_message_id: str  # as the SMSC gave it: what query_sm must carry
     source: str  # our source address, as submitted (query_sm must repeat it)
     recipient: str
 
@@ -89,13 +90,17 @@ def stale_parts(*, channels: dict[int, Channel], cutoff: datetime, limit: int) -
                 .filter(Q(queried_at__isnull=True) | Q(queried_at__lt=cutoff))
                 .exclude(carrier_message_id="")
                 .order_by("submitted_at", "pk")
-                .values_list("pk", "carrier_message_id", "message__channel_id", "message__recipient")[:limit]
+                .values_list(
+                    "pk", "carrier_message_id", "smsc_message_id", "message__channel_id", "message__recipient"
+                )[:limit]
             )
             sources: dict[int, str] = {}
-            for part_id, carrier_id, channel_id, recipient in rows:
+            for part_id, carrier_id, smsc_id, channel_id, recipient in rows:
                 if channel_id not in sources:
                     sources[channel_id] = source_address(channel=channels[channel_id], tenant=tenant)
-                asks[channel_id].append(_Ask(tenant, part_id, carrier_id, sources[channel_id], recipient))
+                # a part proven by a receipt only (reconciliation) has no raw id: the normalised one
+                asked = smsc_id or carrier_id
+                asks[channel_id].append(_Ask(tenant, part_id, carrier_id, asked, sources[channel_id], recipient))
     return asks
 
 
@@ -129,7 +134,7 @@ def _ask_channel(*, channel: Channel, asks: list[_Ask], now: datetime) -> dict[s
         return counts
     lost = False
     try:
-        answers = holder.session.query([(a.carrier_message_id, a.source) for a in asks], timeout=QUERY_TIMEOUT_SECONDS)
+        answers = holder.session.query([(a.smsc_message_id, a.source) for a in asks], timeout=QUERY_TIMEOUT_SECONDS)
         lost = not holder.session.connected
         late_results = holder.take_results()
     finally:
@@ -168,7 +173,7 @@ def _ask_channel(*, channel: Channel, asks: list[_Ask], now: datetime) -> dict[s
                 # inbound reads receipt dates as the channel's local time: hand it the same instant there
                 done_date=done.astimezone(zone) if done else None,
                 status=STAT_TO_STATUS[answer.stat],
-                raw_message_id=ask.carrier_message_id,
+                raw_message_id=ask.smsc_message_id,
             )
             inbound.record_receipt(
                 channel_id=channel.pk,

@@ -495,6 +495,8 @@ class _Connection(asyncio.Protocol):
             return
         asked = _text(pdu.message_id)
         entry = sim._states.get((self.system_id, receipts.normalise_message_id(asked)))
+        if entry is not None and sim.query_exact_ids and asked != entry[0].message_id:
+            entry = None  # this SMSC compares the id as text: only the form it gave counts
         if self.system_id is None or entry is None or entry[0].source != _text(pdu.source_addr):
             sim.queries_failed += 1
             self.send("query_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RQUERYFAIL)
@@ -601,6 +603,8 @@ class SmscSimulator:
         then the receipt's stat; ESME_RQUERYFAIL for an id unknown to the account or asked with
         another source address). False: generic_nack ESME_RINVCMDID, as carriers without it do.
         Runtime: set_state(message_id, stat).
+    query_exact_ids: query_sm finds an id only in the exact form submit_sm_resp gave it (padding,
+        case), as SMSCs that compare ids as text do; default: any normalised form.
     """
 
     ID_FORMATS = {"hex": "{:010X}", "dec": "{:010d}", "hex_lower": "{:x}", "dec_plain": "{:d}"}
@@ -647,6 +651,7 @@ class SmscSimulator:
         access_codes: set[str] | None = None,
         receipt_loss: float = 0.0,
         query_sm_supported: bool = True,
+        query_exact_ids: bool = False,
         seed: int | None = None,
         smsc_system_id: str = "SIMSC",
         first_message_id: int = 0x1000,
@@ -692,6 +697,7 @@ class SmscSimulator:
         self.access_codes = set(access_codes or ())
         self.receipt_loss = receipt_loss
         self.query_sm_supported = query_sm_supported
+        self.query_exact_ids = query_exact_ids
         #: (system_id, normalised id) → [record, stat, done time or None]: what query_sm answers
         self._states: dict[tuple[str | None, str], list] = {}
         self.smsc_system_id = smsc_system_id

@@ -53,6 +53,15 @@ def test_query_accepts_the_stored_normalised_id(smsc_factory, session_factory, r
     assert answer.stat == "DELIVRD"
 
 
+def test_an_smsc_that_compares_ids_as_text_knows_only_the_form_it_gave(smsc_factory, session_factory, recorder):
+    sim = smsc_factory(receipt_loss=1.0, query_exact_ids=True)
+    session = session_factory(sim)
+    [result] = submit(session, recorder)
+    exact, normalised = session.query([(result.raw_message_id, SOURCE), (result.message_id, SOURCE)])
+    assert exact.stat == "DELIVRD"
+    assert normalised.command_status == consts.SMPP_ESME_RQUERYFAIL
+
+
 def test_unknown_id_and_wrong_source_address_answer_query_fail(smsc_factory, session_factory, recorder):
     sim = smsc_factory()
     session = session_factory(sim)

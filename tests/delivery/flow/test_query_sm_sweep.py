@@ -88,6 +88,20 @@ def test_a_part_whose_receipt_the_smsc_gave_up_on_is_settled_by_query_sm_R_DLV_4
     assert PendingReceipt.objects.filter(channel=channel, applied_at__isnull=False).count() == 1
 
 
+def test_the_part_is_asked_with_the_id_exactly_as_the_smsc_gave_it(tenant_a, make_channel, smsc_factory):
+    """SMPP 3.4 §4.8.1: query_sm carries the id the SMSC assigned. We match receipts on a
+    normalised id ("1000"); an SMSC comparing ids as text knows only "0000001000"."""
+    sim = smsc_factory(credentials={"demo": "demo"}, receipt_loss=1.0, query_exact_ids=True)
+    channel = make_channel(port=sim.port, query_sm_enabled=True)
+    msg = submitted(tenant_a, channel, sim, text=LONG)
+    with tenant_context(tenant_a):
+        ids = list(MessagePart.objects.filter(message_id=msg.pk).values_list("carrier_message_id", "smsc_message_id"))
+    assert all(raw != normalised and raw.lstrip("0").lower() == normalised for normalised, raw in ids)
+    assert query.query_stale_parts()["final"] == 3
+    assert sim.queries_failed == 0
+    assert state(tenant_a, msg)[0] == S.DELIVERED
+
+
 def test_each_part_of_a_long_message_is_asked_and_the_worst_outcome_wins(tenant_a, make_channel, sim):
     channel = make_channel(port=sim.port, query_sm_enabled=True)
     msg = submitted(tenant_a, channel, sim, text=LONG)

@@ -148,6 +148,14 @@ def replay_inbound_spool() -> None:
     spool.replay()
 
 
+@dramatiq.actor(queue_name="periodic", max_retries=0, time_limit=5 * 60 * 1000)
+def query_stale_parts() -> None:
+    """Issue 21: ask the SMSC (query_sm) about parts long without a receipt, where the channel allows it."""
+    from . import query
+
+    _locked("delivery.query_sm", query.query_stale_parts)
+
+
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def expire_receipts() -> None:
     _locked("delivery.expire_receipts", sender.expire_receipts)

@@ -60,6 +60,7 @@ class ChannelForm(forms.ModelForm):
             "bind_mode",
             "tps_limit",
             "window_size",
+            "query_sm_enabled",
             "enabled",
         ]
 

@@ -70,6 +70,12 @@ class Channel(models.Model):
         help_text="auto: a receipt whose exact id is unknown may match one hex/decimal/zero-padded variant of "
         "the same SMSC account, after a short wait and only when exactly one message fits",
     )
+    query_sm_enabled = models.BooleanField(
+        "ask the SMSC (query_sm)",
+        default=False,
+        help_text="parts long submitted without a receipt are asked for with query_sm and settled by the "
+        "answer (issue 21); leave off for carriers that do not support query_sm",
+    )
     enabled = models.BooleanField(default=True)
     # Set by the senders when binds fail; routing skips the channel until then (failover).
     down_until = models.DateTimeField(null=True, blank=True)
@@ -479,11 +485,16 @@ class MessagePart(TenantScoped, models.Model):
     part = models.PositiveSmallIntegerField()
     parts = models.PositiveSmallIntegerField()
     carrier_message_id = models.CharField(max_length=80)
+    #: the id exactly as the SMSC wrote it in submit_sm_resp (carrier_message_id is normalised):
+    #: query_sm must repeat it as given (issue 21); empty when only a receipt told us the id
+    smsc_message_id = models.CharField(max_length=80, blank=True, default="")
     submitted_at = models.DateTimeField()
     status = models.CharField(max_length=20, default=MessageStatus.SUBMITTED)
     stat = models.CharField(max_length=10, blank=True)
     err = models.CharField(max_length=10, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
+    #: last query_sm about this part (delivery/query.py): asked again only after the interval
+    queried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "part"], name="message_part_unique")]

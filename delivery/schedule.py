@@ -10,6 +10,7 @@ SCHEDULE = [
     Periodic(actor=actors.sweep_submissions, seconds=30),  # stale submitting → reconcile
     Periodic(actor=actors.apply_pending_receipts, seconds=15),
     Periodic(actor=actors.replay_inbound_spool, seconds=15),  # issue 21: spooled during an outage
+    Periodic(actor=actors.query_stale_parts, seconds=60),  # issue 21: query_sm before the 72 h expiry
     Periodic(actor=actors.expire_receipts, seconds=600),  # no receipt in 72 h → unknown
     Periodic(actor=actors.retry_due_callbacks, seconds=60),
     Periodic(actor=actors.purge_housekeeping, cron="40 3 * * *"),  # working rows, not the send log

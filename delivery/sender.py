@@ -721,7 +721,8 @@ def _apply_for_tenant(
             if ok:
                 recent.append((channel_id, m.recipient.lstrip("+"), tenant.pk, now))
             for r in ok:
-                parts_rows.append((m.pk, r.part, r.parts, r.message_id, now, S.SUBMITTED, "", "", None))
+                raw = (r.raw_message_id or r.message_id)[:80]  # issue 21: query_sm asks with it
+                parts_rows.append((m.pk, r.part, r.parts, r.message_id, raw, now, S.SUBMITTED, "", "", None))
                 lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
                 carrier_ids.append(r.message_id)
             open_results = [r for r in results if r.part not in got]
@@ -792,7 +793,18 @@ def _apply_for_tenant(
         insert_status_events(events)
         insert_rows(
             MessagePart,
-            ["message", "part", "parts", "carrier_message_id", "submitted_at", "status", "stat", "err", "done_at"],
+            [
+                "message",
+                "part",
+                "parts",
+                "carrier_message_id",
+                "smsc_message_id",
+                "submitted_at",
+                "status",
+                "stat",
+                "err",
+                "done_at",
+            ],
             parts_rows,
             on_conflict="ON CONFLICT DO NOTHING",
         )

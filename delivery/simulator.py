@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from smpplib import consts, smpp
@@ -323,6 +323,8 @@ class _Connection(asyncio.Protocol):
                 self.start_unbind()  # with submits in flight: their answers still go out first
         elif command in ("deliver_sm_resp", "data_sm_resp"):
             self.on_deliver_resp(pdu)
+        elif command == "query_sm":
+            self.on_query(pdu)
         elif command == "enquire_link":
             sim.enquire_links += 1
             self.send("enquire_link_resp", sequence=pdu.sequence)
@@ -446,6 +448,7 @@ class _Connection(asyncio.Protocol):
         )
         with sim._lock:
             sim.submitted.append(record)
+            sim._states[(self.system_id, receipts.normalise_message_id(message_id))] = [record, "ENROUTE", None]
         wants_receipt = bool(record.registered_delivery & 0x03)
 
         if sim._drop_after_this_accept(udh):
@@ -480,6 +483,33 @@ class _Connection(asyncio.Protocol):
             self.timers.append(sim._loop.call_later(sim.response_delay, respond))
         else:
             respond()
+
+    def on_query(self, pdu) -> None:
+        """query_sm (issue 21): the state of an id this account submitted from that source address;
+        ESME_RQUERYFAIL for an id it does not know (or asked with another source address);
+        generic_nack ESME_RINVCMDID when query_sm_supported is off (many carriers)."""
+        sim = self.sim
+        sim.queries_received += 1
+        if not sim.query_sm_supported:
+            self.send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
+            return
+        asked = _text(pdu.message_id)
+        entry = sim._states.get((self.system_id, receipts.normalise_message_id(asked)))
+        if entry is not None and sim.query_exact_ids and asked != entry[0].message_id:
+            entry = None  # this SMSC compares the id as text: only the form it gave counts
+        if self.system_id is None or entry is None or entry[0].source != _text(pdu.source_addr):
+            sim.queries_failed += 1
+            self.send("query_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RQUERYFAIL)
+            return
+        _record, stat, done = entry
+        self.send(
+            "query_sm_resp",
+            sequence=pdu.sequence,
+            message_id=asked,
+            final_date=f"{done:%y%m%d%H%M%S}000+" if done is not None else "",
+            message_state=receipts.STAT_TO_MESSAGE_STATE.get(stat, 7),
+            error_code=0 if stat in ("DELIVRD", "ENROUTE", "ACCEPTD") else 1,
+        )
 
     def on_deliver_resp(self, pdu) -> None:
         entry = self.unacked.pop(pdu.sequence, None)
@@ -566,6 +596,15 @@ class SmscSimulator:
         received before closing (default); False: forget them (the submits stay accepted).
     unbind_timeout: close this long after sending unbind when no unbind_resp came.
     access_codes: the accounts' bare service numbers (e.g. {"10690001"}), for reply_mo(bare=True).
+    receipt_loss: share (0..1) of receipts never sent: the SMSC gave up on them (e.g. after its
+        redeliveries ran out during our outage). The message's state still becomes final, so
+        query_sm finds it (counted in receipts_lost).
+    query_sm_supported: answer query_sm with the id's state (ENROUTE until its outcome is decided,
+        then the receipt's stat; ESME_RQUERYFAIL for an id unknown to the account or asked with
+        another source address). False: generic_nack ESME_RINVCMDID, as carriers without it do.
+        Runtime: set_state(message_id, stat).
+    query_exact_ids: query_sm finds an id only in the exact form submit_sm_resp gave it (padding,
+        case), as SMSCs that compare ids as text do; default: any normalised form.
     """
 
     ID_FORMATS = {"hex": "{:010X}", "dec": "{:010d}", "hex_lower": "{:x}", "dec_plain": "{:d}"}
@@ -610,6 +649,9 @@ class SmscSimulator:
         unbind_flush_responses: bool = True,
         unbind_timeout: float = 5.0,
         access_codes: set[str] | None = None,
+        receipt_loss: float = 0.0,
+        query_sm_supported: bool = True,
+        query_exact_ids: bool = False,
         seed: int | None = None,
         smsc_system_id: str = "SIMSC",
         first_message_id: int = 0x1000,
@@ -653,6 +695,11 @@ class SmscSimulator:
         self.unbind_flush_responses = unbind_flush_responses
         self.unbind_timeout = unbind_timeout
         self.access_codes = set(access_codes or ())
+        self.receipt_loss = receipt_loss
+        self.query_sm_supported = query_sm_supported
+        self.query_exact_ids = query_exact_ids
+        #: (system_id, normalised id) → [record, stat, done time or None]: what query_sm answers
+        self._states: dict[tuple[str | None, str], list] = {}
         self.smsc_system_id = smsc_system_id
         self.random = random.Random(seed)
         self._ids = itertools.count(first_message_id)
@@ -691,6 +738,9 @@ class SmscSimulator:
         self.refused_while_unbinding = 0
         self.max_outstanding = 0
         self._outstanding = 0
+        self.receipts_lost = 0  # receipts the SMSC gave up on (receipt_loss)
+        self.queries_received = 0
+        self.queries_failed = 0  # answered ESME_RQUERYFAIL
 
         self._lock = threading.Lock()
         self._connections: set[_Connection] = set()
@@ -792,6 +842,14 @@ class SmscSimulator:
             return len(conns)
 
         return self.call(go)
+
+    def set_state(self, message_id: str, stat: str, *, system_id: str | None = None) -> None:
+        """Decide an accepted id's state (e.g. "UNDELIV") before its receipt; query_sm answers it."""
+        key = receipts.normalise_message_id(message_id)
+        with self._lock:
+            for (sid, mid), entry in self._states.items():
+                if mid == key and system_id in (None, sid):
+                    entry[1], entry[2] = stat, datetime.now(UTC)
 
     def active_binds(self, system_id: str) -> int:
         """Binds of this account open now (any bind type; a link being unbound still counts)."""
@@ -944,7 +1002,7 @@ class SmscSimulator:
             "submits_received throttled parts_throttled window_refusals disconnects drops_after_accept "
             "responses_lost receipts_sent mo_sent binds bind_failures bind_limit_refusals enquire_links "
             "deliver_acked deliver_nacked hangs discarded_during_hang unbinds_sent unbind_resps "
-            "refused_while_unbinding max_outstanding"
+            "refused_while_unbinding max_outstanding receipts_lost queries_received queries_failed"
         ).split()
         out = {name: getattr(self, name) for name in names}
         out["accepted"] = len(self.submitted)
@@ -1039,6 +1097,22 @@ class SmscSimulator:
         """One receipt for an accepted part; conn None: to any receiving bind of the account."""
         stat = self._pick_outcome()
         err = "000" if stat == "DELIVRD" else "001"
+        entry = self._states.get((record.system_id, receipts.normalise_message_id(record.message_id)))
+        if entry is not None and entry[1] != "ENROUTE":
+            stat = entry[1]  # set_state() decided it
+
+        def finish() -> None:  # the outcome is known when its receipt would leave (query_sm sees it)
+            with self._lock:
+                if entry is not None and entry[1] == "ENROUTE":
+                    entry[1], entry[2] = stat, datetime.now(UTC)
+
+        if self.receipt_loss and (self.receipt_loss >= 1 or self.random.random() < self.receipt_loss):
+            self.receipts_lost += 1
+            if delay:
+                self._loop.call_later(delay, finish)
+            else:
+                finish()
+            return
         now = datetime.now(ZoneInfo(self.receipt_timezone))  # carriers date receipts in local time
         text_id = self._format_id(record.number, self.receipt_id_format)
         body = receipts.format_receipt(
@@ -1060,6 +1134,7 @@ class SmscSimulator:
         copies = 2 if self.duplicate_receipts and self.random.random() < self.duplicate_receipts else 1
 
         def send() -> None:
+            finish()
             prefer = conn
             if self.receipt_on_other_bind:
                 others = self._receivers(record.system_id, exclude=conn)

@@ -149,6 +149,28 @@ class InboundPdu:  # a deliver_sm
     command: str = "deliver_sm"  # or data_sm (answered with data_sm_resp)
 
 
+@dataclass(frozen=True)
+class QueryResult:
+    """The SMSC's answer to one query_sm (issue 21, item 3)."""
+
+    message_id: str  # as asked
+    command_status: int  # 0 = found; ESME_RQUERYFAIL: the SMSC does not know it; negative: no answer
+    message_state: int | None = None  # SMPP 3.4 §5.2.28: 1 ENROUTE, 2 DELIVERED, … (None without an answer)
+    final_date: str = ""  # SMPP absolute time "YYMMDDhhmmsstnnp", empty while not final
+    error_code: int = 0  # network error code, when the SMSC gives one
+
+    @property
+    def ok(self) -> bool:
+        return self.command_status == consts.SMPP_ESME_ROK
+
+    @property
+    def stat(self) -> str:
+        """The receipt stat word of the state (DELIVRD, UNDELIV, …), "" without one."""
+        from delivery.receipts import MESSAGE_STATE_TO_STAT
+
+        return MESSAGE_STATE_TO_STAT.get(self.message_state or 0, "") if self.ok else ""
+
+
 class TokenBucket:
     """TPS limiter: `rate` tokens per second, at most `burst` saved up. Pure (clock passed in).
     Thread-safe: one bucket may be shared by every bind of a channel in a process (the limit is
@@ -334,6 +356,9 @@ class SmppSession:
         self._sock: socket.socket | None = None
         self._buf = bytearray()
         self._pending: dict[int, _Pending] = {}
+        #: query_sm in flight (sequence → message id); answers land in _query_answers (issue 21)
+        self._queries: dict[int, str] = {}
+        self._query_answers: dict[int, QueryResult] = {}
         self._concat_ref = random.randrange(256)
         self._last_rx = 0.0
         self._enquire_sent_at: float | None = None
@@ -630,6 +655,63 @@ class SmppSession:
             deadline = min(deadline, oldest.sent_at + self.response_timeout)
         return max(deadline, now + 0.001)
 
+    # -- querying (issue 21, item 3) ---------------------------------------------------------------
+    def query(self, items: list[tuple[str, str]], *, timeout: float = 10.0) -> list[QueryResult]:
+        """query_sm for each (message_id, source address as submitted); one QueryResult each, in
+        order. Synchronous on this session's own read loop (the session is single-threaded): at
+        most `window` queries in flight, the TPS limiter applies as to submits, and submit
+        responses and deliver_sm read meanwhile go to their callbacks as usual. Unanswered within
+        `timeout`: STATUS_TIMEOUT; link lost: STATUS_DISCONNECTED for the rest (then
+        `connected` is False and the caller replaces the bind). Raises SmppDisconnected only when
+        not connected at the start."""
+        if self._sock is None:
+            raise SmppDisconnected("not connected")
+        deadline = time.monotonic() + timeout
+        sequences: list[int | None] = []
+        try:
+            for message_id, source in items:
+                while len(self._queries) >= self.window and time.monotonic() < deadline:
+                    self._read(min(deadline, self._next_deadline(time.monotonic())) - time.monotonic())
+                if time.monotonic() >= deadline:
+                    sequences.append(None)
+                    continue
+                if self.limiter is not None:
+                    wait = self.limiter.try_take(time.monotonic())
+                    while wait > 0 and time.monotonic() + wait < deadline:
+                        self._read(wait)
+                        wait = self.limiter.try_take(time.monotonic())
+                    if wait > 0:
+                        sequences.append(None)
+                        continue
+                src, ton, npi = _address(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)
+                seq = self._send(
+                    "query_sm", message_id=message_id, source_addr_ton=ton, source_addr_npi=npi, source_addr=src
+                )
+                self._queries[seq] = message_id
+                sequences.append(seq)
+            while self._queries and time.monotonic() < deadline:
+                self._read(min(deadline, self._next_deadline(time.monotonic())) - time.monotonic())
+        except SmppDisconnected:
+            pass  # answers already read are kept; the rest is reported below
+        lost = STATUS_DISCONNECTED if self._sock is None else STATUS_TIMEOUT
+        out = []
+        for (message_id, _source), seq in zip(items, sequences, strict=True):
+            self._queries.pop(seq, None)
+            answer = self._query_answers.pop(seq, None) if seq is not None else None
+            out.append(answer or QueryResult(message_id=message_id, command_status=lost))
+        return out
+
+    def _on_query_resp(self, pdu) -> None:
+        message_id = self._queries.pop(pdu.sequence)
+        ok = pdu.status == consts.SMPP_ESME_ROK and pdu.command == "query_sm_resp"
+        self._query_answers[pdu.sequence] = QueryResult(
+            message_id=message_id,
+            command_status=pdu.status,
+            message_state=int(pdu.message_state) if ok and pdu.message_state is not None else None,
+            final_date=_text(getattr(pdu, "final_date", None)) if ok else "",
+            error_code=int(getattr(pdu, "error_code", None) or 0) if ok else 0,
+        )
+
     # -- reading ----------------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> int:
         """Read pending PDUs (responses, deliver_sm), waiting up to `timeout` for the first one;
@@ -714,7 +796,9 @@ class SmppSession:
 
     def _dispatch(self, pdu, raw: bytes) -> None:
         command = pdu.command
-        if command in ("submit_sm_resp", "generic_nack"):
+        if command in ("query_sm_resp", "generic_nack") and pdu.sequence in self._queries:
+            self._on_query_resp(pdu)  # issue 21: a generic_nack here = query_sm not supported
+        elif command in ("submit_sm_resp", "generic_nack"):
             pending = self._pending.pop(pdu.sequence, None)
             if pending is None:
                 self.stats["unmatched_responses"] += 1
@@ -737,7 +821,7 @@ class SmppSession:
         elif command == "unbind_resp":
             self._unbind_seq = None
             self._lost("unbound", raise_=False)
-        elif command in ("alert_notification", "query_sm_resp") or pdu.is_response():
+        elif command in ("alert_notification", "query_sm_resp") or pdu.is_response():  # a late query answer too
             logger.info("SMPP: ignoring %s", command)
         else:
             self._send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
@@ -972,6 +1056,7 @@ class SmppSession:
         self._unbind_seq = None
         self._unbinding = None
         self._enquire_sent_at = None
+        self._queries.clear()  # query() reports them STATUS_DISCONNECTED
         pending = list(self._pending.values())
         self._pending.clear()
         refused = list(self._resend)  # refused by the SMSC and not sent again: safe to send again

@@ -322,6 +322,10 @@ DELIVERY_VALIDITY_SECONDS = {
 # SMSC account only after this wait (its own submit result may still be on its way).
 DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS = env_int("DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS", 10)
 DELIVERY_RECEIPT_TIMEOUT_HOURS = env_int("DELIVERY_RECEIPT_TIMEOUT_HOURS", 72)
+# Issue 21: a part submitted this long ago without a receipt is asked for with query_sm (on
+# channels with query_sm_enabled), and asked again after as long; at most this many per channel a run.
+DELIVERY_QUERY_AFTER_SECONDS = env_int("DELIVERY_QUERY_AFTER_SECONDS", 600)
+DELIVERY_QUERY_BATCH = env_int("DELIVERY_QUERY_BATCH", 500)
 DELIVERY_CALLBACK_TIMEOUT_SECONDS = env_int("DELIVERY_CALLBACK_TIMEOUT_SECONDS", 5)
 DELIVERY_CALLBACK_BACKOFF_SECONDS = env_int("DELIVERY_CALLBACK_BACKOFF_SECONDS", 10)
 DELIVERY_CALLBACK_MAX_ATTEMPTS = env_int("DELIVERY_CALLBACK_MAX_ATTEMPTS", 8)

@@ -190,6 +190,7 @@ def test_enquire_link_and_unbind_answered(smsc, raw_client):
 
 
 def test_unsupported_command_gets_generic_nack(smsc, raw_client):
+    smsc.query_sm_supported = False  # issue 21: query_sm is answered now unless switched off
     client = raw_client(smsc)
     client.query_message(message_id="1", source_addr="10690001")
     nack = read(client, "generic_nack")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("delivery", "0011_unknown_parts"),
+        ("delivery", "0012_channel_bind_budget"),
     ]
 
     operations = [

@@ -60,9 +60,21 @@ class ChannelForm(forms.ModelForm):
             "bind_mode",
             "tps_limit",
             "window_size",
+            "receipt_time_zone",
+            "receipt_id_match",
             "query_sm_enabled",
             "enabled",
         ]
+
+    def clean_receipt_time_zone(self):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        value = self.cleaned_data.get("receipt_time_zone") or ""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise forms.ValidationError("An IANA time zone such as Asia/Shanghai.") from exc
+        return value
 
     def clean_password(self):
         value = self.cleaned_data.get("password")

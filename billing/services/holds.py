@@ -44,6 +44,7 @@ class HoldLine:
     unit_price: int  # micro-units per segment
     price_id: int | None = None
     message_type: str | None = None  # lets packages limited to some message types apply
+    currency: str | None = None  # the price's currency when the caller knows it (no query)
 
 
 @dataclass(frozen=True)
@@ -95,16 +96,51 @@ def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str
     return holds
 
 
-def hold_message_ids(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, actor: Actor) -> list[int]:
+def hold_message_ids(
+    *,
+    tenant: Tenant,
+    lines: list[HoldLine],
+    idempotency_key: str,
+    actor: Actor,
+    hold_ids: list[int] | None = None,
+    fresh_key: bool = False,
+) -> list[int]:
     """hold_messages() for the API intake hot path: the same booking, but only the hold ids (in
-    the order of `lines`) come back, so no 1000 model instances are built for a batch."""
-    booked = _book_holds(tenant=tenant, lines=lines, idempotency_key=idempotency_key, actor=actor)
+    the order of `lines`) come back, so no 1000 model instances are built for a batch.
+
+    Issue 17 (lock late): `hold_ids` drawn beforehand (next_hold_ids()) let the caller write its
+    rows naming the holds first and book last, so the account row is locked only for the end of
+    the transaction. `fresh_key`: the key contains an id drawn from a sequence in this
+    transaction, so no earlier booking can hold it: the replay lookup is skipped (the unique
+    constraint on the key still refuses a duplicate)."""
+    booked = _book_holds(
+        tenant=tenant,
+        lines=lines,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        hold_ids=hold_ids,
+        fresh_key=fresh_key,
+    )
     if isinstance(booked, LedgerEntry):
         return list(booked.holds.order_by("id").values_list("id", flat=True))
     return booked[0]
 
 
-def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, actor: Actor):
+def next_hold_ids(count: int) -> str:
+    """SQL for an array of `count` fresh hold ids (to draw with other ids in one statement)."""
+    table = f"public.{Hold._meta.db_table}"
+    return f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, {int(count)}))"
+
+
+def _book_holds(
+    *,
+    tenant: Tenant,
+    lines: list[HoldLine],
+    idempotency_key: str,
+    actor: Actor,
+    hold_ids: list[int] | None = None,
+    fresh_key: bool = False,
+):
     """The booking behind hold_messages(): the first call's LedgerEntry on a replay, else
     (hold ids in line order, entry, account, plans, now)."""
     if not lines:
@@ -112,13 +148,24 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
     for line in lines:
         if line.segments < 1 or line.unit_price < 0:
             raise InvalidAmount(f"Invalid hold line {line.reference!r}: segments >= 1, unit_price >= 0.")
+    if hold_ids is not None and len(hold_ids) != len(lines):
+        raise InvalidAmount("One hold id per line.", code="hold_ids_mismatch")
     now = timezone.now()
-    with transaction.atomic():
+    # The intake (fresh_key) books inside its own savepoint: no second one (issue 17).
+    with transaction.atomic(savepoint=not fresh_key):
         account = _locked_account(tenant)
-        previous = _replayed(idempotency_key, account, EntryKind.HOLD)
-        if previous is not None:
-            return previous
-        price_ids = {line.price_id for line in lines if line.price_id}
+        if not fresh_key:
+            previous = _replayed(idempotency_key, account, EntryKind.HOLD)
+            if previous is not None:
+                return previous
+        elif not idempotency_key:
+            raise InvalidAmount("An idempotency key is required.", code="idempotency_key_required")
+        known = {line.currency for line in lines if line.price_id}
+        if None not in known:  # every price's currency came with its line
+            other = sorted(c for c in known if c != account.currency)
+            if other:
+                raise CurrencyMismatch(details={"account_currency": account.currency, "currency": other[0]})
+        price_ids = {line.price_id for line in lines if line.price_id} if None in known else set()
         if price_ids:  # R-BIL-1: never charge a price in another currency than the account's
             other = list(
                 Price.objects.filter(pk__in=price_ids)
@@ -173,9 +220,11 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
         # Rows as tuples through one INSERT (smsplatform.db): bulk_create's per-value
         # compilation of 1000 Hold instances was a large part of a batch request's time.
         created_at = now.isoformat()  # formatted once for every row
+        id_column = ("id",) if hold_ids is not None else ()
         ids = insert_rows(
             Hold,
             (
+                *id_column,
                 "account_id",
                 "tenant_id",
                 "entry_id",
@@ -190,6 +239,7 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
             ),
             [
                 (
+                    *((hold_ids[index],) if hold_ids is not None else ()),
                     account.pk,
                     account.tenant_id,
                     entry.pk,
@@ -202,7 +252,7 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
                     line.price_id,
                     created_at,
                 )
-                for line, package_segments, _ in plans
+                for index, (line, package_segments, _) in enumerate(plans)
             ],
             returning="id",
         )

@@ -35,8 +35,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(stamp: int) -> list[tuple[str, str, str]]:
-    """TENANTS tenants, each able to send verification codes: (key id, secret, template code)."""
+def prepare(stamp: int) -> tuple[list[tuple[str, str, str, str]], int]:
+    """TENANTS tenants, each able to send verification codes: (key id, secret, template code,
+    signature) each, and the channel's id."""
     from datetime import timedelta
 
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -92,7 +93,7 @@ def prepare(stamp: int) -> list[tuple[str, str, str]]:
         connection.set_schema_to_public()
         signature = compliance.file_signature(
             tenant=tenant,
-            text="BenchShop",
+            text=f"LoadShop{'ABCDEFGHIJKLMNOPQRSTUVWXYZ'[i]}{stamp % 9973}",  # one brand per tenant
             purpose="bench",
             actor=actor,
             proofs=[SimpleUploadedFile("p.pdf", b"%PDF-1.4", content_type="application/pdf")],
@@ -109,7 +110,7 @@ def prepare(stamp: int) -> list[tuple[str, str, str]]:
         compliance.approve_template_version(version=template.versions.get(), actor=actor)
         billing.topup(tenant=tenant, amount=10_000 * 1_000_000, actor=actor, idempotency_key=f"bench-load:{stamp}:{i}")
         key, secret = tenant_services.issue_api_key(tenant=tenant, actor=actor, label="bench")
-        callers.append((key.access_key_id, secret, template.code))
+        callers.append((key.access_key_id, secret, template.code, signature.text))
     return callers, channel.pk
 
 
@@ -123,7 +124,7 @@ def _client(port, callers, first, count, seconds, rate, seed, out):
     deadline = time.perf_counter() + seconds
 
     def run(index: int) -> None:
-        key, secret, template = callers[index % len(callers)]
+        key, secret, template, signature = callers[index % len(callers)]
         headers = {"Content-Type": "application/json", "X-Access-Key-Id": key, "X-Access-Key-Secret": secret}
         conn = HTTPConnection("127.0.0.1", port, timeout=30)
         mine, n = [], 0
@@ -140,7 +141,7 @@ def _client(port, callers, first, count, seconds, rate, seed, out):
             body = json.dumps(
                 {
                     "to": f"+86139{seed:02d}{index:02d}{n:04d}",
-                    "signature": "BenchShop",
+                    "signature": signature,
                     "template": template,
                     "params": {"code": f"{n % 1000000:06d}"},
                 }
@@ -227,8 +228,8 @@ def main(seconds: float, profile: bool) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        drive(port, callers[:1], 4, 2.0, seed=90)  # warm-up: every worker's caches and connections
-        drive(port, callers, 4, 2.0, seed=91)
+        drive(port, callers[:1], 4, 2.0, seed=23)  # warm-up: every worker's caches and connections
+        drive(port, callers, 4, 2.0, seed=24)
         seed = 0
         for label, group in (("1 tenant", callers[:1]), (f"{TENANTS} tenants", callers)):
             for clients in LEVELS:

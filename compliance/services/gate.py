@@ -118,7 +118,8 @@ def check_message(
     Filings, settings, country rules and the scanner come from per-process caches
     (smsplatform/config_cache.py, issue 17); numbers (blocks, opt-outs, consent) are always read.
     """
-    with transaction.atomic(savepoint=False):  # no savepoint: the caller's transaction decides
+    # Only the volume count writes: without it the gate only reads and needs no savepoint (issue 17).
+    with transaction.atomic() if count_volume else contextlib.nullcontext():
         _ensure_can_send(tenant)  # R-CMP-6 suspend / terminate
         sig = config_cache.get(
             "filings",
@@ -310,16 +311,29 @@ def _count_volume(*, tenant: Tenant, options: ComplianceSettings, count: int) ->
     """Add `count` to the tenant's counters; refuse over a cap (R-CMP-6), report a spike (R-CMP-8)."""
     buckets = _buckets(_now().astimezone(UTC))
     table = VolumeCounter._meta.db_table
+    window = settings.COMPLIANCE_SPIKE_BASELINE_HOURS
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # One statement (issue 17): the counts and the baseline of the past `window` hours (earlier
+        # buckets only, which this INSERT never touches, so the CTE's snapshot is exact).
         cursor.execute(
-            f"""INSERT INTO public.{table} (tenant_id, granularity, bucket_start, count)
-                VALUES (%s, 'minute', %s, %s), (%s, 'hour', %s, %s), (%s, 'day', %s, %s)
-                ON CONFLICT (tenant_id, granularity, bucket_start)
-                DO UPDATE SET count = {table}.count + EXCLUDED.count
-                RETURNING granularity, count""",
-            [tenant.pk, buckets["minute"], count, tenant.pk, buckets["hour"], count, tenant.pk, buckets["day"], count],
+            f"""WITH counted AS (
+                    INSERT INTO public.{table} (tenant_id, granularity, bucket_start, count)
+                    VALUES (%s, 'minute', %s, %s), (%s, 'hour', %s, %s), (%s, 'day', %s, %s)
+                    ON CONFLICT (tenant_id, granularity, bucket_start)
+                    DO UPDATE SET count = {table}.count + EXCLUDED.count
+                    RETURNING granularity, count)
+                SELECT granularity, count, (
+                    SELECT COALESCE(SUM(count), 0) FROM public.{table}
+                    WHERE tenant_id = %s AND granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s)
+                FROM counted""",  # noqa: S608 - table name from model meta
+            [
+                *(tenant.pk, buckets["minute"], count, tenant.pk, buckets["hour"], count),
+                *(tenant.pk, buckets["day"], count),
+                *(tenant.pk, buckets["hour"] - timedelta(hours=window), buckets["hour"]),
+            ],
         )
-        totals = dict(cursor.fetchall())
+        rows = cursor.fetchall()
+        totals = {granularity: total for granularity, total, _ in rows}
         for granularity, cap in (("minute", options.per_minute_cap), ("day", options.per_day_cap)):
             if cap is not None and totals[granularity] > cap:
                 raise VolumeCapped(
@@ -329,11 +343,5 @@ def _count_volume(*, tenant: Tenant, options: ComplianceSettings, count: int) ->
         multiple = options.spike_multiple or settings.COMPLIANCE_SPIKE_MULTIPLE
         if not multiple:
             return False
-        window = settings.COMPLIANCE_SPIKE_BASELINE_HOURS
-        cursor.execute(
-            f"""SELECT COALESCE(SUM(count), 0) FROM public.{table}
-                WHERE tenant_id = %s AND granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s""",
-            [tenant.pk, buckets["hour"] - timedelta(hours=window), buckets["hour"]],
-        )
-        usual = cursor.fetchone()[0] / window
+        usual = rows[0][2] / window
         return totals["hour"] > multiple * max(usual, settings.COMPLIANCE_SPIKE_MIN_HOURLY)

@@ -63,6 +63,44 @@ def _usable_grants(account: Account, now: datetime) -> list[PackageGrant]:
     )
 
 
+def _locked_account_with_grants(tenant: Tenant, now: datetime) -> tuple[Account, list[PackageGrant]]:
+    """_locked_account() and _usable_grants() in ONE statement (issue 17: the booking is the
+    part of a send that holds the account lock, so it takes as few round trips as it can)."""
+    from django.contrib.postgres.expressions import ArraySubquery
+    from django.db.models import OuterRef
+    from django.db.models.functions import JSONObject
+
+    usable = (
+        PackageGrant.objects.filter(
+            account=OuterRef("pk"),
+            state=PackageState.ACTIVE,
+            segments_remaining__gt=0,
+            starts_at__lte=now,
+            expires_at__gt=now,
+        )
+        .order_by("expires_at", "id")
+        .values(row=JSONObject(id="id", remaining="segments_remaining", types="message_types"))
+    )
+    account = (
+        Account.objects.select_for_update(of=("self",))
+        .annotate(usable_grants=ArraySubquery(usable))
+        .filter(tenant=tenant)
+        .first()
+    )
+    if account is None:  # first booking of this tenant: create the account, then lock it
+        account = _locked_account(tenant)
+        return account, _usable_grants(account, now)
+    grants = [
+        PackageGrant(
+            pk=row["id"], account_id=account.pk, segments_remaining=row["remaining"], message_types=row["types"] or []
+        )
+        for row in account.usable_grants
+    ]
+    for grant in grants:  # stored rows: bulk_update() below writes their changed fields
+        grant._state.adding, grant._state.db = False, connection.alias
+    return account, grants
+
+
 def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, actor: Actor) -> list[Hold]:
     """R-BIL-2: reserve funds for accepted messages. One account lock and a constant number of
     queries for the whole batch; packages first (soonest-expiring, R-BIL-3), then cash.
@@ -153,7 +191,7 @@ def _book_holds(
     now = timezone.now()
     # The intake (fresh_key) books inside its own savepoint: no second one (issue 17).
     with transaction.atomic(savepoint=not fresh_key):
-        account = _locked_account(tenant)
+        account, grants = _locked_account_with_grants(tenant, now)
         if not fresh_key:
             previous = _replayed(idempotency_key, account, EntryKind.HOLD)
             if previous is not None:
@@ -174,7 +212,6 @@ def _book_holds(
             )
             if other:
                 raise CurrencyMismatch(details={"account_currency": account.currency, "currency": other[0]})
-        grants = _usable_grants(account, now)
         # R-BIL-3: a package limited to some message types pays for its types before an
         # any-type package does (which could pay for anything), each group soonest-expiring first.
         limited = [g for g in grants if g.message_types]

@@ -108,3 +108,22 @@ def test_statement_count_is_measured_in_production_terms(client_a, sendable_a, p
     statements = [q["sql"] for q in queries.captured_queries]
     assert sum(s.startswith("SET search_path") for s in statements) <= 2  # public, then the tenant
     assert sum("smsplatform_configversion" in s for s in statements) == 1  # one counter read
+
+
+def test_search_path_is_set_again_after_a_rollback_undid_it(tenant_a, tenant_b):
+    """TENANT_LIMIT_SET_CALLS sets the path once per schema switch; a rolled-back SET must not
+    leave the connection in another schema than the one Django believes in."""
+    from django.db import transaction
+
+    def path():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('search_path')")
+            return cursor.fetchone()[0]
+
+    connection.set_tenant(tenant_a)
+    assert path().startswith(tenant_a.schema_name)
+    sid = transaction.savepoint()
+    connection.set_tenant(tenant_b)
+    assert path().startswith(tenant_b.schema_name)
+    transaction.savepoint_rollback(sid)  # PostgreSQL reverts the SET to tenant_a's path
+    assert path().startswith(tenant_b.schema_name)  # Django still means tenant_b: set again

@@ -97,10 +97,17 @@ def main(batches: int, singles: int, profile: bool, frequency: bool = False) -> 
         with CaptureQueriesContext(connection) as queries:
             client.post(
                 "/api/v1/messages",
-                {"signature": "BenchShop", "template": template, "params": {"code": "4711"}, "to": "+8613799999999"},
+                {
+                    "signature": "BenchShop",
+                    "template": template,
+                    "params": {"code": "4711"},
+                    "to": "+8613700009999",
+                },  # a prefix seen before (steady state)
                 content_type="application/json",
             )
         single_queries = len(queries)
+        if "--show-queries" in sys.argv:
+            print("\n".join(q["sql"][:120] for q in queries.captured_queries))
 
         if profile:
             from pathlib import Path
@@ -129,7 +136,7 @@ def main(batches: int, singles: int, profile: bool, frequency: bool = False) -> 
             ("SQL statements per batch request", f"{batch_queries}", "queries", "constant (no N+1)"),
             ("single send latency p50", f"{statistics.median(single_timings) * 1000:.1f}", "ms", "≤ 50 ms"),
             ("single send latency p99", f"{p99 * 1000:.1f}", "ms", "≤ 100 ms"),
-            ("SQL statements per single send", f"{single_queries}", "queries", "-"),
+            ("SQL statements per single send", f"{single_queries}", "queries", "≤ 15 (issue 17)"),
         ],
     )
 

@@ -142,7 +142,11 @@ def reserve(*, tenant: Tenant, message_type: str, numbers: list[str]) -> Reserva
     come back in `refused` and are not counted (R-CMP-8)."""
     if not numbers or not getattr(settings, "COMPLIANCE_FREQUENCY_LIMITS", True):
         return Reservation()
-    limits = limits_for(tenant=tenant, message_type=message_type)
+    from smsplatform import config_cache  # issue 17: per process, "frequency" counter
+
+    limits = config_cache.get(
+        "frequency", (tenant.pk, message_type), lambda: limits_for(tenant=tenant, message_type=message_type)
+    )
     windows = limits.windows() if limits else []
     if not windows:
         return Reservation()

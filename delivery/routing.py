@@ -66,6 +66,11 @@ def _normalise_parsed(text: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _carrier_prefixes() -> tuple[dict[str, str], int]:
+    prefixes = dict(CarrierPrefix.objects.values_list("prefix", "carrier"))
+    return prefixes, max((len(p) for p in prefixes), default=0)
+
+
 def describe_numbers(e164_numbers: list[str]) -> dict[str, NumberFacts]:
     """Country (phonenumbers), carrier (prefix table) and province (prefix-7 table, optional).
 
@@ -82,17 +87,25 @@ def describe_numbers(e164_numbers: list[str]) -> dict[str, NumberFacts]:
         countries[n] = phonenumbers.region_code_for_number(p) or ""
         if countries[n] == "CN":
             national[n] = str(p.national_number)
-    prefixes = dict(CarrierPrefix.objects.values_list("prefix", "carrier"))
-    longest = max((len(p) for p in prefixes), default=0)
+    # Issue 17: both tables from the per-process cache ("routing" counter, smsplatform/config_cache.py).
+    from smsplatform import config_cache
+
+    prefixes, longest = config_cache.get("routing", "carriers", _carrier_prefixes)
     provinces = (
-        dict(
-            ProvincePrefix.objects.filter(prefix__in={nat[:7] for nat in national.values()}).values_list(
-                "prefix", "province"
-            )
+        config_cache.get_many(
+            "routing",
+            [("province", nat[:7]) for nat in set(national.values())],
+            lambda keys: {
+                ("province", prefix): province
+                for prefix, province in ProvincePrefix.objects.filter(prefix__in=[k[1] for k in keys]).values_list(
+                    "prefix", "province"
+                )
+            },
         )
         if national
         else {}
     )
+    provinces = {key[1]: value for key, value in provinces.items() if value}
     facts = {}
     for number, country in countries.items():
         carrier = province = ""

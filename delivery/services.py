@@ -24,7 +24,7 @@ from django_tenants.utils import tenant_context
 from rest_framework import status as http
 
 from smsplatform import metrics
-from smsplatform.db import insert_rows
+from smsplatform.db import execute_together, insert_sql
 from smsplatform.errors import Conflict, DomainError, NotFound
 from tenants.models import Tenant
 from tenants.reconfirmation import SPIKE_MARK, notify_volume_held
@@ -316,6 +316,7 @@ class _Draft:
     reason: str = ""
     detail: str = ""
     pk: int | None = None
+    currency: str | None = None
 
     def reject(self, reason: str, detail: str) -> None:
         self.status, self.reason, self.detail = S.REJECTED, reason, detail[:DETAIL_LIMIT]
@@ -339,8 +340,6 @@ def _accept(
     *, tenant, actor, kind, signature, template, recipients, params, send_at, client_ref, callback_url, digest, now
 ):
     from billing.rules import count_segments
-    from billing.selectors import price_for
-    from billing.services import NoPrice
     from compliance import frequency
     from compliance.services import check_message
 
@@ -360,6 +359,7 @@ def _accept(
                 template=template,
                 params=gate_params,
                 recipients=[numbers[i] for i in valid_idx],
+                count_volume=False,  # counted late, in _store_accepted (lock late, issue 17)
             )
             verdicts = dict(zip(valid_idx, check.verdicts, strict=True))
         facts = describe_numbers([n for n in numbers if n])
@@ -381,16 +381,9 @@ def _accept(
                 continue
             key = (check.message_type, draft.country, draft.carrier)
             if key not in prices:
-                try:
-                    prices[key] = price_for(
-                        tenant=tenant,
-                        message_type=check.message_type,
-                        country=draft.country,
-                        carrier=draft.carrier or None,
-                        at=now,
-                    )
-                except NoPrice:
-                    prices[key] = None
+                prices[key] = _price_in_force(
+                    tenant=tenant, message_type=check.message_type, country=draft.country, carrier=draft.carrier, at=now
+                )
             price = prices[key]
             if price is None:
                 draft.reject("no_price", f"no price for {draft.country}")
@@ -399,7 +392,7 @@ def _accept(
             if seg is None:
                 seg = segments_of[verdict.content] = count_segments(verdict.content)
             draft.content, draft.encoding, draft.segments = verdict.content, seg.encoding, seg.segments
-            draft.unit_price, draft.price_id = price.unit_price, price.id
+            draft.unit_price, draft.price_id, draft.currency = price.unit_price, price.id, price.currency
             draft.amount = price.unit_price * seg.segments
             if verdict.held:
                 draft.status, draft.detail = S.HELD, verdict.detail
@@ -458,44 +451,83 @@ def _accept(
     return SendOutcome(http_status=status_code, body=body, request_id=request.pk)
 
 
+def _price_in_force(*, tenant, message_type: str, country: str, carrier: str, at: datetime):
+    """R-BIL-4: price_for() through the per-process cache (issue 17). An entry is kept with the
+    interval it is valid in: until the next announced price of that destination or the next plan
+    change of the tenant (or of the default plan), so a change taking effect is never missed;
+    any edit of prices or plans bumps the "prices" counter and drops every entry."""
+    from smsplatform import config_cache
+
+    key = ("price", tenant.pk, message_type, country, carrier)
+    entry = config_cache.get("prices", key, lambda: _load_price(tenant, message_type, country, carrier, at))
+    price, valid_from, valid_until = entry
+    if not (valid_from <= at < valid_until):
+        entry = _load_price(tenant, message_type, country, carrier, at)
+        config_cache.get("prices", key, lambda: entry)  # kept only if no entry replaced it meanwhile
+        price = entry[0]
+    return price
+
+
+def _load_price(tenant, message_type: str, country: str, carrier: str, at: datetime):
+    from django.db.models import Min, Q
+
+    from billing.models import PlanAssignment, Price
+    from billing.selectors import plan_of, price_for
+    from billing.services import NoPrice
+
+    try:
+        price = price_for(tenant=tenant, message_type=message_type, country=country, carrier=carrier or None, at=at)
+    except NoPrice:
+        price = None
+    plan = plan_of(tenant=tenant, at=at)
+    upcoming = [
+        PlanAssignment.objects.filter(
+            Q(account__tenant=tenant) | Q(account__isnull=True), effective_from__gt=at
+        ).aggregate(at=Min("effective_from"))["at"]
+    ]
+    if plan is not None:
+        upcoming.append(
+            Price.objects.filter(
+                plan=plan,
+                message_type=message_type,
+                country=country.upper(),
+                carrier__in=["", *([carrier] if carrier else [])],
+                effective_from__gt=at,
+            ).aggregate(at=Min("effective_from"))["at"]
+        )
+    until = min((t for t in upcoming if t is not None), default=datetime.max.replace(tzinfo=at.tzinfo))
+    return price, at, until
+
+
 def _store_accepted(
     *, tenant, actor, kind, drafts, check, signature, template, send_at, client_ref, callback_url, digest, now, schema
 ):
-    """Write an accepted request: request row, holds, messages, status events, outbox entry and
-    operation record (inside the caller's transaction)."""
-    from billing.services import HoldLine, hold_message_ids
+    """Write an accepted request: request row, messages, status events, outbox entry, operation
+    record and holds (inside the caller's transaction).
 
-    # Ids drawn up front, so holds can name their messages before the one INSERT of the
-    # messages (no UPDATE … CASE of 1000 rows afterwards), and the request row is written once,
-    # complete with its response (no UPDATE of a 100 KB response body afterwards).
-    request_id, message_ids = _next_ids(len(drafts))
+    Lock late (issue 17): the two per-tenant serialisation points, the volume counter rows
+    (R-CMP-6/8) and the billing account row (R-BIL-2), are taken at the end: the counters just
+    before the rows are written (their answer, a spike, changes the statuses written), the
+    account as the very last statement group. Concurrent sends of one tenant therefore wait
+    for each other only over the last few statements, not over their gate and pricing."""
+    from billing.services import HoldLine, hold_message_ids
+    from compliance.services.gate import count_volume
+    from tenants.models import OperationRecord
+
+    chargeable = [d for d in drafts if d.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
+    # Ids drawn up front (one statement): holds, outbox and messages name each other before any
+    # row exists, so every row is written once, complete, and the holds can be booked last.
+    request_id, message_ids, hold_ids, outbox_id = _next_ids(len(drafts), holds=len(chargeable))
     request = SendRequest(
         pk=request_id, kind=kind, client_ref=client_ref or None, body_hash=digest, total=len(drafts), send_at=send_at
     )
     for draft, message_id in zip(drafts, message_ids, strict=True):
         draft.pk = message_id
-    chargeable = [d for d in drafts if d.status in (S.ACCEPTED, S.SCHEDULED, S.HELD)]
-    if chargeable:
-        # R-BIL-2: one hold call (one account lock) for the whole request; all or nothing.
-        # R-BIL-3: the message type reaches the hold, so type-limited packages pay for it.
-        hold_type = check.message_type if check is not None else None
-        hold_ids = hold_message_ids(
-            tenant=tenant,
-            lines=[
-                HoldLine(
-                    reference=f"{schema}:{d.pk}",
-                    segments=d.segments,
-                    unit_price=d.unit_price,
-                    price_id=d.price_id,
-                    message_type=hold_type,
-                )
-                for d in chargeable
-            ],
-            idempotency_key=f"send:{schema}:{request.pk}",
-            actor=actor,
-        )
-        for draft, hold_id in zip(chargeable, hold_ids, strict=True):
-            draft.hold_id = hold_id
+    for draft, hold_id in zip(chargeable, hold_ids, strict=True):
+        draft.hold_id = hold_id
+    if chargeable and count_volume(tenant=tenant, count=len(chargeable)):
+        for d in chargeable:  # R-CMP-8 spike: every accepted message held for review
+            d.status, d.detail = S.HELD, "Volume spike: held for review (R-CMP-8)."
     signature_id = template_id = template_version = None
     message_type = ""
     if check is not None:
@@ -504,75 +536,151 @@ def _store_accepted(
     accepted = len(chargeable)
     rejected = len(drafts) - accepted
     status_code, body = _response(kind=kind, request=request, messages=drafts)
-    request.accepted, request.rejected = accepted, rejected
-    request.response_status, request.response_body = status_code, body
-    # A concurrent request with the same client_ref fails here (unique index) and is replayed.
-    request.save(force_insert=True)
     ref = client_ref or None
     at = now.isoformat()  # the same instants on every row: formatted once, not per value
     send_at_text = send_at.isoformat() if send_at else None
-    insert_rows(
-        Message,
-        _MESSAGE_COLUMNS,
-        [
+    statements = [
+        # A concurrent request with the same client_ref fails here (unique index) and is replayed.
+        insert_sql(
+            SendRequest,
             (
-                d.pk,
-                request.pk,
-                ref,
-                d.recipient,
-                d.country,
-                d.carrier,
-                d.province,
-                signature[:40],
-                template[:40],
-                signature_id,
-                template_id,
-                template_version,
-                message_type,
-                d.params,
-                d.content,
-                d.encoding,
-                d.segments,
-                d.unit_price,
-                d.price_id,
-                d.amount,
-                d.hold_id,
-                d.status,
-                at,
-                d.reason,
-                d.detail,
-                send_at_text,
-                callback_url,
-            )
-            for d in drafts
-        ],
-    )
+                "id",
+                "kind",
+                "client_ref",
+                "body_hash",
+                "total",
+                "accepted",
+                "rejected",
+                "send_at",
+                "response_status",
+                "response_body",
+            ),
+            [(request_id, kind, ref, digest, len(drafts), accepted, rejected, send_at_text, status_code, body)],
+        ),
+        insert_sql(
+            Message,
+            _MESSAGE_COLUMNS,
+            [
+                (
+                    d.pk,
+                    request_id,
+                    ref,
+                    d.recipient,
+                    d.country,
+                    d.carrier,
+                    d.province,
+                    signature[:40],
+                    template[:40],
+                    signature_id,
+                    template_id,
+                    template_version,
+                    message_type,
+                    d.params,
+                    d.content,
+                    d.encoding,
+                    d.segments,
+                    d.unit_price,
+                    d.price_id,
+                    d.amount,
+                    d.hold_id,
+                    d.status,
+                    at,
+                    d.reason,
+                    d.detail,
+                    send_at_text,
+                    callback_url,
+                )
+                for d in drafts
+            ],
+        ),
+    ]
     events = []
     for d in drafts:
         events.append((d.pk, "", S.ACCEPTED, at, ""))
         if d.status != S.ACCEPTED:
             events.append((d.pk, S.ACCEPTED, d.status, at, d.reason))
-    insert_rows(StatusEvent, _EVENT_COLUMNS, events)
+    statements.append(insert_sql(StatusEvent, _EVENT_COLUMNS, events))
     to_queue = [d.pk for d in chargeable if d.status in (S.ACCEPTED, S.SCHEDULED)]
-    entry = None
     if to_queue:
-        entry = OutboxEntry.objects.create(
-            tenant=tenant, request_id=request.pk, message_ids=to_queue, available_at=send_at or now
+        statements.append(
+            insert_sql(
+                OutboxEntry,
+                ("id", "tenant_id", "request_id", "message_ids", "available_at"),
+                [(outbox_id, tenant.pk, request_id, to_queue, (send_at or now).isoformat())],
+            )
         )
-    record_operation(
-        actor=actor,
-        action=f"delivery.send_{kind}",
-        tenant=tenant,
-        obj=request,
-        after={"accepted": accepted, "rejected": rejected, "client_ref": client_ref, "send_at": str(send_at or "")},
+    # R-AUD-3: the row record_operation() writes, as part of the same statement.
+    statements.append(
+        insert_sql(
+            OperationRecord,
+            (
+                "actor_kind",
+                "actor_id",
+                "actor_label",
+                "ip_address",
+                "tenant_id",
+                "action",
+                "object_type",
+                "object_id",
+                "reason",
+                "before",
+                "after",
+            ),
+            [
+                (
+                    actor.kind,
+                    actor.id,
+                    actor.label,
+                    actor.ip_address,
+                    tenant.pk,
+                    f"delivery.send_{kind}",
+                    "SendRequest",
+                    str(request_id),
+                    "",
+                    None,
+                    {
+                        "accepted": accepted,
+                        "rejected": rejected,
+                        "client_ref": client_ref,
+                        "send_at": str(send_at or ""),
+                    },
+                )
+            ],
+        )
     )
+    execute_together(statements)  # one statement: request, messages, events, outbox, trail
     notify_volume_held(
         tenant=tenant, message_ids=[d.pk for d in drafts if d.status == S.HELD and SPIKE_MARK in d.detail]
     )
-    if entry is not None and send_at is None:
+    if chargeable:
+        # R-BIL-2: one hold call (one account lock) for the whole request; all or nothing: a 402
+        # here rolls every row above back with the caller's savepoint. Last, so the account row
+        # is locked only from here to commit.
+        # R-BIL-3: the message type reaches the hold, so type-limited packages pay for it.
+        hold_type = check.message_type if check is not None else None
+        hold_message_ids(
+            tenant=tenant,
+            lines=[
+                HoldLine(
+                    reference=f"{schema}:{d.pk}",
+                    segments=d.segments,
+                    unit_price=d.unit_price,
+                    price_id=d.price_id,
+                    message_type=hold_type,
+                    currency=d.currency,
+                )
+                for d in chargeable
+            ],
+            idempotency_key=f"send:{schema}:{request_id}",
+            actor=actor,
+            hold_ids=[d.hold_id for d in chargeable],
+            fresh_key=True,  # the request id was drawn from its sequence just now
+        )
+    if to_queue and send_at is None:
         # Fast path only: the periodic relay picks the entry up if this never runs.
-        entry_id = entry.pk
-        transaction.on_commit(lambda: _enqueue_relay(entry_id))
+        transaction.on_commit(lambda: _enqueue_relay(outbox_id))
+    request.accepted, request.rejected = accepted, rejected
+    request.response_status, request.response_body = status_code, body
     return request, status_code, body, accepted, rejected
 
 
@@ -591,17 +699,19 @@ def update_by_value(model, objs: list, fields: list[str]) -> int:
     return len(objs)
 
 
-def _next_ids(count: int) -> tuple[int, list[int]]:
-    """A fresh send-request id and `count` fresh message ids from their sequences (of the
-    current tenant schema), in one round trip."""
+def _next_ids(count: int, *, holds: int = 0) -> tuple[int, list[int], list[int], int]:
+    """Fresh ids in one round trip: a send request and `count` messages (sequences of the current
+    tenant schema), `holds` holds and an outbox entry (public)."""
+    from billing.services.holds import next_hold_ids
+
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')), "
-            "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
-            [SendRequest._meta.db_table, Message._meta.db_table, count],
+            "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)), "
+            f"{next_hold_ids(holds)}, nextval(pg_get_serial_sequence(%s, 'id'))",
+            [SendRequest._meta.db_table, Message._meta.db_table, count, f"public.{OutboxEntry._meta.db_table}"],
         )
-        request_id, message_ids = cursor.fetchone()
-        return request_id, message_ids
+        return cursor.fetchone()
 
 
 def _enqueue_relay(entry_id: int) -> None:

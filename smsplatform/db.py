@@ -55,6 +55,21 @@ def insert_rows(
     shares one instant), and dict/list for JSON fields."""
     if not rows:
         return []
+    sql, params = insert_sql(model, columns, rows, returning=returning, on_conflict=on_conflict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+def insert_sql(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    returning: str | None = None,
+    on_conflict: str = "",
+) -> tuple[str, list]:
+    """The statement insert_rows() runs, and its parameters, without running it."""
     meta = model._meta
     qn = connection.ops.quote_name
     fields = [meta.get_field(name) for name in columns]
@@ -80,9 +95,19 @@ def insert_rows(
     if returning:
         sql += f" RETURNING {qn(meta.get_field(returning).column)}"
     document = json.dumps(rows, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return sql, [*constants, document]
+
+
+def execute_together(statements: Sequence[tuple[str, list]]) -> None:
+    """Run several INSERT/UPDATE statements (from insert_sql) as ONE statement, each a
+    data-modifying CTE (issue 17: one round trip for the rows of an accepted send). They see
+    one snapshot, so none may read what another writes; deferred foreign keys still hold."""
+    parts, params = [], []
+    for index, (sql, values) in enumerate(statements):
+        parts.append(f"w{index} AS ({sql})")
+        params.extend(values)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*constants, document])
-        return [row[0] for row in cursor.fetchall()] if returning else []
+        cursor.execute(f"WITH {', '.join(parts)} SELECT 1", params)
 
 
 def in_array(values: Iterable, db_type: str = "text") -> RawSQL:

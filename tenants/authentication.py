@@ -14,6 +14,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from smsplatform import config_cache
+
 from . import services
 from .models import ApiKey, Tenant, TenantState
 
@@ -42,6 +44,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         key_id = meta.get("HTTP_X_ACCESS_KEY_ID")
         if not key_id:
             return None
+        # Issue 17: one read of the configuration counters per request, so everything cached
+        # per process (this key, the gate's filings, prices, routing) is current as of now.
+        config_cache.refresh()
         if "HTTP_X_SIGNATURE" in meta:
             canonical = services.canonical_request(
                 method=request.method,

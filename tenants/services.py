@@ -373,10 +373,29 @@ def rotate_api_key(*, key: ApiKey, actor: Actor, grace: timedelta = timedelta(0)
     return new_key, secret
 
 
+def _cached_key(access_key_id: str) -> ApiKey | None:
+    """The key and its tenant from the per-process cache (issue 17; invalidated by the "tenants"
+    counter): a copy, so nothing a request does to it reaches other requests."""
+    import copy
+
+    from smsplatform import config_cache
+
+    def load() -> ApiKey | None:
+        return ApiKey.objects.select_related("tenant").filter(access_key_id=access_key_id).first()
+
+    master = config_cache.get("tenants", ("key", access_key_id), load, keep_none=False)
+    if master is None:
+        return None
+    key = copy.copy(master)
+    key.tenant = copy.copy(master.tenant)
+    key._cached_master = master
+    return key
+
+
 def _usable_key(access_key_id: str) -> ApiKey:
     if not valid_access_key_id(access_key_id):
         raise AuthenticationError()
-    key = ApiKey.objects.select_related("tenant").filter(access_key_id=access_key_id).first()
+    key = _cached_key(access_key_id)
     now = timezone.now()
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise AuthenticationError()
@@ -475,3 +494,5 @@ def _touch(key: ApiKey) -> None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         Tenant.objects.filter(pk=key.tenant_id).update(last_activity_at=now)
         key.last_used_at = now
+        if master := getattr(key, "_cached_master", None):  # the cached copy (issue 17)
+            master.last_used_at = now

@@ -57,6 +57,13 @@ def _frequency_limits_off(settings):
 
 
 @pytest.fixture(autouse=True)
+def _config_cache_always_checked(settings):
+    """Tests change configuration and call services at once in one process: the per-process
+    configuration caches re-check their version counters on every use (issue 17)."""
+    settings.CONFIG_CACHE_MAX_AGE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _public_schema_between_tests():
     """No test inherits another test's schema (the same rule the workers follow)."""
     yield

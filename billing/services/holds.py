@@ -44,6 +44,7 @@ class HoldLine:
     unit_price: int  # micro-units per segment
     price_id: int | None = None
     message_type: str | None = None  # lets packages limited to some message types apply
+    currency: str | None = None  # the price's currency when the caller knows it (no query)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,44 @@ def _usable_grants(account: Account, now: datetime) -> list[PackageGrant]:
             account=account, state=PackageState.ACTIVE, segments_remaining__gt=0, starts_at__lte=now, expires_at__gt=now
         ).order_by("expires_at", "id")
     )
+
+
+def _locked_account_with_grants(tenant: Tenant, now: datetime) -> tuple[Account, list[PackageGrant]]:
+    """_locked_account() and _usable_grants() in ONE statement (issue 17: the booking is the
+    part of a send that holds the account lock, so it takes as few round trips as it can)."""
+    from django.contrib.postgres.expressions import ArraySubquery
+    from django.db.models import OuterRef
+    from django.db.models.functions import JSONObject
+
+    usable = (
+        PackageGrant.objects.filter(
+            account=OuterRef("pk"),
+            state=PackageState.ACTIVE,
+            segments_remaining__gt=0,
+            starts_at__lte=now,
+            expires_at__gt=now,
+        )
+        .order_by("expires_at", "id")
+        .values(row=JSONObject(id="id", remaining="segments_remaining", types="message_types"))
+    )
+    account = (
+        Account.objects.select_for_update(of=("self",))
+        .annotate(usable_grants=ArraySubquery(usable))
+        .filter(tenant=tenant)
+        .first()
+    )
+    if account is None:  # first booking of this tenant: create the account, then lock it
+        account = _locked_account(tenant)
+        return account, _usable_grants(account, now)
+    grants = [
+        PackageGrant(
+            pk=row["id"], account_id=account.pk, segments_remaining=row["remaining"], message_types=row["types"] or []
+        )
+        for row in account.usable_grants
+    ]
+    for grant in grants:  # stored rows: bulk_update() below writes their changed fields
+        grant._state.adding, grant._state.db = False, connection.alias
+    return account, grants
 
 
 def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, actor: Actor) -> list[Hold]:
@@ -95,16 +134,51 @@ def hold_messages(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str
     return holds
 
 
-def hold_message_ids(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, actor: Actor) -> list[int]:
+def hold_message_ids(
+    *,
+    tenant: Tenant,
+    lines: list[HoldLine],
+    idempotency_key: str,
+    actor: Actor,
+    hold_ids: list[int] | None = None,
+    fresh_key: bool = False,
+) -> list[int]:
     """hold_messages() for the API intake hot path: the same booking, but only the hold ids (in
-    the order of `lines`) come back, so no 1000 model instances are built for a batch."""
-    booked = _book_holds(tenant=tenant, lines=lines, idempotency_key=idempotency_key, actor=actor)
+    the order of `lines`) come back, so no 1000 model instances are built for a batch.
+
+    Issue 17 (lock late): `hold_ids` drawn beforehand (next_hold_ids()) let the caller write its
+    rows naming the holds first and book last, so the account row is locked only for the end of
+    the transaction. `fresh_key`: the key contains an id drawn from a sequence in this
+    transaction, so no earlier booking can hold it: the replay lookup is skipped (the unique
+    constraint on the key still refuses a duplicate)."""
+    booked = _book_holds(
+        tenant=tenant,
+        lines=lines,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        hold_ids=hold_ids,
+        fresh_key=fresh_key,
+    )
     if isinstance(booked, LedgerEntry):
         return list(booked.holds.order_by("id").values_list("id", flat=True))
     return booked[0]
 
 
-def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, actor: Actor):
+def next_hold_ids(count: int) -> str:
+    """SQL for an array of `count` fresh hold ids (to draw with other ids in one statement)."""
+    table = f"public.{Hold._meta.db_table}"
+    return f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, {int(count)}))"
+
+
+def _book_holds(
+    *,
+    tenant: Tenant,
+    lines: list[HoldLine],
+    idempotency_key: str,
+    actor: Actor,
+    hold_ids: list[int] | None = None,
+    fresh_key: bool = False,
+):
     """The booking behind hold_messages(): the first call's LedgerEntry on a replay, else
     (hold ids in line order, entry, account, plans, now)."""
     if not lines:
@@ -112,13 +186,24 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
     for line in lines:
         if line.segments < 1 or line.unit_price < 0:
             raise InvalidAmount(f"Invalid hold line {line.reference!r}: segments >= 1, unit_price >= 0.")
+    if hold_ids is not None and len(hold_ids) != len(lines):
+        raise InvalidAmount("One hold id per line.", code="hold_ids_mismatch")
     now = timezone.now()
-    with transaction.atomic():
-        account = _locked_account(tenant)
-        previous = _replayed(idempotency_key, account, EntryKind.HOLD)
-        if previous is not None:
-            return previous
-        price_ids = {line.price_id for line in lines if line.price_id}
+    # The intake (fresh_key) books inside its own savepoint: no second one (issue 17).
+    with transaction.atomic(savepoint=not fresh_key):
+        account, grants = _locked_account_with_grants(tenant, now)
+        if not fresh_key:
+            previous = _replayed(idempotency_key, account, EntryKind.HOLD)
+            if previous is not None:
+                return previous
+        elif not idempotency_key:
+            raise InvalidAmount("An idempotency key is required.", code="idempotency_key_required")
+        known = {line.currency for line in lines if line.price_id}
+        if None not in known:  # every price's currency came with its line
+            other = sorted(c for c in known if c != account.currency)
+            if other:
+                raise CurrencyMismatch(details={"account_currency": account.currency, "currency": other[0]})
+        price_ids = {line.price_id for line in lines if line.price_id} if None in known else set()
         if price_ids:  # R-BIL-1: never charge a price in another currency than the account's
             other = list(
                 Price.objects.filter(pk__in=price_ids)
@@ -127,7 +212,6 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
             )
             if other:
                 raise CurrencyMismatch(details={"account_currency": account.currency, "currency": other[0]})
-        grants = _usable_grants(account, now)
         # R-BIL-3: a package limited to some message types pays for its types before an
         # any-type package does (which could pay for anything), each group soonest-expiring first.
         limited = [g for g in grants if g.message_types]
@@ -173,9 +257,11 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
         # Rows as tuples through one INSERT (smsplatform.db): bulk_create's per-value
         # compilation of 1000 Hold instances was a large part of a batch request's time.
         created_at = now.isoformat()  # formatted once for every row
+        id_column = ("id",) if hold_ids is not None else ()
         ids = insert_rows(
             Hold,
             (
+                *id_column,
                 "account_id",
                 "tenant_id",
                 "entry_id",
@@ -190,6 +276,7 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
             ),
             [
                 (
+                    *((hold_ids[index],) if hold_ids is not None else ()),
                     account.pk,
                     account.tenant_id,
                     entry.pk,
@@ -202,7 +289,7 @@ def _book_holds(*, tenant: Tenant, lines: list[HoldLine], idempotency_key: str, 
                     line.price_id,
                     created_at,
                 )
-                for line, package_segments, _ in plans
+                for index, (line, package_segments, _) in enumerate(plans)
             ],
             returning="id",
         )

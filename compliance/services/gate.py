@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django_tenants.utils import tenant_context
 
+from smsplatform import config_cache
 from smsplatform.db import in_array
 from tenants.models import Tenant, TenantState
 
@@ -62,7 +64,13 @@ class CheckResult:
 
 
 def _ensure_can_send(tenant: Tenant) -> None:
-    state = Tenant.objects.filter(pk=tenant.pk).values_list("state", flat=True).first()
+    # Issue 17: the state from the per-process cache; a state change bumps the "tenants"
+    # counter in its own transaction, and an API request re-reads the counters first.
+    state = config_cache.get(
+        "tenants",
+        ("state", tenant.pk),
+        lambda: Tenant.objects.filter(pk=tenant.pk).values_list("state", flat=True).first(),
+    )
     if state == TenantState.ACTIVE:
         return
     if state == TenantState.SUSPENDED:
@@ -91,23 +99,43 @@ def _render_and_scan(
 
 
 def check_message(
-    *, tenant, signature: str, template: str, params: dict | list[dict], recipients: list[str]
+    *,
+    tenant,
+    signature: str,
+    template: str,
+    params: dict | list[dict],
+    recipients: list[str],
+    count_volume: bool = True,
 ) -> CheckResult:
     """The one gate the send path calls (contracts.md). Whole-request refusals raise; per-recipient
     decisions come back as verdicts in the order of `recipients`.
 
     R-CMP-8 spike: when this hour's volume goes over the tenant's spike multiple of its usual hourly
     rate, the request is NOT refused: every allowed verdict comes back with held=True (manual review).
+    count_volume=False leaves the counting to the caller (the API intake counts late, with
+    count_volume_of(), so the tenant's counter rows are locked only for the end of its transaction).
+
+    Filings, settings, country rules and the scanner come from per-process caches
+    (smsplatform/config_cache.py, issue 17); numbers (blocks, opt-outs, consent) are always read.
     """
-    with transaction.atomic():
+    # Only the volume count writes: without it the gate only reads and needs no savepoint (issue 17).
+    with transaction.atomic() if count_volume else contextlib.nullcontext():
         _ensure_can_send(tenant)  # R-CMP-6 suspend / terminate
-        sig = Signature.objects.filter(tenant_id=tenant.pk, text=signature, status=ReviewStatus.APPROVED).first()
+        sig = config_cache.get(
+            "filings",
+            ("signature", tenant.pk, signature),
+            lambda: Signature.objects.filter(tenant_id=tenant.pk, text=signature, status=ReviewStatus.APPROVED).first(),
+        )
         if sig is None:
             raise SignatureNotApproved(details={"signature": signature})  # R-CMP-1
-        tpl = (
-            Template.objects.select_related("approved_version")
-            .filter(tenant_id=tenant.pk, code=template, approved_version__isnull=False)
-            .first()
+        tpl = config_cache.get(
+            "filings",
+            ("template", tenant.pk, template),
+            lambda: (
+                Template.objects.select_related("approved_version")
+                .filter(tenant_id=tenant.pk, code=template, approved_version__isnull=False)
+                .first()
+            ),
         )
         if tpl is None:
             raise TemplateNotApproved(details={"template": template})  # R-CMP-2
@@ -118,16 +146,15 @@ def check_message(
                 "Give one parameter object per recipient, or one for all.",
                 details={"recipients": len(recipients), "params": len(params)},
             )
-        options = settings_for(tenant=tenant)
+        options = config_cache.get("compliance_settings", tenant.pk, lambda: settings_for(tenant=tenant))
         home = settings.COMPLIANCE_HOME_COUNTRY
 
-        blocked = set(GlobalBlock.objects.filter(number__in=in_array(recipients)).values_list("number", flat=True))
         # R-CMP-5: every commercial type needs consent, not only marketing. A marketing consent
         # covers member-service messages too (the broader agreement); otherwise the scope must match.
         commercial = tpl.message_type in pure.COMMERCIAL_TYPES
         scopes = sorted({tpl.message_type, MessageType.MARKETING})
-        with tenant_context(tenant):
-            opted_out = set(OptOut.objects.filter(number__in=in_array(recipients)).values_list("number", flat=True))
+        with _in_schema_of(tenant):
+            blocked, opted_out = _blocked_and_opted_out(recipients)  # R-CMP-4, one statement
             consented: set[str] = set()
             if commercial and options.consent_policy == ConsentPolicy.STRICT:
                 consented = set(
@@ -135,7 +162,7 @@ def check_message(
                         number__in=in_array(recipients), scope__in=scopes, withdrawn_at__isnull=True
                     ).values_list("number", flat=True)
                 )
-        scanner = get_scanner()  # once per call: one primary-key read
+        scanner = config_cache.get("rules", "scanner", get_scanner)  # R-CMP-3, rebuilt on a new rule set
         domains = _link_domains_for(version)  # no query unless the template has a url variable
         shared = None if per_recipient else _render_and_scan(version, sig.text, params, scanner, domains)
         country_of = _country_lookup(home)
@@ -172,7 +199,7 @@ def check_message(
                     )
                     continue
                 if rules is None:
-                    rules = _country_rules(tenant)
+                    rules = config_cache.get("countries", tenant.pk, lambda: _country_rules(tenant))
                 rule = rules.get(country)
                 refusal = _country_refusal(
                     country=country, rule=rule, enabled_countries=enabled_countries, sender=sig.text
@@ -205,16 +232,8 @@ def check_message(
                     continue
             verdicts.append(RecipientVerdict(number, True, None, detail, content, held, matched_rule))
 
-        allowed = sum(1 for verdict in verdicts if verdict.allowed)
-        if allowed and _count_volume(tenant=tenant, options=options, count=allowed):
-            verdicts = [
-                RecipientVerdict(
-                    v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True, v.rule
-                )
-                if v.allowed
-                else v
-                for v in verdicts
-            ]
+        if count_volume:
+            verdicts = count_volume_of(tenant=tenant, verdicts=verdicts)
     return CheckResult(
         signature_id=sig.pk,
         template_id=tpl.pk,
@@ -222,6 +241,49 @@ def check_message(
         message_type=tpl.message_type,
         verdicts=verdicts,
     )
+
+
+def _in_schema_of(tenant: Tenant):
+    """tenant_context(), or nothing when the connection is already in that schema (the API):
+    entering and leaving would cost two SET search_path statements (issue 17)."""
+    if connection.schema_name == tenant.schema_name:
+        return contextlib.nullcontext()
+    return tenant_context(tenant)
+
+
+def _blocked_and_opted_out(numbers: list[str]) -> tuple[set[str], set[str]]:
+    """The platform block list (public) and the tenant's opt-outs (its schema, the current
+    search_path) for these numbers in ONE statement (R-CMP-4)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT 'b', number FROM public.{GlobalBlock._meta.db_table} WHERE number = ANY(%s)
+                UNION ALL
+                SELECT 'o', number FROM {OptOut._meta.db_table} WHERE number = ANY(%s)""",  # noqa: S608 - model meta
+            [numbers, numbers],
+        )
+        rows = cursor.fetchall()
+    return {n for k, n in rows if k == "b"}, {n for k, n in rows if k == "o"}
+
+
+def count_volume(*, tenant: Tenant, count: int) -> bool:
+    """Add `count` accepted messages to the tenant's volume: raises VolumeCapped over a cap
+    (R-CMP-6), True on a spike (R-CMP-8: hold them for review). Locks the counter rows until
+    commit, so the API intake calls it late (issue 17)."""
+    options = config_cache.get("compliance_settings", tenant.pk, lambda: settings_for(tenant=tenant))
+    return bool(count) and _count_volume(tenant=tenant, options=options, count=count)
+
+
+def count_volume_of(*, tenant: Tenant, verdicts: list[RecipientVerdict]) -> list[RecipientVerdict]:
+    """Count the allowed verdicts in the tenant's volume (R-CMP-6 caps raise VolumeCapped); on a
+    spike (R-CMP-8) they come back held for review. Locks the tenant's counter rows until commit."""
+    if not count_volume(tenant=tenant, count=sum(1 for verdict in verdicts if verdict.allowed)):
+        return verdicts
+    return [
+        RecipientVerdict(v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True, v.rule)
+        if v.allowed
+        else v
+        for v in verdicts
+    ]
 
 
 def _country_lookup(home: str):
@@ -249,16 +311,29 @@ def _count_volume(*, tenant: Tenant, options: ComplianceSettings, count: int) ->
     """Add `count` to the tenant's counters; refuse over a cap (R-CMP-6), report a spike (R-CMP-8)."""
     buckets = _buckets(_now().astimezone(UTC))
     table = VolumeCounter._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
+    window = settings.COMPLIANCE_SPIKE_BASELINE_HOURS
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # One statement (issue 17): the counts and the baseline of the past `window` hours (earlier
+        # buckets only, which this INSERT never touches, so the CTE's snapshot is exact).
         cursor.execute(
-            f"""INSERT INTO public.{table} (tenant_id, granularity, bucket_start, count)
-                VALUES (%s, 'minute', %s, %s), (%s, 'hour', %s, %s), (%s, 'day', %s, %s)
-                ON CONFLICT (tenant_id, granularity, bucket_start)
-                DO UPDATE SET count = {table}.count + EXCLUDED.count
-                RETURNING granularity, count""",
-            [tenant.pk, buckets["minute"], count, tenant.pk, buckets["hour"], count, tenant.pk, buckets["day"], count],
+            f"""WITH counted AS (
+                    INSERT INTO public.{table} (tenant_id, granularity, bucket_start, count)
+                    VALUES (%s, 'minute', %s, %s), (%s, 'hour', %s, %s), (%s, 'day', %s, %s)
+                    ON CONFLICT (tenant_id, granularity, bucket_start)
+                    DO UPDATE SET count = {table}.count + EXCLUDED.count
+                    RETURNING granularity, count)
+                SELECT granularity, count, (
+                    SELECT COALESCE(SUM(count), 0) FROM public.{table}
+                    WHERE tenant_id = %s AND granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s)
+                FROM counted""",  # noqa: S608 - table name from model meta
+            [
+                *(tenant.pk, buckets["minute"], count, tenant.pk, buckets["hour"], count),
+                *(tenant.pk, buckets["day"], count),
+                *(tenant.pk, buckets["hour"] - timedelta(hours=window), buckets["hour"]),
+            ],
         )
-        totals = dict(cursor.fetchall())
+        rows = cursor.fetchall()
+        totals = {granularity: total for granularity, total, _ in rows}
         for granularity, cap in (("minute", options.per_minute_cap), ("day", options.per_day_cap)):
             if cap is not None and totals[granularity] > cap:
                 raise VolumeCapped(
@@ -268,11 +343,5 @@ def _count_volume(*, tenant: Tenant, options: ComplianceSettings, count: int) ->
         multiple = options.spike_multiple or settings.COMPLIANCE_SPIKE_MULTIPLE
         if not multiple:
             return False
-        window = settings.COMPLIANCE_SPIKE_BASELINE_HOURS
-        cursor.execute(
-            f"""SELECT COALESCE(SUM(count), 0) FROM public.{table}
-                WHERE tenant_id = %s AND granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s""",
-            [tenant.pk, buckets["hour"] - timedelta(hours=window), buckets["hour"]],
-        )
-        usual = cursor.fetchone()[0] / window
+        usual = rows[0][2] / window
         return totals["hour"] > multiple * max(usual, settings.COMPLIANCE_SPIKE_MIN_HOURLY)

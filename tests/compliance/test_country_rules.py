@@ -124,7 +124,10 @@ def test_r_cmp_9_rules_are_read_once_per_call_and_not_for_domestic_traffic(tenan
     one = rule_queries([FR])
     many = rule_queries([FR, GB, US, IN, KP, JP] * 20)
     assert one[0] == 1
-    assert many == one  # the query count does not grow with recipients or countries
+    # the query count does not grow with recipients or countries; the second call takes the rules
+    # from the per-process cache (issue 17)
+    assert many[0] == 0
+    assert many[1] <= one[1]
     assert rule_queries([CN1] * 10, template=approved_template(tenant_a))[0] == 0
 
 

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # Fills DATABASE_URL / DRAMATIQ_BROKER_URL with project-owned servers under var/ when unset.
 SERVICES = services="$$($(PY) -m smsplatform.embedded env)" && eval "$$services"
-APPS   := tenants compliance billing delivery
+APPS   := smsplatform tenants compliance billing delivery
 
 .PHONY: run test lint bench stop clean
 

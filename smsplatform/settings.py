@@ -71,7 +71,7 @@ TENANT_BASE_SCHEMA = "tenant_template"
 # Issue 17: SET search_path only when the schema changes, not before every statement (it was
 # half the statements of a single send). Safe here: no pool shares connections across threads,
 # and this django-tenants forgets the cached path on rollback and savepoint rollback.
-TENANT_LIMIT_SET_CALLS = True
+TENANT_LIMIT_SET_CALLS = env_bool("TENANT_LIMIT_SET_CALLS", True)
 # Issue 17: per-process configuration caches (smsplatform/config_cache.py) re-check their
 # version counters at least this often outside API requests (each API request re-checks).
 CONFIG_CACHE_MAX_AGE_SECONDS = float(os.environ.get("CONFIG_CACHE_MAX_AGE_SECONDS", "1.0"))

@@ -64,6 +64,16 @@ def _config_cache_always_checked(settings):
 
 
 @pytest.fixture(autouse=True)
+def _never_transactional_db(request):
+    """transaction=True / transactional_db flush the database after the test: every table of the
+    session (role groups, seeded rules and limits, the session tenants) would be empty for the
+    tests that follow (they failed far from the cause). Use `live_db` for committed data."""
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
+        pytest.fail("use live_db, not transactional_db / django_db(transaction=True): its flush empties the session")
+
+
+@pytest.fixture(autouse=True)
 def _public_schema_between_tests():
     """No test inherits another test's schema (the same rule the workers follow)."""
     yield

@@ -20,7 +20,9 @@ from ..delivery.flow.conftest import make_sendable
 from ..delivery.flow.live import live_tenant
 from .outage import TcpProxy, through_proxy
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Committed data (live_db), never transaction=True: its flush would truncate every table of the
+# session (the role groups, the seeded limits, the session tenants) under the tests that follow.
+pytestmark = pytest.mark.usefixtures("live_db")
 
 
 @pytest.fixture

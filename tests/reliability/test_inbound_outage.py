@@ -60,8 +60,7 @@ def _receipt_pdu(carrier_id: str, number: str) -> InboundPdu:
 # --- the spool itself ---------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
-def test_spooled_receipts_and_replies_are_stored_exactly_once_however_often_replayed():
+def test_spooled_receipts_and_replies_are_stored_exactly_once_however_often_replayed(live_db):
     from ..conftest import create_tenant
 
     tenant = create_tenant("Spool Once Co.")
@@ -84,8 +83,7 @@ def test_spooled_receipts_and_replies_are_stored_exactly_once_however_often_repl
     assert SpooledInbound.objects.count() >= 3
 
 
-@pytest.mark.django_db(transaction=True)
-def test_replay_while_the_database_is_still_down_keeps_the_spool():
+def test_replay_while_the_database_is_still_down_keeps_the_spool(live_db):
     path = spool.spool_inbound(channel_id=None, pdus=[_receipt_pdu("SPOOL0003", "8613800003333")])
     with through_proxy() as db:
         db.down()

@@ -38,10 +38,11 @@ def test_describe_numbers_query_count_does_not_grow(db):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    describe_numbers(["+8613900000000"])  # the prefix tables come from the per-process cache (issue 17)
     counts = []
-    for size in (5, 300):
+    for size, prefix in ((5, "137"), (300, "138")):  # province prefixes not cached yet in both rounds
         with CaptureQueriesContext(connection) as ctx:
-            describe_numbers([f"+86138{i:08d}" for i in range(size)])
+            describe_numbers([f"+86{prefix}{i:08d}" for i in range(size)])
         counts.append(len(ctx))
     assert counts[0] == counts[1] <= 4
 

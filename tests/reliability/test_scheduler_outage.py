@@ -5,10 +5,10 @@ from tenants.management.commands.run_scheduler import enqueue
 
 
 def test_a_tick_during_a_broker_outage_is_logged_not_raised(caplog, monkeypatch):
+    import logging
+
     import smsplatform.worker  # noqa: F401  (imports every actor)
     from delivery.actors import relay_due_outbox
-
-    import logging
 
     logger = logging.getLogger("smsplatform.scheduler")  # read its records whatever the logging config
     logger.addHandler(caplog.handler)

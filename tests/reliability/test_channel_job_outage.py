@@ -132,4 +132,7 @@ def test_channel_job_sends_within_seconds_of_a_database_outage_longer_than_its_r
         )
         took = time.monotonic() - recovered
     assert took < 10, took
-    assert sorted(r.destination for r in sim.submitted) == sorted(n.lstrip("+") for n in numbers)
+    # only this test's numbers: relay_outbox() also relays earlier live tests' leftovers, and this
+    # is the only channel enabled
+    ours = {n.lstrip("+") for n in numbers}
+    assert sorted(r.destination for r in sim.submitted if r.destination in ours) == sorted(ours)

@@ -3,8 +3,6 @@ every URL and action, compared with smsplatform.admin_matrix.MATRIX.
 
 A new admin without a MATRIX entry fails here: declare what each role may do with it."""
 
-import os
-
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
@@ -124,7 +122,8 @@ def test_every_registered_admin_is_guarded():
 
 
 def print_matrix() -> str:
-    """Helper for maintainers: the effective matrix as Python (paste into admin_matrix.MATRIX)."""
+    """Helper for maintainers: the effective matrix as Python (paste into admin_matrix.MATRIX);
+    call it from a test of your own while changing roles (it needs the test database)."""
     table: dict[str, dict[str, str]] = {}
     for role in ROLES:
         for label, ops in effective(role_user(role)).items():
@@ -136,11 +135,6 @@ def print_matrix() -> str:
 def _op_order(op: str) -> tuple[int, str]:
     order = ["view", "add", "change", "delete", "import", "export"]
     return (order.index(op), op) if op in order else (len(order), op)
-
-
-@pytest.mark.skipif(not os.environ.get("PRINT_ADMIN_MATRIX"), reason="PRINT_ADMIN_MATRIX=1 pytest -s … prints it")
-def test_print_matrix(db):
-    print(print_matrix())
 
 
 @pytest.mark.parametrize(

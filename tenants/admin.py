@@ -17,6 +17,7 @@ from delivery.sendlog import OperationRecordResource, record_inline_export
 from smsplatform.errors import DomainError
 
 from . import services, term
+from .admin_support import admin_actor
 from .models import (
     ALLOWED_TRANSITIONS,
     ApiKey,
@@ -30,10 +31,6 @@ from .models import (
     TenantKind,
     TenantState,
 )
-
-
-def admin_actor(request) -> services.Actor:
-    return services.Actor.for_user(request.user, ip_address=request.META.get("REMOTE_ADDR"))
 
 
 class TenantCreationForm(forms.ModelForm):

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import registration_updates
-from .admin import admin_actor
+from .admin_support import admin_actor
 from .agreements_admin import ServiceAdmin
 from .models import AfterTermination, RegistrationUpdateDuty
 from .services import record_operation

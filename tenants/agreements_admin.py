@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from smsplatform.errors import DomainError
 
 from . import legal_hold, notices, qualifications, terms
-from .admin import admin_actor
+from .admin_support import admin_actor
 from .models import (
     EvidencePackage,
     HoldScope,

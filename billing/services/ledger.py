@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from smsplatform import metrics
+from smsplatform import jobs, metrics
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
@@ -40,13 +40,8 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue(actor_name: str, *args) -> None:
-    """Send a job to one of billing.actors by name (queue `billing`): services never import the
-    actors module, which imports them (no import circle)."""
-    import dramatiq
-
-    broker = dramatiq.get_broker()
-    broker.declare_queue("billing")
-    broker.enqueue(dramatiq.Message(queue_name="billing", actor_name=actor_name, args=args, kwargs={}, options={}))
+    """Send a job to one of billing.actors by name (queue `billing`; smsplatform.jobs)."""
+    jobs.enqueue(actor_name, *args, queue="billing")
 
 
 def account_for(tenant: Tenant) -> Account:

@@ -9,7 +9,6 @@ status callbacks). Announced changes must respect their notice periods (MIN_NOTI
 
 from __future__ import annotations
 
-import calendar
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
+from smsplatform.dates import add_calendar_months
 from smsplatform.errors import DomainError, NotFound
 
 from .models import (
@@ -57,14 +57,6 @@ class NoticeNotFound(NotFound):
 
 
 # --- notice periods --------------------------------------------------------------------------
-
-
-def add_calendar_months(moment: datetime, months: int) -> datetime:
-    """The same time `months` calendar months later (31 Jan + 1 month = 28/29 Feb)."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def earliest_effective_at(*, kind: str, now: datetime | None = None) -> datetime | None:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
+from smsplatform import jobs
 from smsplatform.dates import add_calendar_months
 from smsplatform.errors import DomainError, NotFound
 
@@ -212,9 +213,7 @@ def _create_deliveries(*, notice: Notice, tenant: Tenant, channels: set[str]) ->
 
 
 def _enqueue_email(delivery_id: int) -> None:
-    from .actors import send_notice_email
-
-    send_notice_email.send(delivery_id)
+    jobs.enqueue("send_notice_email_job", delivery_id, queue="notices")
 
 
 def email_text(notice: Notice) -> tuple[str, str]:
@@ -258,10 +257,8 @@ def deliver_notice_email(*, delivery_id: int) -> NoticeDelivery | None:
 
 
 def _enqueue_email_later(delivery_id: int, attempts: int) -> None:
-    from .actors import send_notice_email
-
     delay = min(60 * 2 ** (attempts - 1), 3600) * 1000
-    send_notice_email.send_with_options(args=(delivery_id,), delay=delay)
+    jobs.enqueue("send_notice_email_job", delivery_id, queue="notices", delay_ms=delay)
 
 
 def retry_pending_emails(*, older_than: timedelta = timedelta(minutes=10)) -> int:

@@ -118,7 +118,7 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
 
 
 def _enqueue_dormancy_notice(case_id: int) -> None:
-    enqueue("send_dormancy_notice", case_id)
+    enqueue("send_dormancy_notice_job", case_id)
 
 
 def notify_dormancy(*, case_id: int) -> None:

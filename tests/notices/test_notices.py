@@ -12,7 +12,7 @@ from delivery.models import CallbackDelivery, CallbackState
 from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, sign_body
 from smsplatform.dates import add_calendar_months
 from tenants import notices
-from tenants.actors import send_notice_email
+from tenants.actors import send_notice_email_job
 from tenants.models import (
     Notice,
     NoticeChannel,
@@ -44,7 +44,7 @@ def test_notice_is_emailed_in_both_languages_and_the_delivery_recorded_R_DLV_7(t
     notice = send(tenant_a, kind=NoticeKind.COMPLAINT)
     item = delivery(notice, NoticeChannel.EMAIL)
     assert item.state == NoticeDeliveryState.PENDING
-    send_notice_email.fn(item.pk)  # the job's body, as the worker runs it
+    send_notice_email_job.fn(item.pk)  # the job's body, as the worker runs it
     assert len(mail.outbox) == 1
     sent = mail.outbox[0]
     assert sent.to == [tenant_a.contact_email]

@@ -113,4 +113,4 @@ def test_the_daily_job_is_scheduled_R_TEN_6():
     from tenants import actors
     from tenants.schedule import SCHEDULE
 
-    assert any(p.actor is actors.remind_registration_updates for p in SCHEDULE)
+    assert any(p.actor is actors.remind_registration_updates_job for p in SCHEDULE)

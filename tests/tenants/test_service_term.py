@@ -244,10 +244,10 @@ def test_a_tenant_active_before_terms_gets_a_year_from_now_recorded_R_TEN_5(tena
 
 
 def test_the_job_is_scheduled_R_TEN_5():
-    from tenants.actors import review_service_terms
+    from tenants.actors import review_service_terms_job
     from tenants.schedule import SCHEDULE
 
-    assert any(job.actor is review_service_terms for job in SCHEDULE)
+    assert any(job.actor is review_service_terms_job for job in SCHEDULE)
 
 
 # --- the admin ----------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Every state change of tenants and API keys, each recorded in the operation trail.
+"""Tenants' core: the one gate for tenant states, API keys and request authentication, each
+recorded in the operation trail. Registration and profile updates are tenants/registration.py
+(a layer above: they screen names with compliance and fulfil update duties).
 
-R-TEN-1 (real-name profile), R-TEN-2 (credentials), R-TEN-3 (states), R-AUD-3 (records).
+R-TEN-2 (credentials), R-TEN-3 (states), R-TEN-5 (the term starts on activation), R-AUD-3 (records).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def record_operation(
     )
 
 
-# --- tenants ---------------------------------------------------------------------------------
+# --- tenant states ---------------------------------------------------------------------------
 
 
 def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: str) -> Tenant:
@@ -156,7 +158,7 @@ def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: 
     return tenant
 
 
-# --- the service term's start (R-TEN-5; the rest of the term is tenants/term.py) ----------------
+# --- the service term's start (R-TEN-5; the rest is tenants/term.py) -------------------------
 
 TERM_MONTHS = 12
 

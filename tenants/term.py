@@ -7,8 +7,10 @@ package, none has credit left (every grant expired, forfeited or at 0 segments) 
 balance is 0 with nothing held. A tenant that never bought a package runs on cash alone and is
 never "used up" (R-BIL-1 already refuses its sends without balance).
 
-The term lives in billing.Account.service_expires_at (read by billing's dormancy scan too); the
-notice clock in Tenant.service_end_noticed_at. Settings (read when called):
+The first term is set by tenants.services.start_term inside the activating state change (tenants'
+core, so the state gate imports no duty module). The term lives in
+billing.Account.service_expires_at (read by billing's dormancy scan too); the notice clock in
+Tenant.service_end_noticed_at. Settings (read when called):
 TENANT_TERM_NOTICE_DAYS (30, 7): reminders before the term ends; TENANT_TERM_GRACE_DAYS (7): the
 least time between the first notice and the end of service.
 """

@@ -25,7 +25,8 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from billing import services  # noqa: E402
-from tenants.services import Actor, register_tenant  # noqa: E402
+from tenants.registration import register_tenant  # noqa: E402
+from tenants.services import Actor  # noqa: E402
 
 
 def main() -> None:

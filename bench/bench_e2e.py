@@ -38,6 +38,7 @@ from delivery import services  # noqa: E402
 from delivery.models import Channel, Message, Route  # noqa: E402
 from delivery.simulator import SmscSimulator  # noqa: E402
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
+from tenants import registration  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.management.commands.bootstrap import ensure_public_tenant  # noqa: E402
 
@@ -52,7 +53,7 @@ def prepare(stamp: int):
     call_command("migrate_schemas", interactive=False, verbosity=0)
     ensure_template_schema()
     ensure_public_tenant()
-    tenant = tenant_services.register_tenant(
+    tenant = registration.register_tenant(
         name=f"Bench E2E {stamp}",
         licence_number=f"BENCHE2E{stamp}",
         contact_name="b",

@@ -26,7 +26,7 @@ from django_tenants.utils import schema_context  # noqa: E402
 
 from delivery.sendlog import SendLogFilters, SendLogResource, file_sha256, iter_send_log, write_export  # noqa: E402
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
-from tenants import services  # noqa: E402
+from tenants import registration, services  # noqa: E402
 from tenants.management.commands.bootstrap import ensure_public_tenant  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
@@ -63,7 +63,7 @@ def rss_mb() -> float:
 def scratch_tenant() -> Tenant:
     tenant = Tenant.objects.filter(schema_name=SCHEMA).first()
     if tenant is None:
-        tenant = services.register_tenant(
+        tenant = registration.register_tenant(
             name="Bench export scratch",
             licence_number=f"BENCHEXPORT{int(time.time())}",
             contact_name="b",

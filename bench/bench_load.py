@@ -51,6 +51,7 @@ def prepare(stamp: int) -> tuple[list[tuple[str, str, str, str]], int]:
     from delivery import services as delivery
     from delivery.models import Route
     from smsplatform.tenancy import ensure_template_schema
+    from tenants import registration
     from tenants import services as tenant_services
     from tenants.management.commands.bootstrap import ensure_public_tenant
 
@@ -81,7 +82,7 @@ def prepare(stamp: int) -> tuple[list[tuple[str, str, str, str]], int]:
     Route.objects.create(name=f"bench-load-{stamp}", channel=channel, priority=0)
     callers = []
     for i in range(TENANTS):
-        tenant = tenant_services.register_tenant(
+        tenant = registration.register_tenant(
             name=f"Bench load {stamp} {i}",
             licence_number=f"BENCHLOAD{stamp}{i:02d}",
             contact_name="b",

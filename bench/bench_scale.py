@@ -49,6 +49,7 @@ from compliance import services as compliance  # noqa: E402
 from delivery import actors, services  # noqa: E402
 from delivery.models import Channel, Message, OutboxEntry, Route, SendRequest  # noqa: E402
 from smsplatform.metrics import exposition  # noqa: E402
+from tenants import registration  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
@@ -76,7 +77,7 @@ def ensure_price() -> None:
 def bench_tenant(name: str) -> Tenant:
     tenant = Tenant.objects.filter(name=name).first()
     if tenant is None:
-        tenant = tenant_services.register_tenant(
+        tenant = registration.register_tenant(
             name=name,
             licence_number=f"BSCALE{abs(hash(name)) % 10**10:010d}{len(name)}",
             contact_name="b",

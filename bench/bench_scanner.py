@@ -151,6 +151,7 @@ def bench_check_message(*, batches: int) -> None:
 
     from compliance import services
     from smsplatform.tenancy import ensure_template_schema
+    from tenants import registration
     from tenants import services as tenant_services
     from tenants.management.commands.bootstrap import ensure_public_tenant
 
@@ -158,7 +159,7 @@ def bench_check_message(*, batches: int) -> None:
     ensure_template_schema()
     ensure_public_tenant()
     actor = tenant_services.Actor.system("bench")
-    tenant = tenant_services.register_tenant(
+    tenant = registration.register_tenant(
         name="Bench Scanner Co.",
         licence_number=f"BENCH{secrets.token_hex(6).upper()}",
         contact_name="bench",

@@ -12,7 +12,7 @@ from _setup import print_table, setup_django
 setup_django()
 
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
-from tenants import services  # noqa: E402
+from tenants import registration, services  # noqa: E402
 from tenants.management.commands.bootstrap import ensure_public_tenant  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def main(count: int) -> None:
     timings = []
     for i in range(count):
         started = time.perf_counter()
-        services.register_tenant(
+        registration.register_tenant(
             name=f"Bench {stamp}-{i}",
             licence_number=f"BENCH{stamp}{i:04d}",
             contact_name="b",

@@ -13,18 +13,18 @@ from . import services
 
 
 @dramatiq.actor(queue_name="billing", max_retries=5)
-def send_low_balance_alert(account_id: int, balance: int, threshold: int) -> None:
+def send_low_balance_alert_job(account_id: int, balance: int, threshold: int) -> None:
     """R-BIL-6: e-mail + signed webhook, enqueued after the crossing committed."""
     services.notify_low_balance(account_id=account_id, balance=balance, threshold=threshold)
 
 
 @dramatiq.actor(queue_name="billing", max_retries=5)
-def send_dormancy_notice(case_id: int) -> None:
+def send_dormancy_notice_job(case_id: int) -> None:
     services.notify_dormancy(case_id=case_id)
 
 
 @dramatiq.actor(queue_name="billing", max_retries=0)
-def daily_dormancy(now_iso: str | None = None) -> None:
+def daily_dormancy_job(now_iso: str | None = None) -> None:
     """R-TEN-4 / R-BIL-3: find dormancy candidates (notify) and act on expired notices.
     Never overlaps with itself (advisory lock)."""
     from datetime import datetime
@@ -38,7 +38,7 @@ def daily_dormancy(now_iso: str | None = None) -> None:
 
 
 @dramatiq.actor(queue_name="billing", max_retries=0)
-def release_stale_held(now_iso: str | None = None) -> None:
+def release_stale_held_job(now_iso: str | None = None) -> None:
     """R-BIL-2: cancel messages held for review past the timeout and release their money."""
     from datetime import datetime
 

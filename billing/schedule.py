@@ -2,9 +2,9 @@
 
 from smsplatform.periodic import Periodic
 
-from .actors import daily_dormancy, release_stale_held
+from .actors import daily_dormancy_job, release_stale_held_job
 
 SCHEDULE = [
-    Periodic(actor=daily_dormancy, cron="0 3 * * *"),
-    Periodic(actor=release_stale_held, cron="*/15 * * * *"),
+    Periodic(actor=daily_dormancy_job, cron="0 3 * * *"),
+    Periodic(actor=release_stale_held_job, cron="*/15 * * * *"),
 ]

@@ -16,7 +16,7 @@ from import_export.admin import ExportMixin
 from delivery.sendlog import OperationRecordResource, record_inline_export
 from smsplatform.errors import DomainError
 
-from . import services, term
+from . import registration, services, term
 from .admin_support import admin_actor
 from .models import (
     ALLOWED_TRANSITIONS,
@@ -205,13 +205,13 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         try:
             if change:
-                services.update_tenant_profile(
+                registration.update_tenant_profile(
                     tenant=Tenant.objects.get(pk=obj.pk),
                     changes={field: form.cleaned_data[field] for field in form.changed_data},
                     actor=admin_actor(request),
                 )
             else:
-                created = services.register_tenant(
+                created = registration.register_tenant(
                     **{field: form.cleaned_data[field] for field in TenantCreationForm.Meta.fields},
                     activate=form.cleaned_data.get("activate", False),
                     actor=admin_actor(request),

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import registration
 from .authentication import caller_actor, caller_tenant
 from .models import Tenant
 
@@ -49,7 +49,7 @@ class AccountView(APIView):
     def patch(self, request):
         data = AccountUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tenant = services.update_tenant_profile(
+        tenant = registration.update_tenant_profile(
             tenant=caller_tenant(request), changes=dict(data.validated_data), actor=caller_actor(request)
         )
         return Response(AccountSerializer(tenant).data)

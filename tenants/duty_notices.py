@@ -1,13 +1,16 @@
 """The notices other apps' duties send (R-DLV-7), one function per duty, each called by ONE line
-in the owning service (listed in docs/operations.md "Notices"). Text in Chinese and English."""
+in the owning service (listed in docs/operations.md "Notices"). Text in Chinese and English.
+
+It sits just above tenants.notices and below compliance, billing and delivery, which call it:
+it imports nothing of theirs, so they call down (no import circle)."""
 
 from __future__ import annotations
 
-from django.db.models import Q
 from django.utils import timezone
 
 from .models import NoticeKind, Tenant, TenantKind, TenantState
-from .notices import earliest_effective_at, notify
+from .notices import notify
+from .services import Actor
 
 
 def _when(moment) -> str:
@@ -50,54 +53,6 @@ def notify_maintenance(*, maintenance, now=None) -> int:
     return count
 
 
-def notify_price_change(*, price) -> int:
-    """R-BIL-4: a price announced for later, to the tenants of its plan (a first price that starts
-    at once is not a change: nobody is told)."""
-    if price.effective_from <= price.announced_at:
-        return 0
-    from billing.models import Account, Price
-
-    # A destination's first price may start within the notice period (billing's
-    # check_price_notice): nobody was charged differently before, so it is not a change to tell.
-    first = (
-        not Price.objects.filter(
-            plan=price.plan, message_type=price.message_type, country=price.country, carrier=price.carrier
-        )
-        .exclude(pk=price.pk)
-        .exists()
-    )
-    if first and price.effective_from < earliest_effective_at(kind=NoticeKind.PRICE_CHANGE, now=price.announced_at):
-        return 0
-    from billing.services import default_plan
-
-    accounts = Account.objects.filter(plan=price.plan)
-    if price.plan_id == default_plan().pk:
-        accounts = Account.objects.filter(Q(plan=price.plan) | Q(plan__isnull=True))
-    tenant_ids = accounts.values_list("tenant_id", flat=True)
-    amount = f"{price.unit_price / 1_000_000:.6f}".rstrip("0").rstrip(".")
-    when = _when(price.effective_from)
-    count = 0
-    for tenant in Tenant.objects.filter(pk__in=tenant_ids).exclude(state=TenantState.TERMINATED).iterator():
-        notify(
-            tenant=tenant,
-            kind=NoticeKind.PRICE_CHANGE,
-            subject_zh=f"价格调整通知：{price.message_type} {price.country}",
-            subject_en=f"Price change: {price.message_type} to {price.country}",
-            body_zh=f"{price.message_type} 类短信（{price.country}）单价自 {when} 起调整为每条 {amount} 元。",
-            body_en=f"The price of {price.message_type} messages to {price.country} becomes {amount} CNY per segment from {when}.",
-            data={
-                "price_id": price.pk,
-                "unit_price": price.unit_price,
-                "effective_from": price.effective_from.isoformat(),
-            },
-            effective_at=price.effective_from,
-            dedupe_key=f"price:{price.pk}",
-            now=price.announced_at,
-        )
-        count += 1
-    return count
-
-
 def notify_low_balance(*, tenant: Tenant, balance_text: str, threshold_text: str, crossing_id: str) -> None:
     """R-BIL-6 (billing sends its own e-mail and webhook today: inbox only, no second e-mail)."""
     notify(
@@ -125,4 +80,29 @@ def notify_dormancy(*, case) -> None:
         data={"dormancy_case_id": case.pk, "kind": case.kind, "act_after": case.act_after.isoformat()},
         dedupe_key=f"dormancy:{case.pk}",
         channels=("inbox", "webhook"),
+    )
+
+
+def notify_volume_held(*, tenant: Tenant, message_ids: list[int]) -> None:
+    """R-CMP-8: the tenant's volume is held and how to answer (tenants.reconfirmation); once per
+    hour of spike. Called by delivery's intake after a spike hold."""
+    if not message_ids:
+        return
+    hour = timezone.now().strftime("%Y%m%d%H")
+    notify(
+        tenant=tenant,
+        kind=NoticeKind.VOLUME_HELD,
+        subject_zh="发送量异常，短信已暂停待确认",
+        subject_en="Unusual volume: messages held for your re-confirmation",
+        body_zh=(
+            "您的账户发送量突增，部分短信已暂停发送。请通过 API 确认放行"
+            "（POST /api/v1/held-volume/confirm）或取消（POST /api/v1/held-volume/cancel）。"
+        ),
+        body_en=(
+            "Your account's volume rose sharply and some messages are held. Confirm them for sending "
+            "(POST /api/v1/held-volume/confirm) or cancel them (POST /api/v1/held-volume/cancel)."
+        ),
+        data={"first_message_ids": sorted(message_ids)[:100], "held": len(message_ids)},
+        dedupe_key=f"volume_held:{hour}",
+        actor=Actor.system("compliance.volume"),
     )

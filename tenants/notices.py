@@ -9,7 +9,6 @@ status callbacks). Announced changes must respect their notice periods (MIN_NOTI
 
 from __future__ import annotations
 
-import calendar
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -20,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
+from smsplatform import jobs
+from smsplatform.dates import add_calendar_months
 from smsplatform.errors import DomainError, NotFound
 
 from .models import (
@@ -57,14 +58,6 @@ class NoticeNotFound(NotFound):
 
 
 # --- notice periods --------------------------------------------------------------------------
-
-
-def add_calendar_months(moment: datetime, months: int) -> datetime:
-    """The same time `months` calendar months later (31 Jan + 1 month = 28/29 Feb)."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def earliest_effective_at(*, kind: str, now: datetime | None = None) -> datetime | None:
@@ -220,9 +213,7 @@ def _create_deliveries(*, notice: Notice, tenant: Tenant, channels: set[str]) ->
 
 
 def _enqueue_email(delivery_id: int) -> None:
-    from .actors import send_notice_email
-
-    send_notice_email.send(delivery_id)
+    jobs.enqueue("send_notice_email_job", delivery_id, queue="notices")
 
 
 def email_text(notice: Notice) -> tuple[str, str]:
@@ -266,10 +257,8 @@ def deliver_notice_email(*, delivery_id: int) -> NoticeDelivery | None:
 
 
 def _enqueue_email_later(delivery_id: int, attempts: int) -> None:
-    from .actors import send_notice_email
-
     delay = min(60 * 2 ** (attempts - 1), 3600) * 1000
-    send_notice_email.send_with_options(args=(delivery_id,), delay=delay)
+    jobs.enqueue("send_notice_email_job", delivery_id, queue="notices", delay_ms=delay)
 
 
 def retry_pending_emails(*, older_than: timedelta = timedelta(minutes=10)) -> int:

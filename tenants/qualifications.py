@@ -15,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import status
 
+from compliance.normalise import licence_key
+from compliance.services import approved_elsewhere, scan_text, signature_match_key
 from smsplatform.errors import Conflict, DomainError
 
 from .models import (
@@ -25,6 +27,7 @@ from .models import (
     Tenant,
 )
 from .notices import notify
+from .registration_updates import open_update_duty
 from .services import Actor, record_operation
 
 FILE_EXTENSIONS = (".pdf", ".jpg", ".jpeg", ".png")
@@ -89,14 +92,10 @@ def file_qualification(
 def _registration_changed(*, tenant: Tenant, kind: str, number: str, actor: Actor) -> None:
     """R-TEN-6: a business licence with another number than the registered one means the
     registration changed: the 10-working-day update duty opens (tenants/registration_updates.py)."""
-    from compliance.normalise import licence_key
-
     if kind != QualificationKind.BUSINESS_LICENCE or not number.strip():
         return
     if licence_key(number) == tenant.licence_number:
         return
-    from .registration_updates import open_update_duty
-
     open_update_duty(
         tenant=tenant,
         changed_on=timezone.localdate(),
@@ -160,8 +159,6 @@ def remind_qualifications(*, now: datetime | None = None) -> int:
 def check_account_name(*, name: str, tenant: Tenant | None = None) -> None:
     """Refuse an account name with banned content, or one that is another tenant's approved brand
     (impersonation), as signatures are checked (R-TEN-6, 002 §4.1.3)."""
-    from compliance.services import approved_elsewhere, scan_text, signature_match_key
-
     scan = scan_text(name)
     if not scan.clean:
         match = scan.reject or scan.hold

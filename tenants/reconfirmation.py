@@ -1,55 +1,31 @@
 """Held volume and its re-confirmation (R-CMP-8, 004 §7.2).
 
-When a spike holds a tenant's messages the tenant is told at once (a VOLUME_HELD notice) and can
-confirm (release them for sending) or cancel them through the API; the answer is recorded
-(Reconfirmation, shown to operators) and in the operation trail. Only messages held for a spike
+When a spike holds a tenant's messages the tenant is told at once (a VOLUME_HELD notice: delivery's
+intake calls tenants.duty_notices.notify_volume_held) and can confirm (release them for sending)
+or cancel them through the API; the answer is recorded (Reconfirmation, shown to operators) and
+in the operation trail. Only messages held for a spike
 are the tenant's to release: a content hold (R-CMP-3) stays with the reviewers.
 """
 
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from compliance.services.gate import SPIKE_MARK
 from smsplatform.errors import Conflict
 
+# Re-exported only until delivery's intake imports it from its home, tenants.duty_notices:
+from .duty_notices import notify_volume_held  # noqa: F401
 from .models import NoticeKind, Reconfirmation, ReconfirmationAnswer, Tenant
-from .notices import notify
 from .services import Actor, record_operation
 
-# compliance.check_message marks a spike hold with the rule id in its detail text.
-SPIKE_MARK = "R-CMP-8"
 MAX_ANSWER = 1000
 
 
 class NothingHeld(Conflict):
     code = "nothing_held"
     default_message = "No messages of this account are held for re-confirmation."
-
-
-def notify_volume_held(*, tenant: Tenant, message_ids: list[int]) -> None:
-    """Tell the tenant its volume is held and how to answer; once per hour of spike."""
-    if not message_ids:
-        return
-    hour = timezone.now().strftime("%Y%m%d%H")
-    notify(
-        tenant=tenant,
-        kind=NoticeKind.VOLUME_HELD,
-        subject_zh="发送量异常，短信已暂停待确认",
-        subject_en="Unusual volume: messages held for your re-confirmation",
-        body_zh=(
-            "您的账户发送量突增，部分短信已暂停发送。请通过 API 确认放行"
-            "（POST /api/v1/held-volume/confirm）或取消（POST /api/v1/held-volume/cancel）。"
-        ),
-        body_en=(
-            "Your account's volume rose sharply and some messages are held. Confirm them for sending "
-            "(POST /api/v1/held-volume/confirm) or cancel them (POST /api/v1/held-volume/cancel)."
-        ),
-        data={"first_message_ids": sorted(message_ids)[:100], "held": len(message_ids)},
-        dedupe_key=f"volume_held:{hour}",
-        actor=Actor.system("compliance.volume"),
-    )
 
 
 def spike_held_messages(*, tenant: Tenant, message_ids: list[int] | None = None):

@@ -6,7 +6,7 @@ once (a `qualification` notice with the deadline: the end of the 10th working da
 change, on delivery's working-day calendar with public holidays and make-up days), reminded
 3 working days before it (REGISTRATION_UPDATE_REMIND_DAYS_BEFORE), and when it passes operators
 are e-mailed (ADMINS) and the tenant gets an overdue notice. Updating the real-name profile
-(tenants.services.update_tenant_profile) fulfils the duty.
+(tenants.registration.update_tenant_profile) fulfils the duty.
 """
 
 from __future__ import annotations

@@ -4,21 +4,21 @@ from smsplatform.periodic import Periodic
 
 from .actors import (
     process_due_erasures,
-    process_terminated_tenants,
+    process_terminated_tenants_job,
     purge_send_log,
-    remind_qualifications,
-    remind_registration_updates,
-    review_service_terms,
-    sweep_notice_deliveries,
+    remind_qualifications_job,
+    remind_registration_updates_job,
+    review_service_terms_job,
+    sweep_notice_deliveries_job,
 )
 
 SCHEDULE = [
     Periodic(actor=purge_send_log, cron="30 3 * * *"),
     Periodic(actor=process_due_erasures, cron="0 4 * * *"),
-    Periodic(actor=sweep_notice_deliveries, seconds=120),
-    Periodic(actor=remind_qualifications, cron="20 8 * * *"),
+    Periodic(actor=sweep_notice_deliveries_job, seconds=120),
+    Periodic(actor=remind_qualifications_job, cron="20 8 * * *"),
     # Hourly, so a tenant that renews or tops up sends again within the hour.
-    Periodic(actor=review_service_terms, cron="40 * * * *"),
-    Periodic(actor=process_terminated_tenants, cron="30 4 * * *"),  # R-TEN-8
-    Periodic(actor=remind_registration_updates, cron="25 8 * * *"),  # R-TEN-6
+    Periodic(actor=review_service_terms_job, cron="40 * * * *"),
+    Periodic(actor=process_terminated_tenants_job, cron="30 4 * * *"),  # R-TEN-8
+    Periodic(actor=remind_registration_updates_job, cron="25 8 * * *"),  # R-TEN-6
 ]

@@ -1,6 +1,8 @@
-"""Every state change of tenants and API keys, each recorded in the operation trail.
+"""Tenants' core: the one gate for tenant states, API keys and request authentication, each
+recorded in the operation trail. Registration and profile updates are tenants/registration.py
+(a layer above: they screen names with compliance and fulfil update duties).
 
-R-TEN-1 (real-name profile), R-TEN-2 (credentials), R-TEN-3 (states), R-AUD-3 (records).
+R-TEN-2 (credentials), R-TEN-3 (states), R-TEN-5 (the term starts on activation), R-AUD-3 (records).
 """
 
 from __future__ import annotations
@@ -10,25 +12,25 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework import status
 
+from billing.models import Account
+from smsplatform.dates import add_calendar_months
 from smsplatform.errors import DomainError
 
 from .models import (
     ALLOWED_TRANSITIONS,
     ApiKey,
     ApiNonce,
-    Domain,
     OperationRecord,
     Tenant,
-    TenantKind,
     TenantState,
 )
 
@@ -37,18 +39,6 @@ from .models import (
 
 class TenantError(DomainError):
     code = "tenant_error"
-
-
-class LicenceAlreadyRegistered(TenantError):
-    code = "licence_registered"
-    http_status = status.HTTP_409_CONFLICT
-    default_message = "This licence number is already registered."
-
-
-class LicenceTerminated(TenantError):
-    code = "licence_terminated"
-    http_status = status.HTTP_409_CONFLICT
-    default_message = "This licence number belongs to a terminated account and cannot register again."
 
 
 class InvalidStateTransition(TenantError):
@@ -123,124 +113,7 @@ def record_operation(
     )
 
 
-# --- tenants ---------------------------------------------------------------------------------
-
-PROFILE_FIELDS = ("name", "kind", "licence_number", "contact_name", "contact_phone", "contact_email")
-CUSTOMER_EDITABLE_FIELDS = ("contact_name", "contact_phone", "contact_email")
-
-
-def _check_licence_free(licence_number: str) -> None:
-    # R-TEN-3: compared in the compliance normal form (width, spaces, look-alikes folded); terminated
-    # numbers stored before that form existed are folded here too (few rows).
-    from compliance.normalise import licence_key
-
-    existing = Tenant.objects.filter(licence_number=licence_number).only("state").first()
-    if existing is None and any(
-        licence_key(old or "") == licence_number
-        for old in Tenant.objects.filter(state=TenantState.TERMINATED).values_list("licence_number", flat=True)
-    ):
-        raise LicenceTerminated(details={"licence_number": licence_number})
-    if existing is None:
-        return
-    if existing.state == TenantState.TERMINATED:
-        raise LicenceTerminated(details={"licence_number": licence_number})
-    raise LicenceAlreadyRegistered(details={"licence_number": licence_number})
-
-
-def register_tenant(
-    *,
-    name: str,
-    licence_number: str,
-    contact_name: str,
-    contact_phone: str,
-    contact_email: str,
-    actor: Actor,
-    kind: str = TenantKind.ENTERPRISE,
-    schema_name: str | None = None,
-    activate: bool = False,
-) -> Tenant:
-    """Create a tenant and its schema (cloned from the template schema: fast).
-
-    New tenants wait in `pending` for real-name review unless `activate` (an operator who has
-    reviewed the documents already) (R-TEN-1, R-TEN-3).
-    """
-    from compliance.normalise import licence_key
-
-    licence_number = licence_key(licence_number)
-    _check_licence_free(licence_number)
-    _check_account_name(name=name, tenant=None)
-    schema_name = schema_name or f"t_{secrets.token_hex(5)}"
-    with transaction.atomic():
-        tenant = Tenant(
-            schema_name=schema_name,
-            name=name,
-            kind=kind,
-            licence_number=licence_number,
-            contact_name=contact_name,
-            contact_phone=contact_phone,
-            contact_email=contact_email,
-            state=TenantState.PENDING,
-            state_changed_at=timezone.now(),
-        )
-        try:
-            with transaction.atomic():
-                tenant.save(verbosity=0)  # creates the schema (auto_create_schema)
-        except IntegrityError as exc:  # lost a race on the licence number
-            raise LicenceAlreadyRegistered(details={"licence_number": licence_number}) from exc
-        Domain.objects.create(domain=f"{schema_name.replace('_', '-')}.tenants.local", tenant=tenant, is_primary=True)
-        record_operation(actor=actor, action="tenant.register", tenant=tenant, obj=tenant, after=_profile(tenant))
-        if activate:
-            change_tenant_state(tenant=tenant, to_state=TenantState.ACTIVE, actor=actor, reason="registered active")
-    return tenant
-
-
-def _check_account_name(*, name: str, tenant: Tenant | None) -> None:
-    """R-TEN-6: account names are screened like signatures (tenants/qualifications.py)."""
-    from .qualifications import check_account_name
-
-    check_account_name(name=name, tenant=tenant)
-
-
-def _profile(tenant: Tenant) -> dict:
-    return {field: getattr(tenant, field) for field in PROFILE_FIELDS}
-
-
-def update_tenant_profile(*, tenant: Tenant, changes: dict[str, Any], actor: Actor) -> Tenant:
-    """Keep real-name data current (R-TEN-1); the before/after goes into the trail."""
-    unknown = set(changes) - set(PROFILE_FIELDS)
-    if unknown:
-        raise TenantError(f"Not profile fields: {', '.join(sorted(unknown))}", code="invalid_field")
-    with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
-        if "licence_number" in changes:
-            from compliance.normalise import licence_key
-
-            changes["licence_number"] = licence_key(changes["licence_number"])
-            if changes["licence_number"] != tenant.licence_number:
-                if tenant.state == TenantState.TERMINATED:  # R-TEN-3: the number stays taken forever
-                    raise TenantError(
-                        "A terminated account's licence number cannot be changed.", code="licence_terminated"
-                    )
-                _check_licence_free(changes["licence_number"])
-        if "name" in changes and changes["name"] != tenant.name:
-            _check_account_name(name=changes["name"], tenant=tenant)
-        before = _profile(tenant)
-        for field, value in changes.items():
-            setattr(tenant, field, value)
-        tenant.save(update_fields=list(changes))
-        record_operation(
-            actor=actor,
-            action="tenant.update_profile",
-            tenant=tenant,
-            obj=tenant,
-            before=before,
-            after=_profile(tenant),
-        )
-        # R-TEN-6: updating the real-name data fulfils an open 10-working-day update duty.
-        from .registration_updates import fulfil_update_duties
-
-        fulfil_update_duties(tenant=tenant, actor=actor)
-    return tenant
+# --- tenant states ---------------------------------------------------------------------------
 
 
 def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: str) -> Tenant:
@@ -261,8 +134,7 @@ def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: 
         locked.save(update_fields=["state", "state_reason", "state_changed_at"])
         after: dict[str, Any] = {"state": to_state}
         if before["state"] == TenantState.PENDING and to_state == TenantState.ACTIVE:
-            from .term import start_term  # R-TEN-5: the one-year term starts on activation
-
+            # R-TEN-5: the one-year term starts on activation
             after["service_expires_at"] = start_term(tenant=locked, now=locked.state_changed_at).isoformat()
         if to_state == TenantState.TERMINATED:
             # A terminated tenant cannot call the API again with any key.
@@ -284,6 +156,29 @@ def change_tenant_state(*, tenant: Tenant, to_state: str, actor: Actor, reason: 
         locked.state_changed_at,
     )
     return tenant
+
+
+# --- the service term's start (R-TEN-5; the rest is tenants/term.py) -------------------------
+
+TERM_MONTHS = 12
+
+
+def lock_term_account(tenant: Tenant) -> Account:
+    """The tenant's billing account, where the term lives, created if missing and locked.
+    Lock order: tenant row (callers), then the account row, like billing's own services."""
+    Account.objects.get_or_create(tenant=tenant)
+    return Account.objects.select_for_update().get(tenant=tenant)
+
+
+def start_term(*, tenant: Tenant, now: datetime | None = None) -> datetime:
+    """Set the first term (one year from now) unless one is set already; returns the expiry.
+    Called inside the activating transaction, which records it (tenant.active)."""
+    now = now or timezone.now()
+    account = lock_term_account(tenant)
+    if account.service_expires_at is None:
+        account.service_expires_at = add_calendar_months(now, TERM_MONTHS)
+        account.save(update_fields=["service_expires_at"])
+    return account.service_expires_at
 
 
 def approve_tenant(*, tenant: Tenant, actor: Actor, reason: str = "real-name review passed") -> Tenant:

@@ -7,8 +7,10 @@ package, none has credit left (every grant expired, forfeited or at 0 segments) 
 balance is 0 with nothing held. A tenant that never bought a package runs on cash alone and is
 never "used up" (R-BIL-1 already refuses its sends without balance).
 
-The term lives in billing.Account.service_expires_at (read by billing's dormancy scan too); the
-notice clock in Tenant.service_end_noticed_at. Settings (read when called):
+The first term is set by tenants.services.start_term inside the activating state change (tenants'
+core, so the state gate imports no duty module). The term lives in
+billing.Account.service_expires_at (read by billing's dormancy scan too); the notice clock in
+Tenant.service_end_noticed_at. Settings (read when called):
 TENANT_TERM_NOTICE_DAYS (30, 7): reminders before the term ends; TENANT_TERM_GRACE_DAYS (7): the
 least time between the first notice and the end of service.
 """
@@ -24,12 +26,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Account, PackageGrant, PackageState
+from smsplatform.dates import add_calendar_months
 
 from .models import NoticeKind, Tenant, TenantKind, TenantState
-from .notices import add_calendar_months, notify
-from .services import Actor, TenantError, change_tenant_state, record_operation
+from .notices import notify
+from .services import (
+    TERM_MONTHS,
+    Actor,
+    TenantError,
+    change_tenant_state,
+    lock_term_account,
+    record_operation,
+    start_term,
+)
 
-TERM_MONTHS = 12
 # Prefix of the suspension reasons this module writes: only those it lifts by itself.
 REASON_MARK = "R-TEN-5:"
 
@@ -87,23 +97,6 @@ def term_status(*, tenant: Tenant, now: datetime | None = None) -> TermStatus:
 # --- writes ------------------------------------------------------------------------------------
 
 
-def _account_locked(tenant: Tenant) -> Account:
-    # Lock order: tenant row (callers), then the account row, like billing's own services.
-    Account.objects.get_or_create(tenant=tenant)
-    return Account.objects.select_for_update().get(tenant=tenant)
-
-
-def start_term(*, tenant: Tenant, now: datetime | None = None) -> datetime:
-    """Set the first term (one year from now) unless one is set already; returns the expiry.
-    Called inside the activating transaction, which records it (tenant.active)."""
-    now = now or timezone.now()
-    account = _account_locked(tenant)
-    if account.service_expires_at is None:
-        account.service_expires_at = add_calendar_months(now, TERM_MONTHS)
-        account.save(update_fields=["service_expires_at"])
-    return account.service_expires_at
-
-
 def renew_term(*, tenant: Tenant, actor: Actor, reason: str = "", now: datetime | None = None) -> Tenant:
     """Add one year: from the current expiry if it has not passed, else from now. A tenant whose
     service this module ended for the expired term sends again (unless its messages are used up)."""
@@ -118,7 +111,7 @@ def renew_term(*, tenant: Tenant, actor: Actor, reason: str = "", now: datetime 
                 code="term_not_renewable",
                 details={"state": locked.state},
             )
-        account = _account_locked(locked)
+        account = lock_term_account(locked)
         before = account.service_expires_at
         base = before if before is not None and before > now else now
         account.service_expires_at = add_calendar_months(base, TERM_MONTHS)

@@ -18,7 +18,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from smsplatform.tenancy import ensure_template_schema, reset_to_public
-from tenants import services
+from tenants import registration, services
 from tenants.management.commands.bootstrap import ensure_public_tenant
 from tenants.models import Tenant
 
@@ -81,7 +81,7 @@ def _public_schema_between_tests():
 
 
 def create_tenant(name: str, *, activate: bool = True, schema_name: str | None = None) -> Tenant:
-    return services.register_tenant(
+    return registration.register_tenant(
         name=name,
         licence_number=unique_licence(),
         contact_name="Test Contact",

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from tenants.duty_notices import notify_dormancy as notify_dormancy_in_inbox
 from tenants.models import Tenant, TenantState
-from tenants.services import Actor, record_operation
+from tenants.services import Actor, change_tenant_state, record_operation
 
 from ..errors import (
     InvalidState,
@@ -118,15 +119,13 @@ def scan_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
 
 
 def _enqueue_dormancy_notice(case_id: int) -> None:
-    enqueue("send_dormancy_notice", case_id)
+    enqueue("send_dormancy_notice_job", case_id)
 
 
 def notify_dormancy(*, case_id: int) -> None:
     case = DormancyCase.objects.select_related("tenant").get(pk=case_id)
     tenant = case.tenant
-    from tenants.duty_notices import notify_dormancy as to_inbox  # tenants imports billing: lazily
-
-    to_inbox(case=case)  # R-TEN-4 in the inbox and webhook (R-DLV-7); the e-mail stays below
+    notify_dormancy_in_inbox(case=case)  # R-TEN-4 in the inbox and webhook (R-DLV-7); the e-mail stays below
     if tenant.contact_email:
         send_mail(
             f"Notice: {DormancyKind(case.kind).label}",
@@ -163,8 +162,6 @@ def _still_dormant(case: DormancyCase, now: datetime) -> bool:
 def act_on_dormancy(*, now: datetime | None = None) -> list[DormancyCase]:
     """The daily job's second half: after the notice period, act on cases still dormant (suspend
     the tenant, or expire idle package credits); cases used again meanwhile are resolved."""
-    from tenants.services import change_tenant_state
-
     now = now or timezone.now()
     actor = Actor.system("billing.dormancy")
     actions = settings.BILLING_DORMANCY_ACTIONS

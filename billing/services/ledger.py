@@ -145,7 +145,9 @@ def _store_account(account: Account, *, credited: bool = False) -> None:
     if alert:
         account_id, balance = account.pk, account.balance
         # robust: a broker hiccup after commit must not fail the send that crossed the threshold
-        transaction.on_commit(lambda: enqueue("send_low_balance_alert", account_id, balance, threshold), robust=True)
+        transaction.on_commit(
+            lambda: enqueue("send_low_balance_alert_job", account_id, balance, threshold), robust=True
+        )
 
 
 def _book(

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.models import Tenant, TenantState
+from tenants.models import NoticeKind, Tenant, TenantState
+from tenants.notices import notify
 from tenants.services import Actor, record_operation
 
 from ..errors import (
@@ -86,8 +87,6 @@ def announce_price_change(
 ) -> int:
     """R-BIL-4 / R-DLV-7: tell each affected tenant that what it pays will change, and when: one
     notice each (inbox, e-mail and webhook, tenants.notices) and an operation record."""
-    from tenants.notices import NoticeKind, notify  # tenants imports billing: lazily
-
     for tenant in tenants:
         record_operation(
             actor=actor, action="billing.price_change_notice", tenant=tenant, reason=subject, after=details

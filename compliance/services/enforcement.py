@@ -9,8 +9,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing.services.ledger import forfeit, penalty
+from tenants.duty_notices import notify_complaint
 from tenants.models import Tenant, TenantState
-from tenants.services import Actor, record_operation
+from tenants.services import Actor, record_operation, suspend_tenant, terminate_tenant
 
 from ..models import (
     ActionKind,
@@ -216,8 +218,6 @@ def cap_volume(
 def suspend_sending(
     *, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None
 ) -> EnforcementAction:
-    from tenants.services import suspend_tenant
-
     with transaction.atomic():
         suspend_tenant(tenant=tenant, actor=actor, reason=reason)
         return _action(tenant=tenant, kind=ActionKind.SUSPEND, actor=actor, reason=reason, violation=violation)
@@ -227,11 +227,9 @@ def forfeit_balance(
     *, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None
 ) -> EnforcementAction:
     """Forfeit remaining packages and balance (004 §4.10, R-BIL-3) through billing."""
-    from billing import services as billing
-
     with transaction.atomic():
         action = _action(tenant=tenant, kind=ActionKind.FORFEIT, actor=actor, reason=reason, violation=violation)
-        billing.forfeit(tenant=tenant, actor=actor, reason=reason, idempotency_key=f"compliance:forfeit:{action.pk}")
+        forfeit(tenant=tenant, actor=actor, reason=reason, idempotency_key=f"compliance:forfeit:{action.pk}")
     return action
 
 
@@ -251,8 +249,6 @@ def charge_penalty(
         illegal_messages * settings.COMPLIANCE_PENALTY_PER_MESSAGE
         + channels_cut * settings.COMPLIANCE_PENALTY_PER_CHANNEL_CUT
     )
-    from billing import services as billing
-
     with transaction.atomic():
         action = _action(
             tenant=tenant,
@@ -262,7 +258,7 @@ def charge_penalty(
             violation=violation,
             details={"illegal_messages": illegal_messages, "channels_cut": channels_cut, "amount": amount},
         )
-        billing.penalty(
+        penalty(
             tenant=tenant, amount=amount, actor=actor, reason=reason, idempotency_key=f"compliance:penalty:{action.pk}"
         )
     return action
@@ -270,8 +266,6 @@ def charge_penalty(
 
 def terminate(*, tenant: Tenant, actor: Actor, reason: str, violation: Violation | None = None) -> EnforcementAction:
     """Terminate the tenant for good (R-TEN-3, R-CMP-6)."""
-    from tenants.services import terminate_tenant
-
     with transaction.atomic():
         terminate_tenant(tenant=tenant, actor=actor, reason=reason)
         return _action(tenant=tenant, kind=ActionKind.TERMINATE, actor=actor, reason=reason, violation=violation)
@@ -309,8 +303,6 @@ def file_complaint(
             obj=complaint,
             after={"source": source, "due": complaint.answer_due_at.isoformat()},
         )
-        from tenants.duty_notices import notify_complaint  # tenants imports compliance: call it lazily
-
         notify_complaint(complaint=complaint)  # R-CMP-7: the tenant is told at once (R-DLV-7)
     return complaint
 
@@ -360,8 +352,6 @@ def close_complaint(*, complaint: Complaint, actor: Actor, reason: str) -> Compl
 def escalate_overdue_complaints(*, now: datetime | None = None) -> int:
     """Periodic (R-CMP-7): open complaints past their deadline are escalated to operators, and with
     COMPLIANCE_SUSPEND_ON_OVERDUE_COMPLAINT the tenant's sending is suspended."""
-    from tenants.services import suspend_tenant
-
     now = now or _now()
     actor = Actor.system("complaint-escalation")
     escalated = 0

@@ -265,6 +265,11 @@ def _blocked_and_opted_out(numbers: list[str]) -> tuple[set[str], set[str]]:
     return {n for k, n in rows if k == "b"}, {n for k, n in rows if k == "o"}
 
 
+# The detail text of a spike hold carries the rule id: tenants.reconfirmation finds the messages
+# the tenant may release by it (a content hold stays with the reviewers).
+SPIKE_MARK = "R-CMP-8"
+
+
 def count_volume(*, tenant: Tenant, count: int) -> bool:
     """Add `count` accepted messages to the tenant's volume: raises VolumeCapped over a cap
     (R-CMP-6), True on a spike (R-CMP-8: hold them for review). Locks the counter rows until
@@ -279,7 +284,9 @@ def count_volume_of(*, tenant: Tenant, verdicts: list[RecipientVerdict]) -> list
     if not count_volume(tenant=tenant, count=sum(1 for verdict in verdicts if verdict.allowed)):
         return verdicts
     return [
-        RecipientVerdict(v.number, True, None, "Volume spike: held for review (R-CMP-8).", v.content, True, v.rule)
+        RecipientVerdict(
+            v.number, True, None, f"Volume spike: held for review ({SPIKE_MARK}).", v.content, True, v.rule
+        )
         if v.allowed
         else v
         for v in verdicts

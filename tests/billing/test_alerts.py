@@ -74,7 +74,7 @@ def test_r_bil_6_alert_sends_mail_and_signed_webhook(tenant, webhook_server, set
     server, received = webhook_server
     url = f"http://127.0.0.1:{server.server_address[1]}/hooks/billing"
     account = services.set_low_balance_alert(tenant=tenant, threshold=500_000, actor=FINANCE, webhook_url=url)
-    actors.send_low_balance_alert.fn(account.pk, 400_000, 500_000)
+    actors.send_low_balance_alert_job.fn(account.pk, 400_000, 500_000)
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == [tenant.contact_email]
     assert "CNY 0.400000" in mail.outbox[0].body

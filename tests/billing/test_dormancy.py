@@ -112,7 +112,7 @@ def test_r_ten_4_operator_can_cancel_a_case(tenant):
 
 
 def test_r_ten_4_daily_job_runs_at_3_under_an_advisory_lock(tenant):
-    assert (actors.daily_dormancy, "0 3 * * *") in [(job.actor, job.cron) for job in schedule.SCHEDULE]
+    assert (actors.daily_dormancy_job, "0 3 * * *") in [(job.actor, job.cron) for job in schedule.SCHEDULE]
     Tenant.objects.filter(pk=tenant.pk).update(last_activity_at=timezone.now() - 366 * DAY)
-    actors.daily_dormancy.fn()
+    actors.daily_dormancy_job.fn()
     assert cases(tenant, DormancyKind.NO_LOGIN).exists()

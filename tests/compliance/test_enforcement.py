@@ -90,7 +90,7 @@ def test_r_cmp_7_overdue_complaint_is_escalated_by_the_periodic_job(tenant_a):
     complaint = services.file_complaint(tenant=tenant_a, source="carrier", number=CN1, text="spam", actor=OPERATOR)
     on_time = services.file_complaint(tenant=tenant_a, source="carrier", number=CN1, text="spam 2", actor=OPERATOR)
     Complaint.objects.filter(pk=complaint.pk).update(answer_due_at=timezone.now() - timedelta(minutes=1))
-    assert actors.escalate_overdue_complaints() == 1
+    assert actors.escalate_overdue_complaints_job() == 1
     complaint.refresh_from_db()
     on_time.refresh_from_db()
     assert complaint.status == ComplaintStatus.ESCALATED

@@ -33,9 +33,9 @@ def test_r_cmp_6_overdue_rectification_is_escalated_once_and_operators_are_told(
 ):
     _order(tenant_a)
     with django_capture_on_commit_callbacks(execute=True):
-        assert actors.escalate_overdue_rectifications() == 1
+        assert actors.escalate_overdue_rectifications_job() == 1
     with django_capture_on_commit_callbacks(execute=True):
-        assert actors.escalate_overdue_rectifications() == 0  # runs twice → one escalation
+        assert actors.escalate_overdue_rectifications_job() == 0  # runs twice → one escalation
     assert OperationRecord.objects.filter(action="rectification.escalate", tenant=tenant_a).count() == 1
     assert len(mail.outbox) == 1
     assert tenant_a.name in mail.outbox[0].subject

@@ -107,7 +107,7 @@ def test_account_name_impersonating_an_approved_brand_is_refused_R_TEN_6(tenant_
         make_tenant("GreatBank")
     assert refused.value.code == "account_name_refused"
     other = make_tenant("Honest Trading Co.")
-    from tenants.services import update_tenant_profile
+    from tenants.registration import update_tenant_profile
 
     with pytest.raises(qualifications.AccountNameRefused):
         update_tenant_profile(tenant=other, changes={"name": "GreatBank"}, actor=SYSTEM)

@@ -167,4 +167,4 @@ def test_the_daily_job_is_scheduled_R_TEN_8():
     from tenants import actors
     from tenants.schedule import SCHEDULE
 
-    assert any(p.actor is actors.process_terminated_tenants for p in SCHEDULE)
+    assert any(p.actor is actors.process_terminated_tenants_job for p in SCHEDULE)

@@ -9,7 +9,7 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from tenants import qualifications, registration_updates, services
+from tenants import qualifications, registration, registration_updates
 from tenants.models import Notice, NoticeKind, OperationRecord, RegistrationUpdateDuty
 
 from .conftest import SYSTEM
@@ -52,7 +52,7 @@ def test_reminder_before_the_deadline_then_overdue_alert_to_operators_once_R_TEN
 
 def test_updating_the_profile_fulfils_the_duty_and_stops_reminders_R_TEN_6(tenant_a):
     registration_updates.open_update_duty(tenant=tenant_a, changed_on=MONDAY, actor=SYSTEM)
-    services.update_tenant_profile(tenant=tenant_a, changes={"contact_name": "New Contact"}, actor=SYSTEM)
+    registration.update_tenant_profile(tenant=tenant_a, changes={"contact_name": "New Contact"}, actor=SYSTEM)
     duty = RegistrationUpdateDuty.objects.get(tenant=tenant_a)
     assert duty.fulfilled_at is not None
     assert registration_updates.remind_update_duties(now=local(2026, 4, 1)) == 0
@@ -87,7 +87,7 @@ def test_filing_a_business_licence_with_another_number_opens_the_duty_R_TEN_6(te
     duty = RegistrationUpdateDuty.objects.get(tenant=tenant_a)
     assert duty.source == "qualification"
     same = SimpleUploadedFile("licence2.pdf", b"%PDF-1.4 y", content_type="application/pdf")
-    services.update_tenant_profile(tenant=tenant_a, changes={"contact_name": "x"}, actor=SYSTEM)
+    registration.update_tenant_profile(tenant=tenant_a, changes={"contact_name": "x"}, actor=SYSTEM)
     qualifications.file_qualification(
         tenant=tenant_a, kind="business_licence", title="same", number=tenant_a.licence_number, file=same, actor=SYSTEM
     )
@@ -113,4 +113,4 @@ def test_the_daily_job_is_scheduled_R_TEN_6():
     from tenants import actors
     from tenants.schedule import SCHEDULE
 
-    assert any(p.actor is actors.remind_registration_updates for p in SCHEDULE)
+    assert any(p.actor is actors.remind_registration_updates_job for p in SCHEDULE)

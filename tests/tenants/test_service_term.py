@@ -12,10 +12,10 @@ from django.test import Client
 
 from billing import services as billing
 from billing.models import Account, PackageProduct
+from smsplatform.dates import add_calendar_months
 from tenants import term
 from tenants.models import Notice, NoticeKind, OperationRecord, Tenant, TenantState
-from tenants.notices import add_calendar_months
-from tenants.services import Actor, suspend_tenant
+from tenants.services import Actor, start_term, suspend_tenant
 from tenants.term import TermError, renew_term, review_term, review_terms
 
 from ..conftest import SYSTEM
@@ -146,7 +146,7 @@ def test_an_unrenewed_term_ends_service_at_expiry_with_a_clear_reason_R_TEN_5(te
 
 
 def test_the_api_refuses_a_send_after_the_end_with_the_reason_R_TEN_5(tenant_a, client_a):
-    end = expiry(tenant_a) or term.start_term(tenant=tenant_a)
+    end = expiry(tenant_a) or start_term(tenant=tenant_a)
     review_term(tenant=tenant_a, now=end - 10 * DAY)
     review_term(tenant=tenant_a, now=end + DAY)
     response = client_a.post("/api/v1/messages", {}, format="json")
@@ -244,10 +244,10 @@ def test_a_tenant_active_before_terms_gets_a_year_from_now_recorded_R_TEN_5(tena
 
 
 def test_the_job_is_scheduled_R_TEN_5():
-    from tenants.actors import review_service_terms
+    from tenants.actors import review_service_terms_job
     from tenants.schedule import SCHEDULE
 
-    assert any(job.actor is review_service_terms for job in SCHEDULE)
+    assert any(job.actor is review_service_terms_job for job in SCHEDULE)
 
 
 # --- the admin ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django_tenants.utils import schema_exists, tenant_context
 
-from tenants import services
+from tenants import registration, services
 from tenants.models import OperationRecord, TenantState
 
 from ..conftest import SYSTEM, create_tenant, unique_licence
@@ -82,8 +82,8 @@ def test_terminated_licence_number_cannot_register_again(make_tenant):
     """R-TEN-3: a new registration with a terminated tenant's licence number is refused."""
     tenant = make_tenant("Banned Co.")
     services.terminate_tenant(tenant=tenant, actor=SYSTEM, reason="gambling ads")
-    with pytest.raises(services.LicenceTerminated):
-        services.register_tenant(
+    with pytest.raises(registration.LicenceTerminated):
+        registration.register_tenant(
             name="Banned Co. Reborn",
             licence_number=tenant.licence_number.lower(),
             contact_name="x",
@@ -95,8 +95,8 @@ def test_terminated_licence_number_cannot_register_again(make_tenant):
 
 def test_licence_number_registers_once(make_tenant):
     tenant = make_tenant("Once Co.")
-    with pytest.raises(services.LicenceAlreadyRegistered):
-        services.register_tenant(
+    with pytest.raises(registration.LicenceAlreadyRegistered):
+        registration.register_tenant(
             name="Twice Co.",
             licence_number=tenant.licence_number,
             contact_name="x",
@@ -117,7 +117,7 @@ def test_terminating_revokes_all_keys(make_tenant):
 def test_profile_update_keeps_before_and_after(make_tenant):
     """R-TEN-1: real-name data is kept current, changes recorded."""
     tenant = make_tenant("Profile Co.")
-    services.update_tenant_profile(tenant=tenant, changes={"contact_name": "Wang Fang"}, actor=SYSTEM)
+    registration.update_tenant_profile(tenant=tenant, changes={"contact_name": "Wang Fang"}, actor=SYSTEM)
     record = OperationRecord.objects.get(tenant=tenant, action="tenant.update_profile")
     assert record.before["contact_name"] == "Test Contact"
     assert record.after["contact_name"] == "Wang Fang"

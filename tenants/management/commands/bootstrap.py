@@ -13,7 +13,7 @@ from django.db import transaction
 
 from smsplatform.errors import DomainError
 from smsplatform.tenancy import ensure_template_schema, repair_migration_sequences
-from tenants import services
+from tenants import registration, services
 from tenants.models import Tenant, TenantKind, TenantState
 
 DEMO_LICENCE = "91310000DEMO00000X"
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         admin.save()
         tenant = Tenant.objects.filter(licence_number=DEMO_LICENCE).first()
         if tenant is None:
-            tenant = services.register_tenant(
+            tenant = registration.register_tenant(
                 name="Demo Trading Co., Ltd.",
                 licence_number=DEMO_LICENCE,
                 contact_name="Li Lei",

@@ -8,7 +8,7 @@ URL and action and compares what it may do with this table. docs/operations.md p
 How it is enforced: the grants in each app's roles.py (`manage.py sync_roles`), the admins'
 own checks, and smsplatform.admin_site.GuardedModelAdmin for every registered admin (import
 needs add + change, export needs view, an action without declared permissions needs change).
-Full recipient numbers are a per-user grant (tenants.view_full_number), never a role's.
+Full recipient numbers are a per-user grant (delivery.view_full_number), never a role's.
 """
 
 ROLES = ("operator", "reviewer", "finance", "auditor")
@@ -210,7 +210,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "tenants.apikey": {
         "operator": "view revoke_keys",
     },
-    "tenants.erasurerequest": {
+    "delivery.erasurerequest": {
         "operator": "view add process_now",
         "auditor": "view",
     },
@@ -219,7 +219,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "tenants.evidencepackage": {
         "auditor": "view",
     },
-    "tenants.exportjob": {
+    "delivery.exportjob": {
         "operator": "view",
         "auditor": "view add",
     },

@@ -39,7 +39,7 @@ def create_staff_user(
         user.groups.add(group)
         if full_numbers:
             user.user_permissions.add(
-                Permission.objects.get(content_type__app_label="tenants", codename="view_full_number")
+                Permission.objects.get(content_type__app_label="delivery", codename="view_full_number")
             )
         record_operation(
             actor=actor,

@@ -10,10 +10,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 
 from smsplatform.errors import DomainError
+from smsplatform.roles import ROLES
 
 from .services import Actor, record_operation
-
-ROLES = ("operator", "reviewer", "finance", "auditor")
 
 
 class StaffUserError(DomainError):

@@ -76,7 +76,7 @@ def test_progress_endpoint_reports_the_job(client, tenant_a, auditor, export_med
 
 
 def test_auditor_has_no_write_permission_besides_export_R_AUD_2(auditor):
-    from tenants.roles import ROLE_PERMISSIONS
+    from delivery.roles import ROLE_PERMISSIONS
 
     writes = [p for p in auditor.get_all_permissions() if p.split(".", 1)[1].startswith(("add_", "change_", "delete_"))]
     assert writes == []

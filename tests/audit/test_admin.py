@@ -126,3 +126,15 @@ def test_dashboard_breaks_down_one_tenant_by_dimension_R_BIL_7(client, operator_
         "china_unicom": 1,
     }
     assert "china_telecom" in page.content.decode()
+
+
+def test_dashboard_is_a_url_of_the_platform_admin_site_not_a_patch_R_BIL_7():
+    """Issue 19: PlatformAdminSite.get_urls adds the dashboard; nothing replaces admin.site.get_urls."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from smsplatform.admin_site import PlatformAdminSite
+
+    assert isinstance(admin.site, PlatformAdminSite)
+    assert "get_urls" not in vars(admin.site)
+    assert reverse("admin:dashboard") == "/admin/dashboard/"

@@ -96,7 +96,7 @@ def neutralise_row(values: list[Any]) -> list[Any]:
 # --- filters --------------------------------------------------------------------------------
 
 
-def _as_datetime(value: Any, *, end: bool = False) -> datetime | None:
+def as_datetime(value: Any, *, end: bool = False) -> datetime | None:
     """A date (whole day, inclusive) or datetime from a form, the API or stored JSON."""
     if value in (None, ""):
         return None
@@ -146,8 +146,8 @@ class SendLogFilters:
     ) -> SendLogFilters:
         return cls(
             tenant_ids=tuple(sorted(int(pk) for pk in tenant_ids)),
-            date_from=_as_datetime(date_from),
-            date_to=_as_datetime(date_to, end=True),
+            date_from=as_datetime(date_from),
+            date_to=as_datetime(date_to, end=True),
             statuses=tuple(statuses),
             recipient=(recipient or "").strip(),
             signature=(signature or "").strip(),

@@ -34,7 +34,7 @@ from .export import (
     SendLogFilters,
     SendLogResource,
     StreamingResource,
-    _as_datetime,
+    as_datetime,
     count_send_log,
     export_dir,
     file_sha256,
@@ -266,8 +266,8 @@ def describe_filters(*, kind: str, filters: dict) -> str:
         parts.append("tenants: " + ", ".join(names.get(pk, f"#{pk} (deleted)") for pk in ids))
     else:
         parts.append("every tenant")
-    start = _as_datetime(filters.get("date_from"))
-    end = _as_datetime(filters.get("date_to"))
+    start = as_datetime(filters.get("date_from"))
+    end = as_datetime(filters.get("date_to"))
     if start or end:
         first = f"{timezone.localtime(start):%Y-%m-%d}" if start else "the beginning"
         if end:

@@ -2,7 +2,7 @@
 
 Rows are made fast with INSERT … SELECT generate_series in a scratch tenant schema (reused across
 runs, emptied first), each message with one part (carrier id) and two status events, then
-exported with delivery.sendlog (keyset chunks across the schema, SendLogResource, masking,
+exported with delivery.sendlog.export (keyset chunks across the schema, SendLogResource, masking,
 neutralising, csv) exactly as the background actor does. Memory: peak RSS of this process
 (resource.getrusage) — the process includes Django itself.
 
@@ -24,7 +24,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
-from delivery.sendlog import SendLogFilters, SendLogResource, file_sha256, iter_send_log, write_export  # noqa: E402
+from delivery.sendlog.export import SendLogFilters, SendLogResource, file_sha256, iter_send_log, write_export  # noqa: E402
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
 from tenants import registration, services  # noqa: E402
 from tenants.management.commands.bootstrap import ensure_public_tenant  # noqa: E402

@@ -178,3 +178,34 @@ def evaluate_service_levels() -> None:
     from . import service_levels
 
     _locked("delivery.service_levels", service_levels.evaluate_service_levels)
+
+
+# --- send log: exports, purge, erasure (R-AUD-1, R-AUD-2, R-AUD-4); services in delivery/sendlog/
+
+
+@dramatiq.actor(queue_name="audit", max_retries=0, time_limit=6 * 3600 * 1000)
+def run_export_job(job_id: int) -> None:
+    """R-AUD-2: produce an export file in the background (chunks, bounded memory)."""
+    from .sendlog.jobs import produce_export
+
+    produce_export(job_id=job_id)
+
+
+@dramatiq.actor(queue_name="audit", max_retries=0, time_limit=6 * 3600 * 1000)
+def purge_send_log_job() -> None:
+    """R-AUD-1: delete send-log rows past retention; refuses a retention below 180 days."""
+    from .sendlog.retention import purge_send_log
+
+    with advisory_lock("audit.purge_send_log") as got:
+        if got:
+            purge_send_log()
+
+
+@dramatiq.actor(queue_name="audit", max_retries=3)
+def process_due_erasures_job() -> None:
+    """R-AUD-4: waiting erasure requests whose retention minimum has passed."""
+    from .sendlog.retention import process_due_erasures
+
+    with advisory_lock("audit.process_due_erasures") as got:
+        if got:
+            process_due_erasures()

@@ -17,8 +17,9 @@ from django.utils.text import Truncator
 from import_export.admin import ImportExportModelAdmin
 
 from smsplatform.errors import DomainError
-from tenants.admin import admin_actor
+from tenants.admin_support import admin_actor
 from tenants.models import Tenant
+from tenants.selectors import customer_tenants
 
 from . import services
 from .models import (
@@ -35,7 +36,6 @@ from .models import (
     TenantNumber,
 )
 from .resources import PublicHolidayResource
-from .sendlog import customer_tenants
 
 
 class ChannelForm(forms.ModelForm):
@@ -410,5 +410,6 @@ class PendingReceiptAdmin(admin.ModelAdmin):
         return False
 
 
-# Admin classes in their own modules: the cross-tenant Message admin, R-DLV-8 service levels.
-from . import admin_messages, service_levels_admin  # noqa: E402, F401
+# Admin classes in their own modules: the cross-tenant Message admin, R-DLV-8 service levels, the
+# send log's exports, trail, erasure requests and dashboard.
+from . import admin_messages, admin_sendlog, service_levels_admin  # noqa: E402, F401

@@ -3,7 +3,7 @@
 Messages live in the tenants' schemas, so this admin has its own list and detail views over
 delivery.message_lookup (one UNION ALL query per page, keyset pages, no COUNT) instead of
 Django's changelist, which would query a public table that does not exist. Numbers are masked
-for people without `tenants.view_full_number` by the admin masking middleware; search by
+for people without `delivery.view_full_number` by the admin masking middleware; search by
 recipient takes a whole number only (R-AUD-2: no ends-with oracle).
 """
 

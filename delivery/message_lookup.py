@@ -252,7 +252,7 @@ def held_messages(
     reason. Held sets are small (the status index finds them), so a text filter on them is cheap."""
     from django.db.models import Q
 
-    from .sendlog import customer_tenants
+    from tenants.selectors import customer_tenants
 
     q = q.strip()
     found = []

@@ -1,11 +1,13 @@
 """Delivery: channels, routes, messages, receipts, replies, callbacks (R-DLV-1..6).
 
 Public schema (platform records): Channel, Route, CarrierPrefix, ProvincePrefix, Maintenance,
-TenantNumber, DeliverySettings, OutboxEntry, CarrierMessageId, PendingReceipt, CallbackDelivery.
+TenantNumber, DeliverySettings, OutboxEntry, CarrierMessageId, PendingReceipt, CallbackDelivery,
+ExportJob, ErasureRequest (the send log's exports and erasure requests).
 Tenant schema (customer PII, TenantScoped): SendRequest, Message, MessagePart, StatusEvent,
 InboundMessage.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -680,3 +682,115 @@ class IncidentCompensation(models.Model):
 
     def __str__(self) -> str:
         return f"compensation {self.amount} to {self.tenant_id} for incident {self.incident_id}"
+
+
+# --- the send log's exports and erasure requests (R-AUD-2, R-AUD-4): services in delivery/sendlog/ ---
+# Moved from tenants (issue 19); the tables keep their names.
+
+
+class ExportKind(models.TextChoices):
+    SEND_LOG = "send_log", "Send log"
+    OPERATION_RECORDS = "operation_records", "Operation records"
+
+
+class ExportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    XLSX = "xlsx", "Excel (XLSX)"
+    JSON = "json", "JSON"
+
+
+class ExportState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ExportJob(models.Model):
+    """One auditor export (R-AUD-2): who asked, with which filters, how many rows, the file's hash.
+
+    The file lands under MEDIA_ROOT/exports and is only served through a permission-checked admin
+    view. Every job is also written to the operation trail (R-AUD-3).
+    """
+
+    kind = models.CharField(max_length=30, choices=ExportKind.choices, default=ExportKind.SEND_LOG)
+    format = models.CharField(max_length=10, choices=ExportFormat.choices, default=ExportFormat.CSV)
+    filters = models.JSONField(default=dict, blank=True)
+    full_numbers = models.BooleanField(default=False, help_text="recipient numbers unmasked (view_full_number)")
+    state = models.CharField(max_length=20, choices=ExportState.choices, default=ExportState.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="export_jobs"
+    )
+    requested_by_label = models.CharField(max_length=200)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="the lawful request this export answers")
+    background = models.BooleanField(default=False)
+    estimated_rows = models.PositiveBigIntegerField(default=0)
+    rows_written = models.PositiveBigIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True, help_text="relative to MEDIA_ROOT")
+    file_size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField("SHA-256", max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tenants_exportjob"
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("export_send_log", "Can export send logs (R-AUD-2)"),
+            ("view_full_number", "Can see full recipient numbers in send logs and exports (R-AUD-2)"),
+            ("export_operation_records", "Can export the operation trail (R-AUD-3)"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=ExportState.values), name="export_job_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.kind}, {self.format}, {self.state})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.state == ExportState.DONE:
+            return 100
+        if not self.estimated_rows:
+            return 0
+        return min(99, int(100 * self.rows_written / self.estimated_rows))
+
+
+class ErasureState(models.TextChoices):
+    WAITING = "waiting", "Waiting for the retention minimum"
+    DONE = "done", "Done (rows anonymised)"
+
+
+class ErasureRequest(models.Model):
+    """A recipient's request to delete their data at one tenant (R-AUD-4).
+
+    Message rows are anonymised only once they are older than the retention minimum (R-AUD-1);
+    until then the request waits and `not_before` says until when. The number itself is kept
+    only while the request waits, then cleared; the keyed hash stays to prove what was erased.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="erasure_requests")
+    number = models.CharField(max_length=32, blank=True, help_text="cleared once the erasure is done")
+    number_hash = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=20, choices=ErasureState.choices, default=ErasureState.WAITING)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="younger rows wait until then")
+    requested_by_label = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+    rows_anonymised = models.PositiveBigIntegerField(default=0)
+    rows_held = models.PositiveBigIntegerField(default=0, help_text="rows kept by a legal hold (R-AUD-5)")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_processed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "tenants_erasurerequest"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=ErasureState.values), name="erasure_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"erasure {self.pk} at {self.tenant_id} ({self.state})"

@@ -1,4 +1,10 @@
-"""Permissions this app grants to each operator role (collected by `manage.py sync_roles`)."""
+"""Permissions this app grants to each operator role (collected by `manage.py sync_roles`; the
+roles are declared in smsplatform.roles).
+
+The send log's exports and erasure requests (R-AUD-2, R-AUD-4): auditors export (send log and
+operation trail), operators file erasure requests. Unmasked numbers (`delivery.view_full_number`)
+are granted per user, never to a whole role (R-AUD-2).
+"""
 
 _VIEW = [
     "delivery.view_channel",
@@ -20,6 +26,9 @@ _VIEW = [
 ROLE_PERMISSIONS = {
     "operator": [
         *_VIEW,
+        "delivery.view_exportjob",
+        "delivery.view_erasurerequest",
+        "delivery.add_erasurerequest",
         "delivery.manage_channels",
         "delivery.add_channel",
         "delivery.change_channel",
@@ -61,6 +70,11 @@ ROLE_PERMISSIONS = {
     # accounts, routes, prefixes, callbacks and receipts stay with operators (docs/audit.md).
     "auditor": [
         "delivery.view_message",
+        # R-AUD-2/3: exports of the send log and of the trail; R-AUD-4: erasure requests (read).
+        "delivery.view_exportjob",
+        "delivery.export_send_log",
+        "delivery.export_operation_records",
+        "delivery.view_erasurerequest",
         "delivery.view_serviceleveltarget",
         "delivery.view_incident",
         "delivery.view_incidentcompensation",

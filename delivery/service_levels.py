@@ -229,7 +229,7 @@ class Evaluation:
 def _tenants_for(target: ServiceLevelTarget) -> list[Tenant]:
     if target.tenant_id:
         return [target.tenant]
-    from .sendlog import customer_tenants
+    from tenants.selectors import customer_tenants
 
     # Terminated tenants send nothing (and their schema may be gone: R-TEN-8).
     return [t for t in customer_tenants() if t.state != TenantState.TERMINATED]

@@ -831,7 +831,7 @@ def reject_held_messages(*, tenant: Tenant, message_ids: list[int], actor: Actor
 def held_messages(*, tenant_ids: Iterable[int] = (), limit_per_tenant: int = 200) -> list[tuple[Tenant, list[Message]]]:
     """Held messages across tenants, oldest first, for the reviewers' page. They live in each
     tenant's schema: one query per customer tenant (as the send-log export walks them)."""
-    from .sendlog import customer_tenants
+    from tenants.selectors import customer_tenants
 
     found = []
     for tenant in customer_tenants(tenant_ids):

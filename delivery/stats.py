@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from smsplatform.errors import DomainError
 from tenants.models import Tenant
+from tenants.selectors import customer_tenants
 
 GROUPS = {
     "day": "date_trunc('day', created_at AT TIME ZONE %(tz)s)",
@@ -168,8 +169,6 @@ def platform_stats(
     tenant_ids: list[int] | None = None,
 ) -> dict:
     """Every customer tenant (walks the schemas), for operators."""
-    from delivery.sendlog import customer_tenants
-
     return send_stats(
         tenants=customer_tenants(tenant_ids or ()), date_from=date_from, date_to=date_to, group_by=group_by
     )

@@ -7,9 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tenants.authentication import caller_actor, caller_tenant
-from tenants.models import ErasureRequest
 
-from . import retention, stats
+from . import stats
+from .models import ErasureRequest
+from .sendlog import retention
 
 # "from" is a Python keyword: these serializers are built with type() to keep the API's names.
 StatsQuerySerializer = type(

@@ -8,10 +8,12 @@ URL and action and compares what it may do with this table. docs/operations.md p
 How it is enforced: the grants in each app's roles.py (`manage.py sync_roles`), the admins'
 own checks, and smsplatform.admin_site.GuardedModelAdmin for every registered admin (import
 needs add + change, export needs view, an action without declared permissions needs change).
-Full recipient numbers are a per-user grant (tenants.view_full_number), never a role's.
+Full recipient numbers are a per-user grant (delivery.view_full_number), never a role's.
 """
 
-ROLES = ("operator", "reviewer", "finance", "auditor")
+from .roles import ROLES as _DECLARED
+
+ROLES = tuple(_DECLARED)  # smsplatform.roles declares them
 
 MATRIX: dict[str, dict[str, str]] = {
     # Staff accounts, groups and login records: superusers only.
@@ -161,6 +163,14 @@ MATRIX: dict[str, dict[str, str]] = {
         "operator": "view add change",
         "finance": "view",
     },
+    "delivery.erasurerequest": {
+        "operator": "view add process_now",
+        "auditor": "view",
+    },
+    "delivery.exportjob": {
+        "operator": "view",
+        "auditor": "view add",
+    },
     "delivery.heldmessagereview": {
         "reviewer": "view",
     },
@@ -210,18 +220,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "tenants.apikey": {
         "operator": "view revoke_keys",
     },
-    "tenants.erasurerequest": {
-        "operator": "view add process_now",
-        "auditor": "view",
-    },
     # R-AUD-5: compiling and handing over evidence is a senior step (per-user grant, see
     # tenants/roles.py); auditors see packages but cannot download them.
     "tenants.evidencepackage": {
         "auditor": "view",
-    },
-    "tenants.exportjob": {
-        "operator": "view",
-        "auditor": "view add",
     },
     # Releasing a hold is a senior step (tenants.release_legal_hold, per user).
     "tenants.legalhold": {

@@ -8,11 +8,13 @@ widens them):
 - import needs add + change on the model, export needs view (django-import-export alone lets
   every staff user in);
 - an action that declares no `allowed_permissions` needs the model's change permission;
-- recipient numbers stay masked for users without `tenants.view_full_number`: fields holding
+- recipient numbers stay masked for users without `delivery.view_full_number`: fields holding
   one are read-only for them (a masked value can never be saved back), exported cells are
   masked (the HTML itself is masked by smsplatform.middleware.AdminNumberMaskingMiddleware);
 - every add, change and delete made through the admin lands in the operation trail with actor,
   before and after, unless the service the admin called already recorded it (R-AUD-3).
+
+`get_urls` adds the operators' dashboard (/admin/dashboard/, delivery.admin_sendlog.dashboard_view).
 
 The role × model × operation matrix these rules produce is declared in smsplatform.admin_matrix
 and checked by tests/security/test_admin_matrix.py. R-AUD-2, R-AUD-3, R-AUD-4.
@@ -27,6 +29,7 @@ from django.contrib import admin
 from django.contrib.auth import get_permission_codename
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.urls import path
 
 from .masking import mask_value, may_see_full_numbers
 
@@ -206,3 +209,10 @@ class PlatformAdminSite(admin.AdminSite):
                 {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__},
             )
         return super().register(model_or_iterable, admin_class, **options)
+
+    def get_urls(self):
+        # The operators' dashboard (R-BIL-7) joins the site's own URLs, behind the admin login.
+        # Imported here, not at the top: the site is built while apps load, before models exist.
+        from delivery.admin_sendlog import dashboard_view
+
+        return [path("dashboard/", self.admin_view(dashboard_view), name="dashboard"), *super().get_urls()]

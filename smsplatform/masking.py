@@ -1,4 +1,4 @@
-"""Recipient-number masking for people without `tenants.view_full_number` (R-AUD-2, R-AUD-4).
+"""Recipient-number masking for people without `delivery.view_full_number` (R-AUD-2, R-AUD-4).
 
 One rule for every place a number can surface: admin pages, exports of every kind, callback
 bodies, the trail's before/after. Numbers are found by shape (a mobile or an E.164 number), not by
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-FULL_NUMBER_PERMISSION = "tenants.view_full_number"
+FULL_NUMBER_PERMISSION = "delivery.view_full_number"
 
 # +8613812341234, 8613812341234, 13812341234, +447700900123 (7..15 digits after "+"). Not part of a
 # longer word or digit run, so ids, hashes and CSRF tokens are left alone.

@@ -67,7 +67,7 @@ def _body_refused(request):
 class AdminNumberMaskingMiddleware:
     """R-AUD-2: recipient numbers on admin pages (lists, detail pages, the trail's before/after,
     callback bodies, opt-out and consent pages, CSV/JSON downloads) are masked for users without
-    `tenants.view_full_number`. Applied to the rendered response, so custom admin views are
+    `delivery.view_full_number`. Applied to the rendered response, so custom admin views are
     covered too; fields that hold a number are read-only for those users (smsplatform.admin_site),
     so a masked value is never posted back."""
 

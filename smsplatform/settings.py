@@ -103,7 +103,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # R-AUD-2: admin pages mask recipient numbers for users without tenants.view_full_number.
+    # R-AUD-2: admin pages mask recipient numbers for users without delivery.view_full_number.
     "smsplatform.middleware.AdminNumberMaskingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -38,7 +38,7 @@ def _url(name: str, **params) -> str:
 
 def held_message_count() -> int:
     """Held messages over every customer schema (status index; held sets are small)."""
-    from delivery.sendlog import customer_tenants
+    from tenants.selectors import customer_tenants
 
     schemas = [t.schema_name for t in customer_tenants()]
     if not schemas:

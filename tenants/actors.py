@@ -1,39 +1,12 @@
-"""Background audit jobs (issue 6): exports, send-log purge, erasure processing.
+"""Background jobs of tenant duties: notices, qualifications, service terms, after termination.
 
-Thin: they load ids and call delivery.sendlog / delivery.retention.
+Thin: they load ids and call the services. The send log's jobs (exports, purge, erasure) are in
+delivery.actors.
 """
 
 import dramatiq
 
 from smsplatform.periodic import advisory_lock
-
-
-@dramatiq.actor(queue_name="audit", max_retries=0, time_limit=6 * 3600 * 1000)
-def run_export(job_id: int) -> None:
-    """R-AUD-2: produce an export file in the background (chunks, bounded memory)."""
-    from delivery.sendlog import run_export_job
-
-    run_export_job(job_id=job_id)
-
-
-@dramatiq.actor(queue_name="audit", max_retries=0, time_limit=6 * 3600 * 1000)
-def purge_send_log() -> None:
-    """R-AUD-1: delete send-log rows past retention; refuses a retention below 180 days."""
-    from delivery.retention import purge_send_log as purge
-
-    with advisory_lock("audit.purge_send_log") as got:
-        if got:
-            purge()
-
-
-@dramatiq.actor(queue_name="audit", max_retries=3)
-def process_due_erasures() -> None:
-    """R-AUD-4: waiting erasure requests whose retention minimum has passed."""
-    from delivery.retention import process_due_erasures as process
-
-    with advisory_lock("audit.process_due_erasures") as got:
-        if got:
-            process()
 
 
 @dramatiq.actor(queue_name="notices", max_retries=0)

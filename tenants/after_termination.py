@@ -102,7 +102,7 @@ def _compliance_rows(tenant: Tenant) -> dict[str, list[dict]]:
 
 def export_tenant_data(*, case: AfterTermination, actor: Actor = SYSTEM) -> AfterTermination:
     """Write the data-return ZIP (once) and tell the tenant (R-TEN-8)."""
-    from delivery.sendlog import SendLogFilters, SendLogResource, file_sha256, iter_send_log, write_export
+    from delivery.sendlog.export import SendLogFilters, SendLogResource, file_sha256, iter_send_log, write_export
 
     case = AfterTermination.objects.select_related("tenant").get(pk=case.pk)
     if case.exported_at is not None or case.state == AfterTerminationState.DELETED:
@@ -183,7 +183,7 @@ def last_record_at(*, tenant: Tenant) -> datetime | None:
 
 def deletion_allowed_at(*, case: AfterTermination) -> datetime:
     """R-AUD-1: the retention of the youngest record (or of the termination itself) has passed."""
-    from delivery.retention import earliest_purge, retention_days
+    from delivery.sendlog.retention import earliest_purge, retention_days
 
     youngest = max(at for at in (case.last_record_at, case.terminated_at) if at)
     return max(earliest_purge(youngest), youngest + timedelta(days=retention_days()))

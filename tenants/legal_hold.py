@@ -1,7 +1,7 @@
 """Legal holds and evidence packages (R-AUD-5).
 
 Records tied to violations, complaints, disputes and authority requests are kept past the send-log
-purge (R-AUD-1) and recipient erasure (R-AUD-4) until the hold is released: delivery/retention.py
+purge (R-AUD-1) and recipient erasure (R-AUD-4) until the hold is released: delivery/sendlog/retention.py
 asks `held_message_filter` / `held_inbound_filter` / `tenant_fully_held` and skips what they
 match. From a hold (or a violation of clearly illegal content) an operator compiles an evidence
 package: the messages with their carrier ids, status history and times, and the tenant's
@@ -68,7 +68,7 @@ def place_hold(
     if scope == HoldScope.MESSAGES and not ids:
         raise LegalHoldError("List the messages to hold.", code="messages_required")
     if scope == HoldScope.NUMBER:
-        from delivery.retention import normalise_number
+        from delivery.sendlog.retention import normalise_number
 
         number = normalise_number(number)
     if from_at and to_at and from_at > to_at:

@@ -1,8 +1,8 @@
-"""Permissions this app grants to each operator role (collected by `manage.py sync_roles`).
+"""Permissions this app grants to each operator role (collected by `manage.py sync_roles`; the
+roles are declared in smsplatform.roles).
 
-Unmasked numbers (`tenants.view_full_number`) are granted per user, never to a whole role (R-AUD-2).
-So are the senior steps no role holds (superusers, or a named senior operator given them one by
-one): `publish_terms` (with `change_termsversion`), `release_legal_hold`, `compile_evidence`,
+The senior steps no role holds are granted per user (superusers, or a named senior operator given
+them one by one): `publish_terms` (with `change_termsversion`), `release_legal_hold`, `compile_evidence`,
 `hand_over_evidence` (R-TEN-7, R-AUD-5): the person who places a hold is not the one who releases it.
 """
 
@@ -16,9 +16,6 @@ ROLE_PERMISSIONS = {
         "tenants.manage_api_keys",
         "tenants.view_domain",
         "tenants.view_operationrecord",
-        "tenants.view_exportjob",
-        "tenants.view_erasurerequest",
-        "tenants.add_erasurerequest",
         # R-DLV-7 notices and R-CMP-8 held-volume answers.
         "tenants.broadcast_notice",
         "tenants.add_noticebroadcast",
@@ -51,10 +48,6 @@ ROLE_PERMISSIONS = {
     "auditor": [
         "tenants.view_tenant",
         "tenants.view_operationrecord",
-        "tenants.view_exportjob",
-        "tenants.export_send_log",
-        "tenants.export_operation_records",
-        "tenants.view_erasurerequest",
         # R-AUD-5: see holds, evidence packages (not their files), notices and terms answers.
         "tenants.view_legalhold",
         "tenants.view_evidencepackage",

@@ -1,11 +1,11 @@
-"""Periodic audit and notice jobs (R-AUD-1, R-AUD-4, R-DLV-7, R-TEN-5, R-TEN-6, R-TEN-8), collected by manage.py run_scheduler."""
+"""Periodic jobs of tenant duties (R-DLV-7, R-TEN-5, R-TEN-6, R-TEN-8), collected by manage.py run_scheduler.
+
+The send log's purge and erasure jobs (R-AUD-1, R-AUD-4) are in delivery/schedule.py."""
 
 from smsplatform.periodic import Periodic
 
 from .actors import (
-    process_due_erasures,
     process_terminated_tenants_job,
-    purge_send_log,
     remind_qualifications_job,
     remind_registration_updates_job,
     review_service_terms_job,
@@ -13,8 +13,6 @@ from .actors import (
 )
 
 SCHEDULE = [
-    Periodic(actor=purge_send_log, cron="30 3 * * *"),
-    Periodic(actor=process_due_erasures, cron="0 4 * * *"),
     Periodic(actor=sweep_notice_deliveries_job, seconds=120),
     Periodic(actor=remind_qualifications_job, cron="20 8 * * *"),
     # Hourly, so a tenant that renews or tops up sends again within the hour.

@@ -10,10 +10,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 
 from smsplatform.errors import DomainError
+from smsplatform.roles import ROLES
 
 from .services import Actor, record_operation
-
-ROLES = ("operator", "reviewer", "finance", "auditor")
 
 
 class StaffUserError(DomainError):
@@ -39,7 +38,7 @@ def create_staff_user(
         user.groups.add(group)
         if full_numbers:
             user.user_permissions.add(
-                Permission.objects.get(content_type__app_label="tenants", codename="view_full_number")
+                Permission.objects.get(content_type__app_label="delivery", codename="view_full_number")
             )
         record_operation(
             actor=actor,

@@ -684,7 +684,7 @@ def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list
 
     from delivery import services as delivery
     from delivery.models import Message, MessageStatus
-    from delivery.sendlog import customer_tenants
+    from tenants.selectors import customer_tenants
 
     now = now or timezone.now()
     hours = getattr(settings, "BILLING_HELD_REVIEW_TIMEOUT_HOURS", 72)

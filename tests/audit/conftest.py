@@ -25,7 +25,7 @@ def make_auditor(username: str | None = None, *, full_numbers: bool = False, pas
     numbers only when asked (granted per user)."""
     user = User.objects.create_user(username or f"auditor{secrets.token_hex(3)}", password=password, is_staff=True)
     user.groups.add(Group.objects.get(name="auditor"))
-    return grant(user, *(["tenants.view_full_number"] if full_numbers else []))
+    return grant(user, *(["delivery.view_full_number"] if full_numbers else []))
 
 
 def make_message(

@@ -5,7 +5,8 @@ import io
 
 from django.contrib.auth.models import User
 
-from tenants.models import ErasureRequest, ExportJob, OperationRecord
+from delivery.models import ErasureRequest, ExportJob
+from tenants.models import OperationRecord
 
 from .conftest import grant, make_auditor, make_message
 
@@ -14,9 +15,9 @@ def test_auditor_requests_a_filtered_csv_and_downloads_it_R_AUD_2(client, tenant
     make_message(tenant_a, signature="AdminDl", recipient="+8613877770001")
     make_message(tenant_a, signature="AdminOther", recipient="+8613877770002")
     client.force_login(auditor)
-    assert client.get("/admin/tenants/exportjob/add/").status_code == 200
+    assert client.get("/admin/delivery/exportjob/add/").status_code == 200
     response = client.post(
-        "/admin/tenants/exportjob/add/",
+        "/admin/delivery/exportjob/add/",
         {
             "kind": "send_log",
             "tenants": [tenant_a.pk],
@@ -27,9 +28,9 @@ def test_auditor_requests_a_filtered_csv_and_downloads_it_R_AUD_2(client, tenant
     )
     assert response.status_code == 302, response.content[:1500]
     job = ExportJob.objects.filter(requested_by=auditor).latest("id")
-    listing = client.get("/admin/tenants/exportjob/")
-    assert f"/admin/tenants/exportjob/{job.pk}/download/".encode() in listing.content
-    download = client.get(f"/admin/tenants/exportjob/{job.pk}/download/")
+    listing = client.get("/admin/delivery/exportjob/")
+    assert f"/admin/delivery/exportjob/{job.pk}/download/".encode() in listing.content
+    download = client.get(f"/admin/delivery/exportjob/{job.pk}/download/")
     assert download.status_code == 200
     rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode("utf-8-sig"))))
     assert [r["recipient"] for r in rows] == ["'+86138****0001"]
@@ -37,57 +38,57 @@ def test_auditor_requests_a_filtered_csv_and_downloads_it_R_AUD_2(client, tenant
 
 
 def test_another_user_cannot_download_someone_elses_export_R_AUD_2(client, tenant_a, auditor, export_media):
-    from delivery.sendlog import request_export
+    from delivery.sendlog.jobs import request_export
 
     make_message(tenant_a, signature="Mine")
     job = request_export(kind="send_log", fmt="csv", user=auditor, filters={"signature": "Mine"})
     client.force_login(make_auditor())
-    assert client.get(f"/admin/tenants/exportjob/{job.pk}/download/").status_code == 403
+    assert client.get(f"/admin/delivery/exportjob/{job.pk}/download/").status_code == 403
 
 
 def test_unmasked_export_needs_view_full_number_to_download_R_AUD_2(client, tenant_a, full_auditor, export_media):
-    from delivery.sendlog import request_export
+    from delivery.sendlog.jobs import request_export
 
     make_message(tenant_a, signature="Full")
     job = request_export(kind="send_log", fmt="csv", user=full_auditor, filters={"signature": "Full"})
     full_auditor.user_permissions.remove(*full_auditor.user_permissions.filter(codename="view_full_number"))
     client.force_login(User.objects.get(pk=full_auditor.pk))
-    assert client.get(f"/admin/tenants/exportjob/{job.pk}/download/").status_code == 403
+    assert client.get(f"/admin/delivery/exportjob/{job.pk}/download/").status_code == 403
 
 
 def test_export_files_are_not_public_static_files(client, tenant_a, auditor, export_media):
-    from delivery.sendlog import request_export
+    from delivery.sendlog.jobs import request_export
 
     make_message(tenant_a, signature="Hidden")
     job = request_export(kind="send_log", fmt="csv", user=auditor, filters={"signature": "Hidden"})
     assert client.get(f"/media/{job.file_name}").status_code == 404
-    assert client.get(f"/admin/tenants/exportjob/{job.pk}/download/").status_code == 302  # to the login
+    assert client.get(f"/admin/delivery/exportjob/{job.pk}/download/").status_code == 302  # to the login
 
 
 def test_progress_endpoint_reports_the_job(client, tenant_a, auditor, export_media):
-    from delivery.sendlog import request_export
+    from delivery.sendlog.jobs import request_export
 
     make_message(tenant_a, signature="Prog")
     job = request_export(kind="send_log", fmt="csv", user=auditor, filters={"signature": "Prog"})
     client.force_login(auditor)
-    body = client.get(f"/admin/tenants/exportjob/{job.pk}/progress/").json()
+    body = client.get(f"/admin/delivery/exportjob/{job.pk}/progress/").json()
     assert body == {"id": job.pk, "state": "done", "rows_written": 1, "estimated_rows": 1, "percent": 100}
 
 
 def test_auditor_has_no_write_permission_besides_export_R_AUD_2(auditor):
-    from tenants.roles import ROLE_PERMISSIONS
+    from delivery.roles import ROLE_PERMISSIONS
 
     writes = [p for p in auditor.get_all_permissions() if p.split(".", 1)[1].startswith(("add_", "change_", "delete_"))]
     assert writes == []
-    assert "tenants.export_send_log" in ROLE_PERMISSIONS["auditor"]
+    assert "delivery.export_send_log" in ROLE_PERMISSIONS["auditor"]
 
 
 def test_operator_files_an_erasure_request_in_the_admin_R_AUD_4(client, operator_user, tenant_a):
-    operator = grant(operator_user, "tenants.add_erasurerequest", "tenants.view_erasurerequest")
+    operator = grant(operator_user, "delivery.add_erasurerequest", "delivery.view_erasurerequest")
     client.force_login(operator)
     make_message(tenant_a, recipient="+8613877770009")
     response = client.post(
-        "/admin/tenants/erasurerequest/add/",
+        "/admin/delivery/erasurerequest/add/",
         {"tenant": tenant_a.pk, "number": "+8613877770009", "reason": "letter"},
         follow=True,
     )
@@ -125,3 +126,15 @@ def test_dashboard_breaks_down_one_tenant_by_dimension_R_BIL_7(client, operator_
         "china_unicom": 1,
     }
     assert "china_telecom" in page.content.decode()
+
+
+def test_dashboard_is_a_url_of_the_platform_admin_site_not_a_patch_R_BIL_7():
+    """Issue 19: PlatformAdminSite.get_urls adds the dashboard; nothing replaces admin.site.get_urls."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from smsplatform.admin_site import PlatformAdminSite
+
+    assert isinstance(admin.site, PlatformAdminSite)
+    assert "get_urls" not in vars(admin.site)
+    assert reverse("admin:dashboard") == "/admin/dashboard/"

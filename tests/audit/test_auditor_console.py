@@ -13,8 +13,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from delivery.models import ExportJob
 from tenants import services
-from tenants.models import ExportJob, OperationRecord
+from tenants.models import OperationRecord
 
 from .conftest import make_auditor, make_message
 
@@ -28,8 +29,8 @@ def test_create_staff_user_makes_an_auditor_who_can_log_in_R_AUD_3(db):
     assert user.is_staff
     assert not user.is_superuser
     assert list(user.groups.values_list("name", flat=True)) == ["auditor"]
-    assert not user.has_perm("tenants.view_full_number")
-    assert user.has_perm("tenants.export_send_log")
+    assert not user.has_perm("delivery.view_full_number")
+    assert user.has_perm("delivery.export_send_log")
     assert user.check_password(password)
     assert OperationRecord.objects.filter(action="staff.create_user", after__username=name).exists()
 
@@ -37,7 +38,7 @@ def test_create_staff_user_makes_an_auditor_who_can_log_in_R_AUD_3(db):
 def test_create_staff_user_grants_full_numbers_only_when_asked_and_refuses_bad_input(db):
     name = f"aud-{secrets.token_hex(3)}"
     call_command("create_staff_user", name, "--role", "auditor", "--full-numbers", stdout=io.StringIO())
-    assert User.objects.get(username=name).has_perm("tenants.view_full_number")
+    assert User.objects.get(username=name).has_perm("delivery.view_full_number")
     with pytest.raises(CommandError, match="exists"):
         call_command("create_staff_user", name, "--role", "auditor", stdout=io.StringIO())
     with pytest.raises(CommandError):
@@ -53,7 +54,7 @@ def _login(user) -> Client:
 def test_last_month_preset_fills_the_dates_in_the_platform_zone_R_AUD_2(db, tenant_a, export_media):
     client = _login(make_auditor())
     response = client.post(
-        "/admin/tenants/exportjob/add/",
+        "/admin/delivery/exportjob/add/",
         {"kind": "send_log", "tenants": [tenant_a.pk], "period": "last_month", "format": "csv", "reason": "r"},
     )
     assert response.status_code == 302
@@ -61,7 +62,7 @@ def test_last_month_preset_fills_the_dates_in_the_platform_zone_R_AUD_2(db, tena
     today = timezone.localdate()
     last = today.replace(day=1) - timedelta(days=1)
     assert job.filters["date_from"].startswith(last.replace(day=1).isoformat())
-    page = client.get(f"/admin/tenants/exportjob/{job.pk}/change/").content.decode()
+    page = client.get(f"/admin/delivery/exportjob/{job.pk}/change/").content.decode()
     assert f"from {last.replace(day=1):%Y-%m-%d} to {last:%Y-%m-%d} inclusive (Asia/Shanghai)" in page
     assert "&quot;date_to&quot;" not in page  # not raw JSON
 
@@ -70,7 +71,7 @@ def test_an_empty_export_says_why_and_its_page_has_the_download_link_R_AUD_2(db,
     make_message(tenant_a, signature="Present", recipient="+8613866660001")
     client = _login(make_auditor())
     response = client.post(
-        "/admin/tenants/exportjob/add/",
+        "/admin/delivery/exportjob/add/",
         {"kind": "send_log", "tenants": [tenant_a.pk], "signature": "Absent", "format": "csv", "reason": "r"},
         follow=True,
     )
@@ -80,8 +81,8 @@ def test_an_empty_export_says_why_and_its_page_has_the_download_link_R_AUD_2(db,
     assert "signature Absent" in text
     assert "Their send log holds messages from" in text
     job = ExportJob.objects.latest("id")
-    page = client.get(f"/admin/tenants/exportjob/{job.pk}/change/").content.decode()
-    assert f"/admin/tenants/exportjob/{job.pk}/download/" in page
+    page = client.get(f"/admin/delivery/exportjob/{job.pk}/change/").content.decode()
+    assert f"/admin/delivery/exportjob/{job.pk}/download/" in page
     assert "No row matched" in page
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tenants.models import ExportJob, OperationRecord
+from delivery.models import ExportJob
+from tenants.models import OperationRecord
 
 from ..conftest import create_tenant
 from .conftest import make_auditor, make_message
@@ -124,7 +125,7 @@ def test_auditor_exports_a_filtered_csv_and_sees_the_dashboard_R_AUD_2(live_app,
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_app}/admin/")
 
-    page.goto(f"{live_app}/admin/tenants/exportjob/add/")
+    page.goto(f"{live_app}/admin/delivery/exportjob/add/")
     page.select_option("select[name=tenants]", value=str(tenant.pk))
     page.select_option("select[name=statuses]", value="delivered")
     page.fill("input[name=signature]", f"Brw{tag}")
@@ -132,7 +133,7 @@ def test_auditor_exports_a_filtered_csv_and_sees_the_dashboard_R_AUD_2(live_app,
     page.fill("textarea[name=reason]", "Public security bureau request 2026-117")
     page.screenshot(path=str(out / "export-form.png"), full_page=True)
     page.click("#export-submit")
-    page.wait_for_url(f"{live_app}/admin/tenants/exportjob/")
+    page.wait_for_url(f"{live_app}/admin/delivery/exportjob/")
     page.screenshot(path=str(out / "export-list.png"), full_page=True)
 
     with page.expect_download() as download:

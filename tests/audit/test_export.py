@@ -10,18 +10,18 @@ import pytest
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from delivery.sendlog import (
+from delivery.actors import run_export_job
+from delivery.models import ExportJob, ExportState
+from delivery.sendlog.export import (
     SendLogFilters,
     SendLogResource,
     iter_send_log,
     mask_number,
     message_queryset,
     neutralise,
-    request_export,
-    run_export_job,
 )
-from tenants.actors import run_export
-from tenants.models import ExportJob, ExportState, OperationRecord
+from delivery.sendlog.jobs import produce_export, request_export
+from tenants.models import OperationRecord
 
 from .conftest import make_message
 
@@ -185,7 +185,7 @@ def test_every_export_is_recorded_with_hash_and_row_count_R_AUD_2(tenant_a, audi
 
 
 def test_export_without_permission_is_refused_R_AUD_2(tenant_a, operator_user):
-    from delivery.sendlog import ExportError
+    from delivery.sendlog.export import ExportError
 
     with pytest.raises(ExportError):
         request_export(kind="send_log", fmt="csv", filters={}, user=operator_user)
@@ -204,7 +204,7 @@ def test_large_export_goes_to_the_background_R_AUD_2(
     assert job.background
     assert job.state == ExportState.QUEUED
     assert job.estimated_rows == 3
-    assert len(callbacks) == 1  # run_export.send(job.pk) after commit
+    assert len(callbacks) == 1  # run_export_job enqueued after commit
 
 
 def test_background_export_contents_equal_the_filtered_queryset_R_AUD_2(tenant_a, auditor, export_media, settings):
@@ -226,7 +226,7 @@ def test_background_export_contents_equal_the_filtered_queryset_R_AUD_2(tenant_a
         background=True,
         estimated_rows=13,
     )
-    run_export.fn(job.pk)  # the actor's body, as the worker runs it
+    run_export_job.fn(job.pk)  # the actor's body, as the worker runs it
     job.refresh_from_db()
     rows = read_csv(job, export_media)
     from django_tenants.utils import schema_context
@@ -274,12 +274,12 @@ def test_resource_headers_name_the_send_log_columns():
         assert column in headers
 
 
-def test_run_export_job_is_idempotent_once_done(tenant_a, auditor, export_media):
+def test_produce_export_is_idempotent_once_done(tenant_a, auditor, export_media):
     make_message(tenant_a, signature="Idem")
     job = request_export(
         kind="send_log", fmt="csv", user=auditor, filters={"tenant_ids": [tenant_a.pk], "signature": "Idem"}
     )
-    again = run_export_job(job_id=job.pk)
+    again = produce_export(job_id=job.pk)
     assert again.sha256 == job.sha256
     assert OperationRecord.objects.filter(action="export.send_log", object_id=str(job.pk)).count() == 1
 
@@ -296,11 +296,11 @@ def test_operation_records_export_to_json(auditor, export_media):
 
 
 def test_xlsx_refuses_more_rows_than_a_sheet_holds(tenant_a, auditor, monkeypatch):
-    from delivery import sendlog
+    from delivery.sendlog import jobs
 
     make_message(tenant_a, signature="Huge")
-    monkeypatch.setattr(sendlog, "XLSX_MAX_ROWS", 1)
-    with pytest.raises(sendlog.ExportError, match="XLSX"):
+    monkeypatch.setattr(jobs, "XLSX_MAX_ROWS", 1)
+    with pytest.raises(jobs.ExportError, match="XLSX"):
         request_export(kind="send_log", fmt="xlsx", user=auditor, filters={"signature": "Huge"})
 
 
@@ -314,7 +314,7 @@ def test_a_failed_export_is_recorded_too_R_AUD_2(auditor, export_media):
         background=True,
     )
     with pytest.raises(Exception, match="Not a date"):
-        run_export.fn(job.pk)
+        run_export_job.fn(job.pk)
     job.refresh_from_db()
     assert job.state == ExportState.FAILED
     assert "Not a date" in job.error

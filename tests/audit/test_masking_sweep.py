@@ -1,4 +1,4 @@
-"""R-AUD-2/R-AUD-4: full recipient numbers reach no one without tenants.view_full_number — admin
+"""R-AUD-2/R-AUD-4: full recipient numbers reach no one without delivery.view_full_number — admin
 lists and detail pages, the trail's before/after, callback bodies, global blocks, every export —
 and the send-log recipient filter is no oracle for the hidden digits."""
 
@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from compliance.models import GlobalBlock
 from delivery.models import CallbackDelivery
-from delivery.sendlog import ExportError, request_export
+from delivery.sendlog.jobs import ExportError, request_export
 from tenants.models import OperationRecord
 
 from .conftest import make_message

@@ -7,7 +7,8 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from delivery.retention import (
+from delivery.models import ErasureState
+from delivery.sendlog.retention import (
     RETENTION_FLOOR_DAYS,
     RetentionTooShort,
     anonymised_recipient,
@@ -18,7 +19,7 @@ from delivery.retention import (
     purge_tenant,
     request_erasure,
 )
-from tenants.models import ErasureState, OperationRecord
+from tenants.models import OperationRecord
 from tenants.services import Actor
 
 from .conftest import make_message

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from delivery.retention import earliest_purge, floor_cutoff, retention_cutoff
+from delivery.sendlog.retention import earliest_purge, floor_cutoff, retention_cutoff
 
 CN = ZoneInfo("Asia/Shanghai")
 

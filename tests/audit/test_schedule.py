@@ -8,7 +8,7 @@ from smsplatform.periodic import collect_schedule
 
 def test_purge_and_erasure_jobs_are_scheduled_R_AUD_1_R_AUD_4():
     names = {job.actor.actor_name for job in collect_schedule()}
-    assert {"purge_send_log", "process_due_erasures"} <= names
+    assert {"purge_send_log_job", "process_due_erasures_job"} <= names
 
 
 def test_customer_api_modules_take_the_actor_with_ip_R_AUD_3():

@@ -3,8 +3,9 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from delivery.models import ExportJob
 from tenants import services
-from tenants.models import ExportJob, OperationRecord
+from tenants.models import OperationRecord
 
 from .conftest import grant
 
@@ -55,4 +56,4 @@ def test_user_without_export_permission_sees_no_trail_export(client, operator_us
 
 
 def test_grant_helper_gives_permission(auditor):
-    assert grant(auditor, "tenants.view_full_number").has_perm("tenants.view_full_number")
+    assert grant(auditor, "delivery.view_full_number").has_perm("delivery.view_full_number")

@@ -13,8 +13,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from delivery.sendlog import SendLogFilters, mask_number, message_queryset, request_export
-from tenants.models import ExportJob, ExportState
+from delivery.models import ExportJob, ExportState
+from delivery.sendlog.export import SendLogFilters, mask_number, message_queryset
+from delivery.sendlog.jobs import request_export
 
 from ..conftest import create_tenant
 from .conftest import make_auditor, make_message
@@ -23,14 +24,14 @@ from .conftest import make_auditor, make_message
 def test_export_actor_is_on_the_audit_queue(db):
     """(Also makes pytest-django create the test database when this module runs alone: it only
     does so for sessions with a `db` test, and `live_db` alone is not one.)"""
-    from tenants.actors import run_export
+    from delivery.actors import run_export_job
 
-    assert run_export.queue_name == "audit"
+    assert run_export_job.queue_name == "audit"
 
 
 @pytest.fixture
 def worker(live_db, monkeypatch):
-    import tenants.actors  # noqa: F401  (declares the audit queue on the broker)
+    import delivery.actors  # noqa: F401  (declares the audit queue on the broker)
 
     # Worker threads close their connections after each job, so none outlives the test database.
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)

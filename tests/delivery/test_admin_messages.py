@@ -24,7 +24,7 @@ def staff(role: str, *, full_numbers: bool = False) -> Client:
     user = User.objects.create_user(f"{role}-{secrets.token_hex(3)}", password="pw-msg-1", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     if full_numbers:
-        grant(user, "tenants.view_full_number")
+        grant(user, "delivery.view_full_number")
     client = Client()
     client.force_login(user)
     return client

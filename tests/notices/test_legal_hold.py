@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from delivery.retention import RETENTION_FLOOR_DAYS, anonymised_recipient, purge_tenant, request_erasure
+from delivery.models import ErasureState
+from delivery.sendlog.retention import RETENTION_FLOOR_DAYS, anonymised_recipient, purge_tenant, request_erasure
 from tenants import legal_hold
-from tenants.models import ErasureState, HoldBasis, HoldScope, OperationRecord
+from tenants.models import HoldBasis, HoldScope, OperationRecord
 
 from ..audit.conftest import make_message
 from .conftest import SYSTEM
@@ -117,7 +118,7 @@ def test_erasure_skips_held_rows_waits_and_says_so_R_AUD_5(tenant_a):
 
 
 def test_erasure_completes_after_the_hold_is_released_R_AUD_5(tenant_a):
-    from delivery.retention import process_erasure
+    from delivery.sendlog.retention import process_erasure
 
     number = "+8613877770003"
     held = make_message(tenant_a, recipient=number, age=OLD)

@@ -13,7 +13,7 @@ from django_tenants.utils import tenant_context
 
 from compliance import services as compliance
 from compliance.models import Complaint, OptOut, Violation
-from delivery.retention import request_erasure
+from delivery.sendlog.retention import request_erasure
 
 from ..conftest import SYSTEM
 from ..delivery.flow.conftest import make_sendable

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from delivery.retention import earliest_purge
+from delivery.sendlog.retention import earliest_purge
 from tenants import after_termination, legal_hold, services
 from tenants.models import (
     AfterTermination,
@@ -99,8 +99,8 @@ def test_nothing_is_deleted_before_six_calendar_months_after_the_youngest_record
 
 
 def test_schema_and_personal_data_are_deleted_once_allowed_and_recorded_R_TEN_8(gone):
-    from delivery.retention import purge_send_log
-    from delivery.sendlog import customer_tenants
+    from delivery.sendlog.retention import purge_send_log
+    from tenants.selectors import customer_tenants
 
     run()
     case = AfterTermination.objects.get(tenant=gone)

@@ -62,9 +62,7 @@ def test_actors_of_tenants_compliance_and_billing_are_named_for_jobs():
     broker = dramatiq.get_broker()
     for module in ("tenants.actors", "compliance.actors", "billing.actors"):
         import_module(module)
-    # The send-log actors leave tenants for delivery (renamed there) in issue 19's send-log move.
-    legacy = {"run_export", "purge_send_log", "process_due_erasures"}
     for name in broker.get_declared_actors():
         actor = broker.get_actor(name)
-        if actor.fn.__module__ in ("tenants.actors", "compliance.actors", "billing.actors") and name not in legacy:
+        if actor.fn.__module__ in ("tenants.actors", "compliance.actors", "billing.actors"):
             assert name.endswith("_job"), f"{actor.fn.__module__}.{name}"

@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--full-numbers",
             action="store_true",
-            help="let this person see unmasked recipient numbers (tenants.view_full_number, R-AUD-2)",
+            help="let this person see unmasked recipient numbers (delivery.view_full_number, R-AUD-2)",
         )
 
     def handle(self, *args, **options):

@@ -1,34 +1,24 @@
 """Create the operator role groups and give them exactly the permissions the apps declare.
 
-Each app lists its grants in `<app>/roles.py` as ROLE_PERMISSIONS = {role: ["app.codename", ...]}.
+The roles are declared in smsplatform.roles; each app lists its grants in `<app>/roles.py` as
+ROLE_PERMISSIONS = {role: ["app.codename", ...]}.
 """
 
-from importlib import import_module
-
-from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 
-ROLES = ("operator", "reviewer", "finance", "auditor")
-
-
-def collect_role_permissions() -> dict[str, set[str]]:
-    grants: dict[str, set[str]] = {role: set() for role in ROLES}
-    for config in apps.get_app_configs():
-        try:
-            module = import_module(f"{config.name}.roles")
-        except ModuleNotFoundError:
-            continue
-        for role, perms in module.ROLE_PERMISSIONS.items():
-            grants[role].update(perms)
-    return grants
+from smsplatform import roles
 
 
 class Command(BaseCommand):
-    help = "Create/refresh the role groups: operator, reviewer, finance, auditor."
+    help = "Create/refresh the role groups: " + ", ".join(roles.ROLES) + "."
 
     def handle(self, *args, **options):
-        for role, perms in collect_role_permissions().items():
+        try:
+            grants = roles.collect_role_permissions()
+        except roles.UnknownRole as exc:
+            raise CommandError(str(exc)) from exc
+        for role, perms in grants.items():
             group, _ = Group.objects.get_or_create(name=role)
             found = []
             for perm in sorted(perms):

@@ -26,8 +26,10 @@ from django.db.models.functions import Replace
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from delivery.models import ErasureRequest, ErasureState
 from smsplatform.errors import DomainError
-from tenants.models import ErasureRequest, ErasureState, Tenant
+from tenants.models import Tenant
+from tenants.selectors import customer_tenants
 from tenants.services import Actor, record_operation
 
 RETENTION_FLOOR_DAYS = 180  # R-AUD-1: "at least six months" (001 §4.7); not configurable
@@ -159,8 +161,6 @@ def purge_send_log(
     *, days: int | None = None, actor: Actor | None = None, now: datetime | None = None
 ) -> list[PurgeResult]:
     """The purge job: every tenant schema. Refuses (RetentionTooShort) before touching anything."""
-    from delivery.sendlog import customer_tenants
-
     retention_days(days)
     return [purge_tenant(tenant=tenant, days=days, actor=actor, now=now) for tenant in customer_tenants()]
 

@@ -1,25 +1,24 @@
-"""The send log across tenant schemas and its auditor exports (R-AUD-1, R-AUD-2).
+"""The send log across tenant schemas, streamed into export files (R-AUD-1, R-AUD-2).
 
 - `iter_send_log` walks the selected tenants' schemas and yields one dict per message, in
   keyset-paginated chunks (bounded memory whatever the size), with the message's carrier ids and
   status history attached.
 - `SendLogResource` (django-import-export) names the exported columns; recipient numbers are
-  masked (138****1234) unless the export was made by a user with `tenants.view_full_number`.
+  masked (138****1234) unless the export was made by a user with `delivery.view_full_number`.
 - `write_export` streams rows to CSV, XLSX (openpyxl write-only) or JSON; CSV/XLSX cells that
   start with = + - @ tab or CR get a leading single quote (formula-injection neutralising).
-- `run_export_job` fills an ExportJob: file under MEDIA_ROOT/exports, row count, SHA-256, progress,
-  and the operation-trail entry (R-AUD-3).
+
+Export jobs (who asked, the file, the trail entry) are in delivery.sendlog.jobs; the operation
+trail's columns in delivery.sendlog.trail.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,23 +30,15 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import schema_context
 from import_export import resources
 from import_export.fields import Field
 
+from delivery.models import ExportFormat, Message
 from smsplatform.errors import DomainError
-from tenants.models import (
-    ExportFormat,
-    ExportJob,
-    ExportKind,
-    ExportState,
-    OperationRecord,
-    Tenant,
-    TenantKind,
-)
+from tenants.selectors import customer_tenants
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-XLSX_MAX_ROWS = 1_048_576  # one sheet, header included
 
 
 class ExportError(DomainError):
@@ -105,7 +96,7 @@ def neutralise_row(values: list[Any]) -> list[Any]:
 # --- filters --------------------------------------------------------------------------------
 
 
-def _as_datetime(value: Any, *, end: bool = False) -> datetime | None:
+def as_datetime(value: Any, *, end: bool = False) -> datetime | None:
     """A date (whole day, inclusive) or datetime from a form, the API or stored JSON."""
     if value in (None, ""):
         return None
@@ -155,8 +146,8 @@ class SendLogFilters:
     ) -> SendLogFilters:
         return cls(
             tenant_ids=tuple(sorted(int(pk) for pk in tenant_ids)),
-            date_from=_as_datetime(date_from),
-            date_to=_as_datetime(date_to, end=True),
+            date_from=as_datetime(date_from),
+            date_to=as_datetime(date_to, end=True),
             statuses=tuple(statuses),
             recipient=(recipient or "").strip(),
             signature=(signature or "").strip(),
@@ -177,21 +168,8 @@ class SendLogFilters:
         return cls.build(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
-def customer_tenants(tenant_ids: Iterable[int] = ()) -> list[Tenant]:
-    """The tenants whose schemas hold send logs (every customer, or the chosen ones)."""
-    qs = Tenant.objects.exclude(schema_name=get_public_schema_name()).exclude(kind=TenantKind.PLATFORM)
-    # R-TEN-8: a terminated tenant's schema is dropped once its retention ends: nothing to read.
-    qs = qs.exclude(after_termination__deleted_at__isnull=False)
-    tenant_ids = list(tenant_ids)
-    if tenant_ids:
-        qs = qs.filter(pk__in=tenant_ids)
-    return list(qs.order_by("pk"))
-
-
 def message_queryset(*, filters: SendLogFilters):
     """The filtered Message rows of the CURRENT schema (call inside a tenant's schema)."""
-    from delivery.models import Message
-
     qs = Message.objects.all()
     if filters.date_from:
         qs = qs.filter(created_at__gte=filters.date_from)
@@ -423,101 +401,6 @@ class SendLogResource(StreamingResource):
         return number if self.full_numbers else mask_number(number)
 
 
-class OperationRecordResource(StreamingResource, resources.ModelResource):
-    """The operation trail (R-AUD-3), for auditors. Same neutralising as the send log."""
-
-    tenant = Field(attribute="tenant_id", column_name="tenant_id")
-
-    class Meta:
-        model = OperationRecord
-        fields = (
-            "id",
-            "created_at",
-            "actor_kind",
-            "actor_id",
-            "actor_label",
-            "ip_address",
-            "tenant",
-            "action",
-            "object_type",
-            "object_id",
-            "reason",
-            "before",
-            "after",
-        )
-        export_order = fields
-
-    def __init__(self, *, full_numbers: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.full_numbers = full_numbers
-
-    # Readable in every export (issue 14): Chinese as written, not \u escapes; times with their zone.
-    def dehydrate_created_at(self, row) -> str:
-        value = row["created_at"] if isinstance(row, dict) else row.created_at
-        return timezone.localtime(value).isoformat() if value else ""
-
-    def dehydrate_before(self, row) -> str:
-        value = row["before"] if isinstance(row, dict) else row.before
-        return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-    def dehydrate_after(self, row) -> str:
-        value = row["after"] if isinstance(row, dict) else row.after
-        return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-    def row_values(self, row: Any) -> list[Any]:
-        # R-AUD-2: numbers in the trail (reason, before/after) masked unless view_full_number.
-        values = super().row_values(row)
-        if self.full_numbers:
-            return values
-        from smsplatform.masking import mask_value
-
-        return [mask_value(value) for value in values]
-
-
-OPERATION_RECORD_COLUMNS = (
-    "id",
-    "created_at",
-    "actor_kind",
-    "actor_id",
-    "actor_label",
-    "ip_address",
-    "tenant_id",
-    "action",
-    "object_type",
-    "object_id",
-    "reason",
-    "before",
-    "after",
-)
-
-
-def operation_record_queryset(*, filters: dict):
-    qs = OperationRecord.objects.all()
-    bounds = SendLogFilters.build(date_from=filters.get("date_from"), date_to=filters.get("date_to"))
-    if bounds.date_from:
-        qs = qs.filter(created_at__gte=bounds.date_from)
-    if bounds.date_to:
-        qs = qs.filter(created_at__lt=bounds.date_to)
-    if filters.get("tenant_ids"):
-        qs = qs.filter(tenant_id__in=filters["tenant_ids"])
-    if filters.get("action"):
-        qs = qs.filter(action=filters["action"])
-    return qs
-
-
-def iter_operation_records(*, filters: dict, chunk_size: int | None = None) -> Iterator[dict]:
-    chunk_size = chunk_size or settings.AUDIT_EXPORT_CHUNK_ROWS
-    base = operation_record_queryset(filters=filters)
-    last_id = 0
-    while True:
-        rows = list(base.filter(id__gt=last_id).order_by("id").values_list(*OPERATION_RECORD_COLUMNS)[:chunk_size])
-        for row in rows:
-            yield dict(zip(OPERATION_RECORD_COLUMNS, row, strict=True))
-        if len(rows) < chunk_size:
-            return
-        last_id = rows[-1][0]
-
-
 # --- writers --------------------------------------------------------------------------------
 
 _XLSX_ILLEGAL = None
@@ -622,286 +505,3 @@ def export_dir() -> Path:
     path = Path(settings.MEDIA_ROOT) / "exports"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-# --- export jobs ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Progress:
-    job_id: int
-    seen: list[int] = field(default_factory=list)
-
-    def __call__(self, count: int) -> None:
-        ExportJob.objects.filter(pk=self.job_id).update(rows_written=count)
-
-
-def rows_for_job(job: ExportJob) -> tuple[Iterator[Any], StreamingResource]:
-    if job.kind == ExportKind.SEND_LOG:
-        return iter_send_log(filters=SendLogFilters.from_dict(job.filters)), SendLogResource(
-            full_numbers=job.full_numbers
-        )
-    if job.kind == ExportKind.OPERATION_RECORDS:
-        return iter_operation_records(filters=job.filters), OperationRecordResource(full_numbers=job.full_numbers)
-    raise ExportError(f"Unknown export kind {job.kind!r}", code="invalid_kind")
-
-
-def estimate_rows(*, kind: str, filters: dict) -> int:
-    if kind == ExportKind.SEND_LOG:
-        return count_send_log(filters=SendLogFilters.from_dict(filters))
-    return operation_record_queryset(filters=filters).count()
-
-
-def _job_actor(job: ExportJob):
-    from tenants.services import Actor
-
-    return Actor(
-        kind="user" if job.requested_by_id else "system",
-        id=str(job.requested_by_id or ""),
-        label=job.requested_by_label,
-        ip_address=job.ip_address,
-    )
-
-
-def run_export_job(*, job_id: int) -> ExportJob:
-    """Produce the job's file (R-AUD-2) and record it (R-AUD-3). Idempotent for finished jobs."""
-    from tenants.services import record_operation
-
-    job = ExportJob.objects.get(pk=job_id)
-    if job.state in (ExportState.DONE, ExportState.FAILED):
-        return job
-    ExportJob.objects.filter(pk=job.pk).update(state=ExportState.RUNNING, started_at=timezone.now(), rows_written=0)
-    name = f"{job.kind}-{job.pk}-{timezone.now():%Y%m%d%H%M%S}.{job.format}"
-    path = export_dir() / name
-    try:
-        rows, resource = rows_for_job(job)
-        count = write_export(rows=rows, resource=resource, fmt=job.format, path=path, progress=_Progress(job.pk))
-    except Exception as exc:
-        connection.set_schema_to_public()
-        path.unlink(missing_ok=True)
-        ExportJob.objects.filter(pk=job.pk).update(
-            state=ExportState.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
-        record_operation(
-            actor=_job_actor(job),
-            action=f"export.{job.kind}.failed",
-            obj=job,
-            reason=job.reason,
-            after={"filters": job.filters, "format": job.format, "error": str(exc)[:500]},
-        )
-        raise
-    sha = file_sha256(path)
-    ExportJob.objects.filter(pk=job.pk).update(
-        state=ExportState.DONE,
-        rows_written=count,
-        file_name=f"exports/{name}",
-        file_size=os.path.getsize(path),
-        sha256=sha,
-        finished_at=timezone.now(),
-    )
-    job.refresh_from_db()
-    tenant_ids = job.filters.get("tenant_ids") or []
-    record_operation(
-        actor=_job_actor(job),
-        action=f"export.{job.kind}",
-        obj=job,
-        reason=job.reason,
-        tenant=Tenant.objects.get(pk=tenant_ids[0]) if len(tenant_ids) == 1 else None,
-        after={
-            "filters": job.filters,
-            "format": job.format,
-            "rows": count,
-            "sha256": sha,
-            "full_numbers": job.full_numbers,
-            "file": job.file_name,
-        },
-    )
-    return job
-
-
-def request_export(
-    *,
-    kind: str,
-    fmt: str,
-    filters: dict,
-    user,
-    ip_address: str | None = None,
-    reason: str = "",
-    background: bool | None = None,
-) -> ExportJob:
-    """Create an ExportJob for `user`. Small exports run now; over the threshold (or when asked)
-    they go to the dramatiq worker (tenants.actors.run_export) after commit.
-
-    Whether numbers are unmasked is decided here, from the user's permission, never by the form.
-    """
-    from django.db import transaction
-
-    if not user.has_perm(
-        "tenants.export_send_log" if kind == ExportKind.SEND_LOG else "tenants.export_operation_records"
-    ):
-        raise ExportError("You may not export this.", code="permission_denied")
-    if fmt not in ExportFormat.values:
-        raise ExportError(f"Unknown format {fmt!r}", code="invalid_format")
-    if kind == ExportKind.SEND_LOG:
-        filters = _recipient_filter_for(user, dict(filters or {}))
-        filters = SendLogFilters.from_dict(filters).to_dict()
-    estimated = estimate_rows(kind=kind, filters=filters)
-    if fmt == ExportFormat.XLSX and estimated >= XLSX_MAX_ROWS:
-        raise ExportError(
-            f"{estimated:,} rows do not fit in one XLSX sheet ({XLSX_MAX_ROWS - 1:,} at most): "
-            "choose CSV or JSON, or narrow the filters.",
-            code="too_many_rows_for_xlsx",
-        )
-    if background is None:
-        background = estimated > settings.AUDIT_EXPORT_BACKGROUND_ROWS
-    job = ExportJob.objects.create(
-        kind=kind,
-        format=fmt,
-        filters=filters,
-        requested_by=user,
-        requested_by_label=f"user:{user.get_username()}",
-        ip_address=ip_address,
-        reason=reason,
-        background=background,
-        estimated_rows=estimated,
-        full_numbers=user.has_perm("tenants.view_full_number"),
-    )
-    if background:
-        from tenants.actors import run_export
-
-        transaction.on_commit(lambda: run_export.send(job.pk))
-        return job
-    return run_export_job(job_id=job.pk)
-
-
-def _recipient_filter_for(user, filters: dict) -> dict:
-    """R-AUD-2: a user who sees masked numbers may filter by a whole E.164 number only."""
-    import re
-
-    recipient = (filters.get("recipient") or "").strip()
-    filters["recipient_exact"] = False
-    if recipient and not user.has_perm("tenants.view_full_number"):
-        if not re.fullmatch(r"\+\d{8,15}", recipient):
-            raise ExportError(
-                "Without permission to see full numbers, filter by a whole number in E.164 form (+8613812341234).",
-                code="recipient_filter_needs_full_number",
-            )
-        filters["recipient_exact"] = True
-    return filters
-
-
-def open_export_file(job: ExportJob) -> io.BufferedReader:
-    if job.state != ExportState.DONE or not job.file_name:
-        raise ExportError("This export has no file yet.", code="not_ready")
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / job.file_name).resolve()
-    if root not in path.parents:
-        raise ExportError("Bad export path.", code="invalid_path")
-    return open(path, "rb")  # noqa: SIM115 - the response closes it
-
-
-def record_inline_export(
-    *,
-    user,
-    ip_address: str | None,
-    kind: str,
-    fmt: str,
-    filters: dict,
-    rows: int,
-    sha256: str,
-    size: int,
-    reason: str = "",
-) -> ExportJob:
-    """Record an export produced in the request (django-import-export's admin export) (R-AUD-2/3)."""
-    from tenants.services import Actor, record_operation
-
-    now = timezone.now()
-    job = ExportJob.objects.create(
-        kind=kind,
-        format=fmt if fmt in ExportFormat.values else ExportFormat.CSV,
-        filters=filters,
-        state=ExportState.DONE,
-        requested_by=user,
-        requested_by_label=f"user:{user.get_username()}",
-        ip_address=ip_address,
-        reason=reason,
-        estimated_rows=rows,
-        rows_written=rows,
-        file_size=size,
-        sha256=sha256,
-        started_at=now,
-        finished_at=now,
-    )
-    record_operation(
-        actor=Actor.for_user(user, ip_address=ip_address),
-        action=f"export.{kind}",
-        obj=job,
-        after={"filters": filters, "format": fmt, "rows": rows, "sha256": sha256, "inline": True},
-    )
-    return job
-
-
-# --- how an export reads to a person (issue 14) ------------------------------------------------
-
-
-def describe_filters(*, kind: str, filters: dict) -> str:
-    """Stored filters as a sentence in the platform's zone; `date_to` (stored exclusive, the day
-    after) is shown as the inclusive day the auditor chose."""
-    filters = filters or {}
-    zone = timezone.get_default_timezone()
-    parts = []
-    ids = filters.get("tenant_ids") or []
-    if ids:
-        names = dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "name"))
-        parts.append("tenants: " + ", ".join(names.get(pk, f"#{pk} (deleted)") for pk in ids))
-    else:
-        parts.append("every tenant")
-    start = _as_datetime(filters.get("date_from"))
-    end = _as_datetime(filters.get("date_to"))
-    if start or end:
-        first = f"{timezone.localtime(start):%Y-%m-%d}" if start else "the beginning"
-        if end:
-            local_end = timezone.localtime(end)
-            whole_day = local_end.time() == time.min
-            last = f"{(local_end - timedelta(days=1)) if whole_day else local_end:%Y-%m-%d}"
-        else:
-            last = "now"
-        parts.append(f"from {first} to {last} inclusive ({zone.key})")
-    else:
-        parts.append("any date")
-    if filters.get("statuses"):
-        parts.append("status " + " or ".join(filters["statuses"]))
-    for key, label in (("recipient", "recipient"), ("signature", "signature"), ("template", "template")):
-        if filters.get(key):
-            parts.append(f"{label} {filters[key]}")
-    if filters.get("action"):
-        parts.append(f"action {filters['action']}")
-    return " · ".join(parts)
-
-
-def send_log_span(*, tenant_ids: Iterable[int] = ()) -> tuple[datetime, datetime] | None:
-    """The oldest and newest message of these tenants (created_at index: two cheap reads each)."""
-    from delivery.models import Message
-
-    spans = []
-    for tenant in customer_tenants(tenant_ids):
-        with schema_context(tenant.schema_name):
-            first = Message.objects.order_by("created_at").values_list("created_at", flat=True).first()
-            last = Message.objects.order_by("-created_at").values_list("created_at", flat=True).first()
-        if first:
-            spans.append((first, last))
-    if not spans:
-        return None
-    return min(s[0] for s in spans), max(s[1] for s in spans)
-
-
-def explain_empty_export(*, kind: str, filters: dict) -> str:
-    """Why an export has no rows, in words the auditor can act on."""
-    text = f"No row matched: {describe_filters(kind=kind, filters=filters)}."
-    if kind != ExportKind.SEND_LOG:
-        return text
-    span = send_log_span(tenant_ids=(filters or {}).get("tenant_ids") or ())
-    if span is None:
-        return text + " The selected tenants have no messages at all."
-    first, last = (timezone.localtime(t) for t in span)
-    return text + f" Their send log holds messages from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}."

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from smsplatform.admin_bases import ReadOnlyAdmin
 from smsplatform.errors import DomainError
-from tenants.admin import admin_actor
+from tenants.admin_support import admin_actor
 
 from . import selectors, services
 from .models import (
@@ -232,17 +233,6 @@ def _recent_identical(operation: str, *, account: Account, data: dict):
         return None
     entry = entries.order_by("-created_at").first()
     return entry.created_at if entry else None
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Account)

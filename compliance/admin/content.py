@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from import_export.admin import ImportExportModelAdmin
 
+from smsplatform.admin_bases import DeleteThroughServiceMixin, ReadOnlyInline
 from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 
@@ -47,7 +48,7 @@ class BannedRuleForm(forms.ModelForm):
 
 
 @admin.register(BannedRule)
-class BannedRuleAdmin(ImportExportModelAdmin):
+class BannedRuleAdmin(DeleteThroughServiceMixin, ImportExportModelAdmin):
     """R-CMP-3 rules; import/export with django-import-export (rows matched on kind + pattern)."""
 
     resource_classes = [BannedRuleResource]
@@ -61,11 +62,8 @@ class BannedRuleAdmin(ImportExportModelAdmin):
     def save_model(self, request, obj, form, change):
         services.save_banned_rule(rule=obj, actor=admin_actor(request))
 
-    def delete_model(self, request, obj):
-        services.delete_banned_rules(rule_ids=[obj.pk], actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_banned_rules(rule_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
+    def delete_rows(self, request, ids):
+        services.delete_banned_rules(rule_ids=ids, actor=admin_actor(request))
 
     @admin.action(description="Enable selected rules", permissions=["change"])
     def enable_rules(self, request, queryset):
@@ -102,20 +100,14 @@ class CountryRuleForm(forms.ModelForm):
         return data
 
 
-class RegisteredSenderInline(admin.TabularInline):
+class RegisteredSenderInline(ReadOnlyInline):
     model = RegisteredSender
-    extra = 0
-    can_delete = False
     fields = ["tenant", "sender_id", "note", "created_by", "created_at"]
-    readonly_fields = fields
     verbose_name_plural = "registered senders (add them under Compliance › Registered senders)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CountryRule)
-class CountryRuleAdmin(ImportExportModelAdmin):
+class CountryRuleAdmin(DeleteThroughServiceMixin, ImportExportModelAdmin):
     """R-CMP-9 destination-country rules; import/export (rows matched on the country code)."""
 
     resource_classes = [CountryRuleResource]
@@ -139,11 +131,8 @@ class CountryRuleAdmin(ImportExportModelAdmin):
     def save_model(self, request, obj, form, change):
         services.save_country_rule(rule=obj, actor=admin_actor(request))
 
-    def delete_model(self, request, obj):
-        services.delete_country_rules(rule_ids=[obj.pk], actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_country_rules(rule_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request))
+    def delete_rows(self, request, ids):
+        services.delete_country_rules(rule_ids=ids, actor=admin_actor(request))
 
 
 @admin.register(RegisteredSender)
@@ -176,7 +165,7 @@ class RegisteredSenderAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProtectedBrand)
-class ProtectedBrandAdmin(admin.ModelAdmin):
+class ProtectedBrandAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     """R-CMP-1: brands only their owner may sign with; a signature containing one is flagged."""
 
     list_display = ["name", "kind", "enabled", "match_key", "note"]
@@ -190,13 +179,8 @@ class ProtectedBrandAdmin(admin.ModelAdmin):
         except DomainError as exc:
             messages.error(request, exc.message)
 
-    def delete_model(self, request, obj):
-        services.delete_protected_brands(brand_ids=[obj.pk], actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_protected_brands(
-            brand_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
-        )
+    def delete_rows(self, request, ids):
+        services.delete_protected_brands(brand_ids=ids, actor=admin_actor(request))
 
 
 @admin.register(LinkDomain)

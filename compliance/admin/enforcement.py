@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from smsplatform.admin_bases import ReadOnlyAdmin, ReadOnlyInline
 from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 
@@ -69,15 +70,9 @@ def take_enforcement_action(*, violation: Violation, data: dict, actor) -> Enfor
     return services.terminate(**common)
 
 
-class EnforcementActionInline(admin.TabularInline):
+class EnforcementActionInline(ReadOnlyInline):
     model = EnforcementAction
-    extra = 0
-    can_delete = False
     fields = ["kind", "reason", "operator", "details", "created_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class ViolationForm(forms.ModelForm):
@@ -177,19 +172,10 @@ class ViolationAdmin(admin.ModelAdmin):
 
 
 @admin.register(EnforcementAction)
-class EnforcementActionAdmin(admin.ModelAdmin):
+class EnforcementActionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "tenant", "kind", "reason", "operator", "violation"]
     list_filter = ["kind"]
     search_fields = ["tenant__name", "reason", "operator"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- complaints ------------------------------------------------------------------------------

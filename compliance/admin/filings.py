@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from smsplatform.admin_bases import ReadOnlyAdmin, ReadOnlyInline
 from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 
@@ -42,24 +43,18 @@ class ReviewForm(forms.Form):
         return data
 
 
-class ReviewAdminMixin:
+class ReviewAdmin(ReadOnlyAdmin):
     """The review queue: pending filings oldest first, bulk approve/reject, a per-item review page.
+    Read-only otherwise: customers file through the API, decisions go through the review page and
+    the actions.
 
-    Subclasses set review_perm, approve(obj, actor, reason), reject(obj, actor, reason), tenant_of(obj).
+    Subclasses set review_perm, approve(obj, actor, reason), reject(obj, actor, reason),
+    revoke(obj, actor, reason), tenant_of(obj).
     """
 
     review_perm = ""
     actions = ["approve_selected", "reject_selected", "revoke_selected"]
     ordering = ["created_at", "id"]
-
-    def has_add_permission(self, request):
-        return False  # customers file through the API
-
-    def has_change_permission(self, request, obj=None):
-        return False  # decisions go through the review page and the actions
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_review_permission(self, request):
         return request.user.has_perm(self.review_perm)
@@ -130,44 +125,45 @@ class ReviewAdminMixin:
     @admin.action(description="Revoke selected approved filings (asks for a reason)", permissions=["review"])
     def revoke_selected(self, request, queryset):
         """R-CMP-1/R-CMP-2: take an approval back; sends stop at once. Recorded with the reason."""
-        approved = queryset.filter(status=ReviewStatus.APPROVED)
-        reason = (request.POST.get("reason") or "").strip()
-        if request.POST.get("confirm") == "yes" and reason:
-            with transaction.atomic():
-                for obj in approved:
-                    self.revoke(obj, admin_actor(request), reason)
-            messages.success(request, f"Revoked {len(approved)} approval(s).")
-            return None
-        if request.POST.get("confirm") == "yes":
-            messages.error(request, "A reason is required to revoke.")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Revoke approvals",
-            "objects": approved,
-            "opts": self.model._meta,
-            "action": "revoke_selected",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/compliance/reject_reason.html", context)
+        return self._decide_with_reason(
+            request,
+            queryset.filter(status=ReviewStatus.APPROVED),
+            decide=self.revoke,
+            action="revoke_selected",
+            verb="revoke",
+            title="Revoke approvals",
+            done="Revoked {} approval(s).",
+        )
 
     @admin.action(description="Reject selected pending filings (asks for a reason)", permissions=["review"])
     def reject_selected(self, request, queryset):
-        pending = queryset.filter(status=ReviewStatus.PENDING)
+        return self._decide_with_reason(
+            request,
+            queryset.filter(status=ReviewStatus.PENDING),
+            decide=self.reject,
+            action="reject_selected",
+            verb="reject",
+            title="Reject filings",
+            done="Rejected {} filing(s).",
+        )
+
+    def _decide_with_reason(self, request, objects, *, decide, action: str, verb: str, title: str, done: str):
+        """A bulk decision that needs a reason: the reason page first, then every filing in one transaction."""
         reason = (request.POST.get("reason") or "").strip()
         if request.POST.get("confirm") == "yes" and reason:
             with transaction.atomic():
-                for obj in pending:
-                    self.reject(obj, admin_actor(request), reason)
-            messages.success(request, f"Rejected {len(pending)} filing(s).")
+                for obj in objects:
+                    decide(obj, admin_actor(request), reason)
+            messages.success(request, done.format(len(objects)))
             return None
         if request.POST.get("confirm") == "yes":
-            messages.error(request, "A reason is required to reject.")
+            messages.error(request, f"A reason is required to {verb}.")
         context = {
             **self.admin_site.each_context(request),
-            "title": "Reject filings",
-            "objects": pending,
+            "title": title,
+            "objects": objects,
             "opts": self.model._meta,
-            "action": "reject_selected",
+            "action": action,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/compliance/reject_reason.html", context)
@@ -176,15 +172,9 @@ class ReviewAdminMixin:
 # --- signatures ------------------------------------------------------------------------------
 
 
-class SignatureProofInline(admin.TabularInline):
+class SignatureProofInline(ReadOnlyInline):
     model = SignatureProof
-    extra = 0
-    can_delete = False
     fields = ["download", "uploaded_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="File")
     def download(self, proof):
@@ -196,7 +186,7 @@ class SignatureProofInline(admin.TabularInline):
 
 
 @admin.register(Signature)
-class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
+class SignatureAdmin(ReviewAdmin):
     """R-CMP-1 review queue."""
 
     review_perm = "compliance.review_signature"
@@ -309,7 +299,7 @@ def variables_table(variables: dict):
 
 
 @admin.register(TemplateVersion)
-class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
+class TemplateVersionAdmin(ReviewAdmin):
     """R-CMP-2 review queue: every filed version (a revision of an approved template too)."""
 
     review_perm = "compliance.review_template"
@@ -398,34 +388,19 @@ class TemplateVersionAdmin(ReviewAdminMixin, admin.ModelAdmin):
         return rows
 
 
-class TemplateVersionInline(admin.TabularInline):
+class TemplateVersionInline(ReadOnlyInline):
     model = TemplateVersion
-    extra = 0
-    can_delete = False
     fields = ["number", "body", "variables_display", "status", "review_reason", "reviewed_by", "created_at"]
-    readonly_fields = fields
 
     @admin.display(description="Variables")
     def variables_display(self, obj):
         return variables_table(obj.variables)
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Template)
-class TemplateAdmin(admin.ModelAdmin):
+class TemplateAdmin(ReadOnlyAdmin):
     list_display = ["code", "name", "tenant", "message_type", "approved_version", "created_at"]
     list_filter = ["message_type"]
     search_fields = ["code", "name", "tenant__name"]
     readonly_fields = ["tenant", "code", "name", "message_type", "approved_version", "created_at"]
     inlines = [TemplateVersionInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
+from smsplatform.admin_bases import DeleteThroughServiceMixin, ReadOnlyAdmin
 from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 
@@ -17,6 +18,7 @@ from ..models import (
     FrequencyLimit,
     VolumeCounter,
 )
+from ..services.options import SETTINGS_FIELDS
 
 # --- per-tenant settings ---------------------------------------------------------------------
 
@@ -26,15 +28,7 @@ class ComplianceSettingsForm(forms.ModelForm):
 
     class Meta:
         model = ComplianceSettings
-        fields = [
-            "tenant",
-            "consent_policy",
-            "per_minute_cap",
-            "per_day_cap",
-            "spike_multiple",
-            "enabled_countries",
-            "rectification_deadline",
-        ]
+        fields = ["tenant", *SETTINGS_FIELDS]  # what the service accepts as changes
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,7 +106,7 @@ class ComplianceSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(VolumeCounter)
-class VolumeCounterAdmin(admin.ModelAdmin):
+class VolumeCounterAdmin(ReadOnlyAdmin):
     """R-CMP-8: what each tenant sent, per minute / hour / day (read-only)."""
 
     list_display = ["tenant", "granularity", "bucket_start", "count"]
@@ -121,18 +115,9 @@ class VolumeCounterAdmin(admin.ModelAdmin):
     ordering = ["-bucket_start"]
     date_hierarchy = "bucket_start"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(FrequencyLimit)
-class FrequencyLimitAdmin(admin.ModelAdmin):
+class FrequencyLimitAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     """R-CMP-8 per-recipient repeat limits: platform defaults (no tenant) and per-tenant overrides.
     Changes go through compliance.frequency (operation trail)."""
 
@@ -145,10 +130,5 @@ class FrequencyLimitAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         frequency.save_frequency_limit(limit=obj, actor=admin_actor(request))
 
-    def delete_model(self, request, obj):
-        frequency.delete_frequency_limits(limit_ids=[obj.pk], actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        frequency.delete_frequency_limits(
-            limit_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
-        )
+    def delete_rows(self, request, ids):
+        frequency.delete_frequency_limits(limit_ids=ids, actor=admin_actor(request))

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django_tenants.utils import tenant_context
 from import_export.admin import ImportExportModelAdmin
 
+from smsplatform.admin_bases import DeleteThroughServiceMixin
 from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 from tenants.models import Tenant, TenantKind
@@ -131,7 +132,7 @@ class GlobalBlockAdmin(ImportExportModelAdmin):
 
 
 @admin.register(OptOutKeyword)
-class OptOutKeywordAdmin(admin.ModelAdmin):
+class OptOutKeywordAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     """R-CMP-4: the tokens recognised in replies (matched as words under the one normaliser)."""
 
     list_display = ["word", "action", "alone_only", "enabled", "note", "updated_at"]
@@ -145,13 +146,8 @@ class OptOutKeywordAdmin(admin.ModelAdmin):
         except DomainError as exc:
             messages.error(request, exc.message)
 
-    def delete_model(self, request, obj):
-        services.delete_opt_out_keywords(keyword_ids=[obj.pk], actor=admin_actor(request))
-
-    def delete_queryset(self, request, queryset):
-        services.delete_opt_out_keywords(
-            keyword_ids=list(queryset.values_list("pk", flat=True)), actor=admin_actor(request)
-        )
+    def delete_rows(self, request, ids):
+        services.delete_opt_out_keywords(keyword_ids=ids, actor=admin_actor(request))
 
 
 @admin.register(OptOutReview)

@@ -101,3 +101,26 @@ def test_channel_list_shows_down_state_and_last_error(db):
     assert "down until" in listing
     assert "bind_refused: ESME_RBINDFAIL" in listing
     assert channel.name in listing
+
+
+def test_accepted_parts_are_counted_once_from_the_prometheus_series_R_DLV_3(db):
+    """The page's submits/s comes from sms_submit_parts{outcome="ok"}: a second publish without new
+    results adds nothing, a later one adds only what came since."""
+    from delivery.smpp import SubmitResult
+
+    channel = Channel.objects.create(name=f"once-{secrets.token_hex(3)}", host="h", system_id="s", password="x")
+
+    def accepted(n: int) -> None:
+        results = [
+            SubmitResult(ref=f"x:{i}:t", part=1, parts=1, message_id=f"m{i}", command_status=0, transient=False)
+            for i in range(n)
+        ]
+        metrics.count_submit_results(channel.pk, results, {})
+
+    accepted(6)
+    channel_live.publish_figures(force=True)
+    channel_live.publish_figures(force=True)
+    assert channel_live.channel_live(channel).submits_per_second == pytest.approx(6 / 60, abs=0.01)
+    accepted(3)
+    channel_live.publish_figures(force=True)
+    assert channel_live.channel_live(channel).submits_per_second == pytest.approx(9 / 60, abs=0.01)

@@ -30,7 +30,7 @@ from ..models import (
     RefundCause,
 )
 from ..rules import format_money
-from .fields import CnyField
+from .money import CnyField
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
 

@@ -20,7 +20,7 @@ from ..models import (
     DormancyState,
 )
 from ..rules import format_money
-from .fields import CnyField
+from .money import CnyField
 
 
 class DisputeForm(forms.Form):

@@ -27,7 +27,7 @@ from ..models import (
     Refund,
 )
 from ..rules import format_money
-from .fields import CnyField
+from .money import CnyField, account_money
 
 
 class InvoiceForm(forms.Form):
@@ -62,21 +62,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     def tenant_name(self, obj):
         return obj.account.tenant.name
 
-    @admin.display(description="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.account.currency)
-
-    @admin.display(description="held change")
-    def held_delta_display(self, obj):
-        return format_money(obj.held_delta, obj.account.currency)
-
-    @admin.display(description="balance after")
-    def balance_after_display(self, obj):
-        return format_money(obj.balance_after, obj.account.currency)
-
-    @admin.display(description="held after")
-    def held_after_display(self, obj):
-        return format_money(obj.held_after, obj.account.currency)
+    amount_display = account_money("amount", "amount")
+    held_delta_display = account_money("held_delta", "held change")
+    balance_after_display = account_money("balance_after", "balance after")
+    held_after_display = account_money("held_after", "held after")
 
     @admin.display(description="reference")
     def reference_display(self, obj):
@@ -144,16 +133,9 @@ class HoldAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["state"]
     list_select_related = ["tenant", "account"]
-
-    @admin.display(description="unit price", ordering="unit_price")
-    def unit_price_display(self, obj):
-        return format_money(obj.unit_price, obj.account.currency)
-
-    @admin.display(description="cash held", ordering="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.account.currency)
-
     search_fields = ["reference", "carrier_message_id", "tenant__name"]
+    unit_price_display = account_money("unit_price", "unit price", ordering="unit_price")
+    amount_display = account_money("amount", "cash held", ordering="amount")
 
 
 @admin.register(PackageGrant)
@@ -197,10 +179,5 @@ class ReceivableAdmin(ReadOnlyAdmin):
     list_filter = ["state"]
     list_select_related = ["account__tenant"]
 
-    @admin.display(description="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.account.currency)
-
-    @admin.display(description="collected")
-    def collected_display(self, obj):
-        return format_money(obj.collected, obj.account.currency)
+    amount_display = account_money("amount", "amount")
+    collected_display = account_money("collected", "collected")

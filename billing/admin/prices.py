@@ -21,7 +21,7 @@ from ..models import (
     Price,
 )
 from ..rules import format_money
-from .fields import CnyField
+from .money import CnyField
 
 
 class PriceForm(forms.ModelForm):

@@ -1,9 +1,10 @@
-"""The CNY amount field of the finance forms: typed in CNY, converted exactly to micro-units with
-Decimal (billing.rules.cny_to_micro), never through float."""
+"""Money in and out of the finance admin: amounts typed in CNY, converted exactly to micro-units with
+Decimal (billing.rules.cny_to_micro), never through float; amounts shown in their account's currency."""
 
 import re
 
 from django import forms
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from ..rules import MAX_AMOUNT, InvalidAmount, cny_to_micro, format_money
@@ -45,3 +46,13 @@ class CnyField(forms.CharField):
         if micro < 0 and not self.allow_negative:
             raise ValidationError("The amount must be positive.")
         return micro
+
+
+def account_money(field: str, description: str, *, ordering: str | None = None):
+    """A list column showing `field` (micro-units) in the row's account currency, with its unit (issue 14)."""
+
+    @admin.display(description=description, ordering=ordering)
+    def show(self, obj):
+        return format_money(getattr(obj, field), obj.account.currency)
+
+    return show

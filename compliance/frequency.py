@@ -113,7 +113,7 @@ class Reservation:
         """Un-count what this request counted (its transaction rolled back: nothing was sent)."""
         if not self.counted_keys:
             return
-        client = _redis()
+        client = shared_redis()
         if client is not None:
             pipe = client.pipeline(transaction=False)
             for key in self.counted_keys:
@@ -126,10 +126,6 @@ class Reservation:
                 except ValueError:
                     pass
         self.counted_keys = []
-
-
-def _redis():
-    return shared_redis()
 
 
 def _key(tenant_id: int, message_type: str, number: str, window: str) -> str:
@@ -151,7 +147,7 @@ def reserve(*, tenant: Tenant, message_type: str, numbers: list[str]) -> Reserva
     if not windows:
         return Reservation()
     keys = [_key(tenant.pk, message_type, number, name) for number in numbers for name, *_ in windows]
-    client = _redis()
+    client = shared_redis()
     if client is not None:
         args = [len(windows), *(limit for _, _, limit, _ in windows), *(seconds for _, seconds, _, _ in windows)]
         refused = {int(i) for i in client.eval(_CHECK_AND_COUNT, len(keys), *keys, *args)}

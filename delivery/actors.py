@@ -58,7 +58,7 @@ class ChannelQueues(Middleware):
             try:
                 sender.SessionRegistry.poll_idle()
                 spool.replay_if_due()  # issue 21: what was spooled during an outage, once it is over
-                channel_live.publish_binds(sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters)
+                channel_live.publish_figures()
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
             finally:

@@ -1,11 +1,13 @@
 """Live state of each SMPP channel for the operators' Channel admin (R-DLV-3): binds up, submits/s
 over the last minute, the queue waiting for it, its TPS limit and the rate the senders apply now.
 
-Binds live inside the worker processes and submits are counted where their results are recorded,
-so both are published to Redis (the shared cache) and read here:
-- `publish_binds()` — each worker's idle poller, every few seconds: {host:pid → binds, rate, at};
-  an entry older than BINDS_STALE_SECONDS is a worker that stopped (not a bind that is up);
-- `note_submits()` — once per batch of submit results: one INCRBY on a per-second counter.
+The figures are counted once, in the Prometheus series of smsplatform/metrics.py (binds, channel
+rate, parts accepted). Those live in each worker process, so `publish_figures()` — run by each
+worker's idle poller, at most every 5 s — copies this process's values to Redis (the shared cache)
+for the page to add up across processes and hosts:
+- {host:pid → binds, rate, at} per channel; an entry older than BINDS_STALE_SECONDS is a worker
+  that stopped (not a bind that is up);
+- the parts accepted since the last publish, added to a per-second counter.
 Without a Redis cache (tests on locmem, a bare `runserver`) the figures read "unknown".
 """
 
@@ -19,65 +21,45 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
+from smsplatform import metrics
+from smsplatform.shared_redis import shared_redis
+
 BINDS_STALE_SECONDS = 30
 WINDOW_SECONDS = 60
 _PUBLISH_EVERY = 5.0
 _last_publish = 0.0
-
-
-def _redis():
-    """The raw client of the Redis cache, or None when the cache is not Redis."""
-    try:
-        return cache._cache.get_client(write=True)  # django.core.cache.backends.redis.RedisCache
-    except AttributeError:
-        return None
+_accepted_published: dict[int, int] = {}  # per channel: this process's accepted parts already in Redis
 
 
 def _key(*parts) -> str:
     return cache.make_key(":".join(["channel_live", *map(str, parts)]))
 
 
-def note_submits(*, channel_id: int, results: list) -> None:
-    """Count the parts the SMSC accepted (one Redis round trip per batch, never per part)."""
-    ok = sum(1 for r in results if getattr(r, "command_status", None) == 0)
-    client = _redis()
-    if not ok or client is None:
-        return
-    key = _key(channel_id, "submits", int(time.time()))
-    try:
-        client.pipeline().incrby(key, ok).expire(key, WINDOW_SECONDS * 2).execute()
-    except Exception:  # noqa: BLE001, S110 - a display counter must never fail a send
-        pass
-
-
-def publish_binds(holders: list, *, limiters: dict | None = None, force: bool = False) -> None:
-    """This process's connected binds per channel (and its TPS bucket rate), at most every 5 s."""
+def publish_figures(*, force: bool = False) -> None:
+    """This process's binds, rate and newly accepted parts per channel (one Redis round trip)."""
     global _last_publish  # noqa: PLW0603 - one timestamp per process
     now = time.time()
     if not force and now - _last_publish < _PUBLISH_EVERY:
         return
     _last_publish = now
-    client = _redis()
+    client = shared_redis()
     if client is None:
         return
-    counts: dict[int, int] = {}
-    for holder in holders:
-        session = getattr(holder, "session", None)
-        counts.setdefault(holder.channel_id, 0)
-        if session is not None and getattr(session, "connected", False):
-            counts[holder.channel_id] += 1
-    for channel_id in limiters or {}:
-        counts.setdefault(channel_id, 0)
+    figures = metrics.channel_figures()
     me = f"{socket.gethostname()}:{os.getpid()}"
     try:
         pipe = client.pipeline()
-        for channel_id, binds in counts.items():
-            limiter = (limiters or {}).get(channel_id)
-            value = json.dumps({"binds": binds, "rate": getattr(limiter, "rate", None), "at": now})
+        for channel_id, figure in figures.items():
+            accepted = figure["accepted"] - _accepted_published.get(channel_id, 0)
+            if accepted > 0:
+                submits = _key(channel_id, "submits", int(now))
+                pipe.incrby(submits, accepted).expire(submits, WINDOW_SECONDS * 2)
+            value = json.dumps({"binds": figure["binds"], "rate": figure["rate"], "at": now})
             pipe.hset(_key(channel_id, "binds"), me, value).expire(_key(channel_id, "binds"), BINDS_STALE_SECONDS * 4)
         pipe.execute()
-    except Exception:  # noqa: BLE001, S110 - display only
-        pass
+    except Exception:  # noqa: BLE001 - display only: counted again at the next publish
+        return
+    _accepted_published.update((channel_id, figure["accepted"]) for channel_id, figure in figures.items())
 
 
 @dataclass(frozen=True)
@@ -111,7 +93,7 @@ def queue_depth(queue_name: str) -> int | None:
 def channel_live(channel) -> ChannelLive:
     from django.utils import timezone
 
-    client = _redis()
+    client = shared_redis()
     binds = workers = rate = per_second = None
     if client is not None:
         try:

@@ -661,9 +661,6 @@ def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[st
             log.warning("submit result with a foreign ref %r", ref)
             continue
         per_schema[schema][int(message_id)] = (token, parts)
-    from .channel_live import note_submits  # the Channel admin's submits/s (issue 14)
-
-    note_submits(channel_id=channel_id, results=results)
     totals = defaultdict(int)
     carrier_ids: list[str] = list(receipt_ids or ())
     for schema, items in per_schema.items():

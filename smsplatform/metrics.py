@@ -179,6 +179,31 @@ def count_ledger(entries) -> None:
         LEDGER_AMOUNT.labels(entry.kind).inc(abs(entry.amount))
 
 
+def channel_figures() -> dict[int, dict]:
+    """This process's own values of the per-channel series: binds held, send rate (None without a
+    TPS limit) and parts the SMSC accepted (a running total). The console's "channels live"
+    (delivery/channel_live.py) publishes these, so a figure is counted in one place only."""
+    figures: dict[int, dict] = {}
+
+    def values(metric, sample_name: str):
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.name == sample_name and sample.labels.get("channel", "").isdigit():
+                    yield sample.labels, sample.value
+
+    def row(labels) -> dict:
+        return figures.setdefault(int(labels["channel"]), {"binds": 0, "rate": None, "accepted": 0})
+
+    for labels, value in values(SMPP_BINDS, "sms_smpp_binds"):
+        row(labels)["binds"] = int(value)
+    for labels, value in values(CHANNEL_RATE, "sms_channel_rate_limit"):
+        row(labels)["rate"] = value
+    for labels, value in values(SUBMIT_PARTS, "sms_submit_parts_total"):
+        if labels.get("outcome") == "ok":
+            row(labels)["accepted"] = int(value)
+    return figures
+
+
 # --- dramatiq queue metrics ---------------------------------------------------------------------
 
 

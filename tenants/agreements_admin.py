@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from smsplatform.admin_bases import ReadOnlyAdmin, ReadOnlyInline
 from smsplatform.errors import DomainError
 
 from . import legal_hold, notices, qualifications, terms
@@ -72,19 +73,15 @@ class ServiceAdmin(admin.ModelAdmin):
 # --- notices (R-DLV-7) -------------------------------------------------------------------------
 
 
-class NoticeDeliveryInline(admin.TabularInline):
+class NoticeDeliveryInline(ReadOnlyInline):
     model = NoticeDelivery
-    extra = 0
-    can_delete = False
     fields = ["channel", "address", "state", "attempts", "last_error", "callback_id", "created_at", "sent_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Notice)
-class NoticeAdmin(admin.ModelAdmin):
+class NoticeAdmin(ReadOnlyAdmin):
+    """Read-only: operators compose broadcasts; duties send their own notices."""
+
     list_display = ["id", "tenant", "kind", "subject_en", "created_at", "acknowledged_at", "delivery_states"]
     list_filter = ["kind", ("acknowledged_at", admin.EmptyFieldListFilter)]
     search_fields = ["tenant__name", "subject_en", "subject_zh", "dedupe_key"]
@@ -102,15 +99,6 @@ class NoticeAdmin(admin.ModelAdmin):
         # Webhook records catch up with their callbacks when someone looks.
         notices.refresh_webhook_deliveries(deliveries=NoticeDelivery.objects.filter(notice_id=object_id))
         return super().change_view(request, object_id, form_url, extra_context)
-
-    def has_add_permission(self, request):
-        return False  # operators compose broadcasts; duties send their own notices
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class BroadcastForm(forms.ModelForm):
@@ -170,22 +158,13 @@ class NoticeBroadcastAdmin(ServiceAdmin):
 
 
 @admin.register(Reconfirmation)
-class ReconfirmationAdmin(admin.ModelAdmin):
+class ReconfirmationAdmin(ReadOnlyAdmin):
     """Tenants' answers to held volume (R-CMP-8)."""
 
     list_display = ["id", "tenant", "answer", "message_count", "answered_by_label", "answered_at"]
     list_filter = ["answer"]
     search_fields = ["tenant__name"]
     readonly_fields = [f.name for f in Reconfirmation._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- legal holds and evidence (R-AUD-5) ----------------------------------------------------------
@@ -472,21 +451,14 @@ class TermsResponseAdmin(ServiceAdmin):
 
 
 @admin.register(Qualification)
-class QualificationAdmin(admin.ModelAdmin):
+class QualificationAdmin(ReadOnlyAdmin):
+    """Tenants file through the API; operators approve or reject with the actions."""
+
     list_display = ["id", "tenant", "kind", "title", "number", "expires_on", "status", "filed_at", "reviewed_at"]
     list_filter = ["status", "kind"]
     search_fields = ["tenant__name", "title", "number"]
     readonly_fields = [f.name for f in Qualification._meta.fields]
     actions = ["approve", "reject"]
-
-    def has_add_permission(self, request):
-        return False  # tenants file through the API
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_review_permission(self, request):
         return request.user.has_perm("tenants.review_qualification")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from compliance.models import Complaint
 from delivery import channel_live, sender, services
 from delivery.models import Channel
+from smsplatform.shared_redis import shared_redis
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID, smsc, smsc_factory  # noqa: F401 - fixtures
 
 from ..conftest import create_tenant
@@ -64,12 +65,12 @@ def test_operator_works_through_the_console_R_AUD_1_R_CMP_7_R_DLV_3(live_app, br
         down_until=timezone.now() + timedelta(minutes=3),
         last_error="connect_failed: timed out",
     )
-    client = channel_live._redis()  # ids restart with each test database; Redis keeps them
+    client = shared_redis()  # ids restart with each test database; Redis keeps them
     for key in client.scan_iter(f"*channel_live:{channel.pk}:*"):
         client.delete(key)
     holder = sender.SessionRegistry.acquire(channel)
     sender.SessionRegistry.limiter_for(channel)
-    channel_live.publish_binds(sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters, force=True)
+    channel_live.publish_figures(force=True)
     password = f"pw-{secrets.token_hex(6)}"
     user = User.objects.create_user(f"op{tag}", password=password, is_staff=True)
     user.groups.add(Group.objects.get(name="operator"))

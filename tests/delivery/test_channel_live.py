@@ -10,6 +10,8 @@ from django.test import Client
 
 from delivery import channel_live, sender, services
 from delivery.models import Channel
+from smsplatform import metrics
+from smsplatform.shared_redis import shared_redis
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID
 
 pytestmark = pytest.mark.skipif(
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _fresh_counters():
     """The test database restarts its id sequences each run; Redis keeps counters by channel id."""
-    client = channel_live._redis()
+    client = shared_redis()
     for key in client.scan_iter(cache.make_key("channel_live:*")):
         client.delete(key)
 
@@ -53,9 +55,7 @@ def test_channel_page_shows_binds_submits_queue_and_rates_R_DLV_3(db, smsc):
         assert len(results) == 3
         # the sender's hook counts what the SMSC accepted (foreign refs change nothing else)
         sender.apply_submit_results(channel_id=channel.pk, results=results)
-        channel_live.publish_binds(
-            sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters, force=True
-        )
+        channel_live.publish_figures(force=True)
         live = channel_live.channel_live(channel)
         assert live.binds_up == 1
         assert live.submits_per_second == pytest.approx(3 / 60, abs=0.01)
@@ -75,17 +75,15 @@ def test_channel_page_shows_binds_submits_queue_and_rates_R_DLV_3(db, smsc):
 def test_a_stopped_worker_no_longer_counts_as_binds_up(db, monkeypatch):
     channel = Channel.objects.create(name=f"stale-{secrets.token_hex(3)}", host="h", system_id="s", password="x")
 
-    class Holder:
-        channel_id = channel.pk
-
-        class session:  # noqa: N801 - stands in for a connected SmppSession
-            connected = True
-
-    channel_live.publish_binds([Holder()], force=True)
-    assert channel_live.channel_live(channel).binds_up == 1
-    real = channel_live.time.time
-    monkeypatch.setattr(channel_live.time, "time", lambda: real() + channel_live.BINDS_STALE_SECONDS + 1)
-    assert channel_live.channel_live(channel).binds_up == 0
+    metrics.bind_opened(channel.pk)  # a bind this worker process holds
+    try:
+        channel_live.publish_figures(force=True)
+        assert channel_live.channel_live(channel).binds_up == 1
+        real = channel_live.time.time
+        monkeypatch.setattr(channel_live.time, "time", lambda: real() + channel_live.BINDS_STALE_SECONDS + 1)
+        assert channel_live.channel_live(channel).binds_up == 0
+    finally:
+        metrics.bind_closed(channel.pk)
 
 
 def test_channel_list_shows_down_state_and_last_error(db):
@@ -103,3 +101,26 @@ def test_channel_list_shows_down_state_and_last_error(db):
     assert "down until" in listing
     assert "bind_refused: ESME_RBINDFAIL" in listing
     assert channel.name in listing
+
+
+def test_accepted_parts_are_counted_once_from_the_prometheus_series_R_DLV_3(db):
+    """The page's submits/s comes from sms_submit_parts{outcome="ok"}: a second publish without new
+    results adds nothing, a later one adds only what came since."""
+    from delivery.smpp import SubmitResult
+
+    channel = Channel.objects.create(name=f"once-{secrets.token_hex(3)}", host="h", system_id="s", password="x")
+
+    def accepted(n: int) -> None:
+        results = [
+            SubmitResult(ref=f"x:{i}:t", part=1, parts=1, message_id=f"m{i}", command_status=0, transient=False)
+            for i in range(n)
+        ]
+        metrics.count_submit_results(channel.pk, results, {})
+
+    accepted(6)
+    channel_live.publish_figures(force=True)
+    channel_live.publish_figures(force=True)
+    assert channel_live.channel_live(channel).submits_per_second == pytest.approx(6 / 60, abs=0.01)
+    accepted(3)
+    channel_live.publish_figures(force=True)
+    assert channel_live.channel_live(channel).submits_per_second == pytest.approx(9 / 60, abs=0.01)

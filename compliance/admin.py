@@ -19,6 +19,7 @@ from django_tenants.utils import tenant_context
 from import_export.admin import ImportExportModelAdmin
 
 from smsplatform.errors import DomainError
+from smsplatform.numbers import normalise_lenient as normalise_number
 from tenants.admin import admin_actor
 from tenants.models import Tenant, TenantKind
 
@@ -52,7 +53,6 @@ from .models import (
     VolumeCounter,
 )
 from .resources import BannedRuleResource, CountryRuleResource, GlobalBlockResource
-from .rules import normalise_number
 from .scanner import validate_pattern
 
 

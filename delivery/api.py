@@ -206,9 +206,9 @@ class MessageFilter(django_filters.FilterSet):
         fields = ["status", "recipient", "created_after", "created_before", "batch", "client_ref"]
 
     def filter_recipient(self, queryset, name, value):
-        from .routing import normalise_number
+        from smsplatform.numbers import normalise_strict
 
-        return queryset.filter(recipient=normalise_number(value) or value)
+        return queryset.filter(recipient=normalise_strict(value) or value)
 
 
 # --- views -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
 from smsplatform.db import insert_rows
+from smsplatform.numbers import normalise_strict
 from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
@@ -40,7 +41,7 @@ from .models import (
     TenantNumber,
 )
 from .receipts import ConcatBuffer
-from .routing import channel_accounts, normalise_number
+from .routing import channel_accounts
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -444,7 +445,7 @@ def receive_reply(*, channel_id: int | None, source: str, destination: str, text
     if tenant is None:
         log.warning("reply to %s on channel %s matches no tenant number; dropped", destination, channel_id)
         return None
-    number = normalise_number(source) or normalise_number("+" + source.lstrip("+")) or source
+    number = normalise_strict(source) or normalise_strict("+" + source.lstrip("+")) or source
     now = timezone.now()
     with tenant_context(tenant), transaction.atomic():
         action = apply_inbound_keyword(tenant=tenant, number=number, text=text)

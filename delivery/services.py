@@ -26,6 +26,7 @@ from rest_framework import status as http
 from smsplatform import metrics
 from smsplatform.db import execute_together, insert_sql
 from smsplatform.errors import Conflict, DomainError, NotFound
+from smsplatform.numbers import normalise_strict
 from tenants.models import Tenant
 from tenants.reconfirmation import SPIKE_MARK, notify_volume_held
 from tenants.services import Actor, record_operation
@@ -46,7 +47,7 @@ from .models import (
     StatusEvent,
     TenantNumber,
 )
-from .routing import RoutingTable, describe_numbers, normalise_number
+from .routing import RoutingTable, describe_numbers
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -346,7 +347,7 @@ def _accept(
     schema = connection.schema_name
     refused = None
     with transaction.atomic():
-        numbers = [normalise_number(r.number) for r in recipients]
+        numbers = [normalise_strict(r.number) for r in recipients]
         valid_idx = [i for i, n in enumerate(numbers) if n]
         verdicts: dict[int, object] = {}
         check = None

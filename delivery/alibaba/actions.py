@@ -23,6 +23,7 @@ from compliance.models import ReviewStatus, Signature, Template, TemplateVersion
 from delivery import services as delivery
 from delivery.models import Message, MessageStatus, SendRequest
 from smsplatform.message_types import MessageType
+from smsplatform.numbers import normalise_strict
 from tenants.models import ApiKey, Tenant
 from tenants.services import Actor, record_operation
 
@@ -181,7 +182,7 @@ def _day(text: str, name: str):
 
 
 def query_send_details(call: Call) -> dict:
-    number = delivery.normalise_number(call.require("PhoneNumber"))
+    number = normalise_strict(call.require("PhoneNumber"))
     if not number:
         raise from_reason("invalid_number", "PhoneNumber is not a valid number.")
     start = _day(call.require("SendDate"), "SendDate")

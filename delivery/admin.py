@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from import_export.admin import ImportExportModelAdmin
 
+from smsplatform import crypto
 from smsplatform.errors import DomainError
 from tenants.admin import admin_actor
 from tenants.models import Tenant
@@ -82,7 +83,7 @@ class ChannelForm(forms.ModelForm):
             return Channel.objects.get(pk=self.instance.pk).password
         if not value:
             raise forms.ValidationError("A password is required for a new channel.")
-        return services.encrypt_secret(value)
+        return crypto.encrypt_secret(value)
 
 
 class RouteInline(admin.TabularInline):

@@ -10,6 +10,7 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from smsplatform import crypto
 from tenants.authentication import caller_actor, caller_tenant
 
 from . import selectors, services
@@ -181,7 +182,7 @@ class CallbackSettingsOut(serializers.Serializer):
     callback_secret = serializers.SerializerMethodField(help_text="HMAC-SHA256 key for the X-Signature header")
 
     def get_callback_secret(self, obj) -> str:
-        return services.decrypt_secret(obj.callback_secret)
+        return crypto.decrypt_secret(obj.callback_secret)
 
 
 class CallbackSettingsIn(serializers.Serializer):

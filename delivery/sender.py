@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from smsplatform import metrics
+from smsplatform import crypto, metrics
 from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
@@ -220,7 +220,7 @@ class SessionRegistry:
                 host=channel.host,
                 port=channel.port,
                 system_id=channel.system_id,
-                password=services.decrypt_secret(channel.password),
+                password=crypto.decrypt_secret(channel.password),
                 system_type=channel.system_type,
                 source_addr=channel.source_addr,
                 window=channel.window_size,

@@ -24,6 +24,7 @@ from django_tenants.utils import tenant_context
 from rest_framework import status as http
 
 from smsplatform import metrics
+from smsplatform.crypto import decrypt_secret, encrypt_secret
 from smsplatform.db import execute_together, insert_sql
 from smsplatform.errors import Conflict, DomainError, NotFound
 from smsplatform.numbers import normalise_strict
@@ -1133,19 +1134,6 @@ def mark_channel_up(*, channel_id: int) -> None:
 
 
 # --- secrets at rest ---------------------------------------------------------------------------
-
-
-def encrypt_secret(value: str) -> str:
-    """SMPP passwords and callback secrets are stored encrypted with the platform key (R-TEN-2)."""
-    from tenants.services import _fernet
-
-    return _fernet().encrypt(value.encode()).decode()
-
-
-def decrypt_secret(token: str) -> str:
-    from tenants.services import _fernet
-
-    return _fernet().decrypt(token.encode()).decode()
 
 
 def create_channel(*, actor: Actor, password: str, **fields) -> Channel:

@@ -13,6 +13,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from smsplatform.crypto import decrypt_secret, encrypt_secret
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
@@ -54,8 +55,6 @@ def set_low_balance_alert(
                     raise BillingError(exc.message, code="invalid_webhook_url") from exc
             account.alert_webhook_url = webhook_url
             if webhook_url and not account.alert_webhook_secret:
-                from tenants.services import encrypt_secret
-
                 account.alert_webhook_secret = encrypt_secret(secrets.token_hex(32))  # encrypted at rest
         account.save(
             update_fields=["low_balance_threshold", "low_balance_alerted", "alert_webhook_url", "alert_webhook_secret"]
@@ -120,8 +119,6 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
 
 def webhook_secret_of(account: Account) -> str:
     """The webhook's HMAC key in clear (stored encrypted, R-TEN-2)."""
-    from tenants.services import decrypt_secret
-
     return decrypt_secret(account.alert_webhook_secret)
 
 

@@ -9,7 +9,8 @@ from django.core import mail
 from django.utils import timezone
 
 from delivery.models import CallbackDelivery, CallbackState
-from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, sign_body
+from delivery.services import deliver_callback, delivery_settings_for, sign_body
+from smsplatform.crypto import decrypt_secret
 from tenants import notices
 from tenants.actors import send_notice_email
 from tenants.models import (

@@ -12,7 +12,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from delivery.models import CallbackDelivery, CallbackState
-from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, enqueue_callback
+from delivery.services import deliver_callback, delivery_settings_for, enqueue_callback
+from smsplatform.crypto import decrypt_secret
 
 
 class Endpoint:

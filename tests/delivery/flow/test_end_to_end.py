@@ -11,7 +11,8 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.models import CarrierMessageId, Message, MessageStatus
-from delivery.services import decrypt_secret, delivery_settings_for
+from delivery.services import delivery_settings_for
+from smsplatform.crypto import decrypt_secret
 
 from .conftest import make_sendable
 from .live import CallbackEndpoint, live_tenant, only_channel, statuses, wait_all_delivered, wait_for

@@ -321,7 +321,7 @@ class SignatureAdmin(ReviewAdminMixin, admin.ModelAdmin):
 
 def variables_table(variables: dict):
     """Declared template variables as a table (name, kind, limit), not a Python dict (issue 14)."""
-    from .rules import DEFAULT_MAX_LENGTH
+    from .checks import DEFAULT_MAX_LENGTH
 
     if not variables:
         return "none"

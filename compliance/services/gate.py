@@ -15,7 +15,7 @@ from smsplatform import config_cache, numbers
 from smsplatform.db import in_array
 from tenants.models import Tenant, TenantState
 
-from .. import rules as pure
+from .. import checks as pure
 from ..models import (
     ComplianceSettings,
     Consent,

@@ -427,7 +427,7 @@ RULE_KINDS = {
 def _variables(call: Call, body: str, message_type: str) -> dict:
     """Our typed variables (R-CMP-2) from TemplateRule when given, else by name: a verification
     template's code/captcha variables are digit codes, everything else short text."""
-    from compliance.rules import variables_in
+    from compliance.checks import variables_in
 
     rule = _json(call.get("TemplateRule"), "TemplateRule", dict) if call.get("TemplateRule") else {}
     out = {}

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compliance import rules
-from compliance.rules import ParameterError, TemplateDefinitionError
+from compliance import checks as rules
+from compliance.checks import ParameterError, TemplateDefinitionError
 from smsplatform import numbers
 
 

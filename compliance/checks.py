@@ -1,5 +1,6 @@
-"""Pure compliance rules (no I/O): signature text, template variables and rendering, unsubscribe
-instructions, opt-out keywords, per-country rules (phone numbers: smsplatform.numbers). R-CMP-1, R-CMP-2, R-CMP-4, R-CMP-9.
+"""Pure compliance policy checks (no I/O): signature text, template variables and rendering,
+unsubscribe instructions, opt-out keywords, per-country rules. R-CMP-1, R-CMP-2, R-CMP-4, R-CMP-9.
+Phone numbers are normalised by smsplatform.numbers.
 """
 
 from __future__ import annotations

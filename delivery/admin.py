@@ -21,7 +21,7 @@ from smsplatform.errors import DomainError
 from tenants.admin import admin_actor
 from tenants.models import Tenant
 
-from . import services
+from . import callbacks, services
 from .models import (
     CallbackDelivery,
     CallbackState,
@@ -395,7 +395,7 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Retry the selected callbacks")
     def retry_selected(self, request, queryset):
         for item in queryset.exclude(state=CallbackState.DELIVERED):
-            services.retry_callback(callback=item, actor=admin_actor(request))
+            callbacks.retry_callback(callback=item, actor=admin_actor(request))
 
 
 @admin.register(PendingReceipt)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from smsplatform import crypto
 from tenants.authentication import caller_actor, caller_tenant
 
-from . import selectors, services
+from . import callbacks, selectors, services
 from .models import InboundMessage, Maintenance, Message, MessageStatus, SendRequest, StatusEvent
 
 # --- serializers --------------------------------------------------------------------------------
@@ -362,14 +362,14 @@ class MaintenanceView(generics.ListAPIView):
 class CallbackSettingsView(APIView):
     @extend_schema(responses=CallbackSettingsOut)
     def get(self, request):
-        row = services.delivery_settings_for(tenant=caller_tenant(request))
+        row = callbacks.delivery_settings_for(tenant=caller_tenant(request))
         return Response(CallbackSettingsOut(row).data)
 
     @extend_schema(request=CallbackSettingsIn, responses=CallbackSettingsOut)
     def put(self, request):
         data = CallbackSettingsIn(data=request.data)
         data.is_valid(raise_exception=True)
-        row = services.update_callback_settings(
+        row = callbacks.update_callback_settings(
             tenant=caller_tenant(request),
             callback_url=data.validated_data["callback_url"],
             actor=caller_actor(request),

@@ -27,7 +27,7 @@ from smsplatform.numbers import normalise_strict
 from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
-from . import services
+from . import callbacks, services
 from .bulk import insert_status_events
 from .models import (
     CarrierMessageId,
@@ -295,7 +295,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
         metrics.observe_receipts(touched_parts, changed, now)
         insert_status_events(events)
-        services.enqueue_status_callbacks(tenant=tenant, messages=moved)
+        callbacks.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
 
 
@@ -457,7 +457,7 @@ def receive_reply(*, channel_id: int | None, source: str, destination: str, text
             channel_id=channel_id,
             received_at=now,
         )
-        services.enqueue_callback(
+        callbacks.enqueue_callback(
             tenant=tenant,
             url="",
             event="reply",

@@ -107,7 +107,11 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
             secret_token=account.alert_webhook_secret,
             send_now=True,
         )
-        sent["webhook"] = item.last_status_code or item.state
+        if item.last_error.startswith("blocked:"):  # refused again at call time (SSRF): no retry helps
+            logger.warning("low-balance webhook of %s refused: %s", tenant.schema_name, item.last_error)
+            sent["webhook"] = "blocked"
+        else:
+            sent["webhook"] = item.last_status_code or item.state
     return sent
 
 

@@ -10,8 +10,8 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from delivery.callbacks import delivery_settings_for
 from delivery.models import CarrierMessageId, Message, MessageStatus
-from delivery.services import delivery_settings_for
 from smsplatform.crypto import decrypt_secret
 
 from .conftest import make_sendable

@@ -3,6 +3,7 @@ commit) until a top-up brings the balance back to the threshold."""
 
 import json
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -167,3 +168,20 @@ def test_r_bil_6_failed_webhook_is_retried_on_its_own_and_recorded(tenant, webho
     )
     assert headers["X-Billing-Signature"] == expected
     assert len(mail.outbox) == 1
+
+
+def test_r_bil_6_a_webhook_whose_retry_job_was_lost_is_found_by_the_sweep(tenant, settings):
+    """R-BIL-6: the periodic retry_due_webhooks_job finds pending webhooks past their next try."""
+    from smsplatform.crypto import encrypt_secret
+
+    item = webhooks.record_webhook(
+        tenant=tenant,
+        url="http://127.0.0.1:9/closed",
+        event="billing.low_balance",
+        body="{}",
+        scheme="billing",
+        secret_token=encrypt_secret("k"),
+    )
+    assert item.pk not in webhooks.due_webhooks()  # its job is still on its way
+    later = timezone.now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 3 + 1)
+    assert item.pk in webhooks.due_webhooks(now=later)

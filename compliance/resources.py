@@ -79,9 +79,9 @@ class GlobalBlockResource(resources.ModelResource):
         skip_unchanged = True
 
     def before_save_instance(self, instance, row, **kwargs):
-        from .rules import normalise_number
+        from smsplatform.numbers import normalise_lenient
 
-        instance.number = normalise_number(instance.number)
+        instance.number = normalise_lenient(instance.number)
         if not instance.created_by:
             user = kwargs.get("user")
             instance.created_by = f"user:{user.get_username()}" if user is not None else "import"

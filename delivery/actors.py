@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import channel_live, inbound, sender, services, spool
+from . import callbacks, channel_live, inbound, sender, services, spool
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> No
 
 @dramatiq.actor(queue_name="callbacks", max_retries=0)
 def deliver_callback(callback_id: int) -> None:
-    services.deliver_callback(callback_id=callback_id)
+    callbacks.deliver_callback(callback_id=callback_id)
 
 
 # --- periodic (delivery/schedule.py) ---------------------------------------------------------
@@ -168,7 +168,7 @@ def purge_housekeeping() -> None:
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def retry_due_callbacks() -> None:
-    for callback_id in services.due_callbacks():
+    for callback_id in callbacks.due_callbacks():
         deliver_callback.send(callback_id)
 
 

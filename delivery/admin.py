@@ -16,12 +16,13 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from import_export.admin import ImportExportModelAdmin
 
+from smsplatform import crypto
 from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 from tenants.models import Tenant
 from tenants.selectors import customer_tenants
 
-from . import services
+from . import callbacks, services
 from .models import (
     CallbackDelivery,
     CallbackState,
@@ -82,7 +83,7 @@ class ChannelForm(forms.ModelForm):
             return Channel.objects.get(pk=self.instance.pk).password
         if not value:
             raise forms.ValidationError("A password is required for a new channel.")
-        return services.encrypt_secret(value)
+        return crypto.encrypt_secret(value)
 
 
 class RouteInline(admin.TabularInline):
@@ -394,7 +395,7 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Retry the selected callbacks")
     def retry_selected(self, request, queryset):
         for item in queryset.exclude(state=CallbackState.DELIVERED):
-            services.retry_callback(callback=item, actor=admin_actor(request))
+            callbacks.retry_callback(callback=item, actor=admin_actor(request))
 
 
 @admin.register(PendingReceipt)

@@ -10,9 +10,10 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from smsplatform import crypto
 from tenants.authentication import caller_actor, caller_tenant
 
-from . import selectors, services
+from . import callbacks, selectors, services
 from .models import InboundMessage, Maintenance, Message, MessageStatus, SendRequest, StatusEvent
 
 # --- serializers --------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ class CallbackSettingsOut(serializers.Serializer):
     callback_secret = serializers.SerializerMethodField(help_text="HMAC-SHA256 key for the X-Signature header")
 
     def get_callback_secret(self, obj) -> str:
-        return services.decrypt_secret(obj.callback_secret)
+        return crypto.decrypt_secret(obj.callback_secret)
 
 
 class CallbackSettingsIn(serializers.Serializer):
@@ -206,9 +207,9 @@ class MessageFilter(django_filters.FilterSet):
         fields = ["status", "recipient", "created_after", "created_before", "batch", "client_ref"]
 
     def filter_recipient(self, queryset, name, value):
-        from .routing import normalise_number
+        from smsplatform.numbers import normalise_strict
 
-        return queryset.filter(recipient=normalise_number(value) or value)
+        return queryset.filter(recipient=normalise_strict(value) or value)
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -361,14 +362,14 @@ class MaintenanceView(generics.ListAPIView):
 class CallbackSettingsView(APIView):
     @extend_schema(responses=CallbackSettingsOut)
     def get(self, request):
-        row = services.delivery_settings_for(tenant=caller_tenant(request))
+        row = callbacks.delivery_settings_for(tenant=caller_tenant(request))
         return Response(CallbackSettingsOut(row).data)
 
     @extend_schema(request=CallbackSettingsIn, responses=CallbackSettingsOut)
     def put(self, request):
         data = CallbackSettingsIn(data=request.data)
         data.is_valid(raise_exception=True)
-        row = services.update_callback_settings(
+        row = callbacks.update_callback_settings(
             tenant=caller_tenant(request),
             callback_url=data.validated_data["callback_url"],
             actor=caller_actor(request),

@@ -23,10 +23,11 @@ from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
 from smsplatform.db import insert_rows
+from smsplatform.numbers import normalise_strict
 from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
-from . import services
+from . import callbacks, services
 from .bulk import insert_status_events
 from .models import (
     CarrierMessageId,
@@ -40,7 +41,7 @@ from .models import (
     TenantNumber,
 )
 from .receipts import ConcatBuffer
-from .routing import channel_accounts, normalise_number
+from .routing import channel_accounts
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -294,7 +295,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
         metrics.observe_receipts(touched_parts, changed, now)
         insert_status_events(events)
-        services.enqueue_status_callbacks(tenant=tenant, messages=moved)
+        callbacks.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
 
 
@@ -444,7 +445,7 @@ def receive_reply(*, channel_id: int | None, source: str, destination: str, text
     if tenant is None:
         log.warning("reply to %s on channel %s matches no tenant number; dropped", destination, channel_id)
         return None
-    number = normalise_number(source) or normalise_number("+" + source.lstrip("+")) or source
+    number = normalise_strict(source) or normalise_strict("+" + source.lstrip("+")) or source
     now = timezone.now()
     with tenant_context(tenant), transaction.atomic():
         action = apply_inbound_keyword(tenant=tenant, number=number, text=text)
@@ -456,7 +457,7 @@ def receive_reply(*, channel_id: int | None, source: str, destination: str, text
             channel_id=channel_id,
             received_at=now,
         )
-        services.enqueue_callback(
+        callbacks.enqueue_callback(
             tenant=tenant,
             url="",
             event="reply",

@@ -31,7 +31,7 @@ class Channel(models.Model):
     host = models.CharField(max_length=200)
     port = models.PositiveIntegerField(default=2775)
     system_id = models.CharField(max_length=16)
-    # Encrypted at rest (services.encrypt_secret); the clear text only reaches the bind.
+    # Encrypted at rest (smsplatform.crypto.encrypt_secret); the clear text only reaches the bind.
     password = models.CharField(max_length=300)
     system_type = models.CharField(max_length=13, blank=True)
     source_addr = models.CharField("source address", max_length=21, blank=True)

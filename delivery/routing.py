@@ -1,4 +1,5 @@
-"""R-DLV-2: number facts (country, carrier, province) and channel choice.
+"""R-DLV-2: number facts (country, carrier, province) and channel choice. Numbers come in
+normalised by smsplatform.numbers.normalise_strict.
 
 Pure-ish: `describe_numbers` reads the prefix tables once per call; `RoutingTable` is loaded once
 per relay run and answers `channels_for(...)` from memory, so routing a batch costs no queries
@@ -8,7 +9,6 @@ per message.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from .models import CarrierPrefix, Channel, Maintenance, ProvincePrefix, Route
 
-DEFAULT_REGION = "CN"  # numbers without + are Chinese numbers (R-DLV-1)
 _CN_PREFIX = "+86"  # the calling code of CN alone (region_codes_for_country_code(86) == ("CN",))
 
 
@@ -30,42 +29,6 @@ class NumberFacts:
     province: str = ""
 
 
-# A Chinese mobile number as customers send it: 11 digits, with or without +86. For this shape
-# phonenumbers.parse() only reads the digits (no carrier code to strip: those start 11, 12 or
-# 179; no leading zero), and validity is decided by the number segment (号段, the first 7
-# digits; phonenumbers' CN mobile patterns read at most 5 and end in \d{6} / \d{8}). So the
-# answer is memoised per segment (at most 70,000 of them): parsing and validating were the
-# largest Python cost of a 1000-recipient batch after the INSERTs (issue 7).
-# tests/delivery/test_routing_numbers.py compares this with the full parse for every 5-digit prefix.
-_CN_MOBILE = re.compile(r"(?:\+86)?(1[3-9][0-9]{9})", re.ASCII)
-_valid_segments: dict[str, bool] = {}
-
-
-def normalise_number(raw: str) -> str | None:
-    """E.164 for a valid number (default region CN), else None."""
-    text = str(raw).strip()
-    match = _CN_MOBILE.fullmatch(text)
-    if match and not match[1].startswith("179"):
-        national = match[1]
-        valid = _valid_segments.get(national[:7])
-        if valid is None:
-            number = phonenumbers.PhoneNumber(country_code=86, national_number=int(national))
-            valid = _valid_segments[national[:7]] = phonenumbers.is_valid_number(number)
-        return f"{_CN_PREFIX}{national}" if valid else None
-    return _normalise_parsed(text)
-
-
-def _normalise_parsed(text: str) -> str | None:
-    """normalise_number() through phonenumbers.parse(): any input shape."""
-    try:
-        parsed = phonenumbers.parse(text, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
 def _carrier_prefixes() -> tuple[dict[str, str], int]:
     prefixes = dict(CarrierPrefix.objects.values_list("prefix", "carrier"))
     return prefixes, max((len(p) for p in prefixes), default=0)
@@ -74,7 +37,7 @@ def _carrier_prefixes() -> tuple[dict[str, str], int]:
 def describe_numbers(e164_numbers: list[str]) -> dict[str, NumberFacts]:
     """Country (phonenumbers), carrier (prefix table) and province (prefix-7 table, optional).
 
-    Two queries whatever the number of recipients. `e164_numbers` come from normalise_number()."""
+    Two queries whatever the number of recipients. `e164_numbers` come from normalise_strict()."""
     countries: dict[str, str] = {}
     national: dict[str, str] = {}
     for n in set(e164_numbers):

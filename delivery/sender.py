@@ -26,11 +26,11 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from smsplatform import metrics
+from smsplatform import crypto, metrics
 from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
-from . import services
+from . import callbacks, services
 from .bulk import insert_status_events
 from .models import (
     CarrierMessageId,
@@ -220,7 +220,7 @@ class SessionRegistry:
                 host=channel.host,
                 port=channel.port,
                 system_id=channel.system_id,
-                password=services.decrypt_secret(channel.password),
+                password=crypto.decrypt_secret(channel.password),
                 system_type=channel.system_type,
                 source_addr=channel.source_addr,
                 window=channel.window_size,
@@ -458,7 +458,7 @@ def _gate_at_send_time(*, tenant: Tenant, channel_id: int, messages: list[Messag
                 message=m, to_status=S.CANCELLED, at=now, detail=verdict.detail, reason=verdict.reason[:60]
             )
         services.release_messages_holds(messages=rows, key_prefix="sendtime", reason="refused at send time")
-        services.enqueue_status_callbacks(tenant=tenant, messages=rows)
+        callbacks.enqueue_status_callbacks(tenant=tenant, messages=rows)
     if waiting:
         job = services.ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=waiting)
         transaction.on_commit(lambda: services.send_channel_jobs([job], delay_ms=QUIET_HOURS_RECHECK_MS))
@@ -829,7 +829,7 @@ def _apply_for_tenant(
         if failed:
             settle_holds(messages=failed, accepted=accepted_count, key_prefix="refused", reason="submit refused")
             for m in failed:
-                services.enqueue_status_callback(tenant=tenant, message=m)
+                callbacks.enqueue_status_callback(tenant=tenant, message=m)
         for reason in {m.retry_reason for m in retry}:
             group = [m for m in retry if m.retry_reason == reason]
             retry_elsewhere(
@@ -985,7 +985,7 @@ def retry_elsewhere(
                 reason=reason[:200],
             )
             for m in give_up:
-                services.enqueue_status_callback(tenant=tenant, message=m)
+                callbacks.enqueue_status_callback(tenant=tenant, message=m)
         planned = [
             (services.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
         ]
@@ -1181,7 +1181,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                         reason="unconfirmed submission",
                     )
                     for m in to_fail:
-                        services.enqueue_status_callback(tenant=tenant, message=m)
+                        callbacks.enqueue_status_callback(tenant=tenant, message=m)
                 failed_count += len(to_fail)
                 requeued += len(to_resend)
                 if settled_resend:  # their evidence parts are recorded above: the resend skips them
@@ -1216,7 +1216,7 @@ def expire_receipts(*, now: datetime | None = None) -> int:
                 status=S.SUBMITTED, submitted_at__lt=cutoff
             ):
                 services.transition(message=m, to_status=S.UNKNOWN, at=now, detail="no receipt in time")
-                services.enqueue_status_callback(tenant=tenant, message=m)
+                callbacks.enqueue_status_callback(tenant=tenant, message=m)
                 count += 1
     return count
 

@@ -269,8 +269,6 @@ BILLING_DORMANCY_DAYS = {
 }
 BILLING_DORMANCY_NOTICE_DAYS = env_int("BILLING_DORMANCY_NOTICE_DAYS", 30)
 BILLING_DORMANCY_ACTIONS = {"idle": "suspend", "idle_expired": "suspend", "no_login": "suspend"}
-# R-BIL-6: low-balance webhook POST timeout.
-BILLING_WEBHOOK_TIMEOUT_SECONDS = env_int("BILLING_WEBHOOK_TIMEOUT_SECONDS", 5)
 
 # --- compliance ---
 # R-CMP-9: numbers in this country are domestic; everything else needs an international template.
@@ -361,6 +359,12 @@ DELIVERY_BIND_WAIT_SECONDS = float(os.environ.get("DELIVERY_BIND_WAIT_SECONDS", 
 # Outbound calls to tenant URLs (callbacks, webhooks: smsplatform.webhooks) may reach private
 # addresses only in development; production refuses them when saved and when called (SSRF).
 OUTBOUND_ALLOW_PRIVATE_HOSTS = env_bool("OUTBOUND_ALLOW_PRIVATE_HOSTS", DELIVERY_CALLBACK_ALLOW_PRIVATE_HOSTS)
+# WebhookDelivery rows (smsplatform.webhooks; R-BIL-6 low-balance webhooks): POST timeout, retries
+# after base × 2^(n-1) seconds (capped at 1 h), at most WEBHOOK_MAX_ATTEMPTS tries. The old name
+# BILLING_WEBHOOK_TIMEOUT_SECONDS is still read.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", env_int("BILLING_WEBHOOK_TIMEOUT_SECONDS", 5))
+WEBHOOK_BACKOFF_SECONDS = env_int("WEBHOOK_BACKOFF_SECONDS", 10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 
 # --- metrics (issue 16: smsplatform/metrics.py, docs/operations.md "Metrics") ---
 # GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; without a token only direct

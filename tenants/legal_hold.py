@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework import status
 
+from smsplatform import numbers
 from smsplatform.errors import Conflict, DomainError
 
 from .models import EvidencePackage, HoldBasis, HoldScope, LegalHold, Tenant
@@ -68,9 +69,14 @@ def place_hold(
     if scope == HoldScope.MESSAGES and not ids:
         raise LegalHoldError("List the messages to hold.", code="messages_required")
     if scope == HoldScope.NUMBER:
-        from delivery.sendlog.retention import normalise_number
-
-        number = normalise_number(number)
+        try:  # the number as an erasure request names it (lenient), so the two always match
+            number = numbers.normalise_lenient(number)
+        except numbers.InvalidNumber as exc:
+            raise LegalHoldError(
+                "Give the recipient number in E.164 form, e.g. +8613812341234.",
+                code="invalid_number",
+                details={"number": number},
+            ) from exc
     if from_at and to_at and from_at > to_at:
         raise LegalHoldError("The time range ends before it starts.", code="invalid_range")
     with transaction.atomic():

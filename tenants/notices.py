@@ -3,8 +3,8 @@
 A notice is written once (Chinese and English text, machine-readable data) and delivered on three
 channels, each recorded as a NoticeDelivery: the API inbox (GET /api/v1/notices, at once), e-mail
 to the tenant's contact (a job after commit, retried) and the tenant's webhook (a
-delivery.CallbackDelivery: signed with the callback secret, SSRF-guarded and retried exactly like
-status callbacks). Announced changes must respect their notice periods (MIN_NOTICE below).
+delivery.CallbackDelivery through delivery/callbacks.py: signed with the callback secret,
+SSRF-guarded and retried by smsplatform.webhooks exactly like status callbacks). Announced changes must respect their notice periods (MIN_NOTICE below).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def notify(
 
 
 def _create_deliveries(*, notice: Notice, tenant: Tenant, channels: set[str]) -> dict[str, str]:
-    from delivery.services import delivery_settings_for, enqueue_callback
+    from delivery.callbacks import delivery_settings_for, enqueue_callback
 
     now = timezone.now()
     outcome = {}

@@ -7,7 +7,6 @@ R-TEN-2 (credentials), R-TEN-3 (states), R-TEN-5 (the term starts on activation)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -15,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.fernet import Fernet
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import status
 
 from billing.models import Account
+from smsplatform.crypto import decrypt_secret_bytes, encrypt_secret_bytes
 from smsplatform.dates import add_calendar_months
 from smsplatform.errors import DomainError
 
@@ -200,20 +199,6 @@ def terminate_tenant(*, tenant: Tenant, actor: Actor, reason: str) -> Tenant:
 # --- API keys --------------------------------------------------------------------------------
 
 
-def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(settings.API_KEY_KEK.encode()).digest()))
-
-
-def encrypt_secret(value: str) -> str:
-    """Secrets the platform must use later (webhook and callback HMAC keys, SMPP passwords) are
-    stored encrypted with the key-encryption key kept outside the database (R-TEN-2)."""
-    return _fernet().encrypt(value.encode()).decode()
-
-
-def decrypt_secret(token: str) -> str:
-    return _fernet().decrypt(token.encode()).decode() if token else ""
-
-
 def hash_secret(secret: str) -> str:
     # Secrets are 256-bit random strings, so a fast hash is as strong as a slow KDF here.
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -229,7 +214,7 @@ def issue_api_key(*, tenant: Tenant, actor: Actor, label: str = "") -> tuple[Api
             tenant=tenant,
             access_key_id="AK" + secrets.token_hex(10).upper(),
             secret_hash=hash_secret(secret),
-            secret_encrypted=_fernet().encrypt(secret.encode()),
+            secret_encrypted=encrypt_secret_bytes(secret),
             label=label,
             created_by=actor.label,
         )
@@ -343,7 +328,7 @@ def authenticate_signed(*, access_key_id: str, timestamp: str, nonce: str, signa
     window = settings.API_HMAC_MAX_SKEW_SECONDS
     if abs(now.timestamp() - sent_at) > window:
         raise SignatureExpired()
-    secret = _fernet().decrypt(bytes(key.secret_encrypted)).decode()
+    secret = decrypt_secret_bytes(key.secret_encrypted)
     if not hmac.compare_digest(sign_request(secret=secret, canonical=canonical), signature.lower()):
         raise AuthenticationError("The request signature does not match.", code="signature_mismatch")
     if not consume_nonce(access_key_id=access_key_id, nonce=nonce):

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 def encrypt_existing(apps, schema_editor):
     """Webhook secrets stored in clear before this migration are encrypted in place (R-TEN-2).
-    Same key derivation as tenants.services._fernet (not imported: migrations stay frozen)."""
+    Same key derivation as smsplatform.crypto._fernet (not imported: migrations stay frozen)."""
     from cryptography.fernet import Fernet
 
     fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(settings.API_KEY_KEK.encode()).digest()))

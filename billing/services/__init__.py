@@ -34,7 +34,7 @@ from ..errors import (
     PriceNoticeTooShort,
     RefundRefused,
 )
-from .alerts import notify_low_balance, post_signed_webhook, set_low_balance_alert, sign_webhook, webhook_secret_of
+from .alerts import notify_low_balance, set_low_balance_alert, webhook_secret_of
 from .dormancy import act_on_dormancy, cancel_dormancy_case, last_use_of, notify_dormancy, scan_dormancy
 from .holds import (
     Capture,
@@ -110,7 +110,6 @@ __all__ = [
     "notify_low_balance",
     "open_dispute",
     "penalty",
-    "post_signed_webhook",
     "reject_dispute",
     "release_holds",
     "release_stale_held_messages",
@@ -121,7 +120,6 @@ __all__ = [
     "scan_dormancy",
     "set_default_plan",
     "set_low_balance_alert",
-    "sign_webhook",
     "webhook_secret_of",
     "topup",
 ]

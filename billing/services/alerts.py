@@ -1,18 +1,17 @@
-"""Low-balance alerts (R-BIL-6): threshold, e-mail and signed webhook."""
+"""Low-balance alerts (R-BIL-6): threshold, e-mail and signed webhook (smsplatform.webhooks)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import secrets
 
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from smsplatform import webhooks
+from smsplatform.crypto import decrypt_secret, encrypt_secret
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
@@ -46,16 +45,12 @@ def set_low_balance_alert(
         account.low_balance_alerted = False
         if webhook_url is not None:
             if webhook_url:
-                from smsplatform.webhooks import OutboundUrlRefused, check_outbound_url
-
                 try:
-                    check_outbound_url(webhook_url)  # SSRF: public http(s) only, refused when saved
-                except OutboundUrlRefused as exc:
+                    webhooks.check_outbound_url(webhook_url)  # SSRF: public http(s) only, refused when saved
+                except webhooks.OutboundUrlRefused as exc:
                     raise BillingError(exc.message, code="invalid_webhook_url") from exc
             account.alert_webhook_url = webhook_url
             if webhook_url and not account.alert_webhook_secret:
-                from tenants.services import encrypt_secret
-
                 account.alert_webhook_secret = encrypt_secret(secrets.token_hex(32))  # encrypted at rest
         account.save(
             update_fields=["low_balance_threshold", "low_balance_alerted", "alert_webhook_url", "alert_webhook_secret"]
@@ -71,14 +66,9 @@ def set_low_balance_alert(
     return account
 
 
-def sign_webhook(*, secret: str, timestamp: str, body: bytes) -> str:
-    """HMAC-SHA256 over "<timestamp>.<body>" (the receiver checks X-Billing-Signature)."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
 def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict:
     """Send the alert: e-mail to the tenant's contact and a signed POST to its webhook, if set.
-    Called by billing.actors.send_low_balance_alert after the crossing committed."""
+    Called by billing.actors.send_low_balance_alert_job after the crossing committed."""
     account = Account.objects.select_related("tenant").get(pk=account_id)
     tenant = account.tenant
     subject = f"Low balance: {format_money(balance, account.currency)}"
@@ -99,6 +89,8 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
         send_mail(subject, text, None, [tenant.contact_email])
         sent["email"] = True
     if account.alert_webhook_url:
+        # R-BIL-6: a recorded webhook with its own retries (smsplatform.webhooks): a failure never
+        # fails this job, so the e-mail above is not sent again.
         payload = {
             "event": "billing.low_balance",
             "tenant": tenant.schema_name,
@@ -106,34 +98,23 @@ def notify_low_balance(*, account_id: int, balance: int, threshold: int) -> dict
             "threshold": threshold,
             "currency": account.currency,
         }
-        from smsplatform.webhooks import OutboundUrlRefused
-
-        try:
-            sent["webhook"] = post_signed_webhook(
-                url=account.alert_webhook_url, secret=webhook_secret_of(account), payload=payload
-            )
-        except OutboundUrlRefused as exc:  # refused again at call time (SSRF): no retry helps
-            logger.warning("low-balance webhook of %s refused: %s", tenant.schema_name, exc.message)
+        item = webhooks.record_webhook(
+            tenant=tenant,
+            url=account.alert_webhook_url,
+            event="billing.low_balance",
+            body=json.dumps(payload, separators=(",", ":"), sort_keys=True),
+            scheme="billing",
+            secret_token=account.alert_webhook_secret,
+            send_now=True,
+        )
+        if item.last_error.startswith("blocked:"):  # refused again at call time (SSRF): no retry helps
+            logger.warning("low-balance webhook of %s refused: %s", tenant.schema_name, item.last_error)
             sent["webhook"] = "blocked"
+        else:
+            sent["webhook"] = item.last_status_code or item.state
     return sent
 
 
 def webhook_secret_of(account: Account) -> str:
     """The webhook's HMAC key in clear (stored encrypted, R-TEN-2)."""
-    from tenants.services import decrypt_secret
-
     return decrypt_secret(account.alert_webhook_secret)
-
-
-def post_signed_webhook(*, url: str, secret: str, payload: dict) -> int:
-    """POST through the shared outbound check (smsplatform.webhooks: public address, no redirect)."""
-    from smsplatform import webhooks
-
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    timestamp = str(int(timezone.now().timestamp()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-Billing-Timestamp": timestamp,
-        "X-Billing-Signature": sign_webhook(secret=secret, timestamp=timestamp, body=body),
-    }
-    return webhooks.post(url, body=body, headers=headers, timeout=settings.BILLING_WEBHOOK_TIMEOUT_SECONDS)

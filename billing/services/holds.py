@@ -682,6 +682,7 @@ def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list
     concurrent decision wins and nothing is released twice. Returns how many were cancelled."""
     from django_tenants.utils import tenant_context
 
+    from delivery import callbacks
     from delivery import services as delivery
     from delivery.models import Message, MessageStatus
     from tenants.selectors import customer_tenants
@@ -713,6 +714,6 @@ def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list
                 reason=detail,
                 after={"messages": [m.pk for m in messages]},
             )
-            delivery.enqueue_status_callbacks(tenant=tenant, messages=messages)
+            callbacks.enqueue_status_callbacks(tenant=tenant, messages=messages)
             total += len(messages)
     return total

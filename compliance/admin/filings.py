@@ -18,6 +18,7 @@ from smsplatform.errors import DomainError
 from tenants.admin_support import admin_actor
 
 from .. import selectors, services
+from ..checks import DEFAULT_MAX_LENGTH
 from ..models import (
     ReviewStatus,
     Signature,
@@ -25,7 +26,6 @@ from ..models import (
     Template,
     TemplateVersion,
 )
-from ..rules import DEFAULT_MAX_LENGTH
 
 
 class ReviewForm(forms.Form):

@@ -13,6 +13,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from smsplatform.admin_bases import DeleteThroughServiceMixin
 from smsplatform.errors import DomainError
+from smsplatform.numbers import normalise_lenient as normalise_number
 from tenants.admin_support import admin_actor
 from tenants.models import Tenant, TenantKind
 
@@ -27,7 +28,6 @@ from ..models import (
     ReplyReviewStatus,
 )
 from ..resources import GlobalBlockResource
-from ..rules import normalise_number
 
 # --- block list and tenant opt-outs -----------------------------------------------------------
 

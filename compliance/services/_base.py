@@ -8,9 +8,8 @@ from datetime import datetime
 from django.utils import timezone
 from rest_framework import status
 
+from smsplatform import numbers
 from smsplatform.errors import DomainError
-
-from .. import rules as pure
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +89,6 @@ def _now() -> datetime:
 
 def _number(number: str) -> str:
     try:
-        return pure.normalise_number(number)
+        return numbers.normalise_lenient(number)
     except ValueError as exc:
         raise InvalidNumber(f"Not a valid phone number: {number!r}.", details={"number": number}) from exc

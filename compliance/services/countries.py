@@ -13,7 +13,7 @@ from django.db import transaction
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
-from .. import rules as pure
+from .. import checks as pure
 from ..models import (
     COUNTRY_RULE_FIELDS,
     CountryRule,

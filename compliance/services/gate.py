@@ -11,11 +11,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django_tenants.utils import tenant_context
 
-from smsplatform import config_cache
+from smsplatform import config_cache, numbers
 from smsplatform.db import in_array
 from tenants.models import Tenant, TenantState
 
-from .. import rules as pure
+from .. import checks as pure
 from ..models import (
     ComplianceSettings,
     Consent,
@@ -304,7 +304,7 @@ def _country_lookup(home: str):
     def country_of(number: str) -> str | None:
         if prefix and number.startswith(prefix) and number[1:].isdigit():
             return home
-        return pure.country_of(number)
+        return numbers.country_of(number)
 
     return country_of
 

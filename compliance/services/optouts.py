@@ -9,11 +9,11 @@ from datetime import datetime
 from django.db import transaction
 from django_tenants.utils import tenant_context
 
+from smsplatform.numbers import normalise_lenient
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
 from .. import replies as reply_rules
-from .. import rules as pure
 from ..models import (
     Consent,
     GlobalBlock,
@@ -92,7 +92,7 @@ def import_opt_outs(*, tenant: Tenant, numbers: list[str], actor: Actor) -> dict
     with transaction.atomic(), tenant_context(tenant):
         for raw in numbers:
             try:
-                number = pure.normalise_number(raw)
+                number = normalise_lenient(raw)
             except ValueError:
                 invalid.append(raw)
                 continue
@@ -169,7 +169,7 @@ def apply_inbound_keyword(*, tenant, number: str, text: str) -> str | None:
     if verdict.action is None:
         return None
     try:
-        number = pure.normalise_number(number)
+        number = normalise_lenient(number)
     except ValueError:
         logger.warning("Reply %r from an unusable number %r ignored", verdict.action, number)
         return None

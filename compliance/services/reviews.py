@@ -12,9 +12,9 @@ from django.db import IntegrityError, transaction
 from tenants.models import Tenant
 from tenants.services import Actor, record_operation
 
+from .. import checks as pure
 from .. import links
 from .. import replies as reply_rules
-from .. import rules as pure
 from ..models import (
     LinkDomain,
     MessageType,

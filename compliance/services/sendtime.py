@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from tenants.models import Tenant, TenantState
 
-from .. import rules as pure
+from .. import checks as pure
 from ..models import GlobalBlock, OptOut, ReviewStatus, Signature, TemplateVersion
 from .countries import _country_rules
 

@@ -23,6 +23,7 @@ from compliance.models import ReviewStatus, Signature, Template, TemplateVersion
 from delivery import services as delivery
 from delivery.models import Message, MessageStatus, SendRequest
 from smsplatform.message_types import MessageType
+from smsplatform.numbers import normalise_strict
 from tenants.models import ApiKey, Tenant
 from tenants.services import Actor, record_operation
 
@@ -181,7 +182,7 @@ def _day(text: str, name: str):
 
 
 def query_send_details(call: Call) -> dict:
-    number = delivery.normalise_number(call.require("PhoneNumber"))
+    number = normalise_strict(call.require("PhoneNumber"))
     if not number:
         raise from_reason("invalid_number", "PhoneNumber is not a valid number.")
     start = _day(call.require("SendDate"), "SendDate")
@@ -426,7 +427,7 @@ RULE_KINDS = {
 def _variables(call: Call, body: str, message_type: str) -> dict:
     """Our typed variables (R-CMP-2) from TemplateRule when given, else by name: a verification
     template's code/captcha variables are digit codes, everything else short text."""
-    from compliance.rules import variables_in
+    from compliance.checks import variables_in
 
     rule = _json(call.get("TemplateRule"), "TemplateRule", dict) if call.get("TemplateRule") else {}
     out = {}

@@ -1,7 +1,7 @@
 """Alibaba's push formats (R-DLV-4/5), for tenants whose DeliverySettings.callback_format is
 "alibaba": a delivery report is a one-element SmsReport JSON array, a reply a one-element SmsUp
 array (field names and date format as Alibaba's message-receipt docs). Built from the same event
-payloads as our own format (delivery.services.callback_body)."""
+payloads as our own format (delivery.callbacks.callback_body)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from django.core.cache import cache
 from django.utils import timezone
 
+from smsplatform.crypto import decrypt_secret_bytes
 from tenants import services as tenant_services
 from tenants.models import ApiKey
 
@@ -43,7 +44,7 @@ def _key_and_secret(access_key_id: str) -> tuple[ApiKey, str]:
         key = tenant_services._usable_key(access_key_id)
     except tenant_services.AuthenticationError as exc:
         raise auth_error("InvalidAccessKeyId.NotFound", "Specified access key is not found.") from exc
-    secret = tenant_services._fernet().decrypt(bytes(key.secret_encrypted)).decode()
+    secret = decrypt_secret_bytes(key.secret_encrypted)
     return key, secret
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from delivery.models import ErasureRequest, ErasureState
+from smsplatform import numbers
 from smsplatform.errors import DomainError
 from tenants.models import Tenant
 from tenants.selectors import customer_tenants
@@ -169,16 +170,11 @@ def purge_send_log(
 
 
 def normalise_number(number: str) -> str:
-    import phonenumbers
-
-    raw = (number or "").strip()
+    """E.164 of the number an erasure or legal hold names (smsplatform.numbers, lenient)."""
     try:
-        parsed = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException as exc:
+        return numbers.normalise_lenient(number)
+    except numbers.InvalidNumber as exc:
         raise InvalidNumber(details={"number": number}) from exc
-    if not phonenumbers.is_possible_number(parsed):
-        raise InvalidNumber(details={"number": number})
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def number_hash(number: str) -> str:

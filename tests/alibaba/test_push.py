@@ -3,14 +3,14 @@ choose it; our own format unchanged for the others."""
 
 import json
 
-from delivery import services
+from delivery import callbacks, services
 from delivery.models import CallbackDelivery, DeliverySettings
 
 from ..delivery.flow.conftest import add_message
 
 
 def _alibaba(tenant, url="http://127.0.0.1:9/cb"):
-    services.update_callback_settings(
+    callbacks.update_callback_settings(
         tenant=tenant, callback_url=url, actor=services.Actor.system("t"), callback_format="alibaba"
     )
 
@@ -18,7 +18,7 @@ def _alibaba(tenant, url="http://127.0.0.1:9/cb"):
 def test_delivered_status_is_an_sms_report_array_R_DLV_4(tenant_a):
     _alibaba(tenant_a)
     message = add_message(tenant_a, status="delivered", client_ref="acs:0123456789abcdef:order-7")
-    item = services.enqueue_status_callback(tenant=tenant_a, message=message)
+    item = callbacks.enqueue_status_callback(tenant=tenant_a, message=message)
     (report,) = json.loads(item.body)
     assert report["phone_number"] == "13800138000"
     assert report["success"] is True
@@ -33,13 +33,13 @@ def test_delivered_status_is_an_sms_report_array_R_DLV_4(tenant_a):
 def test_a_state_that_is_not_final_is_not_pushed_in_alibaba_format_R_DLV_4(tenant_a):
     _alibaba(tenant_a)
     message = add_message(tenant_a, status="submitted")
-    assert services.enqueue_status_callback(tenant=tenant_a, message=message) is None
+    assert callbacks.enqueue_status_callback(tenant=tenant_a, message=message) is None
     assert not CallbackDelivery.objects.filter(tenant=tenant_a).exists()
 
 
 def test_reply_is_an_sms_up_array_R_DLV_5(tenant_a):
     _alibaba(tenant_a)
-    item = services.enqueue_callback(
+    item = callbacks.enqueue_callback(
         tenant=tenant_a,
         url="",
         event="reply",
@@ -59,8 +59,8 @@ def test_reply_is_an_sms_up_array_R_DLV_5(tenant_a):
 
 
 def test_platform_format_stays_the_default(tenant_a):
-    assert services.delivery_settings_for(tenant=tenant_a).callback_format == "platform"
+    assert callbacks.delivery_settings_for(tenant=tenant_a).callback_format == "platform"
     DeliverySettings.objects.filter(tenant=tenant_a).update(callback_url="http://127.0.0.1:9/cb")
     message = add_message(tenant_a, status="delivered")
-    body = json.loads(services.enqueue_status_callback(tenant=tenant_a, message=message).body)
+    body = json.loads(callbacks.enqueue_status_callback(tenant=tenant_a, message=message).body)
     assert body["event"] == "message.status"

@@ -14,8 +14,9 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from compliance.models import Complaint
-from delivery import channel_live, sender, services
+from delivery import channel_live, sender
 from delivery.models import Channel
+from smsplatform import crypto
 from smsplatform.shared_redis import shared_redis
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID, smsc, smsc_factory  # noqa: F401 - fixtures
 
@@ -53,7 +54,7 @@ def test_operator_works_through_the_console_R_AUD_1_R_CMP_7_R_DLV_3(live_app, br
         host="127.0.0.1",
         port=smsc.port,
         system_id=SYSTEM_ID,
-        password=services.encrypt_secret(PASSWORD),
+        password=crypto.encrypt_secret(PASSWORD),
         tps_limit=100,
         bind_count=2,
     )

@@ -3,25 +3,30 @@ commit) until a top-up brings the balance back to the threshold."""
 
 import json
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core import mail
 from django.db import connections
+from django.utils import timezone
 
 from billing import actors, services
 from billing.models import Account
+from smsplatform import webhooks
+from smsplatform.models import WebhookDelivery, WebhookState
 
 from .conftest import DELIVERY, FINANCE, fund, key, lines
 
 
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
+    answers: list = []  # status codes to answer, in order; then 204
 
     def do_POST(self):  # noqa: N802 - http.server API
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((dict(self.headers), body))
-        self.send_response(204)
+        self.send_response(self.answers.pop(0) if self.answers else 204)
         self.end_headers()
 
     def log_message(self, *args):
@@ -31,6 +36,7 @@ class _Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook_server():
     _Receiver.received = []
+    _Receiver.answers = []
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -86,7 +92,7 @@ def test_r_bil_6_alert_sends_mail_and_signed_webhook(tenant, webhook_server, set
         "threshold": 500_000,
         "currency": "CNY",
     }
-    expected = services.sign_webhook(
+    expected = webhooks.sign(
         secret=services.webhook_secret_of(account), timestamp=headers["X-Billing-Timestamp"], body=body
     )
     assert headers["X-Billing-Signature"] == expected
@@ -126,3 +132,56 @@ def test_r_bil_6_alert_reaches_mail_through_a_real_worker_after_commit(live_db, 
 def test_r_bil_6_webhook_must_be_http(tenant):
     with pytest.raises(services.BillingError):
         services.set_low_balance_alert(tenant=tenant, threshold=1, actor=FINANCE, webhook_url="file:///etc/passwd")
+
+
+def test_r_bil_6_unreachable_webhook_is_retried_without_sending_the_email_again(tenant, settings):
+    """R-BIL-6: a webhook that cannot be reached is recorded for a retry with back-off; the alert
+    job itself succeeds, so the queue never re-runs it and the e-mail goes out once."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    account = services.set_low_balance_alert(
+        tenant=tenant, threshold=500_000, actor=FINANCE, webhook_url="http://127.0.0.1:9/closed"
+    )
+    actors.send_low_balance_alert_job.fn(account.pk, 400_000, 500_000)  # must not raise (a raise = a re-run)
+    assert len(mail.outbox) == 1
+    item = WebhookDelivery.objects.get(tenant=tenant, event="billing.low_balance")
+    assert (item.state, item.attempts) == (WebhookState.PENDING, 1)
+    assert item.next_attempt_at > timezone.now()
+
+
+def test_r_bil_6_failed_webhook_is_retried_on_its_own_and_recorded(tenant, webhook_server, settings):
+    """R-BIL-6: a non-2xx answer is retried by the webhook's own job (signed again), the e-mail is
+    not re-sent, and the record shows the outcome."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    server, received = webhook_server
+    _Receiver.answers = [503]
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/billing"
+    account = services.set_low_balance_alert(tenant=tenant, threshold=500_000, actor=FINANCE, webhook_url=url)
+    actors.send_low_balance_alert_job.fn(account.pk, 400_000, 500_000)
+    item = WebhookDelivery.objects.get(tenant=tenant, event="billing.low_balance")
+    assert (item.state, item.last_status_code) == (WebhookState.PENDING, 503)
+    webhooks.deliver_webhook(webhook_id=item.pk)  # the retry job, once the back-off is over
+    item.refresh_from_db()
+    assert (item.state, item.attempts) == (WebhookState.DELIVERED, 2)
+    headers, body = received[1]
+    expected = webhooks.sign(
+        secret=services.webhook_secret_of(account), timestamp=headers["X-Billing-Timestamp"], body=body
+    )
+    assert headers["X-Billing-Signature"] == expected
+    assert len(mail.outbox) == 1
+
+
+def test_r_bil_6_a_webhook_whose_retry_job_was_lost_is_found_by_the_sweep(tenant, settings):
+    """R-BIL-6: the periodic retry_due_webhooks_job finds pending webhooks past their next try."""
+    from smsplatform.crypto import encrypt_secret
+
+    item = webhooks.record_webhook(
+        tenant=tenant,
+        url="http://127.0.0.1:9/closed",
+        event="billing.low_balance",
+        body="{}",
+        scheme="billing",
+        secret_token=encrypt_secret("k"),
+    )
+    assert item.pk not in webhooks.due_webhooks()  # its job is still on its way
+    later = timezone.now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 3 + 1)
+    assert item.pk in webhooks.due_webhooks(now=later)

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from compliance import rules as pure
+from compliance import checks as pure
 from compliance import services
 from compliance.models import CountryRule
 from tenants.models import OperationRecord

@@ -84,7 +84,7 @@ def test_r_cmp_3_near_phrase_rule_is_operator_editable(db):
 )
 def test_r_cmp_2_text_variable_refuses_any_url(value):
     assert find_links(value), value
-    from compliance import rules
+    from compliance import checks as rules
 
     with pytest.raises(rules.ParameterError):
         rules.check_parameter(name="n", spec={"kind": "text", "max_length": 50}, value=value)

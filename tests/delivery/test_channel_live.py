@@ -8,9 +8,9 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
 
-from delivery import channel_live, sender, services
+from delivery import channel_live, sender
 from delivery.models import Channel
-from smsplatform import metrics
+from smsplatform import crypto, metrics
 from smsplatform.shared_redis import shared_redis
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID
 
@@ -41,7 +41,7 @@ def test_channel_page_shows_binds_submits_queue_and_rates_R_DLV_3(db, smsc):
         host="127.0.0.1",
         port=smsc.port,
         system_id=SYSTEM_ID,
-        password=services.encrypt_secret(PASSWORD),
+        password=crypto.encrypt_secret(PASSWORD),
         tps_limit=50,
         bind_count=2,
     )

@@ -57,6 +57,6 @@ def webhook(settings):
 
 
 def set_callback_url(tenant, url: str) -> None:
-    from delivery.services import update_callback_settings
+    from delivery.callbacks import update_callback_settings
 
     update_callback_settings(tenant=tenant, callback_url=url, actor=SYSTEM)

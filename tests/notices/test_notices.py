@@ -8,9 +8,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from delivery.callbacks import deliver_callback, delivery_settings_for
 from delivery.models import CallbackDelivery, CallbackState
-from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, sign_body
+from smsplatform.crypto import decrypt_secret
 from smsplatform.dates import add_calendar_months
+from smsplatform.webhooks import sign
 from tenants import notices
 from tenants.actors import send_notice_email_job
 from tenants.models import (
@@ -71,7 +73,7 @@ def test_notice_webhook_is_signed_with_the_tenants_callback_secret_R_DLV_7(tenan
     deliver_callback(callback_id=item.callback_id)
     headers, body = webhook.received[0]
     secret = decrypt_secret(delivery_settings_for(tenant=tenant_a).callback_secret)
-    assert headers["X-Signature"] == sign_body(secret=secret, body=body)
+    assert headers["X-Signature"] == sign(secret=secret, body=body)
     assert headers["X-Event"] == "notice"
     payload = json.loads(body)
     assert payload["notice_id"] == notice.pk

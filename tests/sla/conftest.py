@@ -15,7 +15,7 @@ _seq = itertools.count(1)
 def channel(db):
     """A fresh channel: the send log of the session tenants holds no message of it."""
     from delivery.models import Channel
-    from delivery.services import encrypt_secret
+    from smsplatform.crypto import encrypt_secret
 
     return Channel.objects.create(
         name=f"sla-ch-{next(_seq)}", host="127.0.0.1", port=2775, system_id="x", password=encrypt_secret("x")

@@ -23,7 +23,7 @@ from django.db import close_old_connections, connection
 from delivery import spool
 from delivery.inbound import apply_pending_receipts, handle_inbound, handle_inbound_batch
 from delivery.models import Channel
-from delivery.services import decrypt_secret
+from smsplatform.crypto import decrypt_secret
 from smsplatform.outage import DATABASE_ERRORS
 
 log = logging.getLogger("delivery.listener")

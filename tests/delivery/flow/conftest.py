@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.models import Channel, Message, MessageStatus, OutboxEntry, Route, SendRequest, StatusEvent
-from delivery.services import encrypt_secret
+from smsplatform.crypto import encrypt_secret
 
 _seq = itertools.count(1)
 

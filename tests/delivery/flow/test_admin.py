@@ -4,7 +4,7 @@ the SMPP password is never shown; failing callbacks are visible."""
 from django.utils import timezone
 
 from delivery.models import CallbackDelivery, CallbackState, Channel
-from delivery.services import decrypt_secret
+from smsplatform.crypto import decrypt_secret
 from tenants.models import OperationRecord
 
 

@@ -11,8 +11,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from delivery.callbacks import deliver_callback, delivery_settings_for, enqueue_callback
 from delivery.models import CallbackDelivery, CallbackState
-from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, enqueue_callback
+from smsplatform.crypto import decrypt_secret
 
 
 class Endpoint:
@@ -61,7 +62,7 @@ def test_callback_is_signed_with_the_tenant_secret(tenant_a, endpoint):
 
 
 def test_the_tenant_default_url_is_used_when_the_message_has_none(tenant_a, endpoint):
-    from delivery.services import update_callback_settings
+    from delivery.callbacks import update_callback_settings
     from tenants.services import Actor
 
     update_callback_settings(tenant=tenant_a, callback_url=endpoint.url, actor=Actor.system("tests"))

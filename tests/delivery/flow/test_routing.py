@@ -7,13 +7,14 @@ from datetime import timedelta
 from django.utils import timezone
 
 from delivery.models import CarrierPrefix, Maintenance, ProvincePrefix, Route
-from delivery.routing import RoutingTable, describe_numbers, normalise_number
+from delivery.routing import RoutingTable, describe_numbers
+from smsplatform.numbers import normalise_strict
 
 
 def test_numbers_without_plus_are_chinese():
-    assert normalise_number("13800138000") == "+8613800138000"
-    assert normalise_number("+14155550123") == "+14155550123"
-    assert normalise_number("12345") is None
+    assert normalise_strict("13800138000") == "+8613800138000"
+    assert normalise_strict("+14155550123") == "+14155550123"
+    assert normalise_strict("12345") is None
 
 
 def test_carrier_prefixes_are_seeded_R_DLV_2(db):

@@ -1,5 +1,6 @@
-"""Pure compliance rules (no I/O): signature text, template variables and rendering, unsubscribe
-instructions, opt-out keywords, phone numbers. R-CMP-1, R-CMP-2, R-CMP-4, R-CMP-9.
+"""Pure compliance policy checks (no I/O): signature text, template variables and rendering,
+unsubscribe instructions, opt-out keywords, per-country rules. R-CMP-1, R-CMP-2, R-CMP-4, R-CMP-9.
+Phone numbers are normalised by smsplatform.numbers.
 """
 
 from __future__ import annotations
@@ -212,34 +213,6 @@ def inbound_keyword(text: str) -> str | None:
 
     action = classify_reply(text).action
     return action if action in ("opt_out", "opt_in") else None
-
-
-# --- numbers and countries (R-CMP-9) ---------------------------------------------------------
-
-
-def normalise_number(number: str, *, default_region: str = "CN") -> str:
-    """E.164 for a number given as +CC…, 00CC…, CC… or a national number; ValueError if invalid."""
-    raw = (number or "").strip().replace(" ", "").replace("-", "")
-    if not raw:
-        raise ValueError("empty number")
-    candidates = [raw] if raw.startswith("+") else ([f"+{raw[2:]}"] if raw.startswith("00") else [raw, f"+{raw}"])
-    for candidate in candidates:
-        try:
-            parsed = phonenumbers.parse(candidate, None if candidate.startswith("+") else default_region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_possible_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    raise ValueError(f"not a phone number: {number!r}")
-
-
-def country_of(number: str) -> str | None:
-    """ISO alpha-2 country of an E.164 number, or None if it cannot be told."""
-    try:
-        parsed = phonenumbers.parse(number if number.startswith("+") else f"+{number}", None)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.region_code_for_number(parsed)
 
 
 # --- R-CMP-9 per-country rules ---------------------------------------------------------------

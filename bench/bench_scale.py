@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from _setup import setup_django
 
@@ -92,6 +93,12 @@ def bench_tenant(name: str) -> Tenant:
 def intake_tenant(count: int) -> tuple[Tenant, str]:
     """One sendable tenant (approved signature + template, money for `count` messages)."""
     tenant = bench_tenant("Bench Scale Intake")
+    return tenant, sendable(tenant, count)
+
+
+def sendable(tenant: Tenant, count: int) -> str:
+    """Approve the bench signature and template of `tenant` (once) and top it up for `count`
+    messages; returns the template code."""
     from compliance.models import Template
 
     template = Template.objects.filter(tenant=tenant, name="bench-scale").first()
@@ -114,7 +121,31 @@ def intake_tenant(count: int) -> tuple[Tenant, str]:
         )
         compliance.approve_template_version(version=template.versions.get(), actor=ACTOR)
     billing.topup(tenant=tenant, amount=count * PRICE * 2, actor=ACTOR, idempotency_key=f"bench-scale:{time.time_ns()}")
-    return tenant, template.code
+    connection.set_schema_to_public()
+    return template.code
+
+
+def intake_over_tenants(tenants: list[Tenant], templates: dict[int, str], per_tenant: int, first: int) -> float:
+    """Messages/s accepted by one process, one batch request of `per_tenant` recipients per tenant
+    (each request in its own tenant schema: SET search_path, the tenant's settings and gate)."""
+    started = time.perf_counter()
+    accepted = 0
+    for ti, tenant in enumerate(tenants):
+        with tenant_context(tenant):
+            services.accept_send(
+                tenant=tenant,
+                actor=ACTOR,
+                kind="batch",
+                signature="ScaleBench",
+                template=templates[tenant.pk],
+                recipients=[
+                    services.RecipientInput(number=f"+86137{first + ti * per_tenant + i:08d}")
+                    for i in range(per_tenant)
+                ],
+                params={"code": "4711"},
+            )
+        accepted += per_tenant
+    return accepted / (time.perf_counter() - started)
 
 
 def _accept_slice(tenant_id: int, template: str, first: int, n: int, start, done) -> None:
@@ -163,16 +194,25 @@ def intake_rate(tenant: Tenant, template: str, count: int, processes: int, first
 
 def backlog_done(schemas: list[str]) -> int:
     """Delivered messages over the bench schemas."""
+    return backlog_by_status(schemas, only="delivered").get("delivered", 0)
+
+
+def backlog_by_status(schemas: list[str], only: str | None = None) -> dict[str, int]:
+    """{status: messages} over the bench schemas (`only`: that status alone)."""
     quote = connection.ops.quote_name
     table = quote(Message._meta.db_table)
-    total = 0
+    where = "WHERE status = %s" if only else ""
+    totals: dict[str, int] = {}
     for i in range(0, len(schemas), 100):  # 1,000 schemas in one statement exhaust the lock table
         chunk = schemas[i : i + 100]
-        sql = " UNION ALL ".join(f"SELECT count(*) FROM {quote(s)}.{table} WHERE status = 'delivered'" for s in chunk)
+        sql = " UNION ALL ".join(
+            f"SELECT status, count(*) FROM {quote(s)}.{table} {where} GROUP BY status" for s in chunk
+        )
         with connection.cursor() as cursor:
-            cursor.execute(sql)
-            total += sum(n for (n,) in cursor.fetchall())
-    return total
+            cursor.execute(sql, [only] * len(chunk) if only else None)
+            for status, n in cursor.fetchall():
+                totals[status] = totals.get(status, 0) + n
+    return totals
 
 
 def deliver(schemas: list[str], count: int, processes: int) -> float:
@@ -193,7 +233,13 @@ def deliver(schemas: list[str], count: int, processes: int) -> float:
         os.killpg(workers.pid, signal.SIGTERM)
         workers.wait(timeout=60)
     if delivered < count:
-        print(f"warning: only {delivered}/{count} delivered in time", file=sys.stderr)
+        # Say why, not only that: where the messages are and what the workers logged.
+        errors = [line for line in Path(log.name).read_text().splitlines() if "ERROR" in line or "Error" in line]
+        print(
+            f"warning: only {delivered}/{count} delivered in time with {processes} process(es); messages by status "
+            f"{backlog_by_status(schemas)}; worker log {log.name}: {len(errors)} error lines, last: {errors[-5:]}",
+            file=sys.stderr,
+        )
     return delivered / (finished - started)
 
 

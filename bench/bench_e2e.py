@@ -6,6 +6,12 @@ smpplib → SMSC simulator on loopback → submit_sm_resp → capture → receip
 `--parts 3`: every message is 3 SMS parts (UCS-2, 3 × 67 units: 3 submit_sm and 3 receipts a
 message); the rates are then messages/s and parts/s (issue 16: the e2e ratio for long messages).
 
+The ratio of issue 16 is printed by this bench: raw smpplib (window 50, bench_smpp_raw.bench_raw)
+runs against this run's own simulator right before the workers start and right after they stop,
+and "e2e ÷ raw smpplib, same run" divides the delivered parts/s by the mean of the two (on a
+shared machine the load changes within a minute; a ratio to a separate bench run was noise).
+No migrate_schemas unless `--migrate` (make bench runs bootstrap first).
+
 As deployed (deploy/compose.yaml): `dramatiq smsplatform.worker -p <processes> -t <threads>`
 (default 2 processes, one per core, 4 threads each), the simulator in a process of its own (as in
 bench_smpp_raw.py, so the ratio to raw smpplib compares like with like). This process accepts

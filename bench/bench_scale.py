@@ -339,7 +339,8 @@ def main(count: int, many: int, steps: tuple[int, ...] = (1, 2, 4), tenant_intak
     rows1, rows2 = [], []
     try:
         dramatiq.get_broker().client.flushdb()
-        tenant, template = intake_tenant(count * len(steps))
+        if steps:
+            tenant, template = intake_tenant(count * len(steps))
         base_intake = base_e2e = None
         for i, processes in enumerate(steps):
             first = (stamp % 1000) * 100000 + i * count

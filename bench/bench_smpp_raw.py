@@ -46,7 +46,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_raw(port: int, messages: int, window: int) -> tuple[float, int]:
+def bench_raw(port: int, messages: int, window: int, source: str = "10690001") -> tuple[float, int]:
     client = smpplib.client.Client("127.0.0.1", port, timeout=10, allow_unknown_opt_params=True)
     client.connect()
     client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -69,7 +69,7 @@ def bench_raw(port: int, messages: int, window: int) -> tuple[float, int]:
         while len(pending) >= window:
             client.read_once()
         pdu = client.send_message(
-            source_addr="10690001",
+            source_addr=source,
             destination_addr=f"86138{i:08d}",
             short_message=b"benchmark message",
             registered_delivery=1,

@@ -19,9 +19,13 @@ QUICK_ARGS = {
     "bench_e2e.py": ["1000", "4"],
     "bench_export.py": ["100000"],
     "bench_faults.py": ["300"],
+    "bench_scale.py": ["1000", "50"],
     "bench_tenants.py": ["3"],
 }
 FULL_ARGS = {"bench_api.py": ["20", "300", "--profile"], "bench_e2e.py": ["5000", "4"]}
+# Scripts run more than once: these arguments are added for each further run (issue 16: the e2e
+# ratio for 3-part messages too; the output of the runs is one section).
+MORE_RUNS = {"bench_e2e.py": [["--parts", "3"]]}
 ROW = re.compile(r"^\|(?P<figure>[^|]+)\|(?P<value>[^|]+)\|(?P<unit>[^|]+)\|(?P<goal>[^|]*)\|\s*$")
 
 
@@ -57,20 +61,32 @@ def main() -> int:
         print(f"== {script.name}", flush=True)
         started = time.perf_counter()
         extra = (QUICK_ARGS if args.quick else FULL_ARGS).get(script.name, [])
-        run = subprocess.run(
-            [sys.executable, str(script), *extra], cwd=BENCH.parent, capture_output=True, text=True, env=os.environ
-        )
+        stdout, failed = [], None
+        for more in [[], *MORE_RUNS.get(script.name, [])]:
+            run = subprocess.run(
+                [sys.executable, str(script), *extra, *more],
+                cwd=BENCH.parent,
+                capture_output=True,
+                text=True,
+                env=os.environ,
+            )
+            print(run.stdout, flush=True)
+            if run.returncode != 0:
+                failed = run
+                break
+            stdout.append(run.stdout)
         took = time.perf_counter() - started
-        print(run.stdout, flush=True)
-        if run.returncode != 0:
+        if failed is not None:
             failures.append(script.name)
-            print(run.stderr[-3000:], file=sys.stderr)
-            sections.append(f"## {script.name}\n\nFAILED (exit {run.returncode}):\n\n```\n{run.stderr[-1500:]}\n```\n")
+            print(failed.stderr[-3000:], file=sys.stderr)
+            sections.append(
+                f"## {script.name}\n\nFAILED (exit {failed.returncode}):\n\n```\n{failed.stderr[-1500:]}\n```\n"
+            )
         else:
-            outputs[script.name] = run.stdout
-            cached.write_text(run.stdout)
-            sections.append(f"## {script.name} ({took:.0f} s)\n\n{run.stdout.strip()}\n")
-            summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(run.stdout)]
+            outputs[script.name] = "\n".join(stdout)
+            cached.write_text(outputs[script.name])
+            sections.append(f"## {script.name} ({took:.0f} s)\n\n{outputs[script.name].strip()}\n")
+            summary += [(script.stem.removeprefix("bench_"), *row) for row in table_rows(outputs[script.name])]
     summary += e2e_ratio(outputs)
     summary.append(machine_speed())
     table = ["## Summary: every figure", "", "| bench | figure | value | unit | goal |", "|---|---|---:|---|---|"]
@@ -104,30 +120,51 @@ def machine_speed() -> tuple[str, ...]:
 
 
 def e2e_ratio(outputs: dict[str, str]) -> list[tuple[str, ...]]:
-    """Our end-to-end rate as a share of the raw smpplib rate (same simulator, same machine)."""
+    """Our end-to-end rate as a share of the raw smpplib rate. bench_e2e.py measures raw smpplib
+    on its own simulator right before and after its workers and prints that paired ratio; a ratio
+    to bench_smpp_raw.py's separate run (minutes apart on a shared machine) is only the fallback."""
 
     def number(text: str) -> float:
         return float(text.replace(",", ""))
 
     e2e = {r[0]: r[1] for r in table_rows(outputs.get("bench_e2e.py", ""))}
+    paired = [
+        (f"e2e ÷ raw smpplib, same run (parts/s ÷ msg/s){tag}", what)
+        for tag, what in (("", "1-part messages"), (", 3-part messages", "3-part messages (parts/s)"))
+    ]
+    rows = [
+        ("e2e", f"end-to-end rate / raw smpplib rate on the same simulator, {what}", e2e[figure], "ratio", "≥ 0.40")
+        for figure, what in paired
+        if figure in e2e
+    ]
+    if rows:
+        return rows
     raw = [
         r
         for r in table_rows(outputs.get("bench_smpp_raw.py", ""))
         if r[0].startswith("raw smpplib") and "msg/s" in r[2]
     ]
-    ours = e2e.get("accepted → receipt stored (delivered)")
-    if not ours or not raw:
+    if not raw:
         return []
     best = max(number(r[1]) for r in raw)
-    return [
-        (
-            "e2e",
-            "end-to-end rate / raw smpplib rate",
-            f"{number(ours) / best:.2f}",
-            "ratio",
-            f"raw smpplib best window: {best:,.0f} msg/s",
-        )
-    ]
+    # A raw message is one submit_sm + one receipt; a 3-part message is three of each, so the
+    # 3-part ratio compares parts/s with it (like for like on the wire).
+    for figure, what in (
+        ("accepted → receipt stored (delivered)", "1-part messages"),
+        ("accepted → receipt stored, parts, 3-part messages", "3-part messages (parts/s)"),
+    ):
+        ours = e2e.get(figure)
+        if ours:
+            rows.append(
+                (
+                    "e2e",
+                    f"end-to-end rate / raw smpplib rate, {what}",
+                    f"{number(ours) / best:.2f}",
+                    "ratio",
+                    f"≥ 0.40 (raw smpplib best window: {best:,.0f} msg/s)",
+                )
+            )
+    return rows
 
 
 if __name__ == "__main__":

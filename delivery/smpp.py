@@ -324,6 +324,11 @@ class SmppSession:
         #: duplicate) up to this many times before it is reported: none of it uses a message attempt
         self.throttle_resends = throttle_resends
         self._resend: deque[_Pending] = deque()
+        #: ref → parts refused 0x14/0x58 and not yet accepted (or reported): no later part of that
+        #: message is sent meanwhile, and a resend waits for the answers of later parts in flight,
+        #: so a message's unanswered parts were always sent in part order (issue 20: unknown
+        #: submissions are proven by receipts in send order)
+        self._refused: dict[str, set[int]] = {}
         self.tps = tps
         self.enquire_link_interval = enquire_link_interval
         self.enquire_link_timeout = enquire_link_timeout or min(enquire_link_interval, 10.0)
@@ -391,6 +396,7 @@ class SmppSession:
             "window_waits": 0,
             "window_cuts": 0,
             "throttle_resends": 0,
+            "order_waits": 0,
         }
 
     # -- properties ---------------------------------------------------------------------------------
@@ -571,10 +577,7 @@ class SmppSession:
                 "short_message": (udh or b"") + payload,
             }
             try:
-                self._send_resends()
-                if self._unbinding is not None:
-                    raise SmppDisconnected("the SMSC asked to unbind")
-                self._wait_for_slot()
+                self._wait_to_send(ref, index)
                 seq = self._send("submit_sm", **fields)
             except SmppDisconnected:
                 for part in todo[position:]:
@@ -584,19 +587,57 @@ class SmppSession:
             self.stats["parts_sent"] += 1
         return parts
 
-    def _send_resends(self) -> None:
+    def _held(self, ref: str, part: int) -> bool:
+        """An earlier part of this message was refused 0x14/0x58 and is not accepted yet."""
+        refused = self._refused.get(ref)
+        return bool(refused) and min(refused) < part
+
+    def _next_resend(self) -> _Pending | None:
+        """The first refused part that may go again now: no earlier refused part of its message
+        is still waiting, and no later part of it is unanswered (that one went first, so it must be
+        settled before this one goes, or the two could be doubtful together out of order)."""
+        for item in self._resend:
+            if self._held(item.ref, item.part):
+                continue
+            if any(p.ref == item.ref and p.part > item.part for p in self._pending.values()):
+                continue
+            return item
+        return None
+
+    def _send_resends(self) -> bool:
         """Send again the parts the SMSC refused with 0x14 / 0x58 (it did not take them), each as
-        soon as the (halved) window, the back-off and the TPS limit allow."""
-        while self._resend and self._unbinding is None:
+        soon as part order (_next_resend), the (halved) window, the back-off and the TPS limit
+        allow. Returns whether any was sent."""
+        sent = False
+        while self._resend and self._unbinding is None and self._next_resend() is not None:
             self._wait_for_slot()
-            if not self._resend or self._unbinding is not None:
-                return
-            item = self._resend.popleft()
+            item = self._next_resend()  # the read while waiting may have refused an earlier part
+            if item is None or self._unbinding is not None:
+                break
+            self._resend.remove(item)
             seq = self._send("submit_sm", **item.fields)
             item.sent_at = time.monotonic()
             self._pending[seq] = item
             self.stats["parts_sent"] += 1
             self.stats["throttle_resends"] += 1
+            sent = True
+        return sent
+
+    def _wait_to_send(self, ref: str, part: int) -> None:
+        """Wait until `part` of message `ref` may be submitted: refused parts go first, a refused
+        earlier part of the same message must be accepted first, then window/back-off/TPS."""
+        while True:
+            self._send_resends()
+            if self._unbinding is not None:
+                raise SmppDisconnected("the SMSC asked to unbind")
+            if self._held(ref, part):
+                self.stats["order_waits"] += 1
+                now = time.monotonic()
+                self._read(self._next_deadline(now) - now)
+                continue
+            self._wait_for_slot()
+            if not self._held(ref, part):
+                return
 
     def _grow_window(self, now: float) -> None:
         if self.effective_window < self.window and now >= self._window_next_grow:
@@ -728,8 +769,7 @@ class SmppSession:
             now = time.monotonic()
             if now >= deadline:
                 return
-            if self._resend and self._unbinding is None:
-                self._send_resends()
+            if self._resend and self._unbinding is None and self._send_resends():
                 continue
             if not self._pending:
                 return  # resends held back by an unbind: reported when the link closes
@@ -853,11 +893,17 @@ class SmppSession:
                 ):
                     pending.throttled += 1
                     self._resend.append(pending)  # not taken by the SMSC: ours to send again
+                    self._refused.setdefault(pending.ref, set()).add(pending.part)
                     return
             elif status == STATUS_TIMEOUT:
                 self.stats["timeouts"] += 1
         else:
             self.stats["permanent"] += 1
+        refused = self._refused.get(pending.ref)
+        if refused is not None:  # settled: later parts of the message may go
+            refused.discard(pending.part)
+            if not refused:
+                del self._refused[pending.ref]
         self.on_result(
             SubmitResult(
                 ref=pending.ref,

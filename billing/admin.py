@@ -3,7 +3,7 @@ read-only ledger, prices (7-day notice, R-BIL-4), packages, invoices, disputes, 
 
 Every write calls a service (which records the operation, R-AUD-3); every view checks a custom
 permission granted in billing/roles.py. Amounts are typed in CNY and converted exactly to
-micro-units with Decimal (billing.rules.cny_to_micro), never through float.
+micro-units with Decimal (billing.money.cny_to_micro), never through float.
 """
 
 import re
@@ -46,7 +46,7 @@ from .models import (
     Refund,
     RefundCause,
 )
-from .rules import MAX_AMOUNT, InvalidAmount, cny_to_micro, format_money
+from .money import MAX_AMOUNT, InvalidAmount, cny_to_micro, format_money
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
 

@@ -1,21 +1,11 @@
-"""Pure SMPP helpers: delivery-receipt parsing, SMSC message-id normalisation, text encoding and
-splitting into concatenated parts (R-DLV-3, R-DLV-4).
+"""Pure SMPP helpers: delivery-receipt parsing, SMSC message-id normalisation, PDU text encoding
+and concatenation UDH (R-DLV-3, R-DLV-4).
 
-Nothing here touches the network or the database, so everything is unit-testable.
-
-Encoding rules (R-DLV-3, R-BIL-2):
-- Text made only of GSM 03.38 default-alphabet characters (basic table + extension table) is
-  sent with data_coding 0 as *unpacked* septets (one septet per octet, the usual SMPP practice;
-  the SMSC packs them for the air interface). Extension characters (``^{}\\[~]|€`` and form feed)
-  are sent as ESC (0x1B) + code and count as two septets.
-- Anything else is sent as UCS-2 (data_coding 8, UTF-16-BE on the wire, so characters outside the
-  BMP such as emoji become a surrogate pair = two code units).
-- One part holds 160 septets / 70 UTF-16 units. A longer text is split into parts of at most
-  153 septets / 67 units, each prefixed by a 6-octet UDH ``05 00 03 <ref> <total> <seq>``
-  (IEI 0x00, concatenated SM with an 8-bit reference) and sent with esm_class 0x40 (UDHI).
-- Parts are cut on *characters*, never inside a GSM-7 escape pair or a UTF-16 surrogate pair, so
-  a part may carry one unit less than the maximum. The number of parts is therefore computed by
-  the same greedy walk (``count_parts``); billing's ``count_segments`` must agree with it.
+Nothing here touches the network or the database, so everything is unit-testable. The GSM-7
+alphabet, segment counting and where a text is cut are smsplatform.sms_text (R-BIL-2); here the
+parts become PDU payloads: GSM-7 as data_coding 0 (unpacked septets), UCS-2 as data_coding 8
+(UTF-16-BE), a long text's parts each prefixed by a 6-octet UDH ``05 00 03 <ref> <total> <seq>``
+(IEI 0x00, 8-bit reference) and sent with esm_class 0x40 (UDHI).
 """
 
 from __future__ import annotations
@@ -24,119 +14,18 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-# --- GSM 03.38 default alphabet -------------------------------------------------------------------
-
-#: Basic character set, index == septet value. 0x1B is the escape to the extension table and is
-#: not a character by itself.
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>"
-    "?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-#: Extension table (sent as ESC + code, two septets each).
-GSM7_EXTENSION = {
-    "\f": 0x0A,
-    "^": 0x14,
-    "{": 0x28,
-    "}": 0x29,
-    "\\": 0x2F,
-    "[": 0x3C,
-    "~": 0x3D,
-    "]": 0x3E,
-    "|": 0x40,
-    "€": 0x65,
-}
-GSM7_ESCAPE = 0x1B
-
-_BASIC_INDEX = {ch: i for i, ch in enumerate(GSM7_BASIC) if ch != "\x1b"}
-_EXT_DECODE = {code: ch for ch, code in GSM7_EXTENSION.items()}
+from smsplatform.sms_text import GSM7, UCS2, gsm7_decode, gsm7_encode, text_chunks
 
 DATA_CODING_DEFAULT = 0x00  # SMSC default alphabet (GSM 03.38 here)
 DATA_CODING_IA5 = 0x01
 DATA_CODING_LATIN1 = 0x03
 DATA_CODING_UCS2 = 0x08
 
-GSM7_SINGLE, GSM7_PART = 160, 153
-UCS2_SINGLE, UCS2_PART = 70, 67
+#: data_coding of each sms_text encoding
+DATA_CODING = {GSM7: DATA_CODING_DEFAULT, UCS2: DATA_CODING_UCS2}
 MAX_PARTS = 255  # 8-bit concatenation reference: part count is one octet
 
 ESM_CLASS_UDHI = 0x40
-
-
-def is_gsm7(text: str) -> bool:
-    """True when every character is in the GSM 03.38 basic or extension table."""
-    return all(ch in _BASIC_INDEX or ch in GSM7_EXTENSION for ch in text)
-
-
-def gsm7_encode(text: str) -> bytes:
-    """Unpacked GSM-7 (one septet per octet); raises ValueError for non-GSM characters."""
-    out = bytearray()
-    for ch in text:
-        code = _BASIC_INDEX.get(ch)
-        if code is not None:
-            out.append(code)
-            continue
-        ext = GSM7_EXTENSION.get(ch)
-        if ext is None:
-            raise ValueError(f"character {ch!r} is not in the GSM 03.38 alphabet")
-        out += bytes((GSM7_ESCAPE, ext))
-    return bytes(out)
-
-
-def gsm7_decode(data: bytes) -> str:
-    """Decode unpacked GSM-7. Unknown escapes decode as a space (3GPP 23.038 recommends it)."""
-    out = []
-    escaped = False
-    for octet in data:
-        octet &= 0x7F
-        if escaped:
-            out.append(_EXT_DECODE.get(octet, " "))
-            escaped = False
-        elif octet == GSM7_ESCAPE:
-            escaped = True
-        else:
-            out.append(GSM7_BASIC[octet])
-    return "".join(out)
-
-
-def _gsm7_units(ch: str) -> int:
-    return 2 if ch in GSM7_EXTENSION else 1
-
-
-def _ucs2_units(ch: str) -> int:
-    return 2 if ord(ch) > 0xFFFF else 1
-
-
-def _chunks(text: str, *, unit, single: int, part: int) -> list[str]:
-    """Greedy character walk: [text] if it fits one SM, else parts of <= `part` units, never
-    splitting a character (escape pair / surrogate pair)."""
-    total = sum(unit(ch) for ch in text)
-    if total <= single:
-        return [text]
-    chunks: list[str] = []
-    current: list[str] = []
-    used = 0
-    for ch in text:
-        n = unit(ch)
-        if used + n > part:
-            chunks.append("".join(current))
-            current, used = [], 0
-        current.append(ch)
-        used += n
-    if current:
-        chunks.append("".join(current))
-    return chunks
-
-
-def text_chunks(text: str) -> tuple[int, list[str]]:
-    """(data_coding, the text of each part). R-DLV-3: cut on characters."""
-    if is_gsm7(text):
-        return DATA_CODING_DEFAULT, _chunks(text, unit=_gsm7_units, single=GSM7_SINGLE, part=GSM7_PART)
-    return DATA_CODING_UCS2, _chunks(text, unit=_ucs2_units, single=UCS2_SINGLE, part=UCS2_PART)
-
-
-def count_parts(text: str) -> int:
-    """Number of SMS parts `split_text` produces (the billing segment count, R-BIL-2)."""
-    return len(text_chunks(text)[1])
 
 
 def encode_text(text: str, data_coding: int) -> bytes:
@@ -198,7 +87,8 @@ def split_text(text: str, *, reference: int) -> tuple[int, list[bytes], list[byt
     A single-part message has no UDH. `reference` is the 8-bit concatenation reference (mod 256).
     The caller sends ``udh + payload`` as short_message with esm_class 0x40 when udh is not None.
     """
-    data_coding, chunks = text_chunks(text)
+    encoding, chunks = text_chunks(text)
+    data_coding = DATA_CODING[encoding]
     if len(chunks) > MAX_PARTS:
         raise ValueError(f"text needs {len(chunks)} parts, more than {MAX_PARTS}")
     payloads = [encode_text(chunk, data_coding) for chunk in chunks]

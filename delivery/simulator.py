@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from smpplib import consts, smpp
 
 from delivery import receipts
+from smsplatform.sms_text import text_chunks
 
 logger = logging.getLogger("delivery.simulator")
 
@@ -877,7 +878,8 @@ class SmscSimulator:
         now, False when some were queued for the next receiving bind (an SMSC storing MO while the
         ESME is away)."""
         command = "data_sm" if (self.mo_as_data_sm if as_data_sm is None else as_data_sm) else "deliver_sm"
-        data_coding, chunks = receipts.text_chunks(text)
+        encoding, chunks = text_chunks(text)
+        data_coding = receipts.DATA_CODING[encoding]
         base = {
             "source_addr": source,
             "destination_addr": destination,

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from smpplib import consts, smpp
 
-from delivery import receipts
+from delivery.smpp import codec, receipts
 from smsplatform.sms_text import text_chunks
 
 logger = logging.getLogger("delivery.simulator")
@@ -412,8 +412,8 @@ class _Connection(asyncio.Protocol):
         if not short_message and getattr(pdu, "message_payload", None):
             short_message = pdu.message_payload
         udh = None
-        if esm_class & receipts.ESM_CLASS_UDHI:
-            udh, short_message = receipts.parse_udh(short_message)
+        if esm_class & codec.ESM_CLASS_UDHI:
+            udh, short_message = codec.parse_udh(short_message)
         elif getattr(pdu, "sar_total_segments", None):
             udh = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
         if udh is not None and udh[2] in sim.reject_parts and udh[1] > 1:
@@ -441,7 +441,7 @@ class _Connection(asyncio.Protocol):
             esm_class=esm_class,
             registered_delivery=pdu.registered_delivery or 0,
             udh=udh,
-            text=receipts.decode_text(short_message, data_coding),
+            text=codec.decode_text(short_message, data_coding),
             message_id=message_id,
             received_at=time.monotonic(),
             sequence=pdu.sequence,
@@ -879,7 +879,7 @@ class SmscSimulator:
         ESME is away)."""
         command = "data_sm" if (self.mo_as_data_sm if as_data_sm is None else as_data_sm) else "deliver_sm"
         encoding, chunks = text_chunks(text)
-        data_coding = receipts.DATA_CODING[encoding]
+        data_coding = codec.DATA_CODING[encoding]
         base = {
             "source_addr": source,
             "destination_addr": destination,
@@ -890,7 +890,7 @@ class SmscSimulator:
         }
         pendings: list[_PendingDeliver] = []
         if concat is None:
-            payload = receipts.encode_text(text, data_coding)
+            payload = codec.encode_text(text, data_coding)
             fields = dict(base)
             if command == "deliver_sm" and len(chunks) == 1 and len(payload) <= 254:
                 fields["short_message"] = payload
@@ -915,14 +915,14 @@ class SmscSimulator:
                 seqs = list(order)
             for seq in seqs:
                 chunk = chunks[seq - 1]
-                body = receipts.encode_text(chunk, data_coding)
+                body = codec.encode_text(chunk, data_coding)
                 fields = dict(base)
                 if concat == "udh8":
-                    body = receipts.concat_udh(ref, total, seq) + body
-                    fields["esm_class"] = receipts.ESM_CLASS_UDHI
+                    body = codec.concat_udh(ref, total, seq) + body
+                    fields["esm_class"] = codec.ESM_CLASS_UDHI
                 elif concat == "udh16":
                     body = bytes((0x06, 0x08, 0x04, ref >> 8, ref & 0xFF, total, seq)) + body
-                    fields["esm_class"] = receipts.ESM_CLASS_UDHI
+                    fields["esm_class"] = codec.ESM_CLASS_UDHI
                 else:
                     fields.update(sar_msg_ref_num=ref, sar_total_segments=total, sar_segment_seqnum=seq)
                 fields["short_message" if command == "deliver_sm" else "message_payload"] = body

@@ -81,7 +81,7 @@ def test_throttled_part_waiting_for_its_resend_is_not_sent_after_a_disconnect_r_
 ):
     """A refused part still waiting for its resend when the link drops was never taken: reported
     `not_sent` (safe to send again), not `link_lost` (which would wait for evidence)."""
-    from delivery.smpp import STATUS_NOT_SENT, SmppDisconnected
+    from delivery.smpp.results import STATUS_NOT_SENT, SmppDisconnected
 
     sim = smsc_factory(throttle_every=1)
     session = session_factory(sim, window=4, throttle_backoff=2.0, throttle_backoff_max=2.0)

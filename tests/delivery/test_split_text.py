@@ -7,13 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delivery.receipts import (
-    DATA_CODING_DEFAULT,
-    DATA_CODING_UCS2,
-    decode_text,
-    parse_udh,
-    split_text,
-)
+from delivery.smpp.codec import DATA_CODING_DEFAULT, DATA_CODING_UCS2, decode_text, parse_udh, split_text
 from smsplatform.sms_text import count_segments, gsm7_decode, gsm7_encode
 
 GSM_BASIC = set(
@@ -145,7 +139,7 @@ def test_property_parts_count_equals_billing_segments_r_bil_2(text):
 
 
 def test_concat_buffer_reassembles_mo_parts_in_any_order_r_dlv_5():
-    from delivery.receipts import ConcatBuffer
+    from delivery.smpp.codec import ConcatBuffer
 
     buf = ConcatBuffer(max_age=10)
     key = ("8613900000001", "10690001")

@@ -1,11 +1,6 @@
-"""Pure SMPP helpers: delivery-receipt parsing, SMSC message-id normalisation, PDU text encoding
-and concatenation UDH (R-DLV-3, R-DLV-4).
-
-Nothing here touches the network or the database, so everything is unit-testable. The GSM-7
-alphabet, segment counting and where a text is cut are smsplatform.sms_text (R-BIL-2); here the
-parts become PDU payloads: GSM-7 as data_coding 0 (unpacked septets), UCS-2 as data_coding 8
-(UTF-16-BE), a long text's parts each prefixed by a 6-octet UDH ``05 00 03 <ref> <total> <seq>``
-(IEI 0x00, 8-bit reference) and sent with esm_class 0x40 (UDHI).
+"""Delivery receipts and SMSC message ids (R-DLV-4): parse the appendix-B text and the receipt
+TLVs, read receipt dates, normalise message ids and list their hex/decimal variants, and write a
+receipt text (the simulator's). Pure: no network, no database.
 """
 
 from __future__ import annotations
@@ -13,122 +8,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from smsplatform.sms_text import GSM7, UCS2, gsm7_decode, gsm7_encode, text_chunks
-
-DATA_CODING_DEFAULT = 0x00  # SMSC default alphabet (GSM 03.38 here)
-DATA_CODING_IA5 = 0x01
-DATA_CODING_LATIN1 = 0x03
-DATA_CODING_UCS2 = 0x08
-
-#: data_coding of each sms_text encoding
-DATA_CODING = {GSM7: DATA_CODING_DEFAULT, UCS2: DATA_CODING_UCS2}
-MAX_PARTS = 255  # 8-bit concatenation reference: part count is one octet
-
-ESM_CLASS_UDHI = 0x40
-
-
-def encode_text(text: str, data_coding: int) -> bytes:
-    if data_coding == DATA_CODING_UCS2:
-        return text.encode("utf-16-be")
-    if data_coding == DATA_CODING_DEFAULT:
-        return gsm7_encode(text)
-    if data_coding == DATA_CODING_LATIN1:
-        return text.encode("latin-1")
-    if data_coding == DATA_CODING_IA5:
-        return text.encode("ascii")
-    raise ValueError(f"unsupported data_coding {data_coding}")
-
-
-def decode_text(data: bytes, data_coding: int) -> str:
-    """Decode a short_message / message_payload (without UDH) for the given data_coding."""
-    data = data or b""
-    if data_coding == DATA_CODING_UCS2:
-        if len(data) % 2:
-            data = data[:-1]
-        return data.decode("utf-16-be", errors="replace")
-    if data_coding == DATA_CODING_DEFAULT:
-        return gsm7_decode(data)
-    if data_coding == DATA_CODING_IA5:
-        return data.decode("ascii", errors="replace")
-    return data.decode("latin-1")
-
-
-def concat_udh(reference: int, total: int, seq: int) -> bytes:
-    """UDH for a concatenated SM, 8-bit reference (IEI 0x00)."""
-    return bytes((0x05, 0x00, 0x03, reference & 0xFF, total, seq))
-
-
-def parse_udh(short_message: bytes) -> tuple[tuple[int, int, int] | None, bytes]:
-    """Split a UDHI short_message into ((ref, total, seq) or None, payload).
-
-    Understands IEI 0x00 (8-bit ref) and 0x08 (16-bit ref); other IEs are skipped."""
-    if not short_message:
-        return None, b""
-    udhl = short_message[0]
-    header, payload = short_message[1 : 1 + udhl], short_message[1 + udhl :]
-    concat = None
-    pos = 0
-    while pos + 2 <= len(header):
-        iei, length = header[pos], header[pos + 1]
-        value = header[pos + 2 : pos + 2 + length]
-        if iei == 0x00 and length == 3:
-            concat = (value[0], value[1], value[2])
-        elif iei == 0x08 and length == 4:
-            concat = ((value[0] << 8) | value[1], value[2], value[3])
-        pos += 2 + length
-    return concat, payload
-
-
-def split_text(text: str, *, reference: int) -> tuple[int, list[bytes], list[bytes | None]]:
-    """(data_coding, payload per part, UDH per part or None).
-
-    R-DLV-3: GSM-7 160/153, UCS-2 70/67, never cutting a surrogate pair or a GSM-7 escape.
-    A single-part message has no UDH. `reference` is the 8-bit concatenation reference (mod 256).
-    The caller sends ``udh + payload`` as short_message with esm_class 0x40 when udh is not None.
-    """
-    encoding, chunks = text_chunks(text)
-    data_coding = DATA_CODING[encoding]
-    if len(chunks) > MAX_PARTS:
-        raise ValueError(f"text needs {len(chunks)} parts, more than {MAX_PARTS}")
-    payloads = [encode_text(chunk, data_coding) for chunk in chunks]
-    if len(chunks) == 1:
-        return data_coding, payloads, [None]
-    total = len(chunks)
-    udhs: list[bytes | None] = [concat_udh(reference, total, seq) for seq in range(1, total + 1)]
-    return data_coding, payloads, udhs
-
-
-class ConcatBuffer:
-    """Reassembles concatenated MO parts (InboundPdu.concat = (ref, total, seq)) in memory.
-
-    add() returns the full text once every part of (key, ref, total) arrived, else None. `key`
-    should identify the sender, e.g. (source_addr, destination_addr). Incomplete messages older
-    than `max_age` seconds are dropped by add() (pass `now`, e.g. time.monotonic())."""
-
-    def __init__(self, max_age: float = 300.0) -> None:
-        self.max_age = max_age
-        self._parts: dict[tuple, tuple[float, dict[int, str]]] = {}
-
-    def add(self, key, concat: tuple[int, int, int] | None, text: str, *, now: float = 0.0) -> str | None:
-        if concat is None:
-            return text
-        ref, total, seq = concat
-        if total <= 1:
-            return text
-        for stale in [k for k, (t, _) in self._parts.items() if now - t > self.max_age]:
-            del self._parts[stale]
-        full_key = (key, ref, total)
-        _, parts = self._parts.setdefault(full_key, (now, {}))
-        parts[seq] = text
-        if len(parts) < total or any(i not in parts for i in range(1, total + 1)):
-            return None
-        del self._parts[full_key]
-        return "".join(parts[i] for i in range(1, total + 1))
-
-    def __len__(self) -> int:
-        return len(self._parts)
-
 
 # --- message ids ----------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from billing.models import Price  # noqa: E402
 from compliance import services as compliance  # noqa: E402
 from delivery import services  # noqa: E402
 from delivery.models import Channel, Message, Route  # noqa: E402
-from delivery.simulator import SmscSimulator  # noqa: E402
+from delivery.simulator.server import SmscSimulator  # noqa: E402
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.management.commands.bootstrap import ensure_public_tenant  # noqa: E402

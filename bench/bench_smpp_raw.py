@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import smpplib.client  # noqa: E402
 
-from delivery.simulator import SmscSimulator  # noqa: E402
+from delivery.simulator.server import SmscSimulator  # noqa: E402
 from delivery.smpp.receipts import normalise_message_id, parse_receipt  # noqa: E402
 from delivery.smpp.session import SmppSession  # noqa: E402
 

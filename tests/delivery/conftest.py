@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from delivery.simulator import SmscSimulator
+from delivery.simulator.server import SmscSimulator
 from delivery.smpp.results import SmppDisconnected
 from delivery.smpp.session import SmppSession
 

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from smpplib import consts
 
-from delivery.simulator import SmscSimulator
+from delivery.simulator.server import SmscSimulator
 from delivery.smpp.pacing import TokenBucket, backoff_delays
 from delivery.smpp.receipts import message_id_variants
 from delivery.smpp.results import STATUS_DISCONNECTED, STATUS_TIMEOUT, SmppBindError, SmppConnectError, SmppDisconnected

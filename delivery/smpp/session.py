@@ -359,18 +359,12 @@ class SmppSession:
 
     def _send_resends(self) -> bool:
         """Send again the parts the SMSC refused with 0x14 / 0x58 (it did not take them), each as
-        soon as part order (_next_resend), the (halved) window, the back-off and the TPS limit
+        soon as part order (SendWindow.next_resend), the (halved) window, the back-off and the TPS limit
         allow. Returns whether any was sent."""
         sent = False
-        while (
-            self._resend
-            and self._unbinding is None
-            and self._window.next_resend(self._resend, self._pending.values()) is not None
-        ):
+        while self._resend and self._unbinding is None and self._next_resend() is not None:
             self._wait_for_slot()
-            item = self._window.next_resend(
-                self._resend, self._pending.values()
-            )  # the read while waiting may have refused an earlier part
+            item = self._next_resend()  # the read while waiting may have refused an earlier part
             if item is None or self._unbinding is not None:
                 break
             self._resend.remove(item)
@@ -381,6 +375,9 @@ class SmppSession:
             self.stats["throttle_resends"] += 1
             sent = True
         return sent
+
+    def _next_resend(self) -> _Pending | None:
+        return self._window.next_resend(self._resend, self._pending.values())
 
     def _wait_to_send(self, ref: str, part: int) -> None:
         """Wait until `part` of message `ref` may be submitted: refused parts go first, a refused

@@ -45,7 +45,7 @@ from billing.models import Price  # noqa: E402
 from compliance import services as compliance  # noqa: E402
 from delivery import services  # noqa: E402
 from delivery.models import Channel, Message, Route  # noqa: E402
-from delivery.simulator import SmscSimulator  # noqa: E402
+from delivery.simulator.server import SmscSimulator  # noqa: E402
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
 from tenants import registration  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
@@ -180,12 +180,12 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
     import signal
     import tempfile
 
-    from delivery.receipts import count_parts
+    from smsplatform.sms_text import count_segments
 
     stamp = int(time.time())
     tenant, template = prepare(stamp, parts)
     text = "【BenchShop】" + BODIES[parts].replace("${code}", "4711")
-    assert count_parts(text) == parts, (count_parts(text), parts)
+    assert count_segments(text).segments == parts, (count_segments(text), parts)
     port = free_port()
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()

@@ -5,7 +5,7 @@
 The simulator runs in a separate process (the GIL would otherwise be shared). For each window:
 - "raw smpplib": smpplib Client + TCP_NODELAY, send_message() while fewer than `window` are
   outstanding, read_once() otherwise — the ceiling of the library;
-- "SmppSession": our session (delivery/smpp.py) doing the same with its own reader, callbacks,
+- "SmppSession": our session (delivery/smpp/session.py) doing the same with its own reader, callbacks,
   TPS limiter disabled.
 Every run waits for all submit_sm_resp AND all delivery receipts, and checks every receipt
 matched a submitted message id. Prints a table (figure, value, unit, goal).
@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import smpplib.client  # noqa: E402
 
-from delivery.receipts import normalise_message_id, parse_receipt  # noqa: E402
-from delivery.simulator import SmscSimulator  # noqa: E402
-from delivery.smpp import SmppSession  # noqa: E402
+from delivery.simulator.server import SmscSimulator  # noqa: E402
+from delivery.smpp.receipts import normalise_message_id, parse_receipt  # noqa: E402
+from delivery.smpp.session import SmppSession  # noqa: E402
 
 SYSTEM_ID, PASSWORD = "bench", "bench"
 

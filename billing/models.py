@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from smsplatform.message_types import MessageType
 
-from .rules import format_money
+from .money import format_money
 
 
 class Currency(models.TextChoices):

@@ -40,8 +40,8 @@ from .models import (
     RecentRecipient,
     TenantNumber,
 )
-from .receipts import ConcatBuffer
 from .routing import channel_accounts
+from .smpp.codec import ConcatBuffer
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -176,7 +176,7 @@ def receipt_zone(channel_id: int | None) -> ZoneInfo:
 
 
 def _variants(message_id: str) -> list[str]:
-    from . import receipts
+    from .smpp import receipts
 
     return list(
         dict.fromkeys(

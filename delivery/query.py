@@ -31,8 +31,8 @@ from tenants.models import Tenant
 
 from . import inbound
 from .models import Channel, MessagePart, MessageStatus
-from .receipts import STAT_TO_STATUS, Receipt, normalise_message_id
 from .sender import BindsBusy, SessionRegistry, apply_submit_results, delivery_tenants, source_address
+from .smpp.receipts import STAT_TO_STATUS, Receipt, normalise_message_id
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -124,7 +124,7 @@ def query_stale_parts(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _ask_channel(*, channel: Channel, asks: list[_Ask], now: datetime) -> dict[str, int]:
-    from .smpp import SmppError
+    from .smpp.results import SmppError
 
     counts: dict[str, int] = defaultdict(int)
     try:

@@ -43,7 +43,7 @@ from .models import (
     TenantNumber,
 )
 from .routing import RoutingTable, channel_accounts
-from .smpp import failure_reason
+from .smpp.results import failure_reason
 
 log = logging.getLogger(__name__)
 S = MessageStatus
@@ -174,7 +174,7 @@ class SessionRegistry:
     def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
         """A connected session of `channel`, locked for the caller; release() it when done."""
         from . import binds
-        from .smpp import SmppSession
+        from .smpp.session import SmppSession
 
         wait = settings.DELIVERY_BIND_WAIT_SECONDS if wait is None else wait
         fingerprint = cls.fingerprint(channel)
@@ -302,7 +302,7 @@ class SessionRegistry:
     @classmethod
     def poll_idle(cls) -> int:
         """Read every idle bind of this process once (called by the worker's idle poller)."""
-        from .smpp import SmppError
+        from .smpp.results import SmppError
 
         polled = 0
         for holder in cls.holders():
@@ -497,7 +497,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     claimed: a message is `submitting` only shortly before it goes out, so a crash leaves few
     claimed-but-never-sent messages waiting for reconciliation (issue 7: a job of 100 claimed,
     then waiting for the bind and the TPS limit, made a killed worker strand all of them)."""
-    from .smpp import SmppBindError, SmppError
+    from .smpp.results import SmppBindError, SmppError
 
     tenant = Tenant.objects.get(pk=tenant_id)
     channel = Channel.objects.filter(pk=channel_id).first()

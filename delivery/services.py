@@ -337,9 +337,9 @@ def params_for_log(params: dict) -> dict:
 def _accept(
     *, tenant, actor, kind, signature, template, recipients, params, send_at, client_ref, callback_url, digest, now
 ):
-    from billing.rules import count_segments
     from compliance import frequency
     from compliance.services import check_message
+    from smsplatform.sms_text import count_segments
 
     schema = connection.schema_name
     refused = None

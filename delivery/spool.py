@@ -81,8 +81,8 @@ def _entry(channel_id: int | None, pdu, key: str) -> dict:
 
 
 def _pdu(entry: dict):
-    from .receipts import Receipt
-    from .smpp import InboundPdu
+    from .smpp.receipts import Receipt
+    from .smpp.results import InboundPdu
 
     r = entry["receipt"]
     receipt = None

@@ -17,7 +17,7 @@ import time
 
 from smsplatform.shared_redis import shared_redis
 
-from .smpp import TokenBucket
+from .smpp.pacing import TokenBucket
 
 log = logging.getLogger(__name__)
 

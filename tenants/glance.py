@@ -35,7 +35,7 @@ def _link(user, perm: str, name: str, *args, **params) -> str | None:
 
 def tenant_glance(*, tenant: Tenant, user) -> list[GlanceLine]:
     from billing.models import Account, PackageGrant
-    from billing.rules import format_money
+    from billing.money import format_money
     from compliance.models import Complaint, Signature, TemplateVersion, Violation, VolumeCounter
 
     from .models import ApiKey

@@ -29,7 +29,7 @@ from ..models import (
     Refund,
     RefundCause,
 )
-from ..rules import format_money
+from ..money import format_money
 from .money import CnyField
 
 DUPLICATE_WINDOW = timedelta(minutes=10)

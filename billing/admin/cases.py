@@ -19,7 +19,7 @@ from ..models import (
     DormancyCase,
     DormancyState,
 )
-from ..rules import format_money
+from ..money import format_money
 from .money import CnyField
 
 

@@ -26,7 +26,7 @@ from ..models import (
     Receivable,
     Refund,
 )
-from ..rules import format_money
+from ..money import format_money
 from .money import CnyField, account_money
 
 

@@ -1,5 +1,5 @@
 """Money in and out of the finance admin: amounts typed in CNY, converted exactly to micro-units with
-Decimal (billing.rules.cny_to_micro), never through float; amounts shown in their account's currency."""
+Decimal (billing.money.cny_to_micro), never through float; amounts shown in their account's currency."""
 
 import re
 
@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from ..rules import MAX_AMOUNT, InvalidAmount, cny_to_micro, format_money
+from ..money import MAX_AMOUNT, InvalidAmount, cny_to_micro, format_money
 
 AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 

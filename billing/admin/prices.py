@@ -20,7 +20,7 @@ from ..models import (
     PlanAssignment,
     Price,
 )
-from ..rules import format_money
+from ..money import format_money
 from .money import CnyField
 
 

@@ -22,7 +22,7 @@ from ..errors import (
 from ..models import (
     Account,
 )
-from ..rules import format_money
+from ..money import format_money
 from .ledger import _locked_account
 
 logger = logging.getLogger(__name__)

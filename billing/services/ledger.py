@@ -31,7 +31,7 @@ from ..models import (
     Receivable,
     ReceivableState,
 )
-from ..rules import MAX_AMOUNT, format_money
+from ..money import MAX_AMOUNT, format_money
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from ..models import (
     PlanAssignment,
     Price,
 )
-from ..rules import MAX_AMOUNT, format_money
+from ..money import MAX_AMOUNT, format_money
 from ..selectors import default_plan_at, own_plan_at, plan_of
 from .ledger import _locked_account
 

@@ -34,7 +34,7 @@ from ..models import (
     RefundCause,
     RefundState,
 )
-from ..rules import compensation_cap
+from ..money import compensation_cap
 from ..selectors import month_usage
 from .invoices import _open_invoices
 from .ledger import _entry, _locked_account, _save_entries, _start_sweep, _store_account

@@ -160,7 +160,7 @@ def _content_refusal(*, country: str, rule: _CountryRules, content: str, now: da
     if rule.opt_out_text_required and not pure.has_unsubscribe_instruction(content):
         return "opt_out_text_missing", f"Messages to {country} must carry an opt-out instruction (R-CMP-9)."
     if rule.max_segments is not None:
-        from billing.rules import count_segments
+        from smsplatform.sms_text import count_segments
 
         segments = count_segments(content).segments
         if segments > rule.max_segments:

@@ -9,7 +9,7 @@ register = template.Library()
 @register.filter
 def money(micro, currency="CNY"):
     """Integer micro-units shown in the account currency with its unit: 35000 → "CNY 0.035000"."""
-    from billing.rules import format_money
+    from billing.money import format_money
 
     if micro in (None, ""):
         return "–"

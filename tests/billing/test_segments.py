@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.rules import GSM7_BASIC, GSM7_EXTENSION, SegmentCount, count_segments
+from smsplatform.sms_text import GSM7_BASIC, GSM7_EXTENSION, SegmentCount, count_segments
 
 gsm_basic = st.text(alphabet=sorted(GSM7_BASIC), max_size=800)
 gsm_any = st.text(alphabet=sorted(GSM7_BASIC | GSM7_EXTENSION), max_size=800)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing import selectors, services
-from billing.rules import InvalidAmount, Money, cny_to_micro, format_money, micro_to_cny
+from billing.money import InvalidAmount, Money, cny_to_micro, format_money, micro_to_cny
 
 from .conftest import DELIVERY, FINANCE, fund, key, lines
 

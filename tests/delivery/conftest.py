@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from delivery.simulator import SmscSimulator
-from delivery.smpp import SmppDisconnected, SmppSession
+from delivery.simulator.server import SmscSimulator
+from delivery.smpp.results import SmppDisconnected
+from delivery.smpp.session import SmppSession
 
 SYSTEM_ID = "esme1"
 PASSWORD = "secret1"

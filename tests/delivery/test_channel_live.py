@@ -106,7 +106,7 @@ def test_channel_list_shows_down_state_and_last_error(db):
 def test_accepted_parts_are_counted_once_from_the_prometheus_series_R_DLV_3(db):
     """The page's submits/s comes from sms_submit_parts{outcome="ok"}: a second publish without new
     results adds nothing, a later one adds only what came since."""
-    from delivery.smpp import SubmitResult
+    from delivery.smpp.results import SubmitResult
 
     channel = Channel.objects.create(name=f"once-{secrets.token_hex(3)}", host="h", system_id="s", password="x")
 

@@ -4,7 +4,7 @@ SMSC is asked for a part's state instead of waiting for a receipt it gave up on.
 import pytest
 from smpplib import consts
 
-from delivery.smpp import STATUS_DISCONNECTED, STATUS_TIMEOUT
+from delivery.smpp.results import STATUS_DISCONNECTED, STATUS_TIMEOUT
 from tests.delivery.conftest import poll_until
 
 SOURCE = "10690001"

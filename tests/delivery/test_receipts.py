@@ -4,12 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from delivery.receipts import (
-    STAT_TO_STATUS,
-    message_id_variants,
-    normalise_message_id,
-    parse_receipt,
-)
+from delivery.smpp.receipts import STAT_TO_STATUS, message_id_variants, normalise_message_id, parse_receipt
 
 STANDARD = (
     "id:0000A1B2C3 sub:001 dlvrd:001 submit date:2511231030 done date:2511231031 "

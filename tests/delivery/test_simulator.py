@@ -9,7 +9,8 @@ import pytest
 import smpplib.client
 from smpplib import consts, exceptions
 
-from delivery.receipts import concat_udh, parse_receipt
+from delivery.smpp.codec import concat_udh
+from delivery.smpp.receipts import parse_receipt
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID
 
 
@@ -241,7 +242,7 @@ def test_management_command_runs_the_simulator(tmp_path):
     import sys
     from pathlib import Path
 
-    from delivery.smpp import SmppSession
+    from delivery.smpp.session import SmppSession
     from tests.delivery.conftest import free_port, poll_until
 
     root = Path(__file__).resolve().parents[2]

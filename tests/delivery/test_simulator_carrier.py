@@ -13,8 +13,8 @@ import pytest
 import smpplib.client
 from smpplib import consts, exceptions
 
-from delivery.receipts import ConcatBuffer, concat_udh, decode_text, parse_udh
-from delivery.simulator import SmscSimulator
+from delivery.simulator.server import SmscSimulator
+from delivery.smpp.codec import ConcatBuffer, concat_udh, decode_text, parse_udh
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID
 
 

@@ -7,17 +7,10 @@ from collections import Counter
 import pytest
 from smpplib import consts
 
-from delivery.receipts import message_id_variants
-from delivery.simulator import SmscSimulator
-from delivery.smpp import (
-    STATUS_DISCONNECTED,
-    STATUS_TIMEOUT,
-    SmppBindError,
-    SmppConnectError,
-    SmppDisconnected,
-    TokenBucket,
-    backoff_delays,
-)
+from delivery.simulator.server import SmscSimulator
+from delivery.smpp.pacing import TokenBucket, backoff_delays
+from delivery.smpp.receipts import message_id_variants
+from delivery.smpp.results import STATUS_DISCONNECTED, STATUS_TIMEOUT, SmppBindError, SmppConnectError, SmppDisconnected
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID, free_port, poll_until, send_all
 
 
@@ -397,7 +390,7 @@ def test_transmitter_sender_gets_receipts_on_the_listener_bind_r_dlv_4(smsc, ses
 
 
 def test_receiver_bind_refuses_to_submit(smsc, session_factory):
-    from delivery.smpp import SmppError
+    from delivery.smpp.results import SmppError
 
     listener = session_factory(smsc, bind="receiver")
     with pytest.raises(SmppError, match="receiver"):

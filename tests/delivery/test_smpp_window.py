@@ -81,7 +81,7 @@ def test_throttled_part_waiting_for_its_resend_is_not_sent_after_a_disconnect_r_
 ):
     """A refused part still waiting for its resend when the link drops was never taken: reported
     `not_sent` (safe to send again), not `link_lost` (which would wait for evidence)."""
-    from delivery.smpp import STATUS_NOT_SENT, SmppDisconnected
+    from delivery.smpp.results import STATUS_NOT_SENT, SmppDisconnected
 
     sim = smsc_factory(throttle_every=1)
     session = session_factory(sim, window=4, throttle_backoff=2.0, throttle_backoff_max=2.0)
@@ -98,3 +98,48 @@ def test_throttled_part_waiting_for_its_resend_is_not_sent_after_a_disconnect_r_
     [result] = recorder.results
     assert result.command_status == STATUS_NOT_SENT
     assert not result.outcome_unknown
+
+
+def _long_text(parts: int) -> str:
+    return "".join(f"part{i} ".ljust(153, str(i)) for i in range(1, parts + 1))
+
+
+def _accepted_order(sim, destination: str) -> list[int]:
+    return [r.udh[2] for r in sim.submitted if r.destination == destination.lstrip("+")]
+
+
+def test_a_part_resent_after_0x58_is_not_overtaken_by_later_parts_r_dlv_3(smsc_factory, session_factory, recorder):
+    """Issue 20 (R-DLV-3): unknown-submission reconciliation proves doubtful parts in send order,
+    so a part refused 0x58 and sent again must keep its place: the parts of that message not yet
+    sent when the refusal came wait until it is accepted, and the resend itself waits for the
+    answers of the later parts already in flight (they can never be doubtful together with it)."""
+    delay = 0.1
+    sim = smsc_factory(throttle_parts={1}, throttle_part_times=1, response_delay=delay)
+    session = session_factory(sim, window=2, throttle_backoff=0.005, window_hold=10)
+    destination = "+8613900000101"
+    assert session.submit(ref="m", source="10690001", destination=destination, text=_long_text(4)) == 4
+    session.drain(10)
+
+    assert sim.parts_throttled == 1
+    assert sorted((r.part, r.ok) for r in recorder.results) == [(1, True), (2, True), (3, True), (4, True)]
+    order = _accepted_order(sim, destination)
+    assert sorted(order) == [1, 2, 3, 4]  # each part accepted exactly once
+    assert order.index(1) < order.index(3) < order.index(4)  # nothing sent after the refusal overtook it
+    records = {r.udh[2]: r for r in sim.submitted if r.destination == destination.lstrip("+")}
+    for part in order[: order.index(1)]:  # in flight before the refusal was known: answered first
+        assert records[1].received_at >= records[part].received_at + delay
+
+
+def test_a_part_resent_after_0x14_is_not_overtaken_by_later_parts_r_dlv_3(smsc_factory, session_factory, recorder):
+    """Issue 20 (R-DLV-3): the carrier's window (0x14) refuses part 2 while part 1 is queued; part
+    3 is not sent before part 2 is accepted, so the SMSC takes the parts in part order."""
+    sim = smsc_factory(window_limit=1, response_delay=0.1)
+    session = session_factory(sim, window=2, throttle_backoff=0.005, window_hold=10)
+    destination = "+8613900000102"
+    assert session.submit(ref="q", source="10690001", destination=destination, text=_long_text(3)) == 3
+    session.drain(10)
+
+    assert sim.window_refusals >= 1
+    assert all(r.ok for r in recorder.results)
+    assert sorted(r.part for r in recorder.results) == [1, 2, 3]
+    assert _accepted_order(sim, destination) == [1, 2, 3]

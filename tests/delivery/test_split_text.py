@@ -1,22 +1,14 @@
 """split_text: GSM-7 / UCS-2, concatenation UDH, never cutting a character (R-DLV-3, R-BIL-2).
 
-The segment-count oracle below is written independently of delivery.receipts (billing.rules is
-built in parallel; a cross-check test against billing.rules.count_segments belongs in main)."""
+The segment-count oracle below is written independently of smsplatform.sms_text; a cross-check
+test holds split_text to billing's count_segments."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delivery.receipts import (
-    DATA_CODING_DEFAULT,
-    DATA_CODING_UCS2,
-    count_parts,
-    decode_text,
-    gsm7_decode,
-    gsm7_encode,
-    parse_udh,
-    split_text,
-)
+from delivery.smpp.codec import DATA_CODING_DEFAULT, DATA_CODING_UCS2, decode_text, parse_udh, split_text
+from smsplatform.sms_text import count_segments, gsm7_decode, gsm7_encode
 
 GSM_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
@@ -97,8 +89,8 @@ def test_gsm7_escape_at_boundary_is_not_split_r_dlv_3():
 
 
 def test_extension_chars_count_two_septets_r_bil_2():
-    assert count_parts("{" * 80) == 1  # 160 septets
-    assert count_parts("{" * 81) == 2
+    assert count_segments("{" * 80).segments == 1  # 160 septets
+    assert count_segments("{" * 81).segments == 2
 
 
 def test_gsm7_round_trip_whole_alphabet():
@@ -147,7 +139,7 @@ def test_property_parts_count_equals_billing_segments_r_bil_2(text):
 
 
 def test_concat_buffer_reassembles_mo_parts_in_any_order_r_dlv_5():
-    from delivery.receipts import ConcatBuffer
+    from delivery.smpp.codec import ConcatBuffer
 
     buf = ConcatBuffer(max_age=10)
     key = ("8613900000001", "10690001")
@@ -164,11 +156,8 @@ def test_concat_buffer_reassembles_mo_parts_in_any_order_r_dlv_5():
 @settings(max_examples=300, deadline=None)
 @given(TEXT)
 def test_property_split_text_agrees_with_billing_count_segments_r_bil_2(text):
-    """Cross-check with billing.rules (built in parallel): skipped until it is merged."""
-    rules = pytest.importorskip("billing.rules")
-    if not hasattr(rules, "count_segments"):
-        pytest.skip("billing.rules.count_segments not merged yet")
+    """Cross-check: what billing counts is what the session sends."""
     data_coding, payloads, _udhs = split_text(text, reference=1)
-    counted = rules.count_segments(text)
+    counted = count_segments(text)
     assert counted.segments == len(payloads)
     assert counted.encoding == ("gsm7" if data_coding == DATA_CODING_DEFAULT else "ucs2")

@@ -20,9 +20,9 @@ from django_tenants.utils import tenant_context
 
 from delivery import spool
 from delivery.models import InboundMessage, MessageStatus, PendingReceipt, SpooledInbound
-from delivery.receipts import parse_receipt
 from delivery.services import assign_tenant_number
-from delivery.smpp import InboundPdu
+from delivery.smpp.receipts import parse_receipt
+from delivery.smpp.results import InboundPdu
 
 from ..delivery.flow.conftest import make_sendable
 from ..delivery.flow.live import ROOT, SYSTEM, live_tenant, only_channel, statuses, test_database_url, wait_for

@@ -16,9 +16,9 @@ from django_tenants.utils import tenant_context
 
 from delivery.inbound import record_receipt
 from delivery.models import Message, MessageStatus, PendingReceipt
-from delivery.receipts import format_receipt, normalise_message_id, parse_receipt
 from delivery.sender import apply_submit_results
-from delivery.smpp import SubmitResult
+from delivery.smpp.receipts import format_receipt, normalise_message_id, parse_receipt
+from delivery.smpp.results import SubmitResult
 
 from ..delivery.flow.conftest import add_message
 

@@ -40,7 +40,8 @@ def _close_connection() -> None:
 
 def listen(channel_id: int, stop: threading.Event) -> None:
     from delivery import binds
-    from delivery.smpp import SmppError, SmppSession
+    from delivery.smpp.results import SmppError
+    from delivery.smpp.session import SmppSession
 
     delay = 0.5
     known = None  # the channel as last read: rebinds with it while the database is away

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from delivery.simulator import SmscSimulator
+from delivery.simulator.server import SmscSimulator
 
 ID_FORMATS = sorted(SmscSimulator.ID_FORMATS)
 

@@ -12,9 +12,9 @@ from smpplib import consts
 from delivery import query
 from delivery.inbound import record_receipt
 from delivery.models import Message, MessagePart, MessageStatus, PendingReceipt
-from delivery.receipts import Receipt
 from delivery.sender import SessionRegistry, apply_submit_results, source_address
-from delivery.smpp import SmppSession
+from delivery.smpp.receipts import Receipt
+from delivery.smpp.session import SmppSession
 
 from .conftest import add_message, add_outbox
 

@@ -8,9 +8,9 @@ from django_tenants.utils import tenant_context
 
 from delivery.inbound import record_receipt
 from delivery.models import CarrierMessageId, Message, MessageStatus, PendingReceipt
-from delivery.receipts import Receipt
 from delivery.sender import apply_submit_results, expire_receipts
-from delivery.smpp import SubmitResult
+from delivery.smpp.receipts import Receipt
+from delivery.smpp.results import SubmitResult
 
 from .conftest import add_message
 
@@ -110,7 +110,7 @@ def test_receipt_matches_hex_and_decimal_forms_of_the_id(tenant_a, make_channel,
     """A decimal receipt id for a hex submit id matches once the variant wait has passed (issue 10:
     its own exact id could still be on its way), then by the one candidate of the account."""
     from delivery.inbound import apply_pending_receipts
-    from delivery.receipts import normalise_message_id
+    from delivery.smpp.receipts import normalise_message_id
 
     channel = make_channel()
     msg = submitting(tenant_a, channel)

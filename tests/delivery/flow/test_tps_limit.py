@@ -12,7 +12,7 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from delivery.models import Message
-from delivery.smpp import TokenBucket
+from delivery.smpp.pacing import TokenBucket
 
 from .conftest import make_sendable
 from .live import live_tenant, only_channel, signal_group, wait_all_delivered, worker_process

@@ -21,532 +21,18 @@ import asyncio
 import itertools
 import logging
 import random
-import struct
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from smpplib import consts, smpp
+from delivery.smpp import codec, receipts
+from smsplatform.sms_text import text_chunks
 
-from delivery import receipts
+from .connection import SimConnection
+from .records import DeliverRecord, PendingDeliver, SubmitRecord, TpsBucket
 
 logger = logging.getLogger("delivery.simulator")
-
-BIND_COMMANDS = {
-    "bind_transmitter": ("bind_transmitter_resp", True, False),
-    "bind_receiver": ("bind_receiver_resp", False, True),
-    "bind_transceiver": ("bind_transceiver_resp", True, True),
-}
-
-
-class _Seq:
-    """The minimal 'client' smpplib PDUs need for sequence numbers."""
-
-    def __init__(self) -> None:
-        self.sequence = 0
-
-    def next_sequence(self) -> int:
-        self.sequence = self.sequence + 1 if self.sequence < 0x7FFFFFFF else 1
-        return self.sequence
-
-
-@dataclass
-class SubmitRecord:
-    """One accepted submit_sm, as the SMSC saw it."""
-
-    system_id: str
-    source: str
-    destination: str
-    data_coding: int
-    esm_class: int
-    registered_delivery: int
-    udh: tuple[int, int, int] | None  # (ref, total, seq) for concatenated parts
-    text: str  # this part's decoded text
-    message_id: str  # as returned in submit_sm_resp
-    received_at: float  # time.monotonic()
-    sequence: int
-    number: int = 0  # the id as a number (message_id renders it in submit_id_format)
-
-
-@dataclass
-class DeliverRecord:
-    """One deliver_sm the SMSC sent (receipt or MO) and what the ESME answered."""
-
-    kind: str  # "receipt" | "mo"
-    message_id: str | None
-    text: str
-    sequence: int
-    status: int | None = None  # deliver_sm_resp / data_sm_resp command_status (None: not answered yet)
-    attempt: int = 1
-    command: str = "deliver_sm"  # or "data_sm"
-
-
-@dataclass
-class _PendingDeliver:
-    kind: str
-    fields: dict
-    message_id: str | None
-    text: str
-    attempt: int = 1
-    command: str = "deliver_sm"
-
-
-class _Connection(asyncio.Protocol):
-    def __init__(self, sim: SmscSimulator) -> None:
-        self.sim = sim
-        self.seq = _Seq()
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.system_id: str | None = None
-        self.can_transmit = False
-        self.can_receive = False
-        self.closed = False
-        self.unacked: dict[int, tuple[_PendingDeliver, DeliverRecord]] = {}
-        self.timers: list[asyncio.TimerHandle] = []
-        # accepted submits whose submit_sm_resp is not written yet: sequence -> record
-        self.pending: dict[int, SubmitRecord] = {}
-        self.max_outstanding = 0  # most unanswered accepted submits on this bind at once
-        # hang: nothing is read or written until hang_until (loop time); PDUs wait here
-        self.hang_until = 0.0
-        self.hang_discard = False
-        self.held_in: list = []
-        self.held_out: list[bytes] = []
-        # SMSC-initiated unbind in progress: no new submits, no new deliver_sm
-        self.unbinding = False
-        self.unbind_sequence: int | None = None
-        self.unbind_acked = False
-
-    @property
-    def pending_responses(self) -> int:
-        return len(self.pending)
-
-    # -- asyncio.Protocol
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        sim = self.sim
-        sim._connections.add(self)
-        sim.connections_made += 1
-        if sim.disconnect_after:
-            self.timers.append(sim._loop.call_later(sim.disconnect_after, self.drop))
-        if sim._hang_new_until > sim._loop.time():  # a hung SMSC does not answer new links either
-            self.start_hang(sim._hang_new_until, sim._hang_new_discard)
-
-    def _cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-        # Accepted submits whose answer will never be written stay accepted: the SMSC delivers them
-        # and sends their receipts to another bind (or the next one), as a real SMSC does.
-        sim = self.sim
-        sim._outstanding -= len(self.pending)
-        sim.responses_lost += len(self.pending)
-        for record in self.pending.values():
-            if record.registered_delivery & 0x03:
-                sim._schedule_receipt(None, record, sim.receipt_delay)
-        self.pending.clear()
-        self.held_out.clear()
-        self.held_in.clear()
-
-    def connection_lost(self, exc) -> None:
-        self.closed = True
-        self.sim._connections.discard(self)
-        self._cancel_timers()
-        # deliver_sm never acknowledged: the SMSC keeps them and redelivers them to another bound
-        # receiver of the same account (or, with none bound, to the next bind). Waiting for a new
-        # bind only stranded them whenever the account's other bind (a listener) stayed up.
-        for pending, _record in self.unacked.values():
-            self.sim._loop.call_later(self.sim.redeliver_delay, self.sim._deliver, self.system_id, pending, None)
-        self.unacked.clear()
-
-    def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return  # dropped: ignore whatever still arrives
-        self.buffer += data
-        while len(self.buffer) >= 4:
-            (length,) = struct.unpack(">L", self.buffer[:4])
-            if length < 16 or length > 65536:
-                self.drop()
-                return
-            if len(self.buffer) < length:
-                return
-            raw = bytes(self.buffer[:length])
-            del self.buffer[:length]
-            try:
-                pdu = smpp.parse_pdu(raw, client=self.seq, sequence=0, allow_unknown_opt_params=True)
-            except Exception:  # noqa: BLE001 - a broken PDU gets generic_nack
-                logger.exception("simulator: cannot parse PDU")
-                seq = struct.unpack(">L", raw[12:16])[0]
-                self.send("generic_nack", sequence=seq, status=consts.SMPP_ESME_RINVCMDLEN)
-                continue
-            if pdu is None:
-                seq = struct.unpack(">L", raw[12:16])[0]
-                self.send("generic_nack", sequence=seq, status=consts.SMPP_ESME_RINVCMDID)
-                continue
-            self.arrived(pdu)
-            if self.hung or self.held_in:
-                self.held_in.append(pdu)  # TCP stays open; the PDU waits for the end of the hang
-                continue
-            self.handle(pdu)
-            if self.closed:
-                return
-
-    def arrived(self, pdu) -> None:
-        """Count a PDU when it reaches the SMSC (before any hang holds it back)."""
-        if pdu.command != "submit_sm":
-            return
-        sim = self.sim
-        sim.submits_received += 1
-        pdu.sim_number = sim.submits_received
-        second = int(time.time())
-        with sim._lock:
-            per_second = sim.submit_seconds.setdefault(self.system_id or "", {})
-            per_second[second] = per_second.get(second, 0) + 1
-        if sim.hang_at_submit and sim.submits_received == sim.hang_at_submit:
-            sim._start_hang(sim.hang_seconds, new_connections=True, discard=False)
-
-    # -- helpers
-    @property
-    def writable(self) -> bool:
-        return not self.closed and self.transport is not None and not self.transport.is_closing()
-
-    @property
-    def hung(self) -> bool:
-        return self.hang_until > 0
-
-    def make(self, command: str, **fields):
-        sequence = fields.pop("sequence", None)
-        pdu = smpp.make_pdu(command, client=self.seq, **fields)
-        if sequence is not None:
-            pdu.sequence = sequence  # smpplib ignores a sequence kwarg (its property shadows it)
-        return pdu
-
-    def write(self, data: bytes) -> None:
-        if self.hung:
-            self.held_out.append(data)  # a hung SMSC writes nothing; sent when it resumes
-        else:
-            self.transport.write(data)
-
-    def send(self, command: str, **fields) -> int:
-        if not self.writable:
-            return 0
-        pdu = self.make(command, **fields)
-        self.write(pdu.generate())
-        return pdu.sequence
-
-    def drop(self, *, abort: bool = False, count: bool = True) -> None:
-        """Drop the connection. Default: like an SMSC that closes cleanly — answers already written
-        are flushed, a FIN follows, later PDUs are read and ignored, the socket closes 0.5 s later
-        (so the ESME sees every answer, then EOF, not a reset). abort=True: TCP RST at once."""
-        if self.closed or self.transport is None:
-            return
-        if count:
-            self.sim.disconnects += 1
-        self.closed = True
-        self._cancel_timers()
-        if abort:
-            self.transport.abort()
-        elif self.transport.can_write_eof():
-            self.transport.write_eof()
-            self.timers.append(self.sim._loop.call_later(0.5, self.transport.close))
-        else:
-            self.transport.close()
-
-    # -- hang
-    def start_hang(self, until: float, discard: bool) -> None:
-        if until <= self.hang_until:
-            return
-        self.hang_until = until
-        self.hang_discard = discard
-        self.timers.append(self.sim._loop.call_at(until, self._resume, until))
-
-    def _resume(self, until: float) -> None:
-        if self.closed or until != self.hang_until:
-            return  # dropped meanwhile, or the hang was extended
-        self.hang_until = 0.0
-        for data in self.held_out:
-            self.transport.write(data)
-        self.held_out.clear()
-        held, self.held_in = self.held_in, []
-        if self.hang_discard:
-            self.sim.discarded_during_hang += len(held)
-            return
-        for i, pdu in enumerate(held):
-            if self.closed:
-                return
-            if self.hung:  # a new hang started while catching up
-                self.held_in = held[i:] + self.held_in
-                return
-            self.handle(pdu)
-
-    # -- SMSC-initiated unbind
-    def start_unbind(self) -> None:
-        if self.closed or self.unbinding or self.system_id is None:
-            return
-        self.unbinding = True
-        self.send_unbind()
-
-    def send_unbind(self) -> None:
-        sim = self.sim
-        sim.unbinds_sent += 1
-        if not sim.unbind_flush_responses:
-            # the SMSC forgets the answers it owes (the submits stay accepted; receipts follow)
-            self._forget_pending()
-        self.unbind_sequence = self.send("unbind")
-        self.timers.append(sim._loop.call_later(sim.unbind_timeout, self.drop))  # no unbind_resp: close
-
-    def _forget_pending(self) -> None:
-        sim = self.sim
-        for record in list(self.pending.values()):
-            sim._outstanding -= 1
-            sim.responses_lost += 1
-            if record.registered_delivery & 0x03:
-                sim._schedule_receipt(None, record, sim.receipt_delay)
-        self.pending.clear()
-
-    def _maybe_finish_unbind(self) -> None:
-        # after unbind_resp, close once every answer owed for submits already received is written
-        if self.unbinding and self.unbind_acked and not self.pending:
-            self.drop(count=False)
-
-    # -- PDU handling
-    def handle(self, pdu) -> None:
-        sim = self.sim
-        command = pdu.command
-        if command in BIND_COMMANDS:
-            self.on_bind(pdu)
-        elif command == "submit_sm":
-            self.on_submit(pdu)
-            if sim.unbind_at_submit and getattr(pdu, "sim_number", 0) == sim.unbind_at_submit:
-                self.start_unbind()  # with submits in flight: their answers still go out first
-        elif command in ("deliver_sm_resp", "data_sm_resp"):
-            self.on_deliver_resp(pdu)
-        elif command == "query_sm":
-            self.on_query(pdu)
-        elif command == "enquire_link":
-            sim.enquire_links += 1
-            self.send("enquire_link_resp", sequence=pdu.sequence)
-        elif command == "enquire_link_resp":
-            pass
-        elif command == "unbind":
-            self.send("unbind_resp", sequence=pdu.sequence)
-            self.closed = True
-            self.transport.close()
-        elif command == "unbind_resp":
-            if self.unbinding and pdu.sequence == self.unbind_sequence:
-                sim.unbind_resps += 1
-                self.unbind_acked = True
-                self._maybe_finish_unbind()
-        elif command == "generic_nack":
-            if pdu.sequence in self.unacked:  # e.g. an ESME that does not know data_sm
-                self.on_deliver_resp(pdu)
-        else:
-            self.send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
-
-    def on_bind(self, pdu) -> None:
-        sim = self.sim
-        resp = BIND_COMMANDS[pdu.command][0]
-        if self.system_id is not None:
-            self.send(resp, sequence=pdu.sequence, status=consts.SMPP_ESME_RALYBND)
-            return
-        system_id = _text(pdu.system_id)
-        password = _text(pdu.password)
-        expected = sim.credentials.get(system_id)
-        if expected is None or expected != password:
-            sim.bind_failures += 1
-            self.send(resp, sequence=pdu.sequence, status=consts.SMPP_ESME_RBINDFAIL)
-            return
-        limit = sim.bind_limits.get(system_id, sim.max_binds)
-        if limit and sim.active_binds(system_id) >= limit:
-            # every bind type counts; the link stays open (the ESME may retry or close)
-            sim.bind_failures += 1
-            sim.bind_limit_refusals += 1
-            self.send(resp, sequence=pdu.sequence, status=consts.SMPP_ESME_RBINDFAIL)
-            return
-        self.system_id = system_id
-        _, self.can_transmit, self.can_receive = BIND_COMMANDS[pdu.command]
-        sim.binds += 1
-        sim.peak_binds[system_id] = max(sim.peak_binds.get(system_id, 0), sim.active_binds(system_id))
-        self.send(resp, sequence=pdu.sequence, system_id=sim.smsc_system_id)
-        if self.can_receive:
-            for pending in sim._retry_queue.pop(system_id, []) + sim._retry_queue.pop(None, []):
-                sim._loop.call_soon(sim._deliver, system_id, pending, None)
-
-    def _refuse(self, pdu, status: int) -> None:
-        self.send("submit_sm_resp", sequence=pdu.sequence, status=status)
-
-    def on_submit(self, pdu) -> None:
-        sim = self.sim
-        number = getattr(pdu, "sim_number", sim.submits_received)
-        if not self.can_transmit or self.unbinding:
-            if self.unbinding:
-                sim.refused_while_unbinding += 1
-            self._refuse(pdu, consts.SMPP_ESME_RINVBNDSTS)
-            return
-        if sim.window_limit and len(self.pending) >= sim.window_limit:
-            sim.window_refusals += 1
-            self._refuse(pdu, consts.SMPP_ESME_RMSGQFUL)
-            return
-        if sim.disconnect_every and number % sim.disconnect_every == 0:
-            self.drop()  # this submit is lost (never answered); earlier answers are flushed
-            return
-        if sim.throttle_every and number % sim.throttle_every == 0:
-            sim.throttled += 1
-            self._refuse(pdu, consts.SMPP_ESME_RTHROTTLED)
-            return
-        if sim.tps_cap and not sim._bucket_for(self.system_id).try_take(time.monotonic()):
-            sim.throttled += 1
-            self._refuse(pdu, consts.SMPP_ESME_RTHROTTLED)
-            return
-        destination = _text(pdu.destination_addr)
-        if sim.reject_destinations and destination in sim.reject_destinations:
-            self._refuse(pdu, consts.SMPP_ESME_RINVDSTADR)
-            return
-
-        esm_class = pdu.esm_class or 0
-        data_coding = pdu.data_coding or 0
-        short_message = pdu.short_message or b""
-        if not short_message and getattr(pdu, "message_payload", None):
-            short_message = pdu.message_payload
-        udh = None
-        if esm_class & receipts.ESM_CLASS_UDHI:
-            udh, short_message = receipts.parse_udh(short_message)
-        elif getattr(pdu, "sar_total_segments", None):
-            udh = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
-        if udh is not None and udh[2] in sim.reject_parts and udh[1] > 1:
-            self._refuse(pdu, consts.SMPP_ESME_RINVDSTADR)  # a permanent refusal of that part only
-            return
-        if udh is not None and udh[2] in sim.throttle_parts and udh[1] > 1:
-            key = (self.system_id, destination, udh)
-            with sim._lock:
-                times = sim._part_throttles.get(key, 0)
-                if times < sim.throttle_part_times:
-                    sim._part_throttles[key] = times + 1
-            if times < sim.throttle_part_times:
-                sim.throttled += 1
-                sim.parts_throttled += 1
-                self._refuse(pdu, consts.SMPP_ESME_RTHROTTLED)
-                return
-
-        id_number = next(sim._ids)
-        message_id = sim._format_id(id_number, sim.submit_id_format)
-        record = SubmitRecord(
-            system_id=self.system_id,
-            source=_text(pdu.source_addr),
-            destination=destination,
-            data_coding=data_coding,
-            esm_class=esm_class,
-            registered_delivery=pdu.registered_delivery or 0,
-            udh=udh,
-            text=receipts.decode_text(short_message, data_coding),
-            message_id=message_id,
-            received_at=time.monotonic(),
-            sequence=pdu.sequence,
-            number=id_number,
-        )
-        with sim._lock:
-            sim.submitted.append(record)
-            sim._states[(self.system_id, receipts.normalise_message_id(message_id))] = [record, "ENROUTE", None]
-        wants_receipt = bool(record.registered_delivery & 0x03)
-
-        if sim._drop_after_this_accept(udh):
-            # accepted (it will be delivered and receipted, on another bind), but the link dies
-            # before the submit_sm_resp leaves
-            sim.drops_after_accept += 1
-            if wants_receipt:
-                sim._schedule_receipt(None, record, sim.receipt_delay)
-            self.drop()
-            return
-
-        sim._outstanding += 1
-        sim.max_outstanding = max(sim.max_outstanding, sim._outstanding)
-
-        def respond() -> None:
-            if self.pending.pop(pdu.sequence, None) is None:
-                return  # forgotten (link dropped or unbind without flush): receipts already scheduled
-            sim._outstanding -= 1
-            if wants_receipt and sim.receipt_before_response:
-                sim._schedule_receipt(self, record, 0.0)
-            self.send("submit_sm_resp", sequence=pdu.sequence, message_id=message_id)
-            if wants_receipt and not sim.receipt_before_response:
-                sim._schedule_receipt(self, record, sim.receipt_delay)
-            self._maybe_finish_unbind()
-
-        self.pending[pdu.sequence] = record
-        self.max_outstanding = max(self.max_outstanding, len(self.pending))
-        if sim.response_delay:
-            if len(self.timers) > 1000:
-                now = sim._loop.time()
-                self.timers = [t for t in self.timers if not t.cancelled() and t.when() > now]
-            self.timers.append(sim._loop.call_later(sim.response_delay, respond))
-        else:
-            respond()
-
-    def on_query(self, pdu) -> None:
-        """query_sm (issue 21): the state of an id this account submitted from that source address;
-        ESME_RQUERYFAIL for an id it does not know (or asked with another source address);
-        generic_nack ESME_RINVCMDID when query_sm_supported is off (many carriers)."""
-        sim = self.sim
-        sim.queries_received += 1
-        if not sim.query_sm_supported:
-            self.send("generic_nack", sequence=pdu.sequence, status=consts.SMPP_ESME_RINVCMDID)
-            return
-        asked = _text(pdu.message_id)
-        entry = sim._states.get((self.system_id, receipts.normalise_message_id(asked)))
-        if entry is not None and sim.query_exact_ids and asked != entry[0].message_id:
-            entry = None  # this SMSC compares the id as text: only the form it gave counts
-        if self.system_id is None or entry is None or entry[0].source != _text(pdu.source_addr):
-            sim.queries_failed += 1
-            self.send("query_sm_resp", sequence=pdu.sequence, status=consts.SMPP_ESME_RQUERYFAIL)
-            return
-        _record, stat, done = entry
-        self.send(
-            "query_sm_resp",
-            sequence=pdu.sequence,
-            message_id=asked,
-            final_date=f"{done:%y%m%d%H%M%S}000+" if done is not None else "",
-            message_state=receipts.STAT_TO_MESSAGE_STATE.get(stat, 7),
-            error_code=0 if stat in ("DELIVRD", "ENROUTE", "ACCEPTD") else 1,
-        )
-
-    def on_deliver_resp(self, pdu) -> None:
-        entry = self.unacked.pop(pdu.sequence, None)
-        sim = self.sim
-        if entry is None:
-            return
-        pending, record = entry
-        record.status = pdu.status
-        if pdu.status == consts.SMPP_ESME_ROK and pdu.command != "generic_nack":
-            sim.deliver_acked += 1
-            return
-        sim.deliver_nacked += 1
-        if pending.attempt <= sim.max_redeliveries:
-            pending.attempt += 1
-            sim._loop.call_later(sim.redeliver_delay, sim._deliver, self.system_id, pending, None)
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value)
-
-
-class _Bucket:
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = burst, time.monotonic()
-
-    def try_take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 class SmscSimulator:
@@ -704,7 +190,7 @@ class SmscSimulator:
         self.random = random.Random(seed)
         self._ids = itertools.count(first_message_id)
         self._mo_refs = itertools.count(1)
-        self._tps_buckets: dict[str, _Bucket] = {}
+        self._tps_buckets: dict[str, TpsBucket] = {}
         self._part_throttles: dict[tuple, int] = {}
         self._accepts_for_drop = 0
         self._hang_new_until = 0.0
@@ -743,8 +229,8 @@ class SmscSimulator:
         self.queries_failed = 0  # answered ESME_RQUERYFAIL
 
         self._lock = threading.Lock()
-        self._connections: set[_Connection] = set()
-        self._retry_queue: dict[str | None, list[_PendingDeliver]] = {}
+        self._connections: set[SimConnection] = set()
+        self._retry_queue: dict[str | None, list[PendingDeliver]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -760,7 +246,7 @@ class SmscSimulator:
             asyncio.set_event_loop(loop)
             try:
                 self._server = loop.run_until_complete(
-                    loop.create_server(lambda: _Connection(self), self.host, self.port, reuse_address=True)
+                    loop.create_server(lambda: SimConnection(self), self.host, self.port, reuse_address=True)
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
             except BaseException as exc:  # noqa: BLE001 - reported to start()
@@ -877,7 +363,8 @@ class SmscSimulator:
         now, False when some were queued for the next receiving bind (an SMSC storing MO while the
         ESME is away)."""
         command = "data_sm" if (self.mo_as_data_sm if as_data_sm is None else as_data_sm) else "deliver_sm"
-        data_coding, chunks = receipts.text_chunks(text)
+        encoding, chunks = text_chunks(text)
+        data_coding = codec.DATA_CODING[encoding]
         base = {
             "source_addr": source,
             "destination_addr": destination,
@@ -886,15 +373,15 @@ class SmscSimulator:
             "source_addr_ton": 1,
             "source_addr_npi": 1,
         }
-        pendings: list[_PendingDeliver] = []
+        pendings: list[PendingDeliver] = []
         if concat is None:
-            payload = receipts.encode_text(text, data_coding)
+            payload = codec.encode_text(text, data_coding)
             fields = dict(base)
             if command == "deliver_sm" and len(chunks) == 1 and len(payload) <= 254:
                 fields["short_message"] = payload
             else:
                 fields["message_payload"] = payload
-            pendings.append(_PendingDeliver(kind="mo", fields=fields, message_id=None, text=text, command=command))
+            pendings.append(PendingDeliver(kind="mo", fields=fields, message_id=None, text=text, command=command))
         else:
             if concat not in ("udh8", "udh16", "sar"):
                 raise ValueError("concat is 'udh8', 'udh16' or 'sar'")
@@ -913,18 +400,18 @@ class SmscSimulator:
                 seqs = list(order)
             for seq in seqs:
                 chunk = chunks[seq - 1]
-                body = receipts.encode_text(chunk, data_coding)
+                body = codec.encode_text(chunk, data_coding)
                 fields = dict(base)
                 if concat == "udh8":
-                    body = receipts.concat_udh(ref, total, seq) + body
-                    fields["esm_class"] = receipts.ESM_CLASS_UDHI
+                    body = codec.concat_udh(ref, total, seq) + body
+                    fields["esm_class"] = codec.ESM_CLASS_UDHI
                 elif concat == "udh16":
                     body = bytes((0x06, 0x08, 0x04, ref >> 8, ref & 0xFF, total, seq)) + body
-                    fields["esm_class"] = receipts.ESM_CLASS_UDHI
+                    fields["esm_class"] = codec.ESM_CLASS_UDHI
                 else:
                     fields.update(sar_msg_ref_num=ref, sar_total_segments=total, sar_segment_seqnum=seq)
                 fields["short_message" if command == "deliver_sm" else "message_payload"] = body
-                pendings.append(_PendingDeliver(kind="mo", fields=fields, message_id=None, text=chunk, command=command))
+                pendings.append(PendingDeliver(kind="mo", fields=fields, message_id=None, text=chunk, command=command))
 
         def go() -> bool:
             sent = [self._deliver(system_id, pending, None) for pending in pendings]
@@ -1035,17 +522,17 @@ class SmscSimulator:
         self._accepts_for_drop += 1
         return self._accepts_for_drop % self.drop_after_accept_every == 0
 
-    def _bucket_for(self, system_id: str) -> _Bucket:
+    def _bucket_for(self, system_id: str) -> TpsBucket:
         bucket = self._tps_buckets.get(system_id)
         if bucket is None or bucket.rate != self.tps_cap:
-            bucket = self._tps_buckets[system_id] = _Bucket(self.tps_cap, max(1.0, self.tps_cap / 10))
+            bucket = self._tps_buckets[system_id] = TpsBucket(self.tps_cap, max(1.0, self.tps_cap / 10))
         return bucket
 
     @classmethod
     def _format_id(cls, number: int, fmt: str) -> str:
         return cls.ID_FORMATS[fmt].format(number)
 
-    def _receivers(self, system_id: str | None, exclude: _Connection | None = None) -> list[_Connection]:
+    def _receivers(self, system_id: str | None, exclude: SimConnection | None = None) -> list[SimConnection]:
         return [
             c
             for c in self._connections
@@ -1056,7 +543,7 @@ class SmscSimulator:
             and c is not exclude
         ]
 
-    def _deliver(self, system_id: str | None, pending: _PendingDeliver, prefer: _Connection | None) -> bool:
+    def _deliver(self, system_id: str | None, pending: PendingDeliver, prefer: SimConnection | None) -> bool:
         targets = []
         if prefer is not None and not prefer.closed and not prefer.unbinding and prefer.can_receive:
             targets = [prefer]
@@ -1093,7 +580,7 @@ class SmscSimulator:
         stats = list(self.outcomes)
         return self.random.choices(stats, weights=[self.outcomes[s] for s in stats])[0]
 
-    def _schedule_receipt(self, conn: _Connection | None, record: SubmitRecord, delay: float) -> None:
+    def _schedule_receipt(self, conn: SimConnection | None, record: SubmitRecord, delay: float) -> None:
         """One receipt for an accepted part; conn None: to any receiving bind of the account."""
         stat = self._pick_outcome()
         err = "000" if stat == "DELIVRD" else "001"
@@ -1143,7 +630,7 @@ class SmscSimulator:
             for _ in range(copies):
                 self._deliver(
                     record.system_id,
-                    _PendingDeliver(
+                    PendingDeliver(
                         kind="receipt", fields=fields, message_id=record.message_id, text=body, command=command
                     ),
                     prefer,

@@ -6,7 +6,7 @@ thread. See docs/smpp.md for the design.
 
 - connect(): smpplib ``Client.connect()`` + TCP_NODELAY on the socket right away (without it a
   windowed sender stalls on Nagle/delayed-ACK) + ``bind_transceiver``.
-- submit(): splits the text (receipts.split_text: GSM-7 or UCS-2, UDH concatenation), then sends
+- submit(): splits the text (codec.split_text: GSM-7 or UCS-2, UDH concatenation), then sends
   each part as soon as (a) fewer than `window` submits are outstanding, (b) the TPS token bucket
   has a token and (c) no throttling back-off is running. While it waits it reads PDUs, so
   responses and deliver_sm keep flowing. Sending never waits for the response.
@@ -30,7 +30,6 @@ import logging
 import random
 import select
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,198 +38,42 @@ from dataclasses import dataclass
 from smpplib import client as smpp_client
 from smpplib import consts, exceptions, smpp
 
-from delivery.receipts import (
-    ESM_CLASS_UDHI,
-    Receipt,
-    decode_text,
-    normalise_message_id,
-    parse_receipt,
-    parse_udh,
-    split_text,
-)
 from smsplatform import metrics
+
+from .bind import close_client, open_bind
+from .codec import (
+    address_fields,
+    pdu_text,
+    read_deliver,
+    read_query_resp,
+    submit_pdus,
+)
+from .pacing import TokenBucket, backoff_delays
+from .receipts import normalise_message_id
+from .results import (
+    STATUS_DISCONNECTED,
+    STATUS_NOT_SENT,
+    STATUS_TIMEOUT,
+    THROTTLE_STATUSES,
+    TRANSIENT_STATUSES,
+    InboundPdu,
+    QueryResult,
+    SmppBindError,
+    SmppConnectError,
+    SmppDisconnected,
+    SmppError,
+    SubmitResult,
+)
+from .window import SendWindow
 
 logger = logging.getLogger("delivery.smpp")
 
-# Sentinel command_status values for results the SMSC never sent (negative: never a real status).
-STATUS_DISCONNECTED = -1  # connection lost before the response arrived (or before sending)
-STATUS_TIMEOUT = -2  # no response within response_timeout
-STATUS_NOT_SENT = -3  # never written to the socket (the link was down or went down first): safe to send again
-
-#: The SMSC may or may not have taken these: the submit_sm went out and its answer was lost. Never
-#: resent blindly (docs/delivery.md "unknown submissions"); settled by a receipt or the window.
-UNKNOWN_OUTCOME_STATUSES = frozenset({STATUS_DISCONNECTED, STATUS_TIMEOUT})
-
-THROTTLE_STATUSES = frozenset({consts.SMPP_ESME_RTHROTTLED, consts.SMPP_ESME_RMSGQFUL})
-#: Statuses after which the same submit may be sent again later.
-TRANSIENT_STATUSES = frozenset(
-    {
-        consts.SMPP_ESME_RTHROTTLED,  # 0x58
-        consts.SMPP_ESME_RMSGQFUL,  # 0x14
-        consts.SMPP_ESME_RSYSERR,  # 0x08: SMSC-side trouble, not about this message
-        consts.SMPP_ESME_RX_T_APPN,  # 0x64: temporary application error
-        STATUS_DISCONNECTED,
-        STATUS_TIMEOUT,
-        STATUS_NOT_SENT,
-    }
+#: the counters in SmppSession.stats
+STAT_NAMES = (
+    *("parts_sent", "ok", "transient", "permanent", "throttled", "timeouts", "disconnects"),
+    *("enquire_links_sent", "inbound", "receipts", "inbound_errors", "unmatched_responses"),
+    *("throttle_waits", "tps_waits", "window_waits", "window_cuts", "throttle_resends", "order_waits"),
 )
-
-MESSAGE_TYPE_MASK = 0x3C
-MESSAGE_TYPE_RECEIPT = 0x04  # MC delivery receipt
-MESSAGE_TYPE_INTERMEDIATE = 0x20  # intermediate delivery notification
-
-
-class SmppError(Exception):
-    """Any SMPP session failure. `command_status` is the SMPP status when there is one."""
-
-    def __init__(self, message: str = "", command_status: int | None = None) -> None:
-        super().__init__(message)
-        self.command_status = command_status
-
-
-class SmppConnectError(SmppError):
-    """TCP connection failed (refused, unreachable, timeout)."""
-
-
-class SmppBindError(SmppError):
-    """The SMSC refused the bind (bad credentials, too many binds…)."""
-
-
-class SmppDisconnected(SmppError):
-    """The connection is gone (or was never opened). Outstanding submits were reported transient."""
-
-
-def is_transient(command_status: int) -> bool:
-    return command_status in TRANSIENT_STATUSES
-
-
-def failure_reason(command_status: int) -> str:
-    """What a refused part's status means, in the words docs/delivery.md uses (issue 20)."""
-    if command_status in THROTTLE_STATUSES:
-        return "throttled"
-    if command_status == STATUS_NOT_SENT:
-        return "not_sent"
-    if command_status in UNKNOWN_OUTCOME_STATUSES:
-        return "link_lost"
-    return f"smsc_error 0x{command_status:08x}"
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    ref: str  # the caller's reference passed to submit()
-    part: int  # 1-based part number
-    parts: int  # total parts of this message
-    message_id: str | None  # SMSC message id (normalised) when ok
-    command_status: int  # 0 = ESME_ROK; negative = STATUS_DISCONNECTED / STATUS_TIMEOUT
-    transient: bool  # retry-able (throttled, queue full, timeout, disconnect) vs permanent
-    raw_message_id: str | None = None  # the id exactly as the SMSC sent it
-
-    @property
-    def ok(self) -> bool:
-        return self.command_status == consts.SMPP_ESME_ROK
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """Sent, answer lost: the SMSC may hold this part (never resend it blindly)."""
-        return self.command_status in UNKNOWN_OUTCOME_STATUSES
-
-
-@dataclass(frozen=True)
-class InboundPdu:  # a deliver_sm
-    is_receipt: bool
-    receipt: Receipt | None  # parsed (delivery/receipts.py), when is_receipt
-    source_addr: str
-    destination_addr: str
-    text: str  # decoded short_message / message_payload (MO text; receipt text for receipts)
-    data_coding: int = 0
-    esm_class: int = 0
-    concat: tuple[int, int, int] | None = None  # (ref, total, seq) of a concatenated MO part
-    sequence: int = 0
-    command: str = "deliver_sm"  # or data_sm (answered with data_sm_resp)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The SMSC's answer to one query_sm (issue 21, item 3)."""
-
-    message_id: str  # as asked
-    command_status: int  # 0 = found; ESME_RQUERYFAIL: the SMSC does not know it; negative: no answer
-    message_state: int | None = None  # SMPP 3.4 §5.2.28: 1 ENROUTE, 2 DELIVERED, … (None without an answer)
-    final_date: str = ""  # SMPP absolute time "YYMMDDhhmmsstnnp", empty while not final
-    error_code: int = 0  # network error code, when the SMSC gives one
-
-    @property
-    def ok(self) -> bool:
-        return self.command_status == consts.SMPP_ESME_ROK
-
-    @property
-    def stat(self) -> str:
-        """The receipt stat word of the state (DELIVRD, UNDELIV, …), "" without one."""
-        from delivery.receipts import MESSAGE_STATE_TO_STAT
-
-        return MESSAGE_STATE_TO_STAT.get(self.message_state or 0, "") if self.ok else ""
-
-
-class TokenBucket:
-    """TPS limiter: `rate` tokens per second, at most `burst` saved up. Pure (clock passed in).
-    Thread-safe: one bucket may be shared by every bind of a channel in a process (the limit is
-    the channel's, not each bind's); nobody sleeps holding its lock."""
-
-    def __init__(self, rate: float, burst: float | None = None, *, now: float | None = None, history: int = 0) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
-        self.rate = float(rate)
-        self.burst = float(burst) if burst is not None else max(1.0, self.rate / 20)
-        self.tokens = self.burst
-        self.stamp = time.monotonic() if now is None else now
-        self.granted = 0
-        #: monotonic times of the last `history` grants (for tests/diagnostics)
-        self.grants: deque[float] = deque(maxlen=history or None) if history else deque(maxlen=0)
-        self._lock = threading.Lock()
-
-    def _refill(self, now: float) -> None:
-        if now > self.stamp:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-
-    def wait_time(self, now: float) -> float:
-        """Seconds until one token is available (0.0: available now)."""
-        self._refill(now)
-        if self.tokens >= 1.0:
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-    def take(self, now: float) -> bool:
-        """Take a token if one is available."""
-        return self.try_take(now) == 0.0
-
-    def try_take(self, now: float) -> float:
-        """Take a token if one is available (0.0), else the seconds to wait before asking again:
-        check and take are one step, so binds sharing the bucket never both get the last token."""
-        with self._lock:
-            wait = self.wait_time(now)
-            if wait > 0:
-                return wait
-            self.tokens -= 1.0
-            self.granted += 1
-            if self.grants.maxlen:
-                self.grants.append(now)
-            return 0.0
-
-
-def backoff_delays(
-    max_attempts: int, base_delay: float, max_delay: float = 30.0, jitter: float = 0.0, rng: random.Random | None = None
-) -> list[float]:
-    """Delays slept between connection attempts: base, 2·base, 4·base… capped at max_delay,
-    each stretched by up to `jitter` (fraction) at random. max_attempts attempts → n-1 delays."""
-    rng = rng or random.Random()
-    delays = []
-    for i in range(max(0, max_attempts - 1)):
-        d = min(max_delay, base_delay * (2**i))
-        if jitter:
-            d *= 1 + jitter * rng.random()
-        delays.append(d)
-    return delays
 
 
 @dataclass
@@ -241,27 +84,6 @@ class _Pending:
     sent_at: float
     fields: dict | None = None  # the submit_sm as sent: a throttled part is sent again as it was
     throttled: int = 0  # times the SMSC answered it 0x14/0x58 on this bind
-
-
-def _address(value: str, *, default_ton: int = 1) -> tuple[str, int, int]:
-    """(addr, ton, npi): '+8613…' → international/ISDN, digits → default, anything else →
-    alphanumeric (TON 5, NPI 0)."""
-    value = (value or "").strip()
-    if value.startswith("+") and value[1:].isdigit():
-        return value[1:], consts.SMPP_TON_INTL, consts.SMPP_NPI_ISDN
-    if value.isdigit():
-        return value, default_ton, consts.SMPP_NPI_ISDN
-    if not value:
-        return "", consts.SMPP_TON_UNK, consts.SMPP_NPI_UNK
-    return value, consts.SMPP_TON_ALNUM, consts.SMPP_NPI_UNK
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value)
 
 
 class SmppSession:
@@ -299,8 +121,6 @@ class SmppSession:
         window_recover_every: float = 1.0,
         throttle_resends: int = 5,
     ) -> None:
-        if window < 1:
-            raise ValueError("window must be >= 1")
         if bind not in ("transceiver", "transmitter", "receiver"):
             raise ValueError("bind is 'transceiver', 'transmitter' or 'receiver'")
         #: bind type: "transceiver" (default); "transmitter" for senders that are not read while
@@ -310,16 +130,20 @@ class SmppSession:
         self.host, self.port = host, int(port)
         self.system_id, self.password, self.system_type = system_id, password, system_type
         self.source_addr = source_addr
-        #: the configured window is a ceiling; the carrier's 0x14 / 0x58 halve `effective_window`,
+        #: the configured window is a ceiling; the carrier's 0x14 / 0x58 halve the effective one,
         #: which grows back by one every `window_recover_every` s once `window_hold` s passed
-        #: without another cut (issue 20); `on_window(n)` hears every change (the metrics gauge)
+        #: without another cut (issue 20); `on_window(n)` hears every change (the metrics gauge).
+        #: It also holds the throttling back-off and the part order of refused parts (window.py).
         self.window = window
-        self.effective_window = window
-        self.on_window = on_window
-        self.window_hold = window_hold
-        self.window_recover_every = window_recover_every
-        self._window_cut_at = float("-inf")
-        self._window_next_grow = 0.0
+        self._window = SendWindow(
+            window=window,
+            hold=window_hold,
+            recover_every=window_recover_every,
+            backoff=throttle_backoff,
+            backoff_max=throttle_backoff_max,
+            on_change=on_window,
+            label=system_id,
+        )
         #: a part refused 0x14/0x58 is sent again by the session itself (not taken, so no
         #: duplicate) up to this many times before it is reported: none of it uses a message attempt
         self.throttle_resends = throttle_resends
@@ -328,8 +152,6 @@ class SmppSession:
         self.enquire_link_interval = enquire_link_interval
         self.enquire_link_timeout = enquire_link_timeout or min(enquire_link_interval, 10.0)
         self.response_timeout = response_timeout
-        self.throttle_backoff = throttle_backoff
-        self.throttle_backoff_max = throttle_backoff_max
         self.socket_timeout = socket_timeout
         self.dest_addr_ton = dest_addr_ton
         if inbound_default_alphabet not in ("gsm7", "latin1"):
@@ -362,9 +184,6 @@ class SmppSession:
         self._concat_ref = random.randrange(256)
         self._last_rx = 0.0
         self._enquire_sent_at: float | None = None
-        self._throttle_until = 0.0
-        self._throttle_delay = 0.0
-        self._throttle_started = 0.0
         self._unbind_seq: int | None = None
         #: the SMSC's own unbind (its sequence) while we wait for outstanding submit responses
         self._unbinding: int | None = None
@@ -373,31 +192,18 @@ class SmppSession:
         self.unbind_grace = min(response_timeout, 5.0)
         self._out = bytearray()  # answers (deliver_sm_resp…) batched until the read batch ends
         self._sends_since_read = 0
-        self.stats = {
-            "parts_sent": 0,
-            "ok": 0,
-            "transient": 0,
-            "permanent": 0,
-            "throttled": 0,
-            "timeouts": 0,
-            "disconnects": 0,
-            "enquire_links_sent": 0,
-            "inbound": 0,
-            "receipts": 0,
-            "inbound_errors": 0,
-            "unmatched_responses": 0,
-            "throttle_waits": 0,
-            "tps_waits": 0,
-            "window_waits": 0,
-            "window_cuts": 0,
-            "throttle_resends": 0,
-        }
+        self.stats = dict.fromkeys(STAT_NAMES, 0)
 
     # -- properties ---------------------------------------------------------------------------------
     @property
     def outstanding(self) -> int:
         """Parts sent and unanswered, plus throttled parts waiting to be sent again."""
         return len(self._pending) + len(self._resend)
+
+    @property
+    def effective_window(self) -> int:
+        """The window the carrier lets us use now (<= the configured `window`)."""
+        return self._window.effective
 
     @property
     def connected(self) -> bool:
@@ -421,38 +227,15 @@ class SmppSession:
         Raises SmppConnectError / SmppBindError."""
         if self._sock is not None:
             return
-        client = smpp_client.Client(
-            self.host,
-            self.port,
-            timeout=self.socket_timeout,
-            allow_unknown_opt_params=True,
-            logger_name=f"delivery.smpp.client.{self.system_id}",
+        client, sock = open_bind(
+            host=self.host,
+            port=self.port,
+            system_id=self.system_id,
+            password=self.password,
+            system_type=self.system_type,
+            bind=self.bind,
+            socket_timeout=self.socket_timeout,
         )
-        try:
-            client.connect()
-        except exceptions.ConnectionError as exc:
-            client._socket = None  # smpplib leaves the failed socket object behind
-            raise SmppConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        sock = client._socket  # smpplib exposes no accessor; it is a plain socket
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.password) > 8 or len(self.system_id) > 15:
-            # SMPP 3.4: password ≤ 8, system_id ≤ 15 octets; smpplib silently truncates them
-            logger.warning(
-                "SMPP %s: system_id/password longer than SMPP 3.4 allows; smpplib truncates them", self.system_id[:15]
-            )
-        # smpplib logs every PDU in hex at DEBUG, the bind PDU includes the password: never at bind
-        client.logger.setLevel(max(logging.INFO, client.logger.getEffectiveLevel()))
-        try:
-            getattr(client, f"bind_{self.bind}")(
-                system_id=self.system_id, password=self.password, system_type=self.system_type
-            )
-        except exceptions.PDUError as exc:
-            self._close_socket(client)
-            status = exc.args[1] if len(exc.args) > 1 else None
-            raise SmppBindError(f"bind_{self.bind} refused: {exc.args[0]}", command_status=status) from exc
-        except (exceptions.ConnectionError, OSError) as exc:
-            self._close_socket(client)
-            raise SmppConnectError(f"connection lost during bind: {exc}") from exc
         self._client, self._sock = client, sock
         self._buf.clear()
         self._last_rx = time.monotonic()
@@ -551,30 +334,20 @@ class SmppSession:
             raise SmppError("a receiver bind cannot submit")
         if reference is None:
             reference = self._next_concat_ref()
-        data_coding, payloads, udhs = split_text(text, reference=reference)
-        parts = len(payloads)
-        src, src_ton, src_npi = _address(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)
-        dst, dst_ton, dst_npi = _address(destination, default_ton=self.dest_addr_ton)
+        pdus = submit_pdus(
+            source=source or self.source_addr,
+            destination=destination,
+            text=text,
+            reference=reference,
+            registered_delivery=registered_delivery,
+            dest_addr_ton=self.dest_addr_ton,
+        )
+        parts = len(pdus)
         todo = [i for i in range(1, parts + 1) if only_parts is None or i in only_parts]
         for position, index in enumerate(todo):
-            payload, udh = payloads[index - 1], udhs[index - 1]
-            fields = {
-                "source_addr_ton": src_ton,
-                "source_addr_npi": src_npi,
-                "source_addr": src,
-                "dest_addr_ton": dst_ton,
-                "dest_addr_npi": dst_npi,
-                "destination_addr": dst,
-                "esm_class": ESM_CLASS_UDHI if udh else 0,
-                "registered_delivery": 1 if registered_delivery else 0,
-                "data_coding": data_coding,
-                "short_message": (udh or b"") + payload,
-            }
+            fields = pdus[index - 1]
             try:
-                self._send_resends()
-                if self._unbinding is not None:
-                    raise SmppDisconnected("the SMSC asked to unbind")
-                self._wait_for_slot()
+                self._wait_to_send(ref, index)
                 seq = self._send("submit_sm", **fields)
             except SmppDisconnected:
                 for part in todo[position:]:
@@ -584,56 +357,55 @@ class SmppSession:
             self.stats["parts_sent"] += 1
         return parts
 
-    def _send_resends(self) -> None:
+    def _send_resends(self) -> bool:
         """Send again the parts the SMSC refused with 0x14 / 0x58 (it did not take them), each as
-        soon as the (halved) window, the back-off and the TPS limit allow."""
-        while self._resend and self._unbinding is None:
+        soon as part order (SendWindow.next_resend), the (halved) window, the back-off and the TPS limit
+        allow. Returns whether any was sent."""
+        sent = False
+        while self._resend and self._unbinding is None and self._next_resend() is not None:
             self._wait_for_slot()
-            if not self._resend or self._unbinding is not None:
-                return
-            item = self._resend.popleft()
+            item = self._next_resend()  # the read while waiting may have refused an earlier part
+            if item is None or self._unbinding is not None:
+                break
+            self._resend.remove(item)
             seq = self._send("submit_sm", **item.fields)
             item.sent_at = time.monotonic()
             self._pending[seq] = item
             self.stats["parts_sent"] += 1
             self.stats["throttle_resends"] += 1
+            sent = True
+        return sent
 
-    def _grow_window(self, now: float) -> None:
-        if self.effective_window < self.window and now >= self._window_next_grow:
-            self.effective_window += 1
-            self._window_next_grow = now + self.window_recover_every
-            self._window_changed()
+    def _next_resend(self) -> _Pending | None:
+        return self._window.next_resend(self._resend, self._pending.values())
 
-    def _cut_window(self, pending: _Pending, now: float) -> None:
-        # One cut per round trip: refusals of parts sent before the last cut are the same
-        # congestion, already answered (else ten 0x14 in a row would take a window of 50 to 1).
-        if pending.sent_at < self._window_cut_at:
-            return
-        self.effective_window = max(1, self.effective_window // 2)
-        self._window_cut_at = now
-        self._window_next_grow = now + self.window_hold
-        self.stats["window_cuts"] += 1
-        logger.info("SMPP %s: throttled, effective window now %s", self.system_id, self.effective_window)
-        self._window_changed()
-
-    def _window_changed(self) -> None:
-        if self.on_window is not None:
-            try:
-                self.on_window(self.effective_window)
-            except Exception:  # a metrics hook never breaks sending
-                logger.debug("on_window failed", exc_info=True)
+    def _wait_to_send(self, ref: str, part: int) -> None:
+        """Wait until `part` of message `ref` may be submitted: refused parts go first, a refused
+        earlier part of the same message must be accepted first, then window/back-off/TPS."""
+        while True:
+            self._send_resends()
+            if self._unbinding is not None:
+                raise SmppDisconnected("the SMSC asked to unbind")
+            if self._window.held(ref, part):
+                self.stats["order_waits"] += 1
+                now = time.monotonic()
+                self._read(self._next_deadline(now) - now)
+                continue
+            self._wait_for_slot()
+            if not self._window.held(ref, part):
+                return
 
     def _wait_for_slot(self) -> None:
         while True:
             now = time.monotonic()
-            self._grow_window(now)
-            if len(self._pending) >= self.effective_window:
+            self._window.grow(now)
+            if len(self._pending) >= self._window.effective:
                 self.stats["window_waits"] += 1
                 self._read(self._next_deadline(now) - now)
                 continue
-            if now < self._throttle_until:
+            if now < self._window.backoff_until():
                 self.stats["throttle_waits"] += 1
-                self._read(self._throttle_until - now)
+                self._read(self._window.backoff_until() - now)
                 continue
             if self.limiter is not None:
                 wait = self.limiter.try_take(now)
@@ -683,7 +455,7 @@ class SmppSession:
                     if wait > 0:
                         sequences.append(None)
                         continue
-                src, ton, npi = _address(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)
+                src, ton, npi = address_fields(source or self.source_addr, default_ton=consts.SMPP_TON_UNK)
                 seq = self._send(
                     "query_sm", message_id=message_id, source_addr_ton=ton, source_addr_npi=npi, source_addr=src
                 )
@@ -702,15 +474,7 @@ class SmppSession:
         return out
 
     def _on_query_resp(self, pdu) -> None:
-        message_id = self._queries.pop(pdu.sequence)
-        ok = pdu.status == consts.SMPP_ESME_ROK and pdu.command == "query_sm_resp"
-        self._query_answers[pdu.sequence] = QueryResult(
-            message_id=message_id,
-            command_status=pdu.status,
-            message_state=int(pdu.message_state) if ok and pdu.message_state is not None else None,
-            final_date=_text(getattr(pdu, "final_date", None)) if ok else "",
-            error_code=int(getattr(pdu, "error_code", None) or 0) if ok else 0,
-        )
+        self._query_answers[pdu.sequence] = read_query_resp(pdu, self._queries.pop(pdu.sequence))
 
     # -- reading ----------------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> int:
@@ -728,8 +492,7 @@ class SmppSession:
             now = time.monotonic()
             if now >= deadline:
                 return
-            if self._resend and self._unbinding is None:
-                self._send_resends()
+            if self._resend and self._unbinding is None and self._send_resends():
                 continue
             if not self._pending:
                 return  # resends held back by an unbind: reported when the link closes
@@ -804,7 +567,7 @@ class SmppSession:
                 self.stats["unmatched_responses"] += 1
                 logger.warning("SMPP: %s for unknown sequence %s (status %s)", command, pdu.sequence, pdu.status)
                 return
-            message_id = _text(getattr(pdu, "message_id", None)) if pdu.status == consts.SMPP_ESME_ROK else None
+            message_id = pdu_text(getattr(pdu, "message_id", None)) if pdu.status == consts.SMPP_ESME_ROK else None
             self._report(pending, message_id, pdu.status)
         elif command in ("deliver_sm", "data_sm"):
             self._on_deliver(pdu)
@@ -832,19 +595,14 @@ class SmppSession:
         transient = status in TRANSIENT_STATUSES
         if status == consts.SMPP_ESME_ROK:
             self.stats["ok"] += 1
-            if self._throttle_delay and pending.sent_at >= self._throttle_started:
-                self._throttle_delay = 0.0  # a submit sent after the back-off went through
+            self._window.accepted(sent_at=pending.sent_at)
         elif transient:
             self.stats["transient"] += 1
             if status in THROTTLE_STATUSES:
                 self.stats["throttled"] += 1
-                self._cut_window(pending, now)
-                self._throttle_delay = min(
-                    self.throttle_backoff_max,
-                    self._throttle_delay * 2 if self._throttle_delay else self.throttle_backoff,
-                )
-                self._throttle_until = max(self._throttle_until, now + self._throttle_delay)
-                self._throttle_started = now
+                if self._window.cut(sent_at=pending.sent_at, now=now):
+                    self.stats["window_cuts"] += 1
+                self._window.throttled(now)
                 if (
                     pending.fields is not None
                     and pending.throttled < self.throttle_resends
@@ -853,11 +611,13 @@ class SmppSession:
                 ):
                     pending.throttled += 1
                     self._resend.append(pending)  # not taken by the SMSC: ours to send again
+                    self._window.refused(pending.ref, pending.part)
                     return
             elif status == STATUS_TIMEOUT:
                 self.stats["timeouts"] += 1
         else:
             self.stats["permanent"] += 1
+        self._window.settled(pending.ref, pending.part)  # later parts of the message may go
         self.on_result(
             SubmitResult(
                 ref=pending.ref,
@@ -871,43 +631,8 @@ class SmppSession:
         )
 
     def _on_deliver(self, pdu) -> None:
-        esm_class = pdu.esm_class or 0
-        data_coding = pdu.data_coding or 0
-        body = getattr(pdu, "short_message", None) or b""
-        if not body and getattr(pdu, "message_payload", None):
-            body = pdu.message_payload
-        concat = None
-        if esm_class & ESM_CLASS_UDHI:
-            concat, body = parse_udh(body)
-        elif getattr(pdu, "sar_total_segments", None):
-            concat = (int(pdu.sar_msg_ref_num or 0), int(pdu.sar_total_segments), int(pdu.sar_segment_seqnum or 1))
-        tlvs = {
-            name: getattr(pdu, name)
-            for name in ("receipted_message_id", "message_state", "network_error_code")
-            if getattr(pdu, name, None) is not None
-        }
-        is_receipt = (esm_class & MESSAGE_TYPE_MASK) in (
-            MESSAGE_TYPE_RECEIPT,
-            MESSAGE_TYPE_INTERMEDIATE,
-        ) or "receipted_message_id" in tlvs
-        if data_coding == 0 and (is_receipt or self.inbound_default_alphabet == "latin1"):
-            text = body.decode("latin-1")  # receipt texts are IA5/ASCII whatever data_coding says
-        else:
-            text = decode_text(body, data_coding)
-        receipt = parse_receipt(short_message=text, tlvs=tlvs) if is_receipt else None
-        inbound = InboundPdu(
-            is_receipt=is_receipt,
-            receipt=receipt,
-            source_addr=_text(pdu.source_addr),
-            destination_addr=_text(pdu.destination_addr),
-            text=text,
-            data_coding=data_coding,
-            esm_class=esm_class,
-            concat=concat,
-            sequence=pdu.sequence,
-            command=pdu.command,
-        )
-        self.stats["receipts" if is_receipt else "inbound"] += 1
+        inbound = read_deliver(pdu, inbound_default_alphabet=self.inbound_default_alphabet)
+        self.stats["receipts" if inbound.is_receipt else "inbound"] += 1
         if self.on_inbound_batch is not None:
             if not self._inbound:
                 self._inbound_since = time.monotonic()
@@ -947,7 +672,7 @@ class SmppSession:
         if self._sock is None:
             return
         now = time.monotonic()
-        self._grow_window(now)
+        self._window.grow(now)
         if self._unbinding is not None and (not self._pending or now >= self._unbinding_deadline):
             self.answer_inbound()
             self._send("unbind_resp", sequence=self._unbinding)
@@ -999,17 +724,6 @@ class SmppSession:
         except OSError as exc:
             self._lost(f"send failed: {exc}")
 
-    @staticmethod
-    def _close_socket(client: smpp_client.Client) -> None:
-        sock = client._socket
-        client._socket = None
-        client.state = consts.SMPP_CLIENT_STATE_CLOSED
-        if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
-
     def _salvage(self) -> None:
         """Before giving up on a socket, process submit responses already received (the SMSC may
         have answered, then closed): reporting those as lost would make the caller resend messages
@@ -1040,7 +754,7 @@ class SmppSession:
             if pdu is not None and pdu.command in ("submit_sm_resp", "generic_nack"):
                 pending = self._pending.pop(pdu.sequence, None)
                 if pending is not None:
-                    message_id = _text(getattr(pdu, "message_id", None)) if pdu.status == 0 else None
+                    message_id = pdu_text(getattr(pdu, "message_id", None)) if pdu.status == 0 else None
                     self._report(pending, message_id, pdu.status)
 
     def _lost(self, reason: str, *, raise_: bool = True) -> None:
@@ -1048,7 +762,7 @@ class SmppSession:
         if raise_:
             self._salvage()
         if self._client is not None:
-            self._close_socket(self._client)
+            close_client(self._client)
         self._client, self._sock = None, None
         self._buf.clear()
         self._out.clear()

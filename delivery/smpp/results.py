@@ -27,6 +27,9 @@ TRANSIENT_STATUSES = frozenset(
         consts.SMPP_ESME_RMSGQFUL,  # 0x14
         consts.SMPP_ESME_RSYSERR,  # 0x08: SMSC-side trouble, not about this message
         consts.SMPP_ESME_RX_T_APPN,  # 0x64: temporary application error
+        # 0x04 "incorrect bind status": the bind is unbinding or not allowed to submit; the
+        # session is at fault, not the message (a carrier's unbind refuses what crossed it).
+        consts.SMPP_ESME_RINVBNDSTS,
         STATUS_DISCONNECTED,
         STATUS_TIMEOUT,
         STATUS_NOT_SENT,

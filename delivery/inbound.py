@@ -9,6 +9,7 @@ every part is delivered, otherwise it takes the worst part's outcome
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -208,6 +209,7 @@ class PartOutcome:
     stat: str = ""
     err: str = ""
     done_at: datetime | None = None
+    exact: bool = True  # matched by its exact carrier id (not a hex/decimal variant)
 
 
 def apply_receipt(
@@ -237,13 +239,18 @@ OUTCOME_FIELDS = (
     "submitted_at",
     "done_at",
     "callback_url",
+    "hold_id",
 )
 
 
 def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
     """Apply receipts of one tenant in one transaction, a constant number of queries whatever
     their number. A part that already has an outcome ignores later ones (duplicates); a message
-    moves when all its parts have one. Returns {message id: new status}."""
+    moves when all its parts have one. Returns {message id: new status}.
+
+    Issue 20 "delivered wins": a message that failed for want of evidence (unconfirmed
+    submission, timeout) and whose parts all turn out delivered, by receipts matched on their
+    exact carrier ids, becomes delivered and its released hold is captured again."""
     now = timezone.now()
     changed: dict[int, str] = {}
     with tenant_context(tenant), transaction.atomic():
@@ -255,6 +262,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
         for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
             parts.setdefault(p.message_id, {})[p.part] = p
         touched_parts = []
+        inexact = {o.message_id for o in outcomes if not o.exact}
         for o in outcomes:
             row = parts.get(o.message_id, {}).get(o.part)
             if row is None or row.status in RECEIPT_FINAL:
@@ -262,7 +270,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
             touched_parts.append(row)
         _update_grouped(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
-        events, moved = [], []
+        events, moved, late = [], [], []
         for message_id in {p.message_id for p in touched_parts}:
             message, mine = messages.get(message_id), parts[message_id]
             expected = next(iter(mine.values())).parts
@@ -274,28 +282,63 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
                 if all(o == S.DELIVERED for o in outcomes_)
                 else next(o for o in WORST_FIRST if o in outcomes_)
             )
-            if message.status == final or not services.can_transition(message.status, final):
-                continue
             failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
             stat = failing.stat if failing else S.DELIVERED
-            events.append(
-                services.transition(
-                    message=message,
-                    to_status=final,
-                    at=now,
-                    save=False,
-                    detail=f"receipt {stat}",
-                    done_at=max(p.done_at for p in mine.values() if p.done_at),
-                    error_code=(failing.err if failing else "")[:20],
+            done_at = max(p.done_at for p in mine.values() if p.done_at)
+            if final == S.DELIVERED and message_id not in inexact and services.may_deliver_after_failure(message):
+                events.append(
+                    services.deliver_failed_message(
+                        message=message, at=now, save=False, detail=f"receipt {stat} after failure", done_at=done_at
+                    )
                 )
-            )
+                late.append((message, sorted(mine.values(), key=lambda p: p.part)))
+            elif message.status == final or not services.can_transition(message.status, final):
+                continue
+            else:
+                events.append(
+                    services.transition(
+                        message=message,
+                        to_status=final,
+                        at=now,
+                        save=False,
+                        detail=f"receipt {stat}",
+                        done_at=done_at,
+                        error_code=(failing.err if failing else "")[:20],
+                    )
+                )
             moved.append(message)
             changed[message_id] = final
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
+        if late:
+            _update_grouped(Message, [m for m, _ in late], ["reason"])
+            _capture_late(late)
         metrics.observe_receipts(touched_parts, changed, now)
         insert_status_events(events)
         services.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
+
+
+def _capture_late(late: list[tuple[Message, list[MessagePart]]]) -> None:
+    """R-BIL-2/8 for messages delivered after failing: their released holds are captured for
+    the parts the carrier accepted (every part: each has a delivered receipt). Idempotent."""
+    from billing.services import Capture, capture_released_holds
+
+    captures = [
+        Capture(
+            hold_id=m.hold_id,
+            carrier_message_id=parts[0].carrier_message_id,
+            submitted_at=min(p.submitted_at for p in parts if p.submitted_at),
+            segments=len(parts),
+        )
+        for m, parts in late
+        if m.hold_id
+    ]
+    if captures:
+        ids = ",".join(str(c.hold_id) for c in sorted(captures, key=lambda c: c.hold_id))
+        digest = hashlib.sha1(ids.encode(), usedforsecurity=False).hexdigest()
+        result = capture_released_holds(captures=captures, idempotency_key=f"late:{connection.schema_name}:{digest}")
+        if result.uncollectable:
+            log.warning("delivered after failure, balance too low to bill: holds %s", result.uncollectable)
 
 
 def _update_grouped(model, rows: list, fields: list[str]) -> None:
@@ -370,6 +413,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
                     receipt.stat,
                     receipt.err,
                     receipt.done_at,
+                    exact=bool(exact),
                 )
             )
             done.append(receipt.pk)

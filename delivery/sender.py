@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -1037,7 +1037,11 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
     message of the tenant could own them. Such parts are recorded as accepted (→ submitted and
     captured once every part is). Without evidence within its message type's window
     (DELIVERY_UNKNOWN_POLICY), the unconfirmed parts are resent under the same reference
-    ("resend") or the message fails with `unconfirmed_submission` ("fail")."""
+    ("resend") or the message fails with `unconfirmed_submission` ("fail").
+
+    Issue 20 "delivered wins": messages that failed for want of such evidence (within the receipt
+    timeout) are candidates too; evidence for every part they lack records those parts, and the
+    receipts then deliver the message and capture its released hold (inbound.apply_outcomes)."""
     from billing.services import Capture, capture_holds
 
     from .inbound import _variants, apply_pending_receipts
@@ -1046,7 +1050,8 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     apply_pending_receipts()  # receipts of known ids first: what is left may be evidence
     accounts = channel_accounts()
-    found = requeued = failed_count = 0
+    found = requeued = failed_count = late_count = 0
+    late_since = now - timedelta(hours=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS)
     for tenant in delivery_tenants():
         with tenant_context(tenant):
             matched_ids: list[str] = []
@@ -1056,10 +1061,24 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                     .filter(status=S.UNKNOWN_SUBMISSION)
                     .order_by("submitting_at")
                 )
-                if not unknown:
+                failed_late = list(
+                    Message.objects.select_for_update(skip_locked=True)
+                    .filter(
+                        # failed with parts whose answer was lost (those the carrier may hold)
+                        Q(reason="unconfirmed_submission")
+                        | (Q(reason__in=services.LATE_EVIDENCE_REASONS) & ~Q(unknown_parts=[])),
+                        status=S.FAILED,
+                        status_at__gte=late_since,
+                        submitting_at__isnull=False,
+                        channel_id__isnull=False,
+                    )
+                    .order_by("submitting_at")
+                )
+                if not unknown and not failed_late:
                     continue
-                have = accepted_parts([m.pk for m in unknown])
-                channels = {c.pk: c for c in Channel.objects.filter(pk__in={m.channel_id for m in unknown})}
+                candidates = unknown + failed_late
+                have = accepted_parts([m.pk for m in candidates])
+                channels = {c.pk: c for c in Channel.objects.filter(pk__in={m.channel_id for m in candidates})}
                 sources = {pk: source_address(channel=c, tenant=tenant) for pk, c in channels.items()}
                 wanted = {accounts.get(pk) for pk in channels}
                 account_channels = [pk for pk, acct in accounts.items() if acct in wanted]
@@ -1068,8 +1087,8 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                     .filter(
                         applied_at__isnull=True,
                         channel_id__in=account_channels,
-                        source_addr__in=[m.recipient.lstrip("+") for m in unknown],
-                        received_at__gte=min(m.submitting_at for m in unknown),
+                        source_addr__in=[m.recipient.lstrip("+") for m in candidates],
+                        received_at__gte=min(m.submitting_at for m in candidates),
                     )
                     .order_by("received_at", "pk")
                 )
@@ -1085,10 +1104,10 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                     return (accounts.get(channel_id), recipient.lstrip("+"), sources.get(channel_id))
 
                 owners: dict[tuple, int] = defaultdict(int)
-                for m in unknown:
+                for m in candidates:
                     owners[key(m.recipient, m.channel_id)] += 1
                 parts_rows, lookups, captures, to_resend, to_fail, settled_resend = [], [], [], [], [], []
-                for m in unknown:
+                for m in candidates:
                     k = key(m.recipient, m.channel_id)
                     missing = sorted(set(range(1, max(m.segments, 1) + 1)) - have.get(m.pk, set()))
                     # the parts that may be at the SMSC: those whose answer was lost (the others were
@@ -1104,6 +1123,10 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                             and r.received_at >= m.submitting_at
                         }.values()
                     )[::-1]
+                    if m.status == S.FAILED:  # delivered wins only on evidence for every part it lacks
+                        if not (evidence and owners[k] == 1 and len(evidence) == len(missing)):
+                            continue
+                        doubtful = missing
                     if evidence and owners[k] == 1 and len(evidence) <= len(doubtful):
                         # An SMSC takes one bind's PDUs in order: n receipts for m doubtful parts
                         # prove the first n sent; the others wait for their own evidence.
@@ -1129,8 +1152,11 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                                 )
                             )
                             matched_ids.append(r.carrier_message_id)
-                        found += 1
                         have.setdefault(m.pk, set()).update(proven)
+                        if m.status == S.FAILED:  # its receipts, applied below, deliver it
+                            late_count += 1
+                            continue
+                        found += 1
                         if still_doubtful:
                             m.unknown_parts = still_doubtful
                             m.save(update_fields=["unknown_parts"])
@@ -1205,7 +1231,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                     )
             if matched_ids:
                 apply_pending_receipts(carrier_ids=matched_ids)
-    return {"reconciled": found, "requeued": requeued, "failed": failed_count}
+    return {"reconciled": found, "requeued": requeued, "failed": failed_count, "delivered_late": late_count}
 
 
 def expire_receipts(*, now: datetime | None = None) -> int:

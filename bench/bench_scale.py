@@ -46,7 +46,7 @@ import smsplatform.worker  # noqa: E402,F401  (imports every actor)
 from billing import services as billing  # noqa: E402
 from billing.models import Price  # noqa: E402
 from compliance import services as compliance  # noqa: E402
-from delivery import actors, services  # noqa: E402
+from delivery import actors, channels, intake  # noqa: E402
 from delivery.models import Channel, Message, OutboxEntry, Route, SendRequest  # noqa: E402
 from smsplatform.metrics import exposition  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
@@ -124,9 +124,9 @@ def _accept_slice(tenant_id: int, template: str, first: int, n: int, start, done
     with tenant_context(tenant):
         for offset in range(0, n, 1000):
             recipients = [
-                services.RecipientInput(number=f"+86136{first + offset + i:08d}") for i in range(min(1000, n - offset))
+                intake.RecipientInput(number=f"+86136{first + offset + i:08d}") for i in range(min(1000, n - offset))
             ]
-            services.accept_send(
+            intake.accept_send(
                 tenant=tenant,
                 actor=ACTOR,
                 kind="batch",
@@ -233,7 +233,7 @@ def insert_accepted(tenants: list[Tenant], per_tenant: int, stamp: int) -> None:
 def bench_channel(port: int) -> Channel:
     channel = Channel.objects.filter(name="bench-scale").first()
     if channel is None:
-        channel = services.create_channel(
+        channel = channels.create_channel(
             actor=ACTOR,
             name="bench-scale",
             host="127.0.0.1",

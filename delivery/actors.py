@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import channel_live, inbound, sender, services, spool
+from . import channel_live, inbound, outbox, sender, services, spool
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ OUTAGE_RETRY = {"outage_retry_seconds": 300, "outage_backoff_ms": 2000}
 @dramatiq.actor(queue_name="delivery", max_retries=5, **OUTAGE_RETRY)
 def relay_outbox_entry(entry_id: int) -> None:
     """Fast path after an accept commits; the periodic relay covers it when this never runs."""
-    services.relay_outbox(entry_ids=[entry_id])
+    outbox.relay_outbox(entry_ids=[entry_id])
 
 
 @dramatiq.actor(
@@ -120,12 +120,12 @@ def _locked(name: str, fn) -> None:
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def relay_due_outbox() -> None:
     """Relay what the fast path missed, and scheduled sends whose time has come (定时发送)."""
-    _locked("delivery.relay", lambda: [services.relay_outbox() for _ in range(5)])
+    _locked("delivery.relay", lambda: [outbox.relay_outbox() for _ in range(5)])
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def requeue_stale_queued() -> None:
-    _locked("delivery.requeue", services.requeue_stale_queued)
+    _locked("delivery.requeue", outbox.requeue_stale_queued)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)

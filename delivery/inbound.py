@@ -27,7 +27,7 @@ from smsplatform.db import insert_rows
 from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
-from . import services
+from . import services, statuses
 from .bulk import insert_status_events
 from .models import (
     CarrierMessageId,
@@ -116,7 +116,7 @@ def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[st
     from smpplib import consts
 
     receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
-    statuses: list[int | None] = []
+    answers: list[int | None] = []
     for pdu in pdus:
         status = None
         if not pdu.is_receipt:
@@ -129,8 +129,8 @@ def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[st
             except Exception:
                 log.exception("reply on channel %s failed; answered for redelivery", channel_id)
                 status = consts.SMPP_ESME_RX_T_APPN
-        statuses.append(status)
-    return receipt_ids, statuses
+        answers.append(status)
+    return receipt_ids, answers
 
 
 def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:
@@ -285,18 +285,18 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
             stat = failing.stat if failing else S.DELIVERED
             done_at = max(p.done_at for p in mine.values() if p.done_at)
-            if final == S.DELIVERED and message_id not in inexact and services.may_deliver_after_failure(message):
+            if final == S.DELIVERED and message_id not in inexact and statuses.may_deliver_after_failure(message):
                 events.append(
-                    services.deliver_failed_message(
+                    statuses.deliver_failed_message(
                         message=message, at=now, save=False, detail=f"receipt {stat} after failure", done_at=done_at
                     )
                 )
                 late.append((message, sorted(mine.values(), key=lambda p: p.part)))
-            elif message.status == final or not services.can_transition(message.status, final):
+            elif message.status == final or not statuses.can_transition(message.status, final):
                 continue
             else:
                 events.append(
-                    services.transition(
+                    statuses.transition(
                         message=message,
                         to_status=final,
                         at=now,

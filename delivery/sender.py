@@ -30,8 +30,9 @@ from smsplatform import metrics
 from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
-from . import services
+from . import charges, outbox, services, statuses
 from .bulk import insert_status_events
+from .channels import mark_channel_down, mark_channel_up
 from .models import (
     CarrierMessageId,
     Channel,
@@ -409,7 +410,7 @@ def claim_messages(
         if tenant is not None and messages:
             messages = _gate_at_send_time(tenant=tenant, channel_id=channel_id, messages=messages, now=now)
         events = [
-            services.transition(
+            statuses.transition(
                 message=m,
                 to_status=S.SUBMITTING,
                 at=now,
@@ -454,14 +455,14 @@ def _gate_at_send_time(*, tenant: Tenant, channel_id: int, messages: list[Messag
         rows = list(Message.objects.filter(pk__in=refused))  # locked above; callbacks read whole rows
         for m in rows:
             verdict = verdicts[m.pk]
-            services.transition(
+            statuses.transition(
                 message=m, to_status=S.CANCELLED, at=now, detail=verdict.detail, reason=verdict.reason[:60]
             )
-        services.release_messages_holds(messages=rows, key_prefix="sendtime", reason="refused at send time")
+        charges.release_messages_holds(messages=rows, key_prefix="sendtime", reason="refused at send time")
         services.enqueue_status_callbacks(tenant=tenant, messages=rows)
     if waiting:
-        job = services.ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=waiting)
-        transaction.on_commit(lambda: services.send_channel_jobs([job], delay_ms=QUIET_HOURS_RECHECK_MS))
+        job = outbox.ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=waiting)
+        transaction.on_commit(lambda: outbox.send_channel_jobs([job], delay_ms=QUIET_HOURS_RECHECK_MS))
     return [m for m in messages if m.pk not in verdicts]
 
 
@@ -531,7 +532,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         what = "bind_refused" if isinstance(exc, SmppBindError) else "connect_failed"
         # Briefly for a refusal (the budget said a bind was free: another user of the account, or
         # leases of a process that just died); the usual time for a channel that does not answer.
-        services.mark_channel_down(
+        mark_channel_down(
             channel_id=channel_id,
             error=f"{what}: {exc}",
             seconds=BIND_REFUSED_DOWN_SECONDS if isinstance(exc, SmppBindError) else None,
@@ -546,7 +547,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     claimed: list[Message] = []
     broken = None
     try:
-        services.mark_channel_up(channel_id=channel_id)
+        mark_channel_up(channel_id=channel_id)
         receipts_before = holder.session.stats["receipts"]
         for offset in range(0, len(message_ids), step):
             batch = claim(message_ids[offset : offset + step])
@@ -617,7 +618,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
                     )
                 )
                 for m in pending:
-                    services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
+                    statuses.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
     outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending), receipts=len(receipt_ids))
     return outcome
 
@@ -730,7 +731,7 @@ def _apply_for_tenant(
             if len(got) == total:
                 # R-BIL-2/8: the carrier accepted every part: capture with carrier id + submit time.
                 events.append(
-                    services.transition(
+                    statuses.transition(
                         message=m, to_status=S.SUBMITTED, at=now, save=False, submitted_at=now, channel_id=channel_id
                     )
                 )
@@ -742,7 +743,7 @@ def _apply_for_tenant(
                 lost = sorted({r.part for r in open_results if r.outcome_unknown})
                 if m.status != S.UNKNOWN_SUBMISSION:
                     events.append(
-                        services.transition(
+                        statuses.transition(
                             message=m,
                             to_status=S.UNKNOWN_SUBMISSION,
                             at=now,
@@ -770,7 +771,7 @@ def _apply_for_tenant(
                 if got:
                     detail = f"{detail}; {len(got)} of {total} parts accepted and charged"
                 events.append(
-                    services.transition(
+                    statuses.transition(
                         message=m,
                         to_status=S.FAILED,
                         at=now,
@@ -862,7 +863,7 @@ def settle_holds(*, messages: list[Message], accepted: dict[int, int], key_prefi
             idempotency_key=_hash_key(f"partial:{connection.schema_name}:", [m.hold_id for m in partial]),
         )
     if untouched:
-        services.release_messages_holds(messages=untouched, key_prefix=key_prefix, reason=reason)
+        charges.release_messages_holds(messages=untouched, key_prefix=key_prefix, reason=reason)
 
 
 _tables = threading.local()
@@ -938,7 +939,7 @@ def retry_elsewhere(
                 m.submit_attempts -= 1
             expired = now >= validity_deadline(m)
             if expired or (not transient and m.submit_attempts >= settings.DELIVERY_MAX_SUBMIT_ATTEMPTS):
-                services.transition(
+                statuses.transition(
                     message=m,
                     to_status=S.FAILED,
                     detail=f"{reason} (validity period over)"[:200] if expired else reason[:200],
@@ -971,7 +972,7 @@ def retry_elsewhere(
                 delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** min(attempt - 1, 10), 60_000)
             if channel_id in down:  # not before the channel is due up again
                 delay = max(delay, int((down[channel_id] - now).total_seconds() * 1000))
-            services.transition(
+            statuses.transition(
                 message=m,
                 to_status=S.QUEUED,
                 detail=reason[:200],
@@ -990,9 +991,9 @@ def retry_elsewhere(
             for m in give_up:
                 services.enqueue_status_callback(tenant=tenant, message=m)
         planned = [
-            (services.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
+            (outbox.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
         ]
-        transaction.on_commit(lambda: [services.send_channel_jobs([job], delay_ms=d or None) for job, d in planned])
+        transaction.on_commit(lambda: [outbox.send_channel_jobs([job], delay_ms=d or None) for job, d in planned])
 
 
 # --- sweeps (periodic) ------------------------------------------------------------------------
@@ -1015,7 +1016,7 @@ def mark_stale_submissions(*, now: datetime | None = None) -> int:
             for m in Message.objects.select_for_update(skip_locked=True).filter(
                 status=S.SUBMITTING, submitting_at__lt=cutoff
             ):
-                services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, at=now, detail="sender vanished")
+                statuses.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, at=now, detail="sender vanished")
                 count += 1
     return count
 
@@ -1066,7 +1067,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                     .filter(
                         # failed with parts whose answer was lost (those the carrier may hold)
                         Q(reason="unconfirmed_submission")
-                        | (Q(reason__in=services.LATE_EVIDENCE_REASONS) & ~Q(unknown_parts=[])),
+                        | (Q(reason__in=statuses.LATE_EVIDENCE_REASONS) & ~Q(unknown_parts=[])),
                         status=S.FAILED,
                         status_at__gte=late_since,
                         submitting_at__isnull=False,
@@ -1168,7 +1169,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                             m.save(update_fields=["unknown_parts"])
                             settled_resend.append(m)
                             continue
-                        services.transition(
+                        statuses.transition(
                             message=m,
                             to_status=S.SUBMITTED,
                             at=now,
@@ -1195,7 +1196,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                         captures=captures, idempotency_key=_hash_key("reconcile:", [c.hold_id for c in captures])
                     )
                 for m in to_fail:
-                    services.transition(
+                    statuses.transition(
                         message=m,
                         to_status=S.FAILED,
                         at=now,
@@ -1244,7 +1245,7 @@ def expire_receipts(*, now: datetime | None = None) -> int:
             for m in Message.objects.select_for_update(skip_locked=True).filter(
                 status=S.SUBMITTED, submitted_at__lt=cutoff
             ):
-                services.transition(message=m, to_status=S.UNKNOWN, at=now, detail="no receipt in time")
+                statuses.transition(message=m, to_status=S.UNKNOWN, at=now, detail="no receipt in time")
                 services.enqueue_status_callback(tenant=tenant, message=m)
                 count += 1
     return count

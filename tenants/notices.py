@@ -84,7 +84,7 @@ def earliest_effective_at(*, kind: str, now: datetime | None = None) -> datetime
     if kind in (NoticeKind.PRICE_CHANGE, NoticeKind.TERMS_CHANGE):
         return now + timedelta(days=7)
     if kind == NoticeKind.MAINTENANCE:
-        from delivery.services import earliest_maintenance_start
+        from delivery.calendar import earliest_maintenance_start
 
         return earliest_maintenance_start(now=now)
     return None
@@ -182,7 +182,8 @@ def notify(
 
 
 def _create_deliveries(*, notice: Notice, tenant: Tenant, channels: set[str]) -> dict[str, str]:
-    from delivery.services import delivery_settings_for, enqueue_callback
+    from delivery.channels import delivery_settings_for
+    from delivery.services import enqueue_callback
 
     now = timezone.now()
     outcome = {}

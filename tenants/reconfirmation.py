@@ -66,7 +66,7 @@ def answer_held_volume(
     *, tenant: Tenant, answer: str, actor: Actor, message_ids: list[int] | None = None, comment: str = ""
 ) -> Reconfirmation:
     """Confirm (release) or cancel the spike-held messages, all of them or the listed ones."""
-    from delivery.services import cancel_message, release_held_messages
+    from delivery.held import cancel_message, release_held_messages
 
     if answer not in ReconfirmationAnswer.values:
         raise Conflict(f"Unknown answer {answer!r}.", code="invalid_answer")

@@ -682,6 +682,7 @@ def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list
     concurrent decision wins and nothing is released twice. Returns how many were cancelled."""
     from django_tenants.utils import tenant_context
 
+    from delivery import charges, statuses
     from delivery import services as delivery
     from delivery.models import Message, MessageStatus
     from delivery.sendlog import customer_tenants
@@ -702,10 +703,10 @@ def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list
                 continue
             detail = f"not reviewed within {hours} h: cancelled, held funds released"
             for m in messages:
-                delivery.transition(
+                statuses.transition(
                     message=m, to_status=MessageStatus.CANCELLED, at=now, detail=detail, reason="review_timeout"
                 )
-            delivery.release_messages_holds(messages=messages, key_prefix="heldtimeout", reason="review timeout")
+            charges.release_messages_holds(messages=messages, key_prefix="heldtimeout", reason="review timeout")
             record_operation(
                 actor=actor,
                 action="billing.held_review_timeout",

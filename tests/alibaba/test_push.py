@@ -3,7 +3,7 @@ choose it; our own format unchanged for the others."""
 
 import json
 
-from delivery import services
+from delivery import channels, services
 from delivery.models import CallbackDelivery, DeliverySettings
 
 from ..delivery.flow.conftest import add_message
@@ -59,7 +59,7 @@ def test_reply_is_an_sms_up_array_R_DLV_5(tenant_a):
 
 
 def test_platform_format_stays_the_default(tenant_a):
-    assert services.delivery_settings_for(tenant=tenant_a).callback_format == "platform"
+    assert channels.delivery_settings_for(tenant=tenant_a).callback_format == "platform"
     DeliverySettings.objects.filter(tenant=tenant_a).update(callback_url="http://127.0.0.1:9/cb")
     message = add_message(tenant_a, status="delivered")
     body = json.loads(services.enqueue_status_callback(tenant=tenant_a, message=message).body)

@@ -71,12 +71,12 @@ def test_r_bil_3_type_limited_package_is_used_before_an_any_type_package(tenant)
 
 
 def test_r_bil_3_the_send_path_passes_the_message_type_to_the_hold():
-    """delivery/services.py _store_accepted builds each HoldLine with the checked message type."""
+    """delivery/intake.py _store_accepted builds each HoldLine with the checked message type."""
     import inspect
 
-    from delivery import services as delivery
+    from delivery import intake
 
-    source = inspect.getsource(delivery._store_accepted)
+    source = inspect.getsource(intake._store_accepted)
     assert "message_type=hold_type" in source
 
 

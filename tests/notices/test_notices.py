@@ -8,8 +8,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from delivery.channels import delivery_settings_for
 from delivery.models import CallbackDelivery, CallbackState
-from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, sign_body
+from delivery.services import decrypt_secret, deliver_callback, sign_body
 from tenants import notices
 from tenants.actors import send_notice_email
 from tenants.models import (

@@ -12,7 +12,7 @@ import pytest
 from django.db import OperationalError, connection
 from dramatiq.brokers.stub import StubBroker
 
-from delivery import services
+from delivery import outbox
 from delivery.models import MessageStatus
 from smsplatform.broker import RetryThroughOutages
 
@@ -115,7 +115,7 @@ def test_channel_job_sends_within_seconds_of_a_database_outage_longer_than_its_r
     )
     assert response.status_code == 202
     ids = [m["id"] for m in response.json()["messages"]]
-    services.relay_outbox()  # queued, and their channel jobs are in the broker
+    outbox.relay_outbox()  # queued, and their channel jobs are in the broker
     connection.set_schema_to_public()
     assert set(statuses(tenant, ids).values()) == {S.QUEUED}
     with through_proxy() as db:

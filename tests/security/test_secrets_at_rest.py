@@ -42,8 +42,9 @@ def test_database_dump_holds_no_channel_password_or_callback_secret(live_db):
     encrypted: usable by the platform, absent in clear from a dump."""
     import secrets as pysecrets
 
+    from delivery.channels import create_channel, delivery_settings_for
     from delivery.models import Channel
-    from delivery.services import create_channel, decrypt_secret, delivery_settings_for
+    from delivery.services import decrypt_secret
 
     bind_password = f"Smpp-{pysecrets.token_hex(6)}"
     channel = create_channel(

@@ -14,8 +14,9 @@ from urllib.parse import quote
 from django.db import connection
 from django_tenants.utils import tenant_context
 
+from delivery.channels import create_channel
 from delivery.models import Channel, Message, Route
-from delivery.services import create_channel, update_callback_settings
+from delivery.services import update_callback_settings
 from tenants import services as tenant_services
 
 from ...conftest import KeyedClient, create_tenant

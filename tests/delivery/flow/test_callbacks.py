@@ -11,8 +11,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from delivery.channels import delivery_settings_for
 from delivery.models import CallbackDelivery, CallbackState
-from delivery.services import decrypt_secret, deliver_callback, delivery_settings_for, enqueue_callback
+from delivery.services import decrypt_secret, deliver_callback, enqueue_callback
 
 
 class Endpoint:

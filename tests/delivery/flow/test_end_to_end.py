@@ -10,8 +10,9 @@ from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from delivery.channels import delivery_settings_for
 from delivery.models import CarrierMessageId, Message, MessageStatus
-from delivery.services import decrypt_secret, delivery_settings_for
+from delivery.services import decrypt_secret
 
 from .conftest import make_sendable
 from .live import CallbackEndpoint, live_tenant, only_channel, statuses, wait_all_delivered, wait_for

@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from delivery.services import MaintenanceNoticeTooShort, earliest_maintenance_start, schedule_maintenance
+from delivery.calendar import earliest_maintenance_start, schedule_maintenance
+from delivery.errors import MaintenanceNoticeTooShort
 from tenants.services import Actor
 
 TZ = ZoneInfo("Asia/Shanghai")

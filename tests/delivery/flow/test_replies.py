@@ -4,8 +4,9 @@
 from django.db import connection
 from django_tenants.utils import tenant_context
 
+from delivery.channels import assign_tenant_number, delivery_settings_for
 from delivery.models import InboundMessage
-from delivery.services import assign_tenant_number, decrypt_secret, delivery_settings_for
+from delivery.services import decrypt_secret
 
 from .live import SYSTEM, CallbackEndpoint, live_tenant, only_channel, wait_for
 

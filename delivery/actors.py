@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import channel_live, inbound, outbox, sender, services, spool
+from . import channel_live, inbound, outbox, pool, sender, services, spool, sweeps
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ChannelQueues(Middleware):
             stop.set()
 
     def before_worker_thread_shutdown(self, broker, thread):
-        sender.SessionRegistry.close_all()
+        pool.SessionRegistry.close_all()
         connection.close()
 
     def _refresh_loop(self, broker, stop):
@@ -56,9 +56,9 @@ class ChannelQueues(Middleware):
         """Idle binds still get receipts, replies and enquire_links: read them between jobs."""
         while not stop.is_set():
             try:
-                sender.SessionRegistry.poll_idle()
+                pool.SessionRegistry.poll_idle(apply_results=sender.apply_submit_results)
                 spool.replay_if_due()  # issue 21: what was spooled during an outage, once it is over
-                channel_live.publish_binds(sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters)
+                channel_live.publish_binds(pool.SessionRegistry.holders(), limiters=pool.SessionRegistry._limiters)
             except Exception:  # a receipt that fails is answered with an error and redelivered
                 log.exception("polling idle binds failed")
             finally:
@@ -131,8 +131,8 @@ def requeue_stale_queued() -> None:
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def sweep_submissions() -> None:
     def run():
-        sender.mark_stale_submissions()
-        sender.reconcile_unknown_submissions()
+        sweeps.mark_stale_submissions()
+        sweeps.reconcile_unknown_submissions()
 
     _locked("delivery.submissions", run)
 
@@ -158,12 +158,12 @@ def query_stale_parts() -> None:
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def expire_receipts() -> None:
-    _locked("delivery.expire_receipts", sender.expire_receipts)
+    _locked("delivery.expire_receipts", sweeps.expire_receipts)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
 def purge_housekeeping() -> None:
-    _locked("delivery.purge", sender.purge_housekeeping)
+    _locked("delivery.purge", sweeps.purge_housekeeping)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)

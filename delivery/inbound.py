@@ -9,7 +9,6 @@ every part is delivered, otherwise it takes the worst part's outcome
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -18,7 +17,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -29,6 +28,7 @@ from tenants.models import Tenant
 
 from . import services, statuses
 from .bulk import insert_status_events
+from .charges import capture_after_failure
 from .models import (
     CarrierMessageId,
     Channel,
@@ -311,34 +311,11 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
         if late:
             _update_grouped(Message, [m for m, _ in late], ["reason"])
-            _capture_late(late)
+            capture_after_failure(late)
         metrics.observe_receipts(touched_parts, changed, now)
         insert_status_events(events)
         services.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
-
-
-def _capture_late(late: list[tuple[Message, list[MessagePart]]]) -> None:
-    """R-BIL-2/8 for messages delivered after failing: their released holds are captured for
-    the parts the carrier accepted (every part: each has a delivered receipt). Idempotent."""
-    from billing.services import Capture, capture_released_holds
-
-    captures = [
-        Capture(
-            hold_id=m.hold_id,
-            carrier_message_id=parts[0].carrier_message_id,
-            submitted_at=min(p.submitted_at for p in parts if p.submitted_at),
-            segments=len(parts),
-        )
-        for m, parts in late
-        if m.hold_id
-    ]
-    if captures:
-        ids = ",".join(str(c.hold_id) for c in sorted(captures, key=lambda c: c.hold_id))
-        digest = hashlib.sha1(ids.encode(), usedforsecurity=False).hexdigest()
-        result = capture_released_holds(captures=captures, idempotency_key=f"late:{connection.schema_name}:{digest}")
-        if result.uncollectable:
-            log.warning("delivered after failure, balance too low to bill: holds %s", result.uncollectable)
 
 
 def _update_grouped(model, rows: list, fields: list[str]) -> None:

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from compliance.models import Complaint
-from delivery import channel_live, sender, services
+from delivery import channel_live, pool, services
 from delivery.models import Channel
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID, smsc, smsc_factory  # noqa: F401 - fixtures
 
@@ -67,9 +67,9 @@ def test_operator_works_through_the_console_R_AUD_1_R_CMP_7_R_DLV_3(live_app, br
     client = channel_live._redis()  # ids restart with each test database; Redis keeps them
     for key in client.scan_iter(f"*channel_live:{channel.pk}:*"):
         client.delete(key)
-    holder = sender.SessionRegistry.acquire(channel)
-    sender.SessionRegistry.limiter_for(channel)
-    channel_live.publish_binds(sender.SessionRegistry.holders(), limiters=sender.SessionRegistry._limiters, force=True)
+    holder = pool.SessionRegistry.acquire(channel)
+    pool.SessionRegistry.limiter_for(channel)
+    channel_live.publish_binds(pool.SessionRegistry.holders(), limiters=pool.SessionRegistry._limiters, force=True)
     password = f"pw-{secrets.token_hex(6)}"
     user = User.objects.create_user(f"op{tag}", password=password, is_staff=True)
     user.groups.add(Group.objects.get(name="operator"))
@@ -124,7 +124,7 @@ def test_operator_works_through_the_console_R_AUD_1_R_CMP_7_R_DLV_3(live_app, br
         assert page.locator("#changelist-filter").bounding_box()["y"] < page.locator("#result_list").bounding_box()["y"]
         page.screenshot(path=str(out / "channels-live.png"), full_page=True)
     finally:
-        sender.SessionRegistry.discard(holder)
+        pool.SessionRegistry.discard(holder)
 
 
 def test_auditor_exports_last_7_days_and_downloads_from_the_job_page_R_AUD_2(live_app, browser, tmp_path):  # noqa: F811

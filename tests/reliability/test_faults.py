@@ -25,7 +25,7 @@ from django_tenants.utils import tenant_context
 from billing.models import Hold
 from delivery import outbox
 from delivery.models import Message, MessageStatus, OutboxEntry, PendingReceipt
-from delivery.sender import mark_stale_submissions, reconcile_unknown_submissions
+from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 from tenants.models import OperationRecord
 
 from ..delivery.flow.conftest import PRICE, make_sendable

@@ -22,7 +22,7 @@ from billing.models import Hold
 from delivery.inbound import apply_pending_receipts
 from delivery.models import Message, MessageStatus, PendingReceipt
 from delivery.outbox import relay_outbox, requeue_stale_queued
-from delivery.sender import mark_stale_submissions, reconcile_unknown_submissions
+from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 
 from ..delivery.flow.conftest import PRICE, make_sendable
 from ..delivery.flow.live import live_tenant, only_channel, signal_group, statuses, wait_for, worker_process

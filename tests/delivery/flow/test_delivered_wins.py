@@ -11,7 +11,7 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from delivery.models import CallbackDelivery, Message, MessageStatus, PendingReceipt, StatusEvent
-from delivery.sender import reconcile_unknown_submissions
+from delivery.sweeps import reconcile_unknown_submissions
 
 from .conftest import PRICE, make_sendable
 from .live import CallbackEndpoint, live_tenant, only_channel, statuses, wait_for

@@ -15,7 +15,7 @@ from django_tenants.utils import tenant_context
 
 from delivery.models import Message, MessageStatus, PendingReceipt
 from delivery.outbox import requeue_stale_queued
-from delivery.sender import mark_stale_submissions, reconcile_unknown_submissions
+from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 
 from .conftest import PRICE, make_sendable
 from .live import live_tenant, only_channel, signal_group, statuses, wait_all_delivered, wait_for, worker_process

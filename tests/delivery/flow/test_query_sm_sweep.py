@@ -12,8 +12,9 @@ from smpplib import consts
 from delivery import query
 from delivery.inbound import record_receipt
 from delivery.models import Message, MessagePart, MessageStatus, PendingReceipt
+from delivery.pool import SessionRegistry
 from delivery.receipts import Receipt
-from delivery.sender import SessionRegistry, apply_submit_results, source_address
+from delivery.sender import apply_submit_results, source_address
 from delivery.smpp import SmppSession
 
 from .conftest import add_message, add_outbox

@@ -9,8 +9,9 @@ from django_tenants.utils import tenant_context
 from delivery.inbound import record_receipt
 from delivery.models import CarrierMessageId, Message, MessageStatus, PendingReceipt
 from delivery.receipts import Receipt
-from delivery.sender import apply_submit_results, expire_receipts
+from delivery.sender import apply_submit_results
 from delivery.smpp import SubmitResult
+from delivery.sweeps import expire_receipts
 
 from .conftest import add_message
 
@@ -158,7 +159,7 @@ def test_a_reused_carrier_id_belongs_to_the_newest_submission(tenant_a, make_cha
 
 
 def test_housekeeping_drops_only_old_working_rows(tenant_a, make_channel):
-    from delivery.sender import purge_housekeeping
+    from delivery.sweeps import purge_housekeeping
 
     channel = make_channel()
     old = PendingReceipt.objects.create(

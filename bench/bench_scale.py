@@ -227,7 +227,7 @@ def insert_accepted(tenants: list[Tenant], per_tenant: int, stamp: int) -> None:
         )
     connection.set_schema_to_public()
     for entry in OutboxEntry.objects.bulk_create(entries):
-        actors.relay_outbox_entry.send(entry.pk)
+        actors.relay_outbox_entry_job.send(entry.pk)
 
 
 def bench_channel(port: int) -> Channel:

@@ -90,7 +90,7 @@ OUTAGE_RETRY = {"outage_retry_seconds": 300, "outage_backoff_ms": 2000}
 
 
 @dramatiq.actor(queue_name="delivery", max_retries=5, **OUTAGE_RETRY)
-def relay_outbox_entry(entry_id: int) -> None:
+def relay_outbox_entry_job(entry_id: int) -> None:
     """Fast path after an accept commits; the periodic relay covers it when this never runs."""
     outbox.relay_outbox(entry_ids=[entry_id])
 
@@ -98,7 +98,7 @@ def relay_outbox_entry(entry_id: int) -> None:
 @dramatiq.actor(
     queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000, **OUTAGE_RETRY
 )
-def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
+def send_messages_job(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
     """Submit one job's messages over a pooled bind of the channel (one job per bind at a time). Sent to `channel.<id>`."""
     sender.send_messages(channel_id=channel_id, tenant_id=tenant_id, message_ids=message_ids)
 
@@ -118,18 +118,18 @@ def _locked(name: str, fn) -> None:
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def relay_due_outbox() -> None:
+def relay_due_outbox_job() -> None:
     """Relay what the fast path missed, and scheduled sends whose time has come (定时发送)."""
     _locked("delivery.relay", lambda: [outbox.relay_outbox() for _ in range(5)])
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def requeue_stale_queued() -> None:
+def requeue_stale_queued_job() -> None:
     _locked("delivery.requeue", outbox.requeue_stale_queued)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def sweep_submissions() -> None:
+def sweep_submissions_job() -> None:
     def run():
         sweeps.mark_stale_submissions()
         sweeps.reconcile_unknown_submissions()
@@ -138,18 +138,18 @@ def sweep_submissions() -> None:
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def apply_pending_receipts() -> None:
+def apply_pending_receipts_job() -> None:
     _locked("delivery.pending_receipts", inbound.apply_pending_receipts)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def replay_inbound_spool() -> None:
+def replay_inbound_spool_job() -> None:
     """Issue 21: receipts and replies spooled on this machine during a database outage."""
     spool.replay()
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0, time_limit=5 * 60 * 1000)
-def query_stale_parts() -> None:
+def query_stale_parts_job() -> None:
     """Issue 21: ask the SMSC (query_sm) about parts long without a receipt, where the channel allows it."""
     from . import query
 
@@ -157,23 +157,23 @@ def query_stale_parts() -> None:
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def expire_receipts() -> None:
+def expire_receipts_job() -> None:
     _locked("delivery.expire_receipts", sweeps.expire_receipts)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def purge_housekeeping() -> None:
+def purge_housekeeping_job() -> None:
     _locked("delivery.purge", sweeps.purge_housekeeping)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def retry_due_callbacks() -> None:
+def retry_due_callbacks_job() -> None:
     for callback_id in services.due_callbacks():
         deliver_callback.send(callback_id)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def evaluate_service_levels() -> None:
+def evaluate_service_levels_job() -> None:
     """R-DLV-8: measure every service-level target; open, extend or mark recovered incidents."""
     from . import service_levels
 

@@ -5,7 +5,9 @@ release or reject, with the money held for them released (R-BIL-2).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -103,3 +105,42 @@ def held_messages(*, tenant_ids: Iterable[int] = (), limit_per_tenant: int = 200
         if rows:
             found.append((tenant, rows))
     return found
+
+
+def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list[int] | None = None) -> int:
+    """Money held for a message waiting for review is not held forever: a message nobody reviewed
+    within BILLING_HELD_REVIEW_TIMEOUT_HOURS (default 72) is cancelled with a reason and its hold
+    released. Each tenant in its own transaction; rows locked and re-checked, so a reviewer's
+    concurrent decision wins and nothing is released twice. Returns how many were cancelled.
+    (R-BIL-2; run by billing's periodic job: it lives here, beside the review queue, because it
+    moves messages — billing never imports delivery.)"""
+    from .sendlog import customer_tenants
+
+    now = now or timezone.now()
+    hours = getattr(settings, "BILLING_HELD_REVIEW_TIMEOUT_HOURS", 72)
+    cutoff = now - timedelta(hours=hours)
+    actor = Actor.system("billing.held_timeout")
+    total = 0
+    for tenant in customer_tenants(tenant_ids or ()):
+        with tenant_context(tenant), transaction.atomic():
+            messages = list(
+                Message.objects.select_for_update(skip_locked=True)
+                .filter(status=S.HELD, status_at__lt=cutoff)
+                .order_by("pk")
+            )
+            if not messages:
+                continue
+            detail = f"not reviewed within {hours} h: cancelled, held funds released"
+            for m in messages:
+                transition(message=m, to_status=S.CANCELLED, at=now, detail=detail, reason="review_timeout")
+            release_messages_holds(messages=messages, key_prefix="heldtimeout", reason="review timeout")
+            record_operation(
+                actor=actor,
+                action="billing.held_review_timeout",
+                tenant=tenant,
+                reason=detail,
+                after={"messages": [m.pk for m in messages]},
+            )
+            enqueue_status_callbacks(tenant=tenant, messages=messages)
+            total += len(messages)
+    return total

@@ -23,7 +23,6 @@ from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
 from smsplatform.db import insert_rows
-from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
 from . import services, statuses
@@ -106,31 +105,6 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
         [(*(getattr(row, f"{f}_id" if f == "channel" else f) for f in PENDING_FIELDS), now) for row in rows],
     )
     return [row.carrier_message_id for row in rows]
-
-
-def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
-    """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
-    deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
-    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
-    one status per PDU: None = ESME_ROK)."""
-    from smpplib import consts
-
-    receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
-    answers: list[int | None] = []
-    for pdu in pdus:
-        status = None
-        if not pdu.is_receipt:
-            try:
-                handle_inbound(channel_id=channel_id, pdu=pdu)
-            except DATABASE_ERRORS:  # issue 21: our outage: spooled locally, acknowledged
-                from .spool import spool_inbound
-
-                spool_inbound(channel_id=channel_id, pdus=[pdu])
-            except Exception:
-                log.exception("reply on channel %s failed; answered for redelivery", channel_id)
-                status = consts.SMPP_ESME_RX_T_APPN
-        answers.append(status)
-    return receipt_ids, answers
 
 
 def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:

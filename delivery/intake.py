@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework import status as http
 
-from smsplatform import metrics
+from smsplatform import jobs, metrics
 from smsplatform.db import execute_together, insert_sql
 from smsplatform.errors import DomainError
 from tenants.models import Tenant
@@ -602,10 +602,8 @@ def _next_ids(count: int, *, holds: int = 0) -> tuple[int, list[int], list[int],
 
 
 def _enqueue_relay(entry_id: int) -> None:
-    from .actors import relay_outbox_entry
-
     try:
-        relay_outbox_entry.send(entry_id)
+        jobs.enqueue("relay_outbox_entry_job", queue="delivery", entry_id=entry_id)
     except Exception:  # the broker being down must not fail an accepted request; the sweeper relays
         log.exception("fast-path relay enqueue failed for outbox entry %s", entry_id)
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from smsplatform import jobs
 from tenants.models import Tenant
 
 from .charges import release_messages_holds
@@ -136,15 +137,17 @@ def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTa
     ]
 
 
-def send_channel_jobs(jobs: list[ChannelJob], *, delay_ms: int | None = None) -> None:
-    from .actors import send_messages
-
-    for job in jobs:
+def send_channel_jobs(channel_jobs: list[ChannelJob], *, delay_ms: int | None = None) -> None:
+    for job in channel_jobs:
         # One queue per channel (R-DLV-3): workers consume `channel.<id>` (actors.ChannelQueues).
-        message = send_messages.message(job.channel_id, job.tenant_id, job.message_ids).copy(
-            queue_name=f"channel.{job.channel_id}"
+        jobs.enqueue(
+            "send_messages_job",
+            queue=f"channel.{job.channel_id}",
+            delay_ms=delay_ms,
+            channel_id=job.channel_id,
+            tenant_id=job.tenant_id,
+            message_ids=job.message_ids,
         )
-        send_messages.broker.enqueue(message, delay=delay_ms)
 
 
 def requeue_stale_queued(*, older_than: timedelta | None = None, now: datetime | None = None) -> int:

@@ -66,7 +66,7 @@ def _actor(broker, clock, *, fail_until: float, error=OperationalError, window=3
 def test_channel_jobs_declare_the_outage_retry_policy():
     from delivery import actors
 
-    for actor in (actors.send_messages, actors.relay_outbox_entry):
+    for actor in (actors.send_messages_job, actors.relay_outbox_entry_job):
         assert actor.options["outage_retry_seconds"] >= 60
         assert actor.options["outage_backoff_ms"] <= 5000  # resumes within seconds of the recovery
 

@@ -187,7 +187,7 @@ def test_the_sweep_runs_every_minute():
     from delivery import actors
     from delivery.schedule import SCHEDULE
 
-    assert any(p.actor is actors.query_stale_parts for p in SCHEDULE)
+    assert any(p.actor is actors.query_stale_parts_job for p in SCHEDULE)
 
 
 def test_smpp_final_date_is_read_with_its_offset():

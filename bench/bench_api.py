@@ -30,7 +30,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 import smsplatform.worker  # noqa: E402,F401  (declares every actor on the broker)
-from delivery import services  # noqa: E402
+from delivery import channels  # noqa: E402
 from delivery.models import Channel, Route  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 
@@ -46,7 +46,7 @@ def main(batches: int, singles: int, profile: bool, frequency: bool = False) -> 
         settings.COMPLIANCE_FREQUENCY_LIMITS = True
         FrequencyLimit.objects.create(tenant=tenant, message_type="notification", per_minute=1, per_hour=5, per_day=10)
     # A channel and a route, so the relay fast path has somewhere to route (no worker consumes).
-    channel = services.create_channel(
+    channel = channels.create_channel(
         actor=ACTOR,
         name=f"bench-api-{stamp}",
         host="127.0.0.1",

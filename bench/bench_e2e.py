@@ -43,7 +43,7 @@ import smsplatform.worker  # noqa: E402,F401  (imports every actor)
 from billing import services as billing  # noqa: E402
 from billing.models import Price  # noqa: E402
 from compliance import services as compliance  # noqa: E402
-from delivery import services  # noqa: E402
+from delivery import channels, intake  # noqa: E402
 from delivery.models import Channel, Message, Route  # noqa: E402
 from delivery.simulator.server import SmscSimulator  # noqa: E402
 from smsplatform.tenancy import ensure_template_schema  # noqa: E402
@@ -198,7 +198,7 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
     # in each worker), so a new channel per run would slow later runs down.
     channel = Channel.objects.filter(name="bench-e2e").first()
     if channel is None:
-        channel = services.create_channel(
+        channel = channels.create_channel(
             actor=ACTOR,
             name="bench-e2e",
             host="127.0.0.1",
@@ -224,9 +224,9 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
         with tenant_context(tenant):
             for offset in range(0, count, 1000):
                 n = min(1000, count - offset)
-                recipients = [services.RecipientInput(number=f"+86138{offset + i:08d}") for i in range(n)]
+                recipients = [intake.RecipientInput(number=f"+86138{offset + i:08d}") for i in range(n)]
                 t = time.perf_counter()
-                services.accept_send(
+                intake.accept_send(
                     tenant=tenant,
                     actor=ACTOR,
                     kind="batch",

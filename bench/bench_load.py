@@ -48,7 +48,7 @@ def prepare(stamp: int) -> tuple[list[tuple[str, str, str, str]], int]:
     from billing import services as billing
     from billing.models import Price
     from compliance import services as compliance
-    from delivery import services as delivery
+    from delivery import channels
     from delivery.models import Route
     from smsplatform.tenancy import ensure_template_schema
     from tenants import registration
@@ -70,7 +70,7 @@ def prepare(stamp: int) -> tuple[list[tuple[str, str, str, str]], int]:
             actor=actor,
         )
         time.sleep(0.1)
-    channel = delivery.create_channel(
+    channel = channels.create_channel(
         actor=actor,
         name=f"bench-load-{stamp}",
         host="127.0.0.1",

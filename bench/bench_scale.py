@@ -55,7 +55,7 @@ import smsplatform.worker  # noqa: E402,F401  (imports every actor)
 from billing import services as billing  # noqa: E402
 from billing.models import Price  # noqa: E402
 from compliance import services as compliance  # noqa: E402
-from delivery import actors, services  # noqa: E402
+from delivery import actors, channels, intake  # noqa: E402
 from delivery.models import Channel, Message, OutboxEntry, Route, SendRequest  # noqa: E402
 from smsplatform.metrics import exposition  # noqa: E402
 from tenants import registration  # noqa: E402
@@ -153,15 +153,14 @@ def intake_over_tenants(tenants: list[Tenant], templates: dict[int, str], per_te
     accepted = 0
     for ti, tenant in enumerate(tenants):
         with tenant_context(tenant):
-            services.accept_send(
+            intake.accept_send(
                 tenant=tenant,
                 actor=ACTOR,
                 kind="batch",
                 signature="ScaleBench",
                 template=templates[tenant.pk],
                 recipients=[
-                    services.RecipientInput(number=f"+86137{first + ti * per_tenant + i:08d}")
-                    for i in range(per_tenant)
+                    intake.RecipientInput(number=f"+86137{first + ti * per_tenant + i:08d}") for i in range(per_tenant)
                 ],
                 params={"code": "4711"},
             )
@@ -176,9 +175,9 @@ def _accept_slice(tenant_id: int, template: str, first: int, n: int, start, done
     with tenant_context(tenant):
         for offset in range(0, n, 1000):
             recipients = [
-                services.RecipientInput(number=f"+86136{first + offset + i:08d}") for i in range(min(1000, n - offset))
+                intake.RecipientInput(number=f"+86136{first + offset + i:08d}") for i in range(min(1000, n - offset))
             ]
-            services.accept_send(
+            intake.accept_send(
                 tenant=tenant,
                 actor=ACTOR,
                 kind="batch",
@@ -294,13 +293,13 @@ def insert_accepted(tenants: list[Tenant], per_tenant: int, stamp: int) -> None:
         )
     connection.set_schema_to_public()
     for entry in OutboxEntry.objects.bulk_create(entries):
-        actors.relay_outbox_entry.send(entry.pk)
+        actors.relay_outbox_entry_job.send(entry.pk)
 
 
 def bench_channel(port: int) -> Channel:
     channel = Channel.objects.filter(name="bench-scale").first()
     if channel is None:
-        channel = services.create_channel(
+        channel = channels.create_channel(
             actor=ACTOR,
             name="bench-scale",
             host="127.0.0.1",

@@ -7,6 +7,7 @@ one way, actors → services.
 import dramatiq
 from django.utils import timezone
 
+from delivery.held import release_stale_held_messages  # it moves messages: delivery's (R-BIL-2)
 from smsplatform.periodic import advisory_lock
 
 from . import services
@@ -45,4 +46,4 @@ def release_stale_held_job(now_iso: str | None = None) -> None:
     now = datetime.fromisoformat(now_iso) if now_iso else timezone.now()
     with advisory_lock("billing.release_stale_held") as got:
         if got:
-            services.release_stale_held_messages(now=now)
+            release_stale_held_messages(now=now)

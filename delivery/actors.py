@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import callbacks, channel_live, inbound, sender, services, spool
+from . import callbacks, channel_live, inbound, outbox, pool, sender, spool, sweeps
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ChannelQueues(Middleware):
             stop.set()
 
     def before_worker_thread_shutdown(self, broker, thread):
-        sender.SessionRegistry.close_all()
+        pool.SessionRegistry.close_all()
         connection.close()
 
     def _refresh_loop(self, broker, stop):
@@ -56,7 +56,7 @@ class ChannelQueues(Middleware):
         """Idle binds still get receipts, replies and enquire_links: read them between jobs."""
         while not stop.is_set():
             try:
-                sender.SessionRegistry.poll_idle()
+                pool.SessionRegistry.poll_idle(apply_results=sender.apply_submit_results)
                 spool.replay_if_due()  # issue 21: what was spooled during an outage, once it is over
                 channel_live.publish_figures()
             except Exception:  # a receipt that fails is answered with an error and redelivered
@@ -90,21 +90,21 @@ OUTAGE_RETRY = {"outage_retry_seconds": 300, "outage_backoff_ms": 2000}
 
 
 @dramatiq.actor(queue_name="delivery", max_retries=5, **OUTAGE_RETRY)
-def relay_outbox_entry(entry_id: int) -> None:
+def relay_outbox_entry_job(entry_id: int) -> None:
     """Fast path after an accept commits; the periodic relay covers it when this never runs."""
-    services.relay_outbox(entry_ids=[entry_id])
+    outbox.relay_outbox(entry_ids=[entry_id])
 
 
 @dramatiq.actor(
     queue_name="channel.default", max_retries=3, min_backoff=1000, time_limit=10 * 60 * 1000, **OUTAGE_RETRY
 )
-def send_messages(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
+def send_messages_job(channel_id: int, tenant_id: int, message_ids: list[int]) -> None:
     """Submit one job's messages over a pooled bind of the channel (one job per bind at a time). Sent to `channel.<id>`."""
     sender.send_messages(channel_id=channel_id, tenant_id=tenant_id, message_ids=message_ids)
 
 
 @dramatiq.actor(queue_name="callbacks", max_retries=0)
-def deliver_callback(callback_id: int) -> None:
+def deliver_callback_job(callback_id: int) -> None:
     callbacks.deliver_callback(callback_id=callback_id)
 
 
@@ -118,38 +118,38 @@ def _locked(name: str, fn) -> None:
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def relay_due_outbox() -> None:
+def relay_due_outbox_job() -> None:
     """Relay what the fast path missed, and scheduled sends whose time has come (定时发送)."""
-    _locked("delivery.relay", lambda: [services.relay_outbox() for _ in range(5)])
+    _locked("delivery.relay", lambda: [outbox.relay_outbox() for _ in range(5)])
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def requeue_stale_queued() -> None:
-    _locked("delivery.requeue", services.requeue_stale_queued)
+def requeue_stale_queued_job() -> None:
+    _locked("delivery.requeue", outbox.requeue_stale_queued)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def sweep_submissions() -> None:
+def sweep_submissions_job() -> None:
     def run():
-        sender.mark_stale_submissions()
-        sender.reconcile_unknown_submissions()
+        sweeps.mark_stale_submissions()
+        sweeps.reconcile_unknown_submissions()
 
     _locked("delivery.submissions", run)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def apply_pending_receipts() -> None:
+def apply_pending_receipts_job() -> None:
     _locked("delivery.pending_receipts", inbound.apply_pending_receipts)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def replay_inbound_spool() -> None:
+def replay_inbound_spool_job() -> None:
     """Issue 21: receipts and replies spooled on this machine during a database outage."""
     spool.replay()
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0, time_limit=5 * 60 * 1000)
-def query_stale_parts() -> None:
+def query_stale_parts_job() -> None:
     """Issue 21: ask the SMSC (query_sm) about parts long without a receipt, where the channel allows it."""
     from . import query
 
@@ -157,23 +157,23 @@ def query_stale_parts() -> None:
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def expire_receipts() -> None:
-    _locked("delivery.expire_receipts", sender.expire_receipts)
+def expire_receipts_job() -> None:
+    _locked("delivery.expire_receipts", sweeps.expire_receipts)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def purge_housekeeping() -> None:
-    _locked("delivery.purge", sender.purge_housekeeping)
+def purge_housekeeping_job() -> None:
+    _locked("delivery.purge", sweeps.purge_housekeeping)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def retry_due_callbacks() -> None:
+def retry_due_callbacks_job() -> None:
     for callback_id in callbacks.due_callbacks():
-        deliver_callback.send(callback_id)
+        deliver_callback_job.send(callback_id)
 
 
 @dramatiq.actor(queue_name="periodic", max_retries=0)
-def evaluate_service_levels() -> None:
+def evaluate_service_levels_job() -> None:
     """R-DLV-8: measure every service-level target; open, extend or mark recovered incidents."""
     from . import service_levels
 

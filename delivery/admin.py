@@ -22,7 +22,7 @@ from tenants.admin_support import admin_actor
 from tenants.models import Tenant
 from tenants.selectors import customer_tenants
 
-from . import callbacks, services
+from . import calendar, callbacks, channels, errors, held, maintenance
 from .models import (
     CallbackDelivery,
     CallbackState,
@@ -172,7 +172,7 @@ class ChannelAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        services.save_channel(channel=obj, actor=admin_actor(request), changed=list(form.changed_data))
+        channels.save_channel(channel=obj, actor=admin_actor(request), changed=list(form.changed_data))
 
 
 @admin.register(Route)
@@ -216,11 +216,11 @@ class MaintenanceForm(forms.ModelForm):
         starts, ends = data.get("starts_at"), data.get("ends_at")
         if starts and ends:
             if ends <= starts:
-                raise forms.ValidationError(services.InvalidMaintenanceWindow.default_message)
-            earliest = services.earliest_maintenance_start()
+                raise forms.ValidationError(errors.InvalidMaintenanceWindow.default_message)
+            earliest = calendar.earliest_maintenance_start()
             if starts < earliest:
                 raise forms.ValidationError(
-                    f"{services.MaintenanceNoticeTooShort.default_message} Earliest start: {earliest:%Y-%m-%d %H:%M}."
+                    f"{errors.MaintenanceNoticeTooShort.default_message} Earliest start: {earliest:%Y-%m-%d %H:%M}."
                 )
         return data
 
@@ -238,7 +238,7 @@ class MaintenanceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
-        item = services.schedule_maintenance(
+        item = maintenance.schedule_maintenance(
             channel=obj.channel,
             starts_at=obj.starts_at,
             ends_at=obj.ends_at,
@@ -250,7 +250,7 @@ class MaintenanceAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected maintenance")
     def cancel_selected(self, request, queryset):
         for item in queryset:
-            services.cancel_maintenance(maintenance=item, actor=admin_actor(request), reason="cancelled in admin")
+            maintenance.cancel_maintenance(maintenance=item, actor=admin_actor(request), reason="cancelled in admin")
 
 
 @admin.register(PublicHoliday)
@@ -268,13 +268,13 @@ class PublicHolidayAdmin(ImportExportModelAdmin):
         return obj.date.strftime("%a")
 
     def save_model(self, request, obj, form, change):
-        services.save_public_holiday(holiday=obj, actor=admin_actor(request))
+        calendar.save_public_holiday(holiday=obj, actor=admin_actor(request))
 
     def delete_model(self, request, obj):
-        services.delete_public_holidays(days=[obj.date], actor=admin_actor(request))
+        calendar.delete_public_holidays(days=[obj.date], actor=admin_actor(request))
 
     def delete_queryset(self, request, queryset):
-        services.delete_public_holidays(days=list(queryset.values_list("date", flat=True)), actor=admin_actor(request))
+        calendar.delete_public_holidays(days=list(queryset.values_list("date", flat=True)), actor=admin_actor(request))
 
 
 @admin.register(HeldMessageReview)
@@ -282,7 +282,7 @@ class HeldMessageReviewAdmin(admin.ModelAdmin):
     """Held messages of every tenant on one page, with Release and Reject (R-CMP-3/8).
 
     Permission `delivery.review_held_messages` (reviewer role); each decision goes through
-    delivery.services (release_held_messages / reject_held_messages), which record it."""
+    delivery.held (release_held_messages / reject_held_messages), which record it."""
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("delivery.review_held_messages")
@@ -342,9 +342,9 @@ class HeldMessageReviewAdmin(admin.ModelAdmin):
             ids = per_tenant[tenant.pk]
             try:
                 if operation == "release":
-                    done += services.release_held_messages(tenant=tenant, message_ids=ids, actor=admin_actor(request))
+                    done += held.release_held_messages(tenant=tenant, message_ids=ids, actor=admin_actor(request))
                 else:
-                    done += services.reject_held_messages(
+                    done += held.reject_held_messages(
                         tenant=tenant, message_ids=ids, actor=admin_actor(request), reason=reason
                     )
             except DomainError as exc:
@@ -362,7 +362,7 @@ class TenantNumberAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        number = services.assign_tenant_number(tenant=obj.tenant, extension=obj.extension, actor=admin_actor(request))
+        number = channels.assign_tenant_number(tenant=obj.tenant, extension=obj.extension, actor=admin_actor(request))
         obj.pk = number.pk
 
 

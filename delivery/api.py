@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from smsplatform import crypto
 from tenants.authentication import caller_actor, caller_tenant
 
-from . import callbacks, selectors, services
+from . import callbacks, errors, held, intake, selectors
 from .models import InboundMessage, Maintenance, Message, MessageStatus, SendRequest, StatusEvent
 
 # --- serializers --------------------------------------------------------------------------------
@@ -54,19 +54,17 @@ class RecipientField(serializers.Field):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
-            return services.RecipientInput(number=data)
+            return intake.RecipientInput(number=data)
         item = RecipientIn(data=data)
         item.is_valid(raise_exception=True)
-        return services.RecipientInput(
-            number=item.validated_data["to"], params=item.validated_data.get("params") or None
-        )
+        return intake.RecipientInput(number=item.validated_data["to"], params=item.validated_data.get("params") or None)
 
     def to_representation(self, value):
         return {"to": value.number, "params": value.params}
 
 
 class BatchSendIn(_SendCommon):
-    recipients = serializers.ListField(child=RecipientField(), min_length=1, max_length=services.MAX_BATCH)
+    recipients = serializers.ListField(child=RecipientField(), min_length=1, max_length=intake.MAX_BATCH)
 
 
 class MessageSummaryOut(serializers.Serializer):
@@ -215,7 +213,7 @@ class MessageFilter(django_filters.FilterSet):
 # --- views -------------------------------------------------------------------------------------
 
 
-def _send_response(outcome: services.SendOutcome) -> Response:
+def _send_response(outcome: intake.SendOutcome) -> Response:
     headers = {"Idempotent-Replay": "true"} if outcome.replayed else {}
     return Response(outcome.body, status=outcome.http_status, headers=headers)
 
@@ -256,13 +254,13 @@ class MessagesView(generics.ListAPIView):
         data = SingleSendIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        outcome = services.accept_send(
+        outcome = intake.accept_send(
             tenant=caller_tenant(request),
             actor=caller_actor(request),
             kind=SendRequest.Kind.SINGLE,
             signature=v["signature"],
             template=v["template"],
-            recipients=[services.RecipientInput(number=v["to"])],
+            recipients=[intake.RecipientInput(number=v["to"])],
             params=v["params"],
             send_at=v.get("send_at"),
             client_ref=v.get("client_ref") or None,
@@ -276,16 +274,14 @@ class MessageDetailView(APIView):
     def get(self, request, message_id: int):
         message = selectors.message_detail(message_id=message_id)
         if message is None:
-            raise services.MessageNotFound()
+            raise errors.MessageNotFound()
         return Response(MessageDetailOut(message).data)
 
 
 class MessageCancelView(APIView):
     @extend_schema(request=None, responses={200: MessageOut, 409: OpenApiResponse(description="not_cancellable")})
     def post(self, request, message_id: int):
-        message = services.cancel_message(
-            tenant=caller_tenant(request), message_id=message_id, actor=caller_actor(request)
-        )
+        message = held.cancel_message(tenant=caller_tenant(request), message_id=message_id, actor=caller_actor(request))
         return Response(MessageOut(message).data)
 
 
@@ -316,7 +312,7 @@ class BatchCreateView(APIView):
         data = BatchSendIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        outcome = services.accept_send(
+        outcome = intake.accept_send(
             tenant=caller_tenant(request),
             actor=caller_actor(request),
             kind=SendRequest.Kind.BATCH,
@@ -336,7 +332,7 @@ class BatchDetailView(APIView):
     def get(self, request, batch_id: int):
         batch = selectors.send_request_detail(request_id=batch_id)
         if batch is None:
-            raise services.MessageNotFound("No such batch.", code="batch_not_found")
+            raise errors.MessageNotFound("No such batch.", code="batch_not_found")
         return Response(BatchOut(batch).data)
 
 

@@ -123,7 +123,7 @@ def enqueue_callback(
 
 def _send_callback_job(item_id: int, delay_ms: int | None = None) -> None:
     try:
-        jobs.enqueue("deliver_callback", queue="callbacks", delay_ms=delay_ms or None, callback_id=item_id)
+        jobs.enqueue("deliver_callback_job", queue="callbacks", delay_ms=delay_ms or None, callback_id=item_id)
     except Exception:  # the periodic sweep retries due callbacks
         log.exception("could not enqueue callback %s", item_id)
 

@@ -24,11 +24,11 @@ from django_tenants.utils import tenant_context
 from smsplatform import metrics
 from smsplatform.db import insert_rows
 from smsplatform.numbers import normalise_strict
-from smsplatform.outage import DATABASE_ERRORS
 from tenants.models import Tenant
 
-from . import callbacks, services
+from . import callbacks, statuses
 from .bulk import insert_status_events
+from .charges import capture_after_failure
 from .models import (
     CarrierMessageId,
     Channel,
@@ -108,31 +108,6 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
     return [row.carrier_message_id for row in rows]
 
 
-def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
-    """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
-    deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
-    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
-    one status per PDU: None = ESME_ROK)."""
-    from smpplib import consts
-
-    receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
-    statuses: list[int | None] = []
-    for pdu in pdus:
-        status = None
-        if not pdu.is_receipt:
-            try:
-                handle_inbound(channel_id=channel_id, pdu=pdu)
-            except DATABASE_ERRORS:  # issue 21: our outage: spooled locally, acknowledged
-                from .spool import spool_inbound
-
-                spool_inbound(channel_id=channel_id, pdus=[pdu])
-            except Exception:
-                log.exception("reply on channel %s failed; answered for redelivery", channel_id)
-                status = consts.SMPP_ESME_RX_T_APPN
-        statuses.append(status)
-    return receipt_ids, statuses
-
-
 def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:
     status = str(receipt.status)
     status = {"failed": S.UNDELIVERED}.get(status, status)  # e.g. DELETED: the carrier gave up
@@ -209,6 +184,7 @@ class PartOutcome:
     stat: str = ""
     err: str = ""
     done_at: datetime | None = None
+    exact: bool = True  # matched by its exact carrier id (not a hex/decimal variant)
 
 
 def apply_receipt(
@@ -238,13 +214,18 @@ OUTCOME_FIELDS = (
     "submitted_at",
     "done_at",
     "callback_url",
+    "hold_id",
 )
 
 
 def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
     """Apply receipts of one tenant in one transaction, a constant number of queries whatever
     their number. A part that already has an outcome ignores later ones (duplicates); a message
-    moves when all its parts have one. Returns {message id: new status}."""
+    moves when all its parts have one. Returns {message id: new status}.
+
+    Issue 20 "delivered wins": a message that failed for want of evidence (unconfirmed
+    submission, timeout) and whose parts all turn out delivered, by receipts matched on their
+    exact carrier ids, becomes delivered and its released hold is captured again."""
     now = timezone.now()
     changed: dict[int, str] = {}
     with tenant_context(tenant), transaction.atomic():
@@ -256,6 +237,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
         for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
             parts.setdefault(p.message_id, {})[p.part] = p
         touched_parts = []
+        inexact = {o.message_id for o in outcomes if not o.exact}
         for o in outcomes:
             row = parts.get(o.message_id, {}).get(o.part)
             if row is None or row.status in RECEIPT_FINAL:
@@ -263,7 +245,7 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
             row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
             touched_parts.append(row)
         _update_grouped(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
-        events, moved = [], []
+        events, moved, late = [], [], []
         for message_id in {p.message_id for p in touched_parts}:
             message, mine = messages.get(message_id), parts[message_id]
             expected = next(iter(mine.values())).parts
@@ -275,24 +257,36 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
                 if all(o == S.DELIVERED for o in outcomes_)
                 else next(o for o in WORST_FIRST if o in outcomes_)
             )
-            if message.status == final or not services.can_transition(message.status, final):
-                continue
             failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
             stat = failing.stat if failing else S.DELIVERED
-            events.append(
-                services.transition(
-                    message=message,
-                    to_status=final,
-                    at=now,
-                    save=False,
-                    detail=f"receipt {stat}",
-                    done_at=max(p.done_at for p in mine.values() if p.done_at),
-                    error_code=(failing.err if failing else "")[:20],
+            done_at = max(p.done_at for p in mine.values() if p.done_at)
+            if final == S.DELIVERED and message_id not in inexact and statuses.may_deliver_after_failure(message):
+                events.append(
+                    statuses.deliver_failed_message(
+                        message=message, at=now, save=False, detail=f"receipt {stat} after failure", done_at=done_at
+                    )
                 )
-            )
+                late.append((message, sorted(mine.values(), key=lambda p: p.part)))
+            elif message.status == final or not statuses.can_transition(message.status, final):
+                continue
+            else:
+                events.append(
+                    statuses.transition(
+                        message=message,
+                        to_status=final,
+                        at=now,
+                        save=False,
+                        detail=f"receipt {stat}",
+                        done_at=done_at,
+                        error_code=(failing.err if failing else "")[:20],
+                    )
+                )
             moved.append(message)
             changed[message_id] = final
         _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
+        if late:
+            _update_grouped(Message, [m for m, _ in late], ["reason"])
+            capture_after_failure(late)
         metrics.observe_receipts(touched_parts, changed, now)
         insert_status_events(events)
         callbacks.enqueue_status_callbacks(tenant=tenant, messages=moved)
@@ -371,6 +365,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
                     receipt.stat,
                     receipt.err,
                     receipt.done_at,
+                    exact=bool(exact),
                 )
             )
             done.append(receipt.pk)

@@ -31,8 +31,10 @@ from tenants.models import Tenant
 
 from . import inbound
 from .models import Channel, MessagePart, MessageStatus
-from .sender import BindsBusy, SessionRegistry, apply_submit_results, delivery_tenants, source_address
+from .pool import BindsBusy, SessionRegistry
+from .sender import apply_submit_results, source_address
 from .smpp.receipts import STAT_TO_STATUS, Receipt, normalise_message_id
+from .sweeps import delivery_tenants
 
 log = logging.getLogger(__name__)
 S = MessageStatus

@@ -1,24 +1,22 @@
-"""R-DLV-3: submitting claimed messages over pooled SMPP sessions (≤ Channel.bind_count per process), and applying the results.
+"""R-DLV-3: the send job: claimed messages submitted over a pooled SMPP session (delivery/pool.py),
+and their results applied.
 
 Never twice: a sender first *claims* its messages (queued → submitting, with a fresh claim token)
 in a committed transaction, then submits, then records the results (submitted + capture, or
 retry/failover, or failed + release) in a second transaction. A sender that dies in between
 leaves `submitting` rows; `mark_stale_submissions` turns them into `unknown_submission`, which
-`reconcile_unknown_submissions` resolves from receipts (see docs/delivery.md) instead of
+`reconcile_unknown_submissions` (delivery/sweeps.py) resolves from receipts (see docs/delivery.md) instead of
 submitting them blindly again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -26,307 +24,23 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from smsplatform import crypto, metrics
+from smsplatform import metrics
 from smsplatform.db import insert_rows
 from tenants.models import Tenant
 
-from . import callbacks, services
+from . import callbacks, charges, outbox, statuses
 from .bulk import insert_status_events
-from .models import (
-    CarrierMessageId,
-    Channel,
-    Message,
-    MessagePart,
-    MessageStatus,
-    OutboxEntry,
-    RecentRecipient,
-    TenantNumber,
-)
-from .routing import RoutingTable, channel_accounts
+from .channels import mark_channel_down, mark_channel_up
+from .charges import hold_key, settle_holds
+from .models import CarrierMessageId, Channel, Message, MessagePart, MessageStatus, RecentRecipient, TenantNumber
+from .pool import BIND_REFUSED_DOWN_SECONDS, BindsBusy, ChannelSession, SessionRegistry
+from .routing import RoutingTable
 from .smpp.results import failure_reason
 
 log = logging.getLogger(__name__)
 S = MessageStatus
 
 # --- the per-process bind pool ----------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class ChannelSession:
-    """One SmppSession (a bind) of the pool, plus the results it has collected.
-
-    `lock` is held by the job using it for the job's whole run; between jobs the worker's idle
-    poller takes it for a moment to read the bind (receipts, replies, enquire_link), so an idle
-    bind never sits on deliver_sm. The session is never used by two threads at once."""
-
-    channel_id: int
-    fingerprint: tuple
-    session: object = None
-    results: list = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    receipt_ids: list = field(default_factory=list)
-    lease: object = None  # binds.BindLease: this bind's place in the account's budget
-
-    def on_inbound(self, pdu) -> None:
-        """deliver_sm on this bind: stored before it is answered (an exception makes the session
-        answer ESME_RX_T_APPN, so the SMSC delivers it again); receipts are applied in a batch
-        by apply_inbound() once the job's results are recorded."""
-        from .inbound import handle_inbound
-        from .spool import store_or_spool
-
-        # Issue 21: with the database down it is spooled locally and acknowledged (delivery/spool.py).
-        stored = store_or_spool(
-            channel_id=self.channel_id,
-            pdus=[pdu],
-            store=lambda: handle_inbound(channel_id=self.channel_id, pdu=pdu) or True,
-        )
-        if stored and pdu.is_receipt and pdu.receipt is not None:
-            self.receipt_ids.append(pdu.receipt.message_id)
-
-    def on_inbound_batch(self, pdus: list) -> list[int | None]:
-        """Every deliver_sm collected on the bind: receipts stored with one INSERT before any of
-        them is answered (inbound.handle_inbound_batch); their ids are applied after the job."""
-        from .inbound import handle_inbound_batch
-        from .spool import store_or_spool
-
-        # Issue 21: with the database down they are spooled locally and acknowledged (delivery/spool.py).
-        stored = store_or_spool(
-            channel_id=self.channel_id,
-            pdus=pdus,
-            store=lambda: handle_inbound_batch(channel_id=self.channel_id, pdus=pdus),
-        )
-        if stored is None:
-            return [None] * len(pdus)
-        receipt_ids, statuses = stored
-        self.receipt_ids.extend(receipt_ids)
-        return statuses
-
-    def take_receipt_ids(self) -> list[str]:
-        ids = list(self.receipt_ids)
-        del self.receipt_ids[: len(ids)]
-        return ids
-
-    def apply_inbound(self) -> int:
-        from .inbound import apply_pending_receipts
-
-        ids = self.take_receipt_ids()
-        return apply_pending_receipts(carrier_ids=ids) if ids else 0
-
-    def take_results(self) -> list:
-        taken = list(self.results)  # the session appends to this very list: clear it in place
-        del self.results[: len(taken)]
-        return taken
-
-
-class BindsBusy(Exception):
-    """Every bind this process may open to the channel is in use (Channel.bind_count), or the
-    account's budget (Channel.max_binds, delivery/binds.py) has none left for this process."""
-
-
-#: a bind the SMSC refused although the budget allowed it marks the channel down this long only
-BIND_REFUSED_DOWN_SECONDS = 5
-
-
-class SessionRegistry:
-    """Long-lived binds of this worker process (transceiver, or transmitter in split mode): per
-    channel a pool of at most `Channel.bind_count` sessions, each holding a lease of the account's
-    bind budget (delivery/binds.py: never more binds than Channel.max_binds across processes and
-    hosts). A job takes a free session (its lock) for its whole run — a session is only ever used
-    by one thread at a time (smpplib is not thread-safe) — opens a new bind while the pool is
-    below bind_count and the budget grants a lease, and otherwise waits for one to be free."""
-
-    _pools: ClassVar[dict[int, list[ChannelSession]]] = {}
-    _pools_lock = threading.Lock()
-    _limiters: ClassVar[dict[int, object]] = {}
-
-    @classmethod
-    def limiter_for(cls, channel: Channel):
-        """The channel's TPS limiter in this process, shared by all its binds and, through Redis,
-        with every other process and host (issue 10: Channel.tps_limit is the channel's rate)."""
-        from .throttle import ChannelRateLimiter
-
-        if not channel.tps_limit:
-            return None
-        with cls._pools_lock:
-            limiter = cls._limiters.get(channel.pk)
-            if limiter is None or limiter.rate != float(channel.tps_limit):
-                limiter = cls._limiters[channel.pk] = ChannelRateLimiter(
-                    channel_id=channel.pk, rate=float(channel.tps_limit)
-                )
-                metrics.set_channel_rate(channel.pk, limiter.rate)
-            return limiter
-
-    @staticmethod
-    def fingerprint(channel: Channel) -> tuple:
-        return (
-            channel.host,
-            channel.port,
-            channel.system_id,
-            channel.password,
-            channel.system_type,
-            channel.source_addr,
-            channel.window_size,
-            channel.tps_limit,
-            channel.bind_mode,
-        )
-
-    @classmethod
-    def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
-        """A connected session of `channel`, locked for the caller; release() it when done."""
-        from . import binds
-        from .smpp.session import SmppSession
-
-        wait = settings.DELIVERY_BIND_WAIT_SECONDS if wait is None else wait
-        fingerprint = cls.fingerprint(channel)
-        deadline = time.monotonic() + wait
-        next_lease = 0.0  # a used-up budget is asked again every 0.2 s, not in a tight loop
-        while True:
-            stale, chosen, new = [], None, False
-            with cls._pools_lock:
-                pool = cls._pools.setdefault(channel.pk, [])
-                for holder in list(pool):
-                    if holder.lock.acquire(blocking=False):
-                        if holder.fingerprint != fingerprint or not holder.session.connected:
-                            pool.remove(holder)  # edited channel or a lost link: replace it
-                            stale.append(holder)
-                        elif chosen is None:
-                            chosen = holder
-                            continue
-                        holder.lock.release()
-                if chosen is None and len(pool) < max(channel.bind_count, 1) and time.monotonic() >= next_lease:
-                    chosen, new = ChannelSession(channel_id=channel.pk, fingerprint=fingerprint), True
-                    chosen.lock.acquire()
-                    pool.append(chosen)
-            for holder in stale:
-                cls._close(holder)
-            if new:
-                # Issue 20: the account's budget first; without a lease no bind is asked for.
-                chosen.lease = binds.acquire(channel=channel, role="tx")
-                if chosen.lease is None:
-                    with cls._pools_lock:
-                        cls._pools[channel.pk].remove(chosen)
-                    chosen.lock.release()
-                    chosen, new, next_lease = None, False, time.monotonic() + 0.2
-            if chosen is not None:
-                break
-            if time.monotonic() >= deadline:
-                raise BindsBusy(
-                    f"all binds of channel {channel.pk} stayed busy ({channel.bind_count} per process, "
-                    f"{channel.max_binds or 'no'} account limit)"
-                )
-            time.sleep(0.01)
-        if new:
-            chosen.session = SmppSession(
-                host=channel.host,
-                port=channel.port,
-                system_id=channel.system_id,
-                password=crypto.decrypt_secret(channel.password),
-                system_type=channel.system_type,
-                source_addr=channel.source_addr,
-                window=channel.window_size,
-                limiter=cls.limiter_for(channel),
-                on_result=chosen.results.append,
-                on_inbound=chosen.on_inbound,
-                on_inbound_batch=chosen.on_inbound_batch,
-                bind="transmitter" if channel.bind_mode == "split" else "transceiver",
-                on_window=lambda _window, channel_id=channel.pk: cls._publish_window(channel_id),
-            )
-            try:
-                chosen.session.connect()
-            except BaseException:
-                with cls._pools_lock:
-                    cls._pools[channel.pk].remove(chosen)
-                binds.release(chosen.lease)
-                chosen.lock.release()
-                raise
-            metrics.bind_opened(channel.pk)
-            cls._publish_window(channel.pk)
-        return chosen
-
-    @classmethod
-    def _publish_window(cls, channel_id: int) -> None:
-        """The channel's effective window in this process: the smallest of its binds' (issue 20:
-        operators see the window the carrier left us, not the configured ceiling)."""
-        with cls._pools_lock:
-            windows = [
-                h.session.effective_window
-                for h in cls._pools.get(channel_id, [])
-                if h.session is not None and h.session.connected
-            ]
-        if windows:
-            metrics.set_channel_window(channel_id, min(windows))
-
-    @staticmethod
-    def release(holder: ChannelSession) -> None:
-        holder.lock.release()
-
-    @classmethod
-    def discard(cls, holder: ChannelSession) -> None:
-        """Remove a session the caller holds (its link broke) and close it."""
-        with cls._pools_lock:
-            pool = cls._pools.get(holder.channel_id, [])
-            if holder in pool:
-                pool.remove(holder)
-        cls._close(holder)
-
-    @staticmethod
-    def _close(holder: ChannelSession) -> None:
-        from . import binds
-
-        metrics.bind_closed(holder.channel_id)
-        try:
-            holder.session.close()
-        except Exception:  # a broken socket cannot unbind; it is gone either way
-            log.debug("closing session of channel %s failed", holder.channel_id, exc_info=True)
-        finally:
-            binds.release(holder.lease)  # after the unbind: the SMSC counts the bind until then
-            holder.lease = None
-            holder.lock.release()
-
-    @classmethod
-    def holders(cls) -> list[ChannelSession]:
-        with cls._pools_lock:
-            return [h for pool in cls._pools.values() for h in pool]
-
-    @classmethod
-    def close_all(cls, *, wait: float = 0.0) -> None:
-        """Unbind every session that is free (within `wait` seconds)."""
-        for holder in cls.holders():
-            if holder.lock.acquire(timeout=wait) if wait else holder.lock.acquire(blocking=False):
-                with cls._pools_lock:
-                    pool = cls._pools.get(holder.channel_id, [])
-                    if holder in pool:
-                        pool.remove(holder)
-                cls._close(holder)
-
-    @classmethod
-    def poll_idle(cls) -> int:
-        """Read every idle bind of this process once (called by the worker's idle poller)."""
-        from .smpp.results import SmppError
-
-        polled = 0
-        for holder in cls.holders():
-            if not holder.lock.acquire(blocking=False):
-                continue  # its owner is submitting: it reads the bind itself
-            try:
-                if holder.session.connected:
-                    holder.session.poll(0)
-                    polled += 1
-                results = holder.take_results()
-            except (SmppError, OSError):
-                log.info("idle bind of channel %s lost; the next job replaces it", holder.channel_id)
-                results = holder.take_results()
-            except BaseException:
-                holder.lock.release()
-                raise
-            if holder.session.connected:
-                holder.lock.release()
-            else:
-                cls.discard(holder)  # its lease goes back to the account's budget now (releases the lock)
-            if results:  # late submit responses of an earlier job
-                apply_submit_results(channel_id=holder.channel_id, results=results)
-            holder.apply_inbound()
-        return polled
 
 
 # --- claiming ----------------------------------------------------------------------------------
@@ -409,7 +123,7 @@ def claim_messages(
         if tenant is not None and messages:
             messages = _gate_at_send_time(tenant=tenant, channel_id=channel_id, messages=messages, now=now)
         events = [
-            services.transition(
+            statuses.transition(
                 message=m,
                 to_status=S.SUBMITTING,
                 at=now,
@@ -454,14 +168,14 @@ def _gate_at_send_time(*, tenant: Tenant, channel_id: int, messages: list[Messag
         rows = list(Message.objects.filter(pk__in=refused))  # locked above; callbacks read whole rows
         for m in rows:
             verdict = verdicts[m.pk]
-            services.transition(
+            statuses.transition(
                 message=m, to_status=S.CANCELLED, at=now, detail=verdict.detail, reason=verdict.reason[:60]
             )
-        services.release_messages_holds(messages=rows, key_prefix="sendtime", reason="refused at send time")
+        charges.release_messages_holds(messages=rows, key_prefix="sendtime", reason="refused at send time")
         callbacks.enqueue_status_callbacks(tenant=tenant, messages=rows)
     if waiting:
-        job = services.ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=waiting)
-        transaction.on_commit(lambda: services.send_channel_jobs([job], delay_ms=QUIET_HOURS_RECHECK_MS))
+        job = outbox.ChannelJob(channel_id=channel_id, tenant_id=tenant.pk, message_ids=waiting)
+        transaction.on_commit(lambda: outbox.send_channel_jobs([job], delay_ms=QUIET_HOURS_RECHECK_MS))
     return [m for m in messages if m.pk not in verdicts]
 
 
@@ -531,7 +245,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         what = "bind_refused" if isinstance(exc, SmppBindError) else "connect_failed"
         # Briefly for a refusal (the budget said a bind was free: another user of the account, or
         # leases of a process that just died); the usual time for a channel that does not answer.
-        services.mark_channel_down(
+        mark_channel_down(
             channel_id=channel_id,
             error=f"{what}: {exc}",
             seconds=BIND_REFUSED_DOWN_SECONDS if isinstance(exc, SmppBindError) else None,
@@ -546,7 +260,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     claimed: list[Message] = []
     broken = None
     try:
-        services.mark_channel_up(channel_id=channel_id)
+        mark_channel_up(channel_id=channel_id)
         receipts_before = holder.session.stats["receipts"]
         for offset in range(0, len(message_ids), step):
             batch = claim(message_ids[offset : offset + step])
@@ -617,7 +331,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
                     )
                 )
                 for m in pending:
-                    services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
+                    statuses.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
     outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending), receipts=len(receipt_ids))
     return outcome
 
@@ -640,10 +354,6 @@ def _linger(holder: ChannelSession, *, receipts_before: int) -> None:
 
 
 # --- recording results -------------------------------------------------------------------------
-
-
-def _hash_key(prefix: str, ids: list[int]) -> str:
-    return prefix + hashlib.sha1(",".join(map(str, sorted(ids))).encode(), usedforsecurity=False).hexdigest()
 
 
 def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[str] | None = None) -> dict:
@@ -727,7 +437,7 @@ def _apply_for_tenant(
             if len(got) == total:
                 # R-BIL-2/8: the carrier accepted every part: capture with carrier id + submit time.
                 events.append(
-                    services.transition(
+                    statuses.transition(
                         message=m, to_status=S.SUBMITTED, at=now, save=False, submitted_at=now, channel_id=channel_id
                     )
                 )
@@ -739,7 +449,7 @@ def _apply_for_tenant(
                 lost = sorted({r.part for r in open_results if r.outcome_unknown})
                 if m.status != S.UNKNOWN_SUBMISSION:
                     events.append(
-                        services.transition(
+                        statuses.transition(
                             message=m,
                             to_status=S.UNKNOWN_SUBMISSION,
                             at=now,
@@ -767,7 +477,7 @@ def _apply_for_tenant(
                 if got:
                     detail = f"{detail}; {len(got)} of {total} parts accepted and charged"
                 events.append(
-                    services.transition(
+                    statuses.transition(
                         message=m,
                         to_status=S.FAILED,
                         at=now,
@@ -824,7 +534,7 @@ def _apply_for_tenant(
         )
         if captures:
             capture_holds(
-                captures=captures, idempotency_key=_hash_key(f"capture:{schema}:", [c.hold_id for c in captures])
+                captures=captures, idempotency_key=hold_key(f"capture:{schema}:", [c.hold_id for c in captures])
             )
         if failed:
             settle_holds(messages=failed, accepted=accepted_count, key_prefix="refused", reason="submit refused")
@@ -841,25 +551,6 @@ def _apply_for_tenant(
                 pinned={m.pk for m in group if accepted_count.get(m.pk)},
             )
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry), "unknown": len(unknown)}
-
-
-def settle_holds(*, messages: list[Message], accepted: dict[int, int], key_prefix: str, reason: str) -> None:
-    """Holds of messages that end without every part sent: released, except that the parts the
-    carrier accepted are captured (R-BIL-2: charged per part actually submitted)."""
-    from billing.services import Capture, capture_holds
-
-    partial = [m for m in messages if m.hold_id and accepted.get(m.pk)]
-    untouched = [m for m in messages if not accepted.get(m.pk)]
-    if partial:
-        capture_holds(
-            captures=[
-                Capture(hold_id=m.hold_id, carrier_message_id="", submitted_at=timezone.now(), segments=accepted[m.pk])
-                for m in partial
-            ],
-            idempotency_key=_hash_key(f"partial:{connection.schema_name}:", [m.hold_id for m in partial]),
-        )
-    if untouched:
-        services.release_messages_holds(messages=untouched, key_prefix=key_prefix, reason=reason)
 
 
 _tables = threading.local()
@@ -935,7 +626,7 @@ def retry_elsewhere(
                 m.submit_attempts -= 1
             expired = now >= validity_deadline(m)
             if expired or (not transient and m.submit_attempts >= settings.DELIVERY_MAX_SUBMIT_ATTEMPTS):
-                services.transition(
+                statuses.transition(
                     message=m,
                     to_status=S.FAILED,
                     detail=f"{reason} (validity period over)"[:200] if expired else reason[:200],
@@ -968,7 +659,7 @@ def retry_elsewhere(
                 delay = min(settings.DELIVERY_RETRY_BACKOFF_MS * 2 ** min(attempt - 1, 10), 60_000)
             if channel_id in down:  # not before the channel is due up again
                 delay = max(delay, int((down[channel_id] - now).total_seconds() * 1000))
-            services.transition(
+            statuses.transition(
                 message=m,
                 to_status=S.QUEUED,
                 detail=reason[:200],
@@ -987,250 +678,9 @@ def retry_elsewhere(
             for m in give_up:
                 callbacks.enqueue_status_callback(tenant=tenant, message=m)
         planned = [
-            (services.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
+            (outbox.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
         ]
-        transaction.on_commit(lambda: [services.send_channel_jobs([job], delay_ms=d or None) for job, d in planned])
+        transaction.on_commit(lambda: [outbox.send_channel_jobs([job], delay_ms=d or None) for job, d in planned])
 
 
 # --- sweeps (periodic) ------------------------------------------------------------------------
-
-
-def delivery_tenants(*, days: int = 5) -> list[Tenant]:
-    """Tenants that sent recently: the only schemas the sweeps need to visit."""
-    since = timezone.now() - timedelta(days=days)
-    ids = OutboxEntry.objects.filter(created_at__gte=since).values_list("tenant_id", flat=True).distinct()
-    return list(Tenant.objects.filter(pk__in=list(ids)))
-
-
-def mark_stale_submissions(*, now: datetime | None = None) -> int:
-    """`submitting` rows whose sender died become unknown_submission (never blindly resent)."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.DELIVERY_SUBMITTING_STALE_SECONDS)
-    count = 0
-    for tenant in delivery_tenants():
-        with tenant_context(tenant), transaction.atomic():
-            for m in Message.objects.select_for_update(skip_locked=True).filter(
-                status=S.SUBMITTING, submitting_at__lt=cutoff
-            ):
-                services.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, at=now, detail="sender vanished")
-                count += 1
-    return count
-
-
-def _unknown_policy(message: Message) -> tuple[str, int]:
-    return settings.DELIVERY_UNKNOWN_POLICY.get(message.message_type, settings.DELIVERY_UNKNOWN_POLICY["default"])
-
-
-def _unknown_window(message: Message) -> int:
-    return _unknown_policy(message)[1]
-
-
-def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
-    """Settle unknown submissions (sent, answer lost) by evidence, never by phone number alone.
-
-    Evidence: stored receipts that no known carrier id of the account claims, from the same SMSC
-    account, for this recipient, addressed to this tenant's source address, received after the
-    submission, exactly as many as the message has unconfirmed parts, and no other unknown
-    message of the tenant could own them. Such parts are recorded as accepted (→ submitted and
-    captured once every part is). Without evidence within its message type's window
-    (DELIVERY_UNKNOWN_POLICY), the unconfirmed parts are resent under the same reference
-    ("resend") or the message fails with `unconfirmed_submission` ("fail")."""
-    from billing.services import Capture, capture_holds
-
-    from .inbound import _variants, apply_pending_receipts
-    from .models import PendingReceipt
-
-    now = now or timezone.now()
-    apply_pending_receipts()  # receipts of known ids first: what is left may be evidence
-    accounts = channel_accounts()
-    found = requeued = failed_count = 0
-    for tenant in delivery_tenants():
-        with tenant_context(tenant):
-            matched_ids: list[str] = []
-            with transaction.atomic():
-                unknown = list(
-                    Message.objects.select_for_update(skip_locked=True)
-                    .filter(status=S.UNKNOWN_SUBMISSION)
-                    .order_by("submitting_at")
-                )
-                if not unknown:
-                    continue
-                have = accepted_parts([m.pk for m in unknown])
-                channels = {c.pk: c for c in Channel.objects.filter(pk__in={m.channel_id for m in unknown})}
-                sources = {pk: source_address(channel=c, tenant=tenant) for pk, c in channels.items()}
-                wanted = {accounts.get(pk) for pk in channels}
-                account_channels = [pk for pk, acct in accounts.items() if acct in wanted]
-                receipts = list(
-                    PendingReceipt.objects.select_for_update(skip_locked=True)
-                    .filter(
-                        applied_at__isnull=True,
-                        channel_id__in=account_channels,
-                        source_addr__in=[m.recipient.lstrip("+") for m in unknown],
-                        received_at__gte=min(m.submitting_at for m in unknown),
-                    )
-                    .order_by("received_at", "pk")
-                )
-                known = set(
-                    CarrierMessageId.objects.filter(
-                        channel_id__in=account_channels,
-                        carrier_message_id__in={v for r in receipts for v in _variants(r.carrier_message_id)},
-                    ).values_list("carrier_message_id", flat=True)
-                )
-                receipts = [r for r in receipts if not known.intersection(_variants(r.carrier_message_id))]
-
-                def key(recipient: str, channel_id: int | None, sources: dict = sources) -> tuple:
-                    return (accounts.get(channel_id), recipient.lstrip("+"), sources.get(channel_id))
-
-                owners: dict[tuple, int] = defaultdict(int)
-                for m in unknown:
-                    owners[key(m.recipient, m.channel_id)] += 1
-                parts_rows, lookups, captures, to_resend, to_fail, settled_resend = [], [], [], [], [], []
-                for m in unknown:
-                    k = key(m.recipient, m.channel_id)
-                    missing = sorted(set(range(1, max(m.segments, 1) + 1)) - have.get(m.pk, set()))
-                    # the parts that may be at the SMSC: those whose answer was lost (the others were
-                    # refused or never sent); a crashed sender's rows say nothing, so: every missing one
-                    doubtful = [p for p in m.unknown_parts if p in missing] or missing
-                    # one per carrier id: a receipt stored, then redelivered (its bind died before
-                    # answering it) is one piece of evidence, not two
-                    evidence = list(
-                        {
-                            r.carrier_message_id: r
-                            for r in reversed(receipts)
-                            if (accounts.get(r.channel_id), r.source_addr, r.destination_addr) == k
-                            and r.received_at >= m.submitting_at
-                        }.values()
-                    )[::-1]
-                    if evidence and owners[k] == 1 and len(evidence) <= len(doubtful):
-                        # An SMSC takes one bind's PDUs in order: n receipts for m doubtful parts
-                        # prove the first n sent; the others wait for their own evidence.
-                        proven, still_doubtful = doubtful[: len(evidence)], doubtful[len(evidence) :]
-                        for part, r in zip(proven, evidence, strict=True):
-                            parts_rows.append(
-                                MessagePart(
-                                    message=m,
-                                    part=part,
-                                    parts=max(m.segments, 1),
-                                    carrier_message_id=r.carrier_message_id,
-                                    submitted_at=m.submitting_at,
-                                )
-                            )
-                            lookups.append(
-                                CarrierMessageId(
-                                    channel_id=r.channel_id or m.channel_id,
-                                    carrier_message_id=r.carrier_message_id,
-                                    tenant=tenant,
-                                    schema_name=tenant.schema_name,
-                                    message_id=m.pk,
-                                    part=part,
-                                )
-                            )
-                            matched_ids.append(r.carrier_message_id)
-                        found += 1
-                        have.setdefault(m.pk, set()).update(proven)
-                        if still_doubtful:
-                            m.unknown_parts = still_doubtful
-                            m.save(update_fields=["unknown_parts"])
-                            if m.status_at < now - timedelta(seconds=_unknown_window(m)):
-                                to_resend.append(m)
-                            continue
-                        if len(proven) < len(missing):  # the refused / unsent rest goes now, same reference
-                            m.unknown_parts = []
-                            m.save(update_fields=["unknown_parts"])
-                            settled_resend.append(m)
-                            continue
-                        services.transition(
-                            message=m,
-                            to_status=S.SUBMITTED,
-                            at=now,
-                            detail="reconciled from receipt",
-                            submitted_at=m.submitting_at,
-                            unknown_parts=[],
-                        )
-                        if m.hold_id:
-                            captures.append(
-                                Capture(
-                                    hold_id=m.hold_id,
-                                    carrier_message_id=evidence[0].carrier_message_id,
-                                    submitted_at=m.submitting_at,
-                                )
-                            )
-                        continue
-                    action, _ = _unknown_policy(m)
-                    if m.status_at < now - timedelta(seconds=_unknown_window(m)):
-                        (to_resend if action == "resend" else to_fail).append(m)
-                MessagePart.objects.bulk_create(parts_rows, ignore_conflicts=True)
-                CarrierMessageId.objects.bulk_create(lookups, ignore_conflicts=True)
-                if captures:
-                    capture_holds(
-                        captures=captures, idempotency_key=_hash_key("reconcile:", [c.hold_id for c in captures])
-                    )
-                for m in to_fail:
-                    services.transition(
-                        message=m,
-                        to_status=S.FAILED,
-                        at=now,
-                        detail="no evidence the carrier took it within the window",
-                        reason="unconfirmed_submission",
-                    )
-                if to_fail:
-                    settle_holds(
-                        messages=to_fail,
-                        accepted={k: len(v) for k, v in have.items()},
-                        key_prefix="unconfirmed",
-                        reason="unconfirmed submission",
-                    )
-                    for m in to_fail:
-                        callbacks.enqueue_status_callback(tenant=tenant, message=m)
-                failed_count += len(to_fail)
-                requeued += len(to_resend)
-                if settled_resend:  # their evidence parts are recorded above: the resend skips them
-                    retry_elsewhere(
-                        tenant=tenant,
-                        messages=settled_resend,
-                        token=None,
-                        reason="the rest of a message settled by its receipt",
-                        pinned={m.pk for m in settled_resend},
-                    )
-                if to_resend:
-                    retry_elsewhere(
-                        tenant=tenant,
-                        messages=to_resend,
-                        token=None,
-                        reason="unconfirmed submission",
-                        pinned={m.pk for m in to_resend if have.get(m.pk)},
-                    )
-            if matched_ids:
-                apply_pending_receipts(carrier_ids=matched_ids)
-    return {"reconciled": found, "requeued": requeued, "failed": failed_count}
-
-
-def expire_receipts(*, now: datetime | None = None) -> int:
-    """No receipt within DELIVERY_RECEIPT_TIMEOUT_HOURS (72 h) → unknown (R-DLV-4)."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(hours=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS)
-    count = 0
-    for tenant in delivery_tenants(days=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS // 24 + 3):
-        with tenant_context(tenant), transaction.atomic():
-            for m in Message.objects.select_for_update(skip_locked=True).filter(
-                status=S.SUBMITTED, submitted_at__lt=cutoff
-            ):
-                services.transition(message=m, to_status=S.UNKNOWN, at=now, detail="no receipt in time")
-                callbacks.enqueue_status_callback(tenant=tenant, message=m)
-                count += 1
-    return count
-
-
-def purge_housekeeping(*, now: datetime | None = None) -> dict:
-    """Drop working rows nobody needs any more (the send log itself is kept, R-AUD-1): applied
-    receipts after a day, unmatched ones after twice the receipt timeout, carrier-id lookups and
-    relayed outbox entries once no receipt or sweep can need them."""
-    from .models import PendingReceipt
-
-    now = now or timezone.now()
-    keep = timedelta(hours=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS)
-    applied, _ = PendingReceipt.objects.filter(applied_at__lt=now - timedelta(days=1)).delete()
-    unmatched, _ = PendingReceipt.objects.filter(applied_at__isnull=True, received_at__lt=now - 2 * keep).delete()
-    lookups, _ = CarrierMessageId.objects.filter(created_at__lt=now - 2 * keep).delete()
-    outbox, _ = OutboxEntry.objects.filter(relayed_at__lt=now - keep - timedelta(days=3)).delete()
-    return {"receipts": applied + unmatched, "lookups": lookups, "outbox": outbox}

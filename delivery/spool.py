@@ -9,7 +9,7 @@ unknown submission whose receipt was lost could be sent again.
 
 `replay()` stores the spooled PDUs when the database is back: the listener and the worker's idle
 poller call it as soon as they can reach the database (`replay_if_due`), and a periodic job every
-15 s (delivery.actors.replay_inbound_spool). Exactly once: each PDU has a key, inserted into
+15 s (delivery.actors.replay_inbound_spool_job). Exactly once: each PDU has a key, inserted into
 SpooledInbound in the same transaction that stores it; a file is deleted only after that commit,
 so a replay interrupted anywhere (crash, second outage, two processes at once) stores nothing
 twice. The spool is local to a machine: every host that runs a listener or worker replays its own.
@@ -33,6 +33,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from smsplatform.outage import DATABASE_ERRORS, is_outage
+
+from .inbound import apply_pending_receipts, handle_inbound, record_receipts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,6 +143,29 @@ def store_or_spool(*, channel_id: int | None, pdus: list, store: Callable[[], T]
         return None
 
 
+def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
+    """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
+    deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
+    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
+    one status per PDU: None = ESME_ROK)."""
+    from smpplib import consts
+
+    receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
+    answers: list[int | None] = []
+    for pdu in pdus:
+        status = None
+        if not pdu.is_receipt:
+            try:
+                handle_inbound(channel_id=channel_id, pdu=pdu)
+            except DATABASE_ERRORS:  # issue 21: our outage: spooled locally, acknowledged
+                spool_inbound(channel_id=channel_id, pdus=[pdu])
+            except Exception:
+                log.exception("reply on channel %s failed; answered for redelivery", channel_id)
+                status = consts.SMPP_ESME_RX_T_APPN
+        answers.append(status)
+    return receipt_ids, answers
+
+
 # --- replaying ---------------------------------------------------------------------------------
 
 
@@ -164,8 +189,6 @@ def _claim_keys(keys: list[str]) -> set[str]:
 
 def _replay_file(path: Path) -> tuple[int, int, list[str]]:
     """Store one spool file's PDUs once; returns (stored, already stored, receipt carrier ids)."""
-    from .inbound import handle_inbound, record_receipts
-
     entries = json.loads(path.read_bytes())
     receipt_ids: list[str] = []
     stored = 0
@@ -199,8 +222,6 @@ def _replay_file(path: Path) -> tuple[int, int, list[str]]:
 def replay(*, max_files: int = 200) -> dict:
     """Store what the spool holds (oldest first), then apply the receipts among it. Stops at the
     first database error (still down: the rest waits). Safe in several processes at once."""
-    from .inbound import apply_pending_receipts
-
     totals = {"files": 0, "stored": 0, "duplicates": 0, "applied": 0}
     receipt_ids: list[str] = []
     for path in spooled_files()[:max_files]:

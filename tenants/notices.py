@@ -77,7 +77,7 @@ def earliest_effective_at(*, kind: str, now: datetime | None = None) -> datetime
     if kind in (NoticeKind.PRICE_CHANGE, NoticeKind.TERMS_CHANGE):
         return now + timedelta(days=7)
     if kind == NoticeKind.MAINTENANCE:
-        from delivery.services import earliest_maintenance_start
+        from delivery.calendar import earliest_maintenance_start
 
         return earliest_maintenance_start(now=now)
     return None

@@ -15,8 +15,6 @@ from django_tenants.utils import tenant_context
 from compliance.services.gate import SPIKE_MARK
 from smsplatform.errors import Conflict
 
-# Re-exported only until delivery's intake imports it from its home, tenants.duty_notices:
-from .duty_notices import notify_volume_held  # noqa: F401
 from .models import NoticeKind, Reconfirmation, ReconfirmationAnswer, Tenant
 from .services import Actor, record_operation
 
@@ -42,7 +40,7 @@ def answer_held_volume(
     *, tenant: Tenant, answer: str, actor: Actor, message_ids: list[int] | None = None, comment: str = ""
 ) -> Reconfirmation:
     """Confirm (release) or cancel the spike-held messages, all of them or the listed ones."""
-    from delivery.services import cancel_message, release_held_messages
+    from delivery.held import cancel_message, release_held_messages
 
     if answer not in ReconfirmationAnswer.values:
         raise Conflict(f"Unknown answer {answer!r}.", code="invalid_answer")

@@ -33,7 +33,7 @@ class RegistrationUpdateError(DomainError):
 
 
 def _deadlines(changed_on: date) -> tuple[datetime, datetime]:
-    from delivery.services import add_working_days
+    from delivery.calendar import add_working_days
 
     start = timezone.make_aware(datetime.combine(changed_on, time(12, 0)))  # noon: DST-safe anchor
     before = getattr(settings, "REGISTRATION_UPDATE_REMIND_DAYS_BEFORE", 3)

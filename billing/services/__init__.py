@@ -45,7 +45,6 @@ from .holds import (
     hold_message_ids,
     hold_messages,
     release_holds,
-    release_stale_held_messages,
 )
 from .invoices import issue_invoice
 from .ledger import account_for, adjust, enqueue, forfeit, penalty, topup
@@ -112,7 +111,6 @@ __all__ = [
     "penalty",
     "reject_dispute",
     "release_holds",
-    "release_stale_held_messages",
     "request_refund",
     "resolve_dispute",
     "return_invoice",

@@ -1,21 +1,21 @@
 """Holds, captures and releases (R-BIL-2, R-BIL-3, R-BIL-8): funds reserved for accepted messages,
-captured for the parts the carrier accepted, released for the rest; messages held for review
-past the timeout."""
+captured for the parts the carrier accepted, released for the rest. (Messages held for review
+past the timeout are cancelled by delivery.held.release_stale_held_messages, which releases
+their holds here: billing never imports delivery.)"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from smsplatform.db import insert_rows
 from tenants.models import Tenant
-from tenants.services import Actor, record_operation
+from tenants.services import Actor
 
 from ..errors import (
     CurrencyMismatch,
@@ -670,50 +670,3 @@ def capture_released_holds(*, captures: list[Capture], idempotency_key: str) -> 
                 ],
             )
     return LateCaptureResult(captured, uncollectable)
-
-
-# --- messages held for review (R-BIL-2, R-CMP-3/8) -------------------------------------------------
-
-
-def release_stale_held_messages(*, now: datetime | None = None, tenant_ids: list[int] | None = None) -> int:
-    """Money held for a message waiting for review is not held forever: a message nobody reviewed
-    within BILLING_HELD_REVIEW_TIMEOUT_HOURS (default 72) is cancelled with a reason and its hold
-    released. Each tenant in its own transaction; rows locked and re-checked, so a reviewer's
-    concurrent decision wins and nothing is released twice. Returns how many were cancelled."""
-    from django_tenants.utils import tenant_context
-
-    from delivery import callbacks
-    from delivery import services as delivery
-    from delivery.models import Message, MessageStatus
-    from tenants.selectors import customer_tenants
-
-    now = now or timezone.now()
-    hours = getattr(settings, "BILLING_HELD_REVIEW_TIMEOUT_HOURS", 72)
-    cutoff = now - timedelta(hours=hours)
-    actor = Actor.system("billing.held_timeout")
-    total = 0
-    for tenant in customer_tenants(tenant_ids or ()):
-        with tenant_context(tenant), transaction.atomic():
-            messages = list(
-                Message.objects.select_for_update(skip_locked=True)
-                .filter(status=MessageStatus.HELD, status_at__lt=cutoff)
-                .order_by("pk")
-            )
-            if not messages:
-                continue
-            detail = f"not reviewed within {hours} h: cancelled, held funds released"
-            for m in messages:
-                delivery.transition(
-                    message=m, to_status=MessageStatus.CANCELLED, at=now, detail=detail, reason="review_timeout"
-                )
-            delivery.release_messages_holds(messages=messages, key_prefix="heldtimeout", reason="review timeout")
-            record_operation(
-                actor=actor,
-                action="billing.held_review_timeout",
-                tenant=tenant,
-                reason=detail,
-                after={"messages": [m.pk for m in messages]},
-            )
-            callbacks.enqueue_status_callbacks(tenant=tenant, messages=messages)
-            total += len(messages)
-    return total

@@ -1,5 +1,5 @@
 """The Dysmsapi 2017-05-25 actions, each a thin translation into the services our own API calls:
-delivery.services.accept_send (compliance gate, frequency limits, billing hold, idempotency,
+delivery.intake.accept_send (compliance gate, frequency limits, billing hold, idempotency,
 operation trail) and the compliance filing services. Parameters and response fields as
 Alibaba documents them; refusals raise AlibabaError (errors.py)."""
 
@@ -20,7 +20,7 @@ from django.db.models.functions import TruncDate
 
 from compliance import services as compliance
 from compliance.models import ReviewStatus, Signature, Template, TemplateVersion
-from delivery import services as delivery
+from delivery import intake
 from delivery.models import Message, MessageStatus, SendRequest
 from smsplatform.message_types import MessageType
 from smsplatform.numbers import normalise_strict
@@ -90,7 +90,7 @@ def client_ref_for(out_id: str, payload: dict) -> str | None:
 
 def _send(call: Call, *, signature: str, template: str, recipients: list, params: dict, single: bool) -> dict:
     ref_payload = {"s": signature, "t": template, "p": params, "r": [[r.number, r.params] for r in recipients]}
-    outcome = delivery.accept_send(
+    outcome = intake.accept_send(
         tenant=call.tenant,
         actor=call.actor,
         kind=SendRequest.Kind.SINGLE if single else SendRequest.Kind.BATCH,
@@ -115,14 +115,14 @@ def _send(call: Call, *, signature: str, template: str, recipients: list, params
 
 def send_sms(call: Call) -> dict:
     numbers = [n.strip() for n in call.require("PhoneNumbers").split(",") if n.strip()]
-    if len(numbers) > delivery.MAX_BATCH:
+    if len(numbers) > intake.MAX_BATCH:
         raise from_reason("batch_too_large", "At most 1000 numbers per call.")
     params = _params(_json(call.get("TemplateParam") or "{}", "TemplateParam", dict))
     return _send(
         call,
         signature=call.require("SignName"),
         template=call.require("TemplateCode"),
-        recipients=[delivery.RecipientInput(number=n) for n in numbers],
+        recipients=[intake.RecipientInput(number=n) for n in numbers],
         params=params,
         single=len(numbers) == 1,
     )
@@ -132,14 +132,14 @@ def send_batch_sms(call: Call) -> dict:
     numbers = _json(call.require("PhoneNumberJson"), "PhoneNumberJson", list)
     signs = _json(call.require("SignNameJson"), "SignNameJson", list)
     params = _json(call.get("TemplateParamJson") or "[]", "TemplateParamJson", list)
-    if len(numbers) > delivery.MAX_BATCH:
+    if len(numbers) > intake.MAX_BATCH:
         raise from_reason("batch_too_large", "At most 1000 numbers per call.")
     if len(signs) != len(numbers) or (params and len(params) != len(numbers)):
         raise AlibabaError("isv.INVALID_PARAMETERS", "SignNameJson and TemplateParamJson need one entry per number.")
     if len(set(signs)) > 1:
         raise AlibabaError("isv.INVALID_PARAMETERS", "One signature per SendBatchSms call here (docs/alibaba.md).")
     recipients = [
-        delivery.RecipientInput(
+        intake.RecipientInput(
             number=str(n), params=_params(params[i]) if params and isinstance(params[i], dict) else None
         )
         for i, n in enumerate(numbers)

@@ -3,15 +3,16 @@ choose it; our own format unchanged for the others."""
 
 import json
 
-from delivery import callbacks, services
+from delivery import callbacks
 from delivery.models import CallbackDelivery, DeliverySettings
+from tenants.services import Actor
 
 from ..delivery.flow.conftest import add_message
 
 
 def _alibaba(tenant, url="http://127.0.0.1:9/cb"):
     callbacks.update_callback_settings(
-        tenant=tenant, callback_url=url, actor=services.Actor.system("t"), callback_format="alibaba"
+        tenant=tenant, callback_url=url, actor=Actor.system("t"), callback_format="alibaba"
     )
 
 

@@ -1,6 +1,6 @@
 """The official Alibaba Cloud SDK (alibabacloud-dysmsapi20170525), unchanged, against a live
 server: every action, both signature methods, wrong secret, unknown key, replayed nonce and the
-mapped business errors (docs/alibaba.md). One path: sends go through delivery.services.accept_send
+mapped business errors (docs/alibaba.md). One path: sends go through delivery.intake.accept_send
 (R-DLV-1, R-CMP-1/2/8, R-BIL-1/2, R-AUD-3), filings through the compliance services."""
 
 import base64

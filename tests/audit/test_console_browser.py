@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from compliance.models import Complaint
-from delivery import channel_live, sender
+from delivery import channel_live, pool
 from delivery.models import Channel
 from smsplatform import crypto
 from smsplatform.shared_redis import shared_redis
@@ -69,8 +69,8 @@ def test_operator_works_through_the_console_R_AUD_1_R_CMP_7_R_DLV_3(live_app, br
     client = shared_redis()  # ids restart with each test database; Redis keeps them
     for key in client.scan_iter(f"*channel_live:{channel.pk}:*"):
         client.delete(key)
-    holder = sender.SessionRegistry.acquire(channel)
-    sender.SessionRegistry.limiter_for(channel)
+    holder = pool.SessionRegistry.acquire(channel)
+    pool.SessionRegistry.limiter_for(channel)
     channel_live.publish_figures(force=True)
     password = f"pw-{secrets.token_hex(6)}"
     user = User.objects.create_user(f"op{tag}", password=password, is_staff=True)
@@ -126,7 +126,7 @@ def test_operator_works_through_the_console_R_AUD_1_R_CMP_7_R_DLV_3(live_app, br
         assert page.locator("#changelist-filter").bounding_box()["y"] < page.locator("#result_list").bounding_box()["y"]
         page.screenshot(path=str(out / "channels-live.png"), full_page=True)
     finally:
-        sender.SessionRegistry.discard(holder)
+        pool.SessionRegistry.discard(holder)
 
 
 def test_auditor_exports_last_7_days_and_downloads_from_the_job_page_R_AUD_2(live_app, browser, tmp_path):  # noqa: F811

@@ -71,12 +71,12 @@ def test_r_bil_3_type_limited_package_is_used_before_an_any_type_package(tenant)
 
 
 def test_r_bil_3_the_send_path_passes_the_message_type_to_the_hold():
-    """delivery/services.py _store_accepted builds each HoldLine with the checked message type."""
+    """delivery/intake.py _store_accepted builds each HoldLine with the checked message type."""
     import inspect
 
-    from delivery import services as delivery
+    from delivery import intake
 
-    source = inspect.getsource(delivery._store_accepted)
+    source = inspect.getsource(intake._store_accepted)
     assert "message_type=hold_type" in source
 
 
@@ -215,6 +215,7 @@ def test_r_cmp_6_a_penalty_beyond_the_balance_is_a_receivable_collected_from_the
 
 
 def test_r_bil_2_money_held_for_a_message_nobody_reviewed_is_released_after_72_hours(tenant):
+    from delivery.held import release_stale_held_messages
     from delivery.models import Message, SendRequest
 
     fund(tenant, 1_000_000)
@@ -225,8 +226,8 @@ def test_r_bil_2_money_held_for_a_message_nobody_reviewed_is_released_after_72_h
         message = Message.objects.create(
             request=request, recipient="+8613800000009", segments=1, hold_id=hold.pk, status="held", status_at=now
         )
-    assert services.release_stale_held_messages(now=now + 71 * timedelta(hours=1), tenant_ids=[tenant.pk]) == 0
-    assert services.release_stale_held_messages(now=now + 73 * timedelta(hours=1), tenant_ids=[tenant.pk]) == 1
+    assert release_stale_held_messages(now=now + 71 * timedelta(hours=1), tenant_ids=[tenant.pk]) == 0
+    assert release_stale_held_messages(now=now + 73 * timedelta(hours=1), tenant_ids=[tenant.pk]) == 1
     with tenant_context(tenant):
         message.refresh_from_db()
     assert (message.status, message.reason) == ("cancelled", "review_timeout")

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
 
-from delivery import channel_live, sender
+from delivery import channel_live, pool, sender
 from delivery.models import Channel
 from smsplatform import crypto, metrics
 from smsplatform.shared_redis import shared_redis
@@ -45,9 +45,9 @@ def test_channel_page_shows_binds_submits_queue_and_rates_R_DLV_3(db, smsc):
         tps_limit=50,
         bind_count=2,
     )
-    holder = sender.SessionRegistry.acquire(channel)
+    holder = pool.SessionRegistry.acquire(channel)
     try:
-        sender.SessionRegistry.limiter_for(channel)
+        pool.SessionRegistry.limiter_for(channel)
         for n in range(3):
             holder.session.submit(ref=f"x:{n}:t", source="1069", destination="8613800138000", text=f"live {n}")
         holder.session.drain(5)
@@ -69,7 +69,7 @@ def test_channel_page_shows_binds_submits_queue_and_rates_R_DLV_3(db, smsc):
         assert 'id="channel-live"' in page
         assert "binds up: 1 / 2" in page
     finally:
-        sender.SessionRegistry.discard(holder)
+        pool.SessionRegistry.discard(holder)
 
 
 def test_a_stopped_worker_no_longer_counts_as_binds_up(db, monkeypatch):

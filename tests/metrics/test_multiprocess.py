@@ -54,7 +54,7 @@ def test_worker_process_reports_queue_metrics_through_the_shared_directory(live_
     """dramatiq's Prometheus middleware runs in `dramatiq smsplatform.worker` when the directory is
     set, writing where /metrics reads (no exposition server unless METRICS_WORKER_PORT is set)."""
     import smsplatform.worker  # noqa: F401
-    from delivery.actors import retry_due_callbacks
+    from delivery.actors import retry_due_callbacks_job
 
     broker = dramatiq.get_broker()
     if not hasattr(broker, "client"):
@@ -65,11 +65,11 @@ def test_worker_process_reports_queue_metrics_through_the_shared_directory(live_
     proc = worker_process(log=log, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")})
     try:
         time.sleep(0.5)
-        retry_due_callbacks.send()
+        retry_due_callbacks_job.send()
 
         def reported():
             page = Scrape(exposition(multiproc_dir=str(tmp_path / "prom"), database=False).decode())
-            return page.value("dramatiq_messages_total", actor_name="retry_due_callbacks") >= 1 and page
+            return page.value("dramatiq_messages_total", actor_name="retry_due_callbacks_job") >= 1 and page
 
         page = wait_for(
             reported,

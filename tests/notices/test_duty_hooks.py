@@ -21,8 +21,9 @@ def test_filed_complaint_tells_the_tenant_at_once_with_its_deadline_R_CMP_7(tena
 
 
 def test_scheduled_maintenance_is_announced_to_tenants_R_DLV_6(tenant_a, tenant_b):
+    from delivery.calendar import earliest_maintenance_start
+    from delivery.maintenance import schedule_maintenance
     from delivery.models import Channel
-    from delivery.services import earliest_maintenance_start, schedule_maintenance
     from smsplatform.crypto import encrypt_secret
 
     channel = Channel.objects.create(

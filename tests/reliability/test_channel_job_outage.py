@@ -12,7 +12,7 @@ import pytest
 from django.db import OperationalError, connection
 from dramatiq.brokers.stub import StubBroker
 
-from delivery import services
+from delivery import outbox
 from delivery.models import MessageStatus
 from smsplatform.broker import RetryThroughOutages
 
@@ -66,7 +66,7 @@ def _actor(broker, clock, *, fail_until: float, error=OperationalError, window=3
 def test_channel_jobs_declare_the_outage_retry_policy():
     from delivery import actors
 
-    for actor in (actors.send_messages, actors.relay_outbox_entry):
+    for actor in (actors.send_messages_job, actors.relay_outbox_entry_job):
         assert actor.options["outage_retry_seconds"] >= 60
         assert actor.options["outage_backoff_ms"] <= 5000  # resumes within seconds of the recovery
 
@@ -115,7 +115,7 @@ def test_channel_job_sends_within_seconds_of_a_database_outage_longer_than_its_r
     )
     assert response.status_code == 202
     ids = [m["id"] for m in response.json()["messages"]]
-    services.relay_outbox()  # queued, and their channel jobs are in the broker
+    outbox.relay_outbox()  # queued, and their channel jobs are in the broker
     connection.set_schema_to_public()
     assert set(statuses(tenant, ids).values()) == {S.QUEUED}
     with through_proxy() as db:

@@ -23,9 +23,9 @@ from django.test import override_settings
 from django_tenants.utils import tenant_context
 
 from billing.models import Hold
-from delivery import services
+from delivery import outbox
 from delivery.models import Message, MessageStatus, OutboxEntry, PendingReceipt
-from delivery.sender import mark_stale_submissions, reconcile_unknown_submissions
+from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 from tenants.models import OperationRecord
 
 from ..delivery.flow.conftest import PRICE, make_sendable
@@ -42,15 +42,15 @@ import django
 django.setup()
 from django.db import transaction
 from django_tenants.utils import tenant_context
-from delivery import services
+from delivery import intake
 from tenants.models import Tenant
 from tenants.services import Actor
 tenant = Tenant.objects.get(pk=int(sys.argv[1]))
 numbers = sys.argv[3].split(",")
 with tenant_context(tenant), transaction.atomic():
     transaction.on_commit(lambda: os._exit(9))  # runs first after COMMIT: the relay job is never published
-    services.accept_send(tenant=tenant, actor=Actor.system("crash"), kind="batch", signature="DemoShop",
-                         template=sys.argv[2], recipients=[services.RecipientInput(number=n) for n in numbers],
+    intake.accept_send(tenant=tenant, actor=Actor.system("crash"), kind="batch", signature="DemoShop",
+                         template=sys.argv[2], recipients=[intake.RecipientInput(number=n) for n in numbers],
                          params={"code": "1234"})
 os._exit(0)
 """
@@ -130,8 +130,8 @@ def test_crash_between_commit_and_publish_many_times_loses_and_duplicates_nothin
     unpublished = OutboxEntry.objects.filter(tenant=tenant, relayed_at__isnull=True).count()
     assert unpublished == crashes + broker_down  # every one of them committed and was never published
     worker()
-    services.relay_outbox()  # the periodic sweeper (relay_due_outbox, every 5 s), run now
-    services.relay_outbox()  # … and again: nothing is relayed twice
+    outbox.relay_outbox()  # the periodic sweeper (relay_due_outbox, every 5 s), run now
+    outbox.relay_outbox()  # … and again: nothing is relayed twice
     wait_for(
         lambda: set(statuses(tenant, ids).values()) == {S.DELIVERED},
         timeout=90,
@@ -188,8 +188,8 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
     assert killed >= 1
 
     def quiet():  # the periodic sweeps that are safe at any time, run now
-        services.requeue_stale_queued(older_than=timedelta(seconds=2))
-        services.relay_outbox()
+        outbox.requeue_stale_queued(older_than=timedelta(seconds=2))
+        outbox.relay_outbox()
         return set(statuses(tenant, ids).values()) <= FINAL | {S.SUBMITTING, S.UNKNOWN_SUBMISSION}
 
     wait_for(
@@ -223,7 +223,7 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
         reconcile_unknown_submissions()
 
     def settled():
-        services.requeue_stale_queued(older_than=timedelta(seconds=2))
+        outbox.requeue_stale_queued(older_than=timedelta(seconds=2))
         return set(statuses(tenant, ids).values()) <= FINAL
 
     wait_for(

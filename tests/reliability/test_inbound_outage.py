@@ -19,8 +19,8 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from delivery import spool
+from delivery.channels import assign_tenant_number
 from delivery.models import InboundMessage, MessageStatus, PendingReceipt, SpooledInbound
-from delivery.services import assign_tenant_number
 from delivery.smpp.receipts import parse_receipt
 from delivery.smpp.results import InboundPdu
 

@@ -21,8 +21,8 @@ from django_tenants.utils import tenant_context
 from billing.models import Hold
 from delivery.inbound import apply_pending_receipts
 from delivery.models import Message, MessageStatus, PendingReceipt
-from delivery.sender import mark_stale_submissions, reconcile_unknown_submissions
-from delivery.services import relay_outbox, requeue_stale_queued
+from delivery.outbox import relay_outbox, requeue_stale_queued
+from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 
 from ..delivery.flow.conftest import PRICE, make_sendable
 from ..delivery.flow.live import live_tenant, only_channel, signal_group, statuses, wait_for, worker_process

@@ -15,7 +15,7 @@ from django_tenants.utils import tenant_context
 
 from billing.models import Account, EntryKind, Hold, LedgerEntry
 from delivery.models import Message, OutboxEntry
-from delivery.services import relay_outbox
+from delivery.outbox import relay_outbox
 
 from ..delivery.flow.conftest import PRICE, make_sendable
 from ..delivery.flow.live import live_tenant, only_channel, wait_all_delivered

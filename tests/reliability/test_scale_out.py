@@ -29,8 +29,8 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from billing.models import Account, Hold
+from delivery.channels import create_channel
 from delivery.models import Channel, Message, MessageStatus, Route
-from delivery.services import create_channel
 
 from ..delivery.flow.conftest import PRICE, make_sendable
 from ..delivery.flow.live import ROOT, SYSTEM, live_tenant, signal_group, test_database_url, wait_for, worker_process

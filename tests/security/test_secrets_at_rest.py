@@ -43,8 +43,8 @@ def test_database_dump_holds_no_channel_password_or_callback_secret(live_db):
     import secrets as pysecrets
 
     from delivery.callbacks import delivery_settings_for
+    from delivery.channels import create_channel
     from delivery.models import Channel
-    from delivery.services import create_channel
     from smsplatform.crypto import decrypt_secret
 
     bind_password = f"Smpp-{pysecrets.token_hex(6)}"

@@ -237,7 +237,7 @@ def test_the_periodic_job_is_scheduled_R_DLV_8():
     from delivery import actors
     from delivery.schedule import SCHEDULE
 
-    assert any(p.actor is actors.evaluate_service_levels for p in SCHEDULE)
+    assert any(p.actor is actors.evaluate_service_levels_job for p in SCHEDULE)
 
 
 def test_prometheus_alert_rules_parse_and_cover_rate_latency_and_the_job_R_DLV_8():

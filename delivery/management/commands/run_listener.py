@@ -21,8 +21,9 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
 from delivery import spool
-from delivery.inbound import apply_pending_receipts, handle_inbound, handle_inbound_batch
+from delivery.inbound import apply_pending_receipts, handle_inbound
 from delivery.models import Channel
+from delivery.spool import handle_inbound_batch
 from smsplatform.crypto import decrypt_secret
 from smsplatform.outage import DATABASE_ERRORS
 

@@ -12,7 +12,7 @@ from billing import services as billing
 from billing.models import Price
 from compliance import services as compliance
 from compliance.models import ReviewStatus, Signature, Template
-from delivery import services
+from delivery import channels
 from delivery.models import Channel, Route, TenantNumber
 from tenants.management.commands.bootstrap import DEMO_LICENCE
 from tenants.models import Tenant
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             raise CommandError("No demo tenant: run `manage.py bootstrap --demo` first.")
         channel = Channel.objects.filter(name="demo-simulator").first()
         if channel is None:
-            channel = services.create_channel(
+            channel = channels.create_channel(
                 actor=actor,
                 name="demo-simulator",
                 host=options["host"],
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             )
             Route.objects.create(name="everything to the simulator", channel=channel, priority=100)
         if not TenantNumber.objects.filter(tenant=tenant).exists():
-            services.assign_tenant_number(tenant=tenant, extension="01", actor=actor)
+            channels.assign_tenant_number(tenant=tenant, extension="01", actor=actor)
 
         plan = billing.default_plan()
         starts = timezone.now() + timedelta(seconds=1)

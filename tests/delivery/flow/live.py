@@ -15,8 +15,8 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from delivery.callbacks import update_callback_settings
+from delivery.channels import create_channel
 from delivery.models import Channel, Message, Route
-from delivery.services import create_channel
 from tenants import services as tenant_services
 
 from ...conftest import KeyedClient, create_tenant
@@ -152,7 +152,7 @@ def wait_all_delivered(tenant, ids, *, timeout: float = 60.0, sweep: bool = Fals
     (what the scheduler does every 30 s) once a second meanwhile."""
     from collections import Counter
 
-    from delivery import sender
+    from delivery import sweeps
 
     deadline = time.monotonic() + timeout
     next_sweep = time.monotonic() + 1
@@ -161,7 +161,7 @@ def wait_all_delivered(tenant, ids, *, timeout: float = 60.0, sweep: bool = Fals
         if set(states.values()) == {"delivered"}:
             return
         if sweep and time.monotonic() >= next_sweep:
-            sender.reconcile_unknown_submissions()
+            sweeps.reconcile_unknown_submissions()
             connection.set_schema_to_public()
             next_sweep = time.monotonic() + 1
         time.sleep(0.1)

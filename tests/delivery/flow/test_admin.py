@@ -76,8 +76,8 @@ def test_failing_callbacks_are_listed_for_operators(client, operator_user, tenan
 def test_maintenance_with_short_notice_is_refused_on_the_admin_form_R_DLV_6(client, operator_user, make_channel):
     from datetime import timedelta
 
+    from delivery.calendar import earliest_maintenance_start
     from delivery.models import Maintenance
-    from delivery.services import earliest_maintenance_start
 
     channel = make_channel()
     client.force_login(operator_user)

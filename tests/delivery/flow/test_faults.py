@@ -14,8 +14,8 @@ from django.test import override_settings
 from django_tenants.utils import tenant_context
 
 from delivery.models import Message, MessageStatus, PendingReceipt
-from delivery.sender import mark_stale_submissions, reconcile_unknown_submissions
-from delivery.services import requeue_stale_queued
+from delivery.outbox import requeue_stale_queued
+from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 
 from .conftest import PRICE, make_sendable
 from .live import live_tenant, only_channel, signal_group, statuses, wait_all_delivered, wait_for, worker_process
@@ -175,8 +175,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(live_db, 
 
 def test_a_channel_that_refuses_fails_over_to_the_next_R_DLV_2(live_db, smsc_factory, worker):
     """The first channel refuses the destination (permanent error): the next route delivers it."""
+    from delivery.channels import create_channel
     from delivery.models import Route
-    from delivery.services import create_channel
 
     from .live import SYSTEM
 

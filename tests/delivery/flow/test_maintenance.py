@@ -5,7 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from delivery.services import MaintenanceNoticeTooShort, earliest_maintenance_start, schedule_maintenance
+from delivery.calendar import earliest_maintenance_start
+from delivery.errors import MaintenanceNoticeTooShort
+from delivery.maintenance import schedule_maintenance
 from tenants.services import Actor
 
 TZ = ZoneInfo("Asia/Shanghai")

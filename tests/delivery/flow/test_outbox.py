@@ -6,7 +6,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.models import Message, MessageStatus, OutboxEntry
-from delivery.services import relay_outbox
+from delivery.outbox import relay_outbox
 
 from .conftest import add_message, add_outbox
 
@@ -98,7 +98,7 @@ def test_messages_wait_when_every_matching_channel_is_in_maintenance(tenant_a, m
 
 def test_released_held_messages_go_through_the_outbox(tenant_a, make_channel):
     """R-CMP-8 hold → a reviewer releases → routed and queued like any accepted message."""
-    from delivery.services import release_held_messages
+    from delivery.held import release_held_messages
     from tenants.services import Actor
 
     channel = make_channel(priority=0)

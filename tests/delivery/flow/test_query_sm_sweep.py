@@ -12,7 +12,8 @@ from smpplib import consts
 from delivery import query
 from delivery.inbound import record_receipt
 from delivery.models import Message, MessagePart, MessageStatus, PendingReceipt
-from delivery.sender import SessionRegistry, apply_submit_results, source_address
+from delivery.pool import SessionRegistry
+from delivery.sender import apply_submit_results, source_address
 from delivery.smpp.receipts import Receipt
 from delivery.smpp.session import SmppSession
 
@@ -186,7 +187,7 @@ def test_the_sweep_runs_every_minute():
     from delivery import actors
     from delivery.schedule import SCHEDULE
 
-    assert any(p.actor is actors.query_stale_parts for p in SCHEDULE)
+    assert any(p.actor is actors.query_stale_parts_job for p in SCHEDULE)
 
 
 def test_smpp_final_date_is_read_with_its_offset():

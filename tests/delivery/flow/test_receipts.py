@@ -8,9 +8,10 @@ from django_tenants.utils import tenant_context
 
 from delivery.inbound import record_receipt
 from delivery.models import CarrierMessageId, Message, MessageStatus, PendingReceipt
-from delivery.sender import apply_submit_results, expire_receipts
+from delivery.sender import apply_submit_results
 from delivery.smpp.receipts import Receipt
 from delivery.smpp.results import SubmitResult
+from delivery.sweeps import expire_receipts
 
 from .conftest import add_message
 
@@ -158,7 +159,7 @@ def test_a_reused_carrier_id_belongs_to_the_newest_submission(tenant_a, make_cha
 
 
 def test_housekeeping_drops_only_old_working_rows(tenant_a, make_channel):
-    from delivery.sender import purge_housekeeping
+    from delivery.sweeps import purge_housekeeping
 
     channel = make_channel()
     old = PendingReceipt.objects.create(
@@ -169,3 +170,32 @@ def test_housekeeping_drops_only_old_working_rows(tenant_a, make_channel):
     purge_housekeeping()
     assert not PendingReceipt.objects.filter(pk=old.pk).exists()
     assert PendingReceipt.objects.filter(pk=fresh.pk).exists()
+
+
+def _failed_after_submit(tenant, channel, ids, *, reason):
+    msg = submitting(tenant, channel)
+    apply_submit_results(channel_id=channel.pk, results=results(tenant, msg, ids))
+    with tenant_context(tenant):  # as the unknown-submission policy or a timeout leaves it
+        Message.objects.filter(pk=msg.pk).update(status=S.FAILED, reason=reason)
+    return msg
+
+
+def test_receipts_deliver_a_message_failed_for_want_of_an_answer_R_DLV_4(tenant_a, make_channel):
+    """Issue 20 "delivered wins": every part's receipt, matched by its exact carrier id."""
+    channel = make_channel()
+    msg = _failed_after_submit(tenant_a, channel, ["W1", "W2"], reason="validity_expired")
+    record_receipt(channel_id=channel.pk, receipt=receipt("W1"))
+    assert status_of(tenant_a, msg) == S.FAILED  # one part is not yet evidence for the message
+    record_receipt(channel_id=channel.pk, receipt=receipt("W2"))
+    with tenant_context(tenant_a):
+        message = Message.objects.get(pk=msg.pk)
+        last = message.events.order_by("-pk").first()
+    assert (message.status, message.reason) == (S.DELIVERED, "")
+    assert (last.from_status, last.to_status) == (S.FAILED, S.DELIVERED)
+
+
+def test_a_refused_message_stays_failed_whatever_its_receipts_say_R_DLV_4(tenant_a, make_channel):
+    channel = make_channel()
+    msg = _failed_after_submit(tenant_a, channel, ["X1"], reason="submit_refused")
+    record_receipt(channel_id=channel.pk, receipt=receipt("X1"))
+    assert status_of(tenant_a, msg) == S.FAILED

@@ -5,8 +5,8 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from delivery.callbacks import delivery_settings_for
+from delivery.channels import assign_tenant_number
 from delivery.models import InboundMessage
-from delivery.services import assign_tenant_number
 from smsplatform.crypto import decrypt_secret
 
 from .live import SYSTEM, CallbackEndpoint, live_tenant, only_channel, wait_for

@@ -3,8 +3,9 @@
 import pytest
 from django_tenants.utils import tenant_context
 
+from delivery.errors import InvalidStatusTransition
 from delivery.models import FINAL_STATES, TRANSITIONS, MessageStatus
-from delivery.services import InvalidStatusTransition, transition
+from delivery.statuses import transition
 
 from .conftest import add_message
 

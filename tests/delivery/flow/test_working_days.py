@@ -6,13 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from delivery.calendar import add_working_days, earliest_maintenance_start
+from delivery.errors import MaintenanceNoticeTooShort
+from delivery.maintenance import schedule_maintenance
 from delivery.models import PublicHoliday
-from delivery.services import (
-    MaintenanceNoticeTooShort,
-    add_working_days,
-    earliest_maintenance_start,
-    schedule_maintenance,
-)
 from tenants.models import OperationRecord
 from tenants.services import Actor
 

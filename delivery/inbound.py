@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
-from smsplatform.db import insert_rows
+from smsplatform.db import insert_rows, tenant_scope
 from smsplatform.numbers import normalise_strict
 from tenants.models import Tenant
 
@@ -85,6 +85,12 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
     """The receipts among the deliver_sm of one read, stored with one INSERT (durable before the
     deliver_sm_resps go out); applied later in batches like record_receipt's. Returns their
     carrier ids. Replies are not handled here (see handle_inbound)."""
+    return [row.carrier_message_id for row in store_receipts(channel_id=channel_id, pdus=pdus)]
+
+
+def store_receipts(*, channel_id: int | None, pdus: list) -> list[PendingReceipt]:
+    """record_receipts, returning the stored rows (pk set): a send job applies the ones of its own
+    messages from memory (apply_job_receipts) instead of reading them back after commit."""
     rows = [
         row
         for pdu in pdus
@@ -100,12 +106,15 @@ def record_receipts(*, channel_id: int | None, pdus: list) -> list[str]:
         if row is not None
     ]
     now = timezone.now()
-    insert_rows(
+    ids = insert_rows(
         PendingReceipt,
         [*PENDING_FIELDS, "received_at"],
         [(*(getattr(row, f"{f}_id" if f == "channel" else f) for f in PENDING_FIELDS), now) for row in rows],
+        returning="id",
     )
-    return [row.carrier_message_id for row in rows]
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk, row.received_at = pk, now
+    return rows
 
 
 def _pending_row(*, channel_id: int | None, receipt, source_addr: str, destination_addr: str) -> PendingReceipt | None:
@@ -226,71 +235,107 @@ def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, 
     Issue 20 "delivered wins": a message that failed for want of evidence (unconfirmed
     submission, timeout) and whose parts all turn out delivered, by receipts matched on their
     exact carrier ids, becomes delivered and its released hold is captured again."""
+    with tenant_scope(tenant), transaction.atomic():
+        return _apply_outcomes_here(tenant=tenant, outcomes=outcomes)
+
+
+def _apply_outcomes_here(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:
+    """apply_outcomes inside the caller's transaction, `tenant`'s schema already current."""
     now = timezone.now()
     changed: dict[int, str] = {}
-    with tenant_context(tenant), transaction.atomic():
-        ids = {o.message_id for o in outcomes}
-        messages = {
-            m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")
-        }
-        parts: dict[int, dict[int, MessagePart]] = {}
-        for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
-            parts.setdefault(p.message_id, {})[p.part] = p
-        touched_parts = []
-        inexact = {o.message_id for o in outcomes if not o.exact}
-        for o in outcomes:
-            row = parts.get(o.message_id, {}).get(o.part)
-            if row is None or row.status in RECEIPT_FINAL:
-                continue  # unknown part, or a duplicate receipt: no effect
-            row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
-            touched_parts.append(row)
-        _update_grouped(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
-        events, moved, late = [], [], []
-        for message_id in {p.message_id for p in touched_parts}:
-            message, mine = messages.get(message_id), parts[message_id]
-            expected = next(iter(mine.values())).parts
-            if message is None or len(mine) < expected or any(p.status not in RECEIPT_FINAL for p in mine.values()):
-                continue
-            outcomes_ = [p.status for p in mine.values()]
-            final = (
-                S.DELIVERED
-                if all(o == S.DELIVERED for o in outcomes_)
-                else next(o for o in WORST_FIRST if o in outcomes_)
+    ids = {o.message_id for o in outcomes}
+    messages = {
+        m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")
+    }
+    parts: dict[int, dict[int, MessagePart]] = {}
+    for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
+        parts.setdefault(p.message_id, {})[p.part] = p
+    touched_parts = []
+    inexact = {o.message_id for o in outcomes if not o.exact}
+    for o in outcomes:
+        row = parts.get(o.message_id, {}).get(o.part)
+        if row is None or row.status in RECEIPT_FINAL:
+            continue  # unknown part, or a duplicate receipt: no effect
+        row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
+        touched_parts.append(row)
+    _update_grouped(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
+    events, moved, late = [], [], []
+    for message_id in {p.message_id for p in touched_parts}:
+        message, mine = messages.get(message_id), parts[message_id]
+        expected = next(iter(mine.values())).parts
+        if message is None or len(mine) < expected or any(p.status not in RECEIPT_FINAL for p in mine.values()):
+            continue
+        outcomes_ = [p.status for p in mine.values()]
+        final = (
+            S.DELIVERED if all(o == S.DELIVERED for o in outcomes_) else next(o for o in WORST_FIRST if o in outcomes_)
+        )
+        failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
+        stat = failing.stat if failing else S.DELIVERED
+        done_at = max(p.done_at for p in mine.values() if p.done_at)
+        if final == S.DELIVERED and message_id not in inexact and statuses.may_deliver_after_failure(message):
+            events.append(
+                statuses.deliver_failed_message(
+                    message=message, at=now, save=False, detail=f"receipt {stat} after failure", done_at=done_at
+                )
             )
-            failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
-            stat = failing.stat if failing else S.DELIVERED
-            done_at = max(p.done_at for p in mine.values() if p.done_at)
-            if final == S.DELIVERED and message_id not in inexact and statuses.may_deliver_after_failure(message):
-                events.append(
-                    statuses.deliver_failed_message(
-                        message=message, at=now, save=False, detail=f"receipt {stat} after failure", done_at=done_at
-                    )
+            late.append((message, sorted(mine.values(), key=lambda p: p.part)))
+        elif message.status == final or not statuses.can_transition(message.status, final):
+            continue
+        else:
+            events.append(
+                statuses.transition(
+                    message=message,
+                    to_status=final,
+                    at=now,
+                    save=False,
+                    detail=f"receipt {stat}",
+                    done_at=done_at,
+                    error_code=(failing.err if failing else "")[:20],
                 )
-                late.append((message, sorted(mine.values(), key=lambda p: p.part)))
-            elif message.status == final or not statuses.can_transition(message.status, final):
-                continue
-            else:
-                events.append(
-                    statuses.transition(
-                        message=message,
-                        to_status=final,
-                        at=now,
-                        save=False,
-                        detail=f"receipt {stat}",
-                        done_at=done_at,
-                        error_code=(failing.err if failing else "")[:20],
-                    )
-                )
-            moved.append(message)
-            changed[message_id] = final
-        _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
-        if late:
-            _update_grouped(Message, [m for m, _ in late], ["reason"])
-            capture_after_failure(late)
-        metrics.observe_receipts(touched_parts, changed, now)
-        insert_status_events(events)
-        callbacks.enqueue_status_callbacks(tenant=tenant, messages=moved)
+            )
+        moved.append(message)
+        changed[message_id] = final
+    _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
+    if late:
+        _update_grouped(Message, [m for m, _ in late], ["reason"])
+        capture_after_failure(late)
+    metrics.observe_receipts(touched_parts, changed, now)
+    insert_status_events(events)
+    callbacks.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
+
+
+def apply_job_receipts(
+    *, tenant: Tenant, channel_id: int, receipts: list[PendingReceipt], lookups: dict[str, tuple[int, int]]
+) -> set[str]:
+    """The receipts a send job read on its bind, applied in the transaction that records its
+    results, from memory: those whose exact carrier id (or its normalised form, as
+    apply_pending_receipts counts exact) the job has just recorded, `lookups` = {carrier id:
+    (message id, part)}. Same bind, so same SMSC account; variants are left to
+    apply_pending_receipts. Their PendingReceipt rows (stored before the deliver_sm was answered)
+    are marked applied in the same transaction, so a crash before commit leaves them pending.
+    Saves the after-commit PendingReceipt/CarrierMessageId reads, a transaction and a tenant
+    switch per job (issue 16). Returns the carrier ids applied."""
+    from .smpp.receipts import normalise_message_id
+
+    outcomes, done, applied = [], [], set()
+    for r in receipts:
+        if r.channel_id != channel_id or r.pk is None:
+            continue
+        cid = r.carrier_message_id
+        key = cid if cid in lookups else normalise_message_id(cid)
+        if key not in lookups:
+            continue
+        message_id, part = lookups[key]
+        outcomes.append(PartOutcome(message_id, part, r.status, r.stat, r.err, r.done_at))
+        done.append(r.pk)
+        applied.update((cid, key))
+    if not outcomes:
+        return applied
+    _apply_outcomes_here(tenant=tenant, outcomes=outcomes)
+    PendingReceipt.objects.filter(pk__in=done, applied_at__isnull=True).update(applied_at=timezone.now())
+    metrics.count_receipts(receipts, done)
+    return applied
 
 
 def _update_grouped(model, rows: list, fields: list[str]) -> None:

@@ -22,10 +22,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
-from smsplatform.db import insert_rows
+from smsplatform.db import insert_rows, tenant_scope
 from tenants.models import Tenant
 
 from . import callbacks, charges, outbox, statuses
@@ -211,27 +210,33 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
     claimed: a message is `submitting` only shortly before it goes out, so a crash leaves few
     claimed-but-never-sent messages waiting for reconciliation (issue 7: a job of 100 claimed,
     then waiting for the bind and the TPS limit, made a killed worker strand all of them)."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    # One search_path for the whole job (public tables are on it too: no SET per step).
+    with tenant_scope(tenant):
+        return _send_messages(tenant=tenant, channel_id=channel_id, message_ids=message_ids)
+
+
+def _send_messages(*, tenant: Tenant, channel_id: int, message_ids: list[int]) -> dict:
     from .smpp.results import SmppBindError, SmppError
 
-    tenant = Tenant.objects.get(pk=tenant_id)
     channel = Channel.objects.filter(pk=channel_id).first()
     token = uuid.uuid4().hex
 
     def claim(ids: list[int]) -> list[Message]:
-        with tenant_context(tenant):
+        with tenant_scope(tenant):
             return claim_messages(channel_id=channel_id, message_ids=ids, token=token, tenant=tenant)
 
     def give_back(messages: list[Message], reason: str) -> None:
         # Channel conditions (disabled, binds busy, bind refused): nothing was sent, so the claim
         # does not count as an attempt (issue 20: a refused bind used one of five per message).
-        with tenant_context(tenant):
+        with tenant_scope(tenant):
             retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason, refund_attempt=True)
 
     if channel is None or not channel.enabled:
         claimed = claim(message_ids)
         give_back(claimed, "channel disabled")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
-    with tenant_context(tenant):
+    with tenant_scope(tenant):
         source = source_address(channel=channel, tenant=tenant)
     try:
         holder = SessionRegistry.acquire(channel)
@@ -301,7 +306,7 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
             except (SmppError, OSError) as exc:
                 broken = exc
         results = holder.take_results()  # still ours: the idle poller cannot take them first
-        receipt_ids = holder.take_receipt_ids()
+        receipt_ids, receipts = holder.take_receipts()
     finally:
         if broken is not None:
             log.warning("channel %s session lost: %s", channel_id, broken)
@@ -309,11 +314,13 @@ def send_messages(*, channel_id: int, tenant_id: int, message_ids: list[int]) ->
         else:
             SessionRegistry.release(holder)
     if not claimed:  # a job sent twice: nothing to claim; what the bind read meanwhile still counts
-        outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
+        outcome = apply_submit_results(
+            channel_id=channel_id, results=results, receipt_ids=receipt_ids, receipts=receipts
+        )
         return {**outcome, "claimed": 0, "receipts": len(receipt_ids)}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
-    outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids)
-    with tenant_context(tenant):
+    outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids, receipts=receipts)
+    with tenant_scope(tenant):
         leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
         # No result at all after a broken session: never handed to the SMSC, safe to send again.
         unsent = [m for m in leftover if broken is not None and str(m.pk) not in reported]
@@ -356,10 +363,14 @@ def _linger(holder: ChannelSession, *, receipts_before: int) -> None:
 # --- recording results -------------------------------------------------------------------------
 
 
-def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[str] | None = None) -> dict:
+def apply_submit_results(
+    *, channel_id: int, results: list, receipt_ids: list[str] | None = None, receipts: list | None = None
+) -> dict:
     """Record SubmitResults (any tenant, any claim): carrier ids + capture, failover, or failure.
-    After commit, the parked receipts of the accepted ids — and those of `receipt_ids` (stored by
-    the caller meanwhile) — are applied in one batch."""
+    `receipts` (stored PendingReceipt rows the caller read on this channel's bind meanwhile) that
+    match a carrier id recorded here are applied in the same transaction, from memory
+    (inbound.apply_job_receipts). After commit, the parked receipts of the other accepted ids —
+    and the rest of `receipt_ids` — are applied in one batch."""
     by_ref: dict[str, list] = defaultdict(list)
     for r in results:
         by_ref[r.ref].append(r)
@@ -377,8 +388,10 @@ def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[st
         tenant = Tenant.objects.filter(schema_name=schema).first()
         if tenant is None:
             continue
-        with tenant_context(tenant):
-            outcome = _apply_for_tenant(tenant=tenant, channel_id=channel_id, items=items, carrier_ids=carrier_ids)
+        with tenant_scope(tenant):
+            outcome = _apply_for_tenant(
+                tenant=tenant, channel_id=channel_id, items=items, carrier_ids=carrier_ids, receipts=receipts or []
+            )
             for key, value in outcome.items():
                 totals[key] += value
     if carrier_ids:
@@ -389,9 +402,10 @@ def apply_submit_results(*, channel_id: int, results: list, receipt_ids: list[st
 
 
 def _apply_for_tenant(
-    *, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str]
+    *, tenant: Tenant, channel_id: int, items: dict[int, tuple[str, list]], carrier_ids: list[str], receipts: list
 ) -> dict:
-    """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`.
+    """One tenant's results in one transaction; the accepted carrier ids are added to `carrier_ids`,
+    except those whose receipt (among `receipts`) was applied here already.
 
     Per part (issue 10): an accepted part is recorded at once (carrier id, lookup) and never sent
     again; a message is `submitted` only when every part was accepted. Parts whose answer was lost
@@ -414,6 +428,7 @@ def _apply_for_tenant(
         )
         earlier = accepted_parts([m.pk for m in messages if m.segments > 1])
         parts_rows, lookups, captures, events, recent = [], [], [], [], []
+        recorded: dict[str, tuple[int, int]] = {}  # carrier id → (message id, part), this transaction's
         accepted_count: dict[int, int] = {}
         for m in messages:
             token, results = items[m.pk]
@@ -431,7 +446,7 @@ def _apply_for_tenant(
                 raw = (r.raw_message_id or r.message_id)[:80]  # issue 21: query_sm asks with it
                 parts_rows.append((m.pk, r.part, r.parts, r.message_id, raw, now, S.SUBMITTED, "", "", None))
                 lookups.append((channel_id, r.message_id, tenant.pk, schema, m.pk, r.part, now))
-                carrier_ids.append(r.message_id)
+                recorded[r.message_id] = (m.pk, r.part)
             open_results = [r for r in results if r.part not in got]
             accepted_count[m.pk] = len(got)
             if len(got) == total:
@@ -550,6 +565,14 @@ def _apply_for_tenant(
                 transient=group[0].retry_transient,
                 pinned={m.pk for m in group if accepted_count.get(m.pk)},
             )
+        applied = set()
+        if receipts and recorded:
+            from .inbound import apply_job_receipts
+
+            applied = apply_job_receipts(tenant=tenant, channel_id=channel_id, receipts=receipts, lookups=recorded)
+        if applied:
+            carrier_ids[:] = [cid for cid in carrier_ids if cid not in applied]
+        carrier_ids.extend(cid for cid in recorded if cid not in applied)
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry), "unknown": len(unknown)}
 
 

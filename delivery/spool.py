@@ -34,7 +34,7 @@ from django.db import connection, transaction
 
 from smsplatform.outage import DATABASE_ERRORS, is_outage
 
-from .inbound import apply_pending_receipts, handle_inbound, record_receipts
+from .inbound import apply_pending_receipts, handle_inbound, record_receipts, store_receipts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,14 +143,14 @@ def store_or_spool(*, channel_id: int | None, pdus: list, store: Callable[[], T]
         return None
 
 
-def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
+def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list, list[int | None]]:
     """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
     deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
-    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
-    one status per PDU: None = ESME_ROK)."""
+    error (the SMSC redelivers it) without failing the others. Returns (the stored receipts,
+    PendingReceipt rows with their pk; one status per PDU: None = ESME_ROK)."""
     from smpplib import consts
 
-    receipt_ids = record_receipts(channel_id=channel_id, pdus=pdus)
+    receipts = store_receipts(channel_id=channel_id, pdus=pdus)
     answers: list[int | None] = []
     for pdu in pdus:
         status = None
@@ -163,7 +163,7 @@ def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[st
                 log.exception("reply on channel %s failed; answered for redelivery", channel_id)
                 status = consts.SMPP_ESME_RX_T_APPN
         answers.append(status)
-    return receipt_ids, answers
+    return receipts, answers
 
 
 # --- replaying ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class ChannelSession:
     results: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     receipt_ids: list = field(default_factory=list)
+    receipts: list = field(default_factory=list)  # the stored rows behind receipt_ids (batch reads)
     lease: object = None  # binds.BindLease: this bind's place in the account's budget
 
     def on_inbound(self, pdu) -> None:
@@ -63,14 +64,23 @@ class ChannelSession:
         )
         if stored is None:
             return [None] * len(pdus)
-        receipt_ids, answers = stored
-        self.receipt_ids.extend(receipt_ids)
+        receipts, answers = stored
+        self.receipt_ids.extend(r.carrier_message_id for r in receipts)
+        self.receipts.extend(receipts)
         return answers
 
     def take_receipt_ids(self) -> list[str]:
         ids = list(self.receipt_ids)
         del self.receipt_ids[: len(ids)]
+        self.receipts.clear()  # their ids go the stored way (apply_pending_receipts)
         return ids
+
+    def take_receipts(self) -> tuple[list[str], list]:
+        """(carrier ids, stored rows) read since the last take: a send job applies the rows of
+        its own messages from memory, the rest by their ids."""
+        rows = list(self.receipts)
+        del self.receipts[: len(rows)]
+        return self.take_receipt_ids(), rows
 
     def apply_inbound(self) -> int:
         from ..inbound import apply_pending_receipts

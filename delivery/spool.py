@@ -143,11 +143,18 @@ def store_or_spool(*, channel_id: int | None, pdus: list, store: Callable[[], T]
         return None
 
 
-def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list, list[int | None]]:
+def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[str], list[int | None]]:
     """SmppSession.on_inbound_batch for a bind: the receipts stored with one INSERT before any
     deliver_sm is answered, replies one by one; a reply that fails is answered with a temporary
-    error (the SMSC redelivers it) without failing the others. Returns (the stored receipts,
-    PendingReceipt rows with their pk; one status per PDU: None = ESME_ROK)."""
+    error (the SMSC redelivers it) without failing the others. Returns (receipt carrier ids,
+    one status per PDU: None = ESME_ROK)."""
+    receipts, answers = store_inbound_batch(channel_id=channel_id, pdus=pdus)
+    return [r.carrier_message_id for r in receipts], answers
+
+
+def store_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list, list[int | None]]:
+    """handle_inbound_batch returning the stored receipts (PendingReceipt rows with their pk)
+    instead of their ids: a send job applies its own from memory (inbound.apply_job_receipts)."""
     from smpplib import consts
 
     receipts = store_receipts(channel_id=channel_id, pdus=pdus)

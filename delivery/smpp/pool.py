@@ -53,14 +53,14 @@ class ChannelSession:
 
     def on_inbound_batch(self, pdus: list) -> list[int | None]:
         """Every deliver_sm collected on the bind: receipts stored with one INSERT before any of
-        them is answered (spool.handle_inbound_batch); their ids are applied after the job."""
-        from ..spool import handle_inbound_batch, store_or_spool
+        them is answered (spool.store_inbound_batch); their ids are applied after the job."""
+        from ..spool import store_inbound_batch, store_or_spool
 
         # Issue 21: with the database down they are spooled locally and acknowledged (delivery/spool.py).
         stored = store_or_spool(
             channel_id=self.channel_id,
             pdus=pdus,
-            store=lambda: handle_inbound_batch(channel_id=self.channel_id, pdus=pdus),
+            store=lambda: store_inbound_batch(channel_id=self.channel_id, pdus=pdus),
         )
         if stored is None:
             return [None] * len(pdus)

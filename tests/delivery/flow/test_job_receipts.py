@@ -1,0 +1,55 @@
+"""R-DLV-4, issue 16: receipts a send job read on its bind are applied from memory in the
+transaction that records its results. Only by the exact carrier id the job has just recorded, on
+the job's own bind; the rest stays parked (PendingReceipt, applied_at unset) for
+apply_pending_receipts, which alone matches hex/decimal variants.
+
+pytest-django runs each test in a transaction that never commits, so on_commit hooks (the
+after-commit apply) never run here: a message delivered below was delivered in memory."""
+
+from types import SimpleNamespace
+
+from delivery.inbound import store_receipts
+from delivery.models import MessageStatus, PendingReceipt
+from delivery.sender import apply_submit_results
+
+from .test_receipts import receipt, results, status_of, submitting
+
+S = MessageStatus
+
+
+def pdu(mid, **kwargs):
+    return SimpleNamespace(is_receipt=True, receipt=receipt(mid, **kwargs), source_addr="4911", destination_addr="1")
+
+
+def test_receipt_read_during_the_job_is_applied_with_its_result_R_DLV_4(tenant_a, make_channel):
+    channel = make_channel()
+    msg = submitting(tenant_a, channel)
+    stored = store_receipts(channel_id=channel.pk, pdus=[pdu("J1")])
+    assert [r.pk for r in stored] == list(PendingReceipt.objects.values_list("pk", flat=True))
+
+    apply_submit_results(channel_id=channel.pk, results=results(tenant_a, msg, ["J1"]), receipts=stored)
+
+    assert status_of(tenant_a, msg) == S.DELIVERED
+    assert PendingReceipt.objects.get(pk=stored[0].pk).applied_at is not None
+
+
+def test_long_message_waits_for_every_part_and_takes_the_worst_R_DLV_4(tenant_a, make_channel):
+    channel = make_channel()
+    msg = submitting(tenant_a, channel)
+    stored = store_receipts(channel_id=channel.pk, pdus=[pdu("K1"), pdu("K2", stat="UNDELIV", status="undelivered")])
+    apply_submit_results(channel_id=channel.pk, results=results(tenant_a, msg, ["K1", "K2", "K3"]), receipts=stored)
+    assert status_of(tenant_a, msg) == S.SUBMITTED  # part 3 has no receipt yet
+    assert PendingReceipt.objects.filter(applied_at__isnull=True).count() == 0
+
+
+def test_variant_or_other_bind_receipt_stays_parked_R_DLV_4(tenant_a, make_channel):
+    channel, other = make_channel(), make_channel()
+    msg = submitting(tenant_a, channel)
+    # "12" (decimal) vs "c" (its hex form): a variant, matched only by apply_pending_receipts
+    variant = store_receipts(channel_id=channel.pk, pdus=[pdu("12")])
+    elsewhere = store_receipts(channel_id=other.pk, pdus=[pdu("c")])
+
+    apply_submit_results(channel_id=channel.pk, results=results(tenant_a, msg, ["c"]), receipts=variant + elsewhere)
+
+    assert status_of(tenant_a, msg) == S.SUBMITTED
+    assert PendingReceipt.objects.filter(applied_at__isnull=True).count() == 2

@@ -14,7 +14,8 @@ from dramatiq.middleware import Middleware
 
 from smsplatform.periodic import advisory_lock
 
-from . import callbacks, channel_live, inbound, outbox, pool, sender, spool, sweeps
+from . import callbacks, channel_live, inbound, outbox, sender, spool, sweeps
+from .smpp import pool
 
 log = logging.getLogger(__name__)
 

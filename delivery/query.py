@@ -31,8 +31,8 @@ from tenants.models import Tenant
 
 from . import inbound
 from .models import Channel, MessagePart, MessageStatus
-from .pool import BindsBusy, SessionRegistry
 from .sender import apply_submit_results, source_address
+from .smpp.pool import BindsBusy, SessionRegistry
 from .smpp.receipts import STAT_TO_STATUS, Receipt, normalise_message_id
 from .sweeps import delivery_tenants
 

@@ -1,4 +1,4 @@
-"""R-DLV-3: the send job: claimed messages submitted over a pooled SMPP session (delivery/pool.py),
+"""R-DLV-3: the send job: claimed messages submitted over a pooled SMPP session (delivery/smpp/pool.py),
 and their results applied.
 
 Never twice: a sender first *claims* its messages (queued → submitting, with a fresh claim token)
@@ -33,8 +33,8 @@ from .bulk import insert_status_events
 from .channels import mark_channel_down, mark_channel_up
 from .charges import hold_key, settle_holds
 from .models import CarrierMessageId, Channel, Message, MessagePart, MessageStatus, RecentRecipient, TenantNumber
-from .pool import BIND_REFUSED_DOWN_SECONDS, BindsBusy, ChannelSession, SessionRegistry
 from .routing import RoutingTable
+from .smpp.pool import BIND_REFUSED_DOWN_SECONDS, BindsBusy, ChannelSession, SessionRegistry
 from .smpp.results import failure_reason
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,9 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from compliance.models import Complaint
-from delivery import channel_live, pool
+from delivery import channel_live
 from delivery.models import Channel
+from delivery.smpp import pool
 from smsplatform import crypto
 from smsplatform.shared_redis import shared_redis
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID, smsc, smsc_factory  # noqa: F401 - fixtures

@@ -8,8 +8,9 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
 
-from delivery import channel_live, pool, sender
+from delivery import channel_live, sender
 from delivery.models import Channel
+from delivery.smpp import pool
 from smsplatform import crypto, metrics
 from smsplatform.shared_redis import shared_redis
 from tests.delivery.conftest import PASSWORD, SYSTEM_ID

@@ -12,8 +12,8 @@ from smpplib import consts
 from delivery import query
 from delivery.inbound import record_receipt
 from delivery.models import Message, MessagePart, MessageStatus, PendingReceipt
-from delivery.pool import SessionRegistry
 from delivery.sender import apply_submit_results, source_address
+from delivery.smpp.pool import SessionRegistry
 from delivery.smpp.receipts import Receipt
 from delivery.smpp.session import SmppSession
 

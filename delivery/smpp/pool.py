@@ -13,7 +13,7 @@ from django.conf import settings
 
 from smsplatform import crypto, metrics
 
-from .models import Channel
+from ..models import Channel
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class ChannelSession:
         """deliver_sm on this bind: stored before it is answered (an exception makes the session
         answer ESME_RX_T_APPN, so the SMSC delivers it again); receipts are applied in a batch
         by apply_inbound() once the job's results are recorded."""
-        from .inbound import handle_inbound
-        from .spool import store_or_spool
+        from ..inbound import handle_inbound
+        from ..spool import store_or_spool
 
         # Issue 21: with the database down it is spooled locally and acknowledged (delivery/spool.py).
         stored = store_or_spool(
@@ -53,7 +53,7 @@ class ChannelSession:
     def on_inbound_batch(self, pdus: list) -> list[int | None]:
         """Every deliver_sm collected on the bind: receipts stored with one INSERT before any of
         them is answered (spool.handle_inbound_batch); their ids are applied after the job."""
-        from .spool import handle_inbound_batch, store_or_spool
+        from ..spool import handle_inbound_batch, store_or_spool
 
         # Issue 21: with the database down they are spooled locally and acknowledged (delivery/spool.py).
         stored = store_or_spool(
@@ -73,7 +73,7 @@ class ChannelSession:
         return ids
 
     def apply_inbound(self) -> int:
-        from .inbound import apply_pending_receipts
+        from ..inbound import apply_pending_receipts
 
         ids = self.take_receipt_ids()
         return apply_pending_receipts(carrier_ids=ids) if ids else 0
@@ -109,7 +109,7 @@ class SessionRegistry:
     def limiter_for(cls, channel: Channel):
         """The channel's TPS limiter in this process, shared by all its binds and, through Redis,
         with every other process and host (issue 10: Channel.tps_limit is the channel's rate)."""
-        from .throttle import ChannelRateLimiter
+        from ..throttle import ChannelRateLimiter
 
         if not channel.tps_limit:
             return None
@@ -139,8 +139,8 @@ class SessionRegistry:
     @classmethod
     def acquire(cls, channel: Channel, *, wait: float | None = None) -> ChannelSession:
         """A connected session of `channel`, locked for the caller; release() it when done."""
-        from . import binds
-        from .smpp.session import SmppSession
+        from .. import binds
+        from .session import SmppSession
 
         wait = settings.DELIVERY_BIND_WAIT_SECONDS if wait is None else wait
         fingerprint = cls.fingerprint(channel)
@@ -237,7 +237,7 @@ class SessionRegistry:
 
     @staticmethod
     def _close(holder: ChannelSession) -> None:
-        from . import binds
+        from .. import binds
 
         metrics.bind_closed(holder.channel_id)
         try:
@@ -270,7 +270,7 @@ class SessionRegistry:
         """Read every idle bind of this process once (called by the worker's idle poller).
         Late submit responses go to `apply_results` (sender.apply_submit_results: the pool does
         not import the send job that uses it)."""
-        from .smpp.results import SmppError
+        from .results import SmppError
 
         polled = 0
         for holder in cls.holders():

@@ -15,4 +15,7 @@ SCHEDULE = [
     Periodic(actor=actors.retry_due_callbacks_job, seconds=60),
     Periodic(actor=actors.purge_housekeeping_job, cron="40 3 * * *"),  # working rows, not the send log
     Periodic(actor=actors.evaluate_service_levels_job, seconds=60),  # R-DLV-8 targets → incidents
+    # send log (R-AUD-1, R-AUD-4): the nightly purge, then erasure requests whose time has come
+    Periodic(actor=actors.purge_send_log_job, cron="30 3 * * *"),
+    Periodic(actor=actors.process_due_erasures_job, cron="0 4 * * *"),
 ]

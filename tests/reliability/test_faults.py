@@ -23,7 +23,7 @@ from django.test import override_settings
 from django_tenants.utils import tenant_context
 
 from billing.models import Hold
-from delivery import outbox
+from delivery import inbound, outbox
 from delivery.models import Message, MessageStatus, OutboxEntry, PendingReceipt
 from delivery.sweeps import mark_stale_submissions, reconcile_unknown_submissions
 from tenants.models import OperationRecord
@@ -190,6 +190,10 @@ def test_worker_database_connections_killed_mid_batch(live_db, smsc_factory, wor
     def quiet():  # the periodic sweeps that are safe at any time, run now
         outbox.requeue_stale_queued(older_than=timedelta(seconds=2))
         outbox.relay_outbox()
+        # Receipts stored while a killed connection lost their in-job apply wait for this sweep
+        # (apply_pending_receipts_job, every 15 s in production).
+        inbound.apply_pending_receipts()
+        connection.set_schema_to_public()
         return set(statuses(tenant, ids).values()) <= FINAL | {S.SUBMITTING, S.UNKNOWN_SUBMISSION}
 
     wait_for(

@@ -40,15 +40,16 @@ VALUES ('batch', NULL, repeat('0', 64), 202, '{}', %(n)s, %(n)s, 0, now());
 INSERT INTO delivery_message (request_id, client_ref, recipient, country, carrier, province, signature, template,
     signature_id, template_id, template_version, message_type, params, content, encoding, segments, unit_price,
     price_id, amount, hold_id, status, status_at, reason, detail, send_at, callback_url, channel_id, tried_channels,
-    claim_token, submitting_at, submit_attempts, submitted_at, done_at, error_code, created_at)
+    claim_token, submitting_at, submit_attempts, submitted_at, done_at, error_code, unknown_parts, created_at)
 SELECT 1, 'ref-' || i, '+86138' || lpad(i::text, 8, '0'), 'CN', 'china_mobile', '', 'Acme', 'TPL_8F2K1',
     1, 1, 2, 'verification', jsonb_build_object('code', lpad((i %% 1000000)::text, 6, '0')),
     '【Acme】您的验证码是' || lpad((i %% 1000000)::text, 6, '0') || '，5分钟内有效。', 'ucs2', 1, 35000,
     1, 35000, i, CASE WHEN i %% 10 = 0 THEN 'undelivered' ELSE 'delivered' END, t + interval '6 seconds', '', '', NULL,
-    '', 1 + i %% 3, '[]', '', NULL, 1, t + interval '1 second', t + interval '6 seconds', '', t
+    '', 1 + i %% 3, '[]', '', NULL, 1, t + interval '1 second', t + interval '6 seconds', '', '[]', t
 FROM (SELECT i, now() - (i || ' seconds')::interval AS t FROM generate_series(1, %(n)s) AS i) AS g;
-INSERT INTO delivery_messagepart (message_id, part, parts, carrier_message_id, submitted_at, status, stat, err, done_at)
-SELECT id, 1, 1, to_hex(id * 7919), submitted_at, status, 'DELIVRD', '000', done_at FROM delivery_message;
+INSERT INTO delivery_messagepart (message_id, part, parts, carrier_message_id, smsc_message_id, submitted_at, status, stat,
+    err, done_at)
+SELECT id, 1, 1, to_hex(id * 7919), to_hex(id * 7919), submitted_at, status, 'DELIVRD', '000', done_at FROM delivery_message;
 INSERT INTO delivery_statusevent (message_id, from_status, to_status, at, detail)
 SELECT id, 'accepted', 'submitted', submitted_at, '' FROM delivery_message
 UNION ALL SELECT id, 'submitted', status, done_at, '' FROM delivery_message;

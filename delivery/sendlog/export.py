@@ -36,6 +36,7 @@ from import_export.fields import Field
 
 from delivery.models import ExportFormat, Message
 from smsplatform.errors import DomainError
+from smsplatform.masking import mask_number  # R-AUD-2: one rule for exports and pages
 from tenants.selectors import customer_tenants
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -53,19 +54,6 @@ def neutralise(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
-
-
-def mask_number(number: str | None) -> str:
-    """R-AUD-2: 13812341234 → 138****1234, +8613812341234 → +86138****1234 (last 4 kept)."""
-    if not number:
-        return ""
-    if number.startswith("~"):  # already an erasure hash (R-AUD-4)
-        return number
-    if len(number) >= 9:
-        return number[: len(number) - 8] + "****" + number[-4:]
-    if len(number) > 4:
-        return number[:2] + "*" * (len(number) - 4) + number[-2:]
-    return "*" * len(number)
 
 
 _PLAIN = frozenset({str, int})

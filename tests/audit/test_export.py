@@ -16,11 +16,11 @@ from delivery.sendlog.export import (
     SendLogFilters,
     SendLogResource,
     iter_send_log,
-    mask_number,
     message_queryset,
     neutralise,
 )
 from delivery.sendlog.jobs import produce_export, request_export
+from smsplatform.masking import mask_number
 from tenants.models import OperationRecord
 
 from .conftest import make_message

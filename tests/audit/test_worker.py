@@ -14,8 +14,9 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from delivery.models import ExportJob, ExportState
-from delivery.sendlog.export import SendLogFilters, mask_number, message_queryset
+from delivery.sendlog.export import SendLogFilters, message_queryset
 from delivery.sendlog.jobs import request_export
+from smsplatform.masking import mask_number
 
 from ..conftest import create_tenant
 from .conftest import make_auditor, make_message

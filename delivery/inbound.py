@@ -23,7 +23,7 @@ from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
 from smsplatform.db import insert_rows, tenant_scope
-from smsplatform.numbers import normalise_strict
+from smsplatform.numbers import normalise_strict, same_handset
 from tenants.models import Tenant
 
 from . import callbacks, statuses
@@ -362,46 +362,28 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
         rows = list(
             pending.only(
-                "id", "channel_id", "carrier_message_id", "status", "stat", "err", "done_at", "received_at"
+                "id",
+                "channel_id",
+                "carrier_message_id",
+                "status",
+                "stat",
+                "err",
+                "done_at",
+                "received_at",
+                "source_addr",
             ).order_by("received_at", "pk")[:limit]
         )
         if not rows:
             return 0
-        variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
-        # Issue 10: a receipt matches only ids of its own SMSC account (channels sharing host, port
-        # and system_id), never another account's, never a tenant's by its number.
         accounts = channel_accounts()
-        receipt_accounts = {accounts.get(r.channel_id) for r in rows}
-        account_channels = [pk for pk, acct in accounts.items() if acct in receipt_accounts]
-        found = list(
-            CarrierMessageId.objects.filter(
-                carrier_message_id__in={v for vs in variants.values() for v in vs}, channel_id__in=account_channels
-            ).only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part", "created_at")
-        )
-        tenants = Tenant.objects.in_bulk({row.tenant_id for row in found})  # one query, not a join per row
-        lookups: dict[tuple, list[CarrierMessageId]] = defaultdict(list)
-        for row in found:
-            row.tenant = tenants[row.tenant_id]
-            lookups[(accounts.get(row.channel_id), row.carrier_message_id)].append(row)
-        exact_only = _exact_only_channels()
         variant_after = timezone.now() - timedelta(seconds=settings.DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS)
+        owners = receipt_owners(rows, accounts=accounts, variant_after=variant_after)
         per_tenant: dict[int, tuple[Tenant, list[PartOutcome]]] = {}
         done = []
         for receipt in rows:
-            account = accounts.get(receipt.channel_id)
-            exact = [
-                row
-                for v in dict.fromkeys((variants[receipt.pk][0], receipt.carrier_message_id))
-                for row in lookups.get((account, v), [])
-            ]
-            match = max(exact, key=lambda row: row.created_at) if exact else None
-            if match is None and receipt.channel_id not in exact_only and receipt.received_at <= variant_after:
-                # Only after its own submit result had time to land, and only one candidate.
-                others = [row for v in variants[receipt.pk][1:] for row in lookups.get((account, v), [])]
-                if len({(row.tenant_id, row.message_id, row.part) for row in others}) == 1:
-                    match = others[0]
-            if match is None:
+            if receipt.pk not in owners:
                 continue  # its submit result is not recorded yet
+            match, exact = owners[receipt.pk]
             per_tenant.setdefault(match.tenant_id, (match.tenant, []))[1].append(
                 PartOutcome(
                     match.message_id,
@@ -410,7 +392,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
                     receipt.stat,
                     receipt.err,
                     receipt.done_at,
-                    exact=bool(exact),
+                    exact=exact,
                 )
             )
             done.append(receipt.pk)
@@ -421,6 +403,76 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             metrics.count_receipts(rows, done)
             applied = len(done)
     return applied
+
+
+def receipt_owners(
+    rows: list[PendingReceipt], *, accounts: dict[int, tuple], variant_after: datetime | None
+) -> dict[int, tuple[CarrierMessageId, bool]]:
+    """{receipt pk: (the lookup row of the part it belongs to, matched exactly)}; a receipt
+    without an owner is absent. Only ids of the receipt's own SMSC account count (issue 10).
+
+    Its exact id first (normalised or as written). Otherwise one hex/decimal variant (an SMSC
+    that writes the id in hex in submit_sm_resp and in decimal in the receipt, or the reverse):
+    only after `variant_after` (None: at once), so that its own submit result can land first,
+    never on exact-only channels, and only a part whose message went to the handset the receipt
+    comes from (its source_addr): "419" read as hex is 1049, the id of some other message whose
+    own receipt may still be on its way; when the sender of "419" died before recording it
+    (issue 16), giving its receipt to "1049" delivered the wrong message and left the right one
+    without its evidence, so it was sent twice."""
+    variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
+    account_channels = [pk for pk, acct in accounts.items() if acct in {accounts.get(r.channel_id) for r in rows}]
+    found = list(
+        CarrierMessageId.objects.filter(
+            carrier_message_id__in={v for vs in variants.values() for v in vs}, channel_id__in=account_channels
+        ).only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part", "created_at")
+    )
+    tenants = Tenant.objects.in_bulk({row.tenant_id for row in found})  # one query, not a join per row
+    lookups: dict[tuple, list[CarrierMessageId]] = defaultdict(list)
+    for row in found:
+        row.tenant = tenants[row.tenant_id]
+        lookups[(accounts.get(row.channel_id), row.carrier_message_id)].append(row)
+    exact_only = _exact_only_channels() if found else set()
+    owners: dict[int, tuple[CarrierMessageId, bool]] = {}
+    maybe: dict[int, list[CarrierMessageId]] = {}
+    for receipt in rows:
+        account = accounts.get(receipt.channel_id)
+        exact = [
+            row
+            for v in dict.fromkeys((variants[receipt.pk][0], receipt.carrier_message_id))
+            for row in lookups[(account, v)]
+        ]
+        if exact:
+            owners[receipt.pk] = (max(exact, key=lambda row: row.created_at), True)
+        elif receipt.channel_id not in exact_only and (variant_after is None or receipt.received_at <= variant_after):
+            others = [row for v in variants[receipt.pk][1:] for row in lookups[(account, v)]]
+            if others:
+                maybe[receipt.pk] = others
+    if maybe:
+        numbers = _recipients([row for others in maybe.values() for row in others])
+        for receipt in rows:
+            fitting = {
+                (row.tenant_id, row.message_id, row.part): row
+                for row in maybe.get(receipt.pk, [])
+                if same_handset(receipt.source_addr, numbers.get((row.tenant_id, row.message_id), ""))
+            }
+            if len(fitting) == 1:
+                owners[receipt.pk] = (next(iter(fitting.values())), False)
+    return owners
+
+
+def _recipients(rows: list[CarrierMessageId]) -> dict[tuple[int, int], str]:
+    """{(tenant id, message id): recipient} of lookup rows (one query per tenant schema)."""
+    by_tenant: dict[int, tuple[Tenant, set[int]]] = {}
+    for row in rows:
+        by_tenant.setdefault(row.tenant_id, (row.tenant, set()))[1].add(row.message_id)
+    found = {}
+    for tenant_id, (tenant, ids) in by_tenant.items():
+        with tenant_scope(tenant):
+            found.update(
+                ((tenant_id, pk), recipient)
+                for pk, recipient in Message.objects.filter(pk__in=ids).values_list("pk", "recipient")
+            )
+    return found
 
 
 def _exact_only_channels() -> set[int]:

@@ -68,7 +68,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
     receipts then deliver the message and capture its released hold (inbound.apply_outcomes)."""
     from billing.services import Capture, capture_holds
 
-    from .inbound import _variants, apply_pending_receipts
+    from .inbound import apply_pending_receipts, receipt_owners
     from .models import PendingReceipt
 
     now = now or timezone.now()
@@ -116,13 +116,10 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                     )
                     .order_by("received_at", "pk")
                 )
-                known = set(
-                    CarrierMessageId.objects.filter(
-                        channel_id__in=account_channels,
-                        carrier_message_id__in={v for r in receipts for v in _variants(r.carrier_message_id)},
-                    ).values_list("carrier_message_id", flat=True)
-                )
-                receipts = [r for r in receipts if not known.intersection(_variants(r.carrier_message_id))]
+                # what a known part owns (its exact id, or a variant of a part sent to the same
+                # handset) is not evidence; a variant of another handset's part is (issue 16)
+                owned = receipt_owners(receipts, accounts=accounts, variant_after=None)
+                receipts = [r for r in receipts if r.pk not in owned]
 
                 def key(recipient: str, channel_id: int | None, sources: dict = sources) -> tuple:
                     return (accounts.get(channel_id), recipient.lstrip("+"), sources.get(channel_id))

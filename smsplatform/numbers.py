@@ -84,3 +84,14 @@ def country_of(number: str) -> str | None:
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.region_code_for_number(parsed)
+
+
+def same_handset(a: str, b: str) -> bool:
+    """Whether two addresses name the same handset as SMSCs write them: E.164 with or without
+    `+`, or national (a receipt's source_addr is the number its part went to, in whatever form
+    the carrier renders it). An empty address tells nothing, so it agrees."""
+    a, b = "".join(c for c in a if c.isdigit()), "".join(c for c in b if c.isdigit())
+    if not a or not b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return long.endswith(short) and len(short) >= 7

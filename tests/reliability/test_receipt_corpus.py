@@ -192,3 +192,76 @@ def test_a_receipt_matches_only_its_own_smsc_account(
     with tenant_context(tenant_b):
         assert Message.objects.get(pk=b.pk).status == S.UNDELIVERED
     connection.set_schema_to_public()
+
+
+def _receipt(carrier_id: str, *, number: str, tenant, channel) -> None:
+    from delivery.sender import source_address
+
+    text = format_receipt(message_id=carrier_id, stat="DELIVRD", submit_date=DONE, done_date=DONE)
+    with tenant_context(tenant):
+        to = source_address(channel=channel, tenant=tenant)
+    connection.set_schema_to_public()
+    record_receipt(
+        channel_id=channel.pk,
+        receipt=parse_receipt(short_message=text),
+        source_addr=number.lstrip("+"),
+        destination_addr=to,
+    )
+
+
+@pytest.mark.parametrize("policy", ["resend", "fail"])
+def test_a_dead_senders_receipt_is_its_evidence_never_another_messages_receipt_by_a_variant_R_DLV_3(
+    tenant_a, tenant_b, make_channel, django_capture_on_commit_callbacks, settings, policy
+):
+    """Issue 16 (scale-out, worker SIGKILL): decimal ids. The SMSC took tenant A's message "419"
+    but its worker died before recording the id (→ unknown_submission); its receipt "419" comes
+    back from A's recipient. Read as hex, 0x419 = 1049, the id of tenant B's message that still
+    waits for its own receipt. The receipt goes to another handset than B's message, so it is
+    never B's: it stays A's evidence, A is reconciled from it (not resent, not failed: R-DLV-3,
+    R-BIL-2) and B's message is untouched until its own receipt comes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from delivery.sweeps import reconcile_unknown_submissions
+
+    from ..delivery.flow.conftest import add_outbox
+
+    settings.DELIVERY_RECEIPT_VARIANT_WAIT_SECONDS = 0
+    settings.DELIVERY_UNKNOWN_POLICY = {"default": (policy, 0)}
+    channel = make_channel()
+    waiting = add_message(
+        tenant_b, status=S.SUBMITTING, recipient="+8613900001049", claim_token="tok", channel_id=channel.pk
+    )
+    earlier = timezone.now() - timedelta(minutes=3)
+    lost = add_message(
+        tenant_a,
+        status=S.UNKNOWN_SUBMISSION,
+        recipient="+8613900000419",
+        channel_id=channel.pk,
+        submitting_at=earlier,
+        submit_attempts=1,
+    )
+    with tenant_context(tenant_a):
+        Message.objects.filter(pk=lost.pk).update(status_at=earlier)
+    connection.set_schema_to_public()
+    add_outbox(tenant_a, [lost])
+    add_outbox(tenant_b, [waiting])
+    with django_capture_on_commit_callbacks(execute=True):
+        _submit(tenant_b, waiting, "1049", channel_id=channel.pk)
+        _receipt("419", number=lost.recipient, tenant=tenant_a, channel=channel)
+        reconcile_unknown_submissions()
+    connection.set_schema_to_public()
+    with tenant_context(tenant_b):
+        assert Message.objects.get(pk=waiting.pk).status == S.SUBMITTED  # not delivered by A's receipt
+    with tenant_context(tenant_a):
+        settled = Message.objects.get(pk=lost.pk)
+        assert settled.status == S.DELIVERED, (settled.status, settled.reason, settled.detail)
+        assert list(settled.parts.values_list("carrier_message_id", flat=True)) == ["419"]
+    connection.set_schema_to_public()
+    # B's own receipt still delivers B's message.
+    with django_capture_on_commit_callbacks(execute=True):
+        _receipt("1049", number=waiting.recipient, tenant=tenant_b, channel=channel)
+    with tenant_context(tenant_b):
+        assert Message.objects.get(pk=waiting.pk).status == S.DELIVERED
+    connection.set_schema_to_public()

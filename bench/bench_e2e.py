@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from _setup import print_table, setup_django
+from _setup import cpu_seconds, print_table, setup_django
 
 setup_django()
 
@@ -216,6 +216,7 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
     dramatiq.get_broker().client.flushdb()  # nothing left over from an earlier run
     log = tempfile.NamedTemporaryFile(prefix="bench-e2e-worker-", suffix=".log", delete=False)  # noqa: SIM115
     workers = None
+    cpu_used: dict[str, float] = {}
     try:
         # Accept everything first (the relay jobs wait in Redis), then start the workers: the
         # delivery figure is the workers' own rate, not diluted or helped by the intake running
@@ -239,7 +240,15 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
         # The issue's figure is a ratio to raw smpplib in the same run on the same simulator: taken
         # right before and right after the workers run (the shared machine's load drifts).
         raw_before = raw_rate(port, count)
+        components = {
+            "dramatiq workers": lambda cmd: "smsplatform.worker" in cmd,
+            "PostgreSQL": lambda cmd: cmd.startswith("postgres"),
+            "SMSC simulator": {sim.pid},
+            "Redis": lambda cmd: "redis-server" in cmd,
+            "this process (status polling)": {os.getpid()},
+        }
         workers = start_workers(processes, threads, log)
+        cpu_before = cpu_seconds(components)
         queued_at = time.perf_counter()
         deadline = queued_at + max(60, count / 50)
         done = 0
@@ -254,6 +263,7 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
                 break
             time.sleep(0.1)  # this count is a scan of the messages: not too often (it shares the cores)
         finished = time.perf_counter()
+        cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(components).items()}
     finally:
         if workers is not None:
             os.killpg(workers.pid, signal.SIGTERM)
@@ -310,6 +320,13 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
         ("submits received by the SMSC", f"{submits}", "PDUs", f"{count * parts} (none twice)"),
         ("submitted twice", f"{submits - distinct}", "parts", "0"),
     ]
+    # Where the cores went (issue 16): CPU seconds per 1,000 messages delivered, by process.
+    wall = finished - queued_at
+    for name, used in cpu_used.items():
+        rows.append((f"CPU, {name}", f"{1000 * used / max(done, 1):.2f}", "s per 1,000 messages", "—"))
+    if cpu_used:
+        busy = sum(cpu_used.values()) / wall / (os.cpu_count() or 1)
+        rows.append(("CPU busy, all of the above", f"{100 * busy:.0f}", f"% of {os.cpu_count()} cores", "—"))
     print_table(
         f"End-to-end delivery, {count} messages of {parts} part(s), {processes} worker processes × {threads} "
         "threads, simulator on loopback (own process)",

@@ -61,3 +61,20 @@ def test_describe_numbers_fast_path_gives_the_parsed_country_and_carrier_R_DLV_2
         national = str(parsed.national_number)
         expected = next((prefixes[national[:k]] for k in range(len(national), 0, -1) if national[:k] in prefixes), "")
         assert facts[number].carrier == (expected if facts[number].country == "CN" else ""), number
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("8613900000419", "+8613900000419", True),  # E.164 with and without +
+        ("13900000419", "+8613900000419", True),  # national in the receipt
+        ("8613900000419", "+8613900001049", False),
+        ("0419", "+8613900000419", False),  # a short tail is no proof
+        ("", "+8613900000419", True),  # no address: nothing to compare
+    ],
+)
+def test_same_handset_compares_as_smscs_write_numbers_R_DLV_4(a, b, same):
+    from smsplatform.numbers import same_handset
+
+    assert same_handset(a, b) is same
+    assert same_handset(b, a) is same

@@ -536,7 +536,7 @@ class SmscSimulator:
         return [
             c
             for c in self._connections
-            if not c.closed
+            if c.writable  # not closed, and not closing either (a killed peer's side, before connection_lost)
             and not c.unbinding
             and c.can_receive
             and (system_id is None or c.system_id == system_id)
@@ -545,18 +545,17 @@ class SmscSimulator:
 
     def _deliver(self, system_id: str | None, pending: PendingDeliver, prefer: SimConnection | None) -> bool:
         targets = []
-        if prefer is not None and not prefer.closed and not prefer.unbinding and prefer.can_receive:
+        if prefer is not None and prefer.writable and not prefer.unbinding and prefer.can_receive:
             targets = [prefer]
         if not targets:
+            # Another bind of the account that can take it now. A closing one cannot: parking the
+            # receipt for the account's next bind while the listener was up lost it (issue 16).
             targets = self._receivers(system_id)
         if not targets:
             # keep it for the next bind of this system
             self._retry_queue.setdefault(system_id, []).append(pending)
             return False
         conn = targets[0]
-        if not conn.writable:
-            self._retry_queue.setdefault(system_id, []).append(pending)
-            return False
         pdu = conn.make(pending.command, **pending.fields)
         record = DeliverRecord(
             kind=pending.kind,

@@ -362,3 +362,21 @@ def test_management_command_rejects_bad_options(args, message):
     opts = vars(Command().create_parser("manage.py", "smsc_simulator").parse_args(args.split()))
     with pytest.raises(CommandError, match=message):
         build_simulator(opts)
+
+
+def test_a_receipt_due_on_a_closing_bind_goes_to_the_accounts_other_bind(smsc_factory, raw_client):
+    """Issue 16 (scale-out, worker SIGKILL): a receipt fell due on the bind of a worker just
+    killed, while the SMSC's side of it was closing (peer gone, connection_lost not run yet). It
+    was parked for the account's *next* bind although the listener was bound, so it never came
+    and its message, without that evidence, was sent twice. A receipt goes to a bind that can take
+    it now; the closing state is forced here, it lasts only a moment on a busy SMSC."""
+    sim = smsc_factory(receipt_delay=0.3)
+    worker = raw_client(sim)
+    listener = raw_client(sim, bind="receiver")
+    closing = next(c for c in list(sim._connections) if c.can_transmit)
+    submit(worker, destination="8613800000077")
+    read(worker, "submit_sm_resp")
+    closing.transport.is_closing = lambda: True  # the peer is gone; connection_lost comes later
+    receipt = read(listener, "deliver_sm")
+    assert parse_receipt(short_message=receipt.short_message).stat == "DELIVRD"
+    assert receipt.source_addr.decode() == "8613800000077"

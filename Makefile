@@ -8,17 +8,8 @@ APPS   := smsplatform tenants compliance billing delivery
 
 .PHONY: run test lint bench stop clean
 
-# The RabbitMQ scale-out test (tests/reliability/test_scale_out.py) is left out of `make test`
-# for now: it resends 1-3 parts after its worker SIGKILL in about one run of five alone and in
-# every run after the restart suite (also before issue 19; open in issue 16). `make bench`
-# (bench_faults: pytest -m faults) and `PYTEST_ARGS=tests/reliability/test_scale_out.py make test`
-# still run it.
-SCALE_OUT := tests/reliability/test_scale_out.py
-ifeq ($(strip $(PYTEST_ARGS)),)
-PYTEST_ALL = $(VENV)/bin/pytest --ignore=$(SCALE_OUT)
-else
+# PYTEST_ARGS=... runs just what it names (e.g. `PYTEST_ARGS=tests/reliability make test`).
 PYTEST_ALL = $(VENV)/bin/pytest $(PYTEST_ARGS)
-endif
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -27,7 +27,7 @@ from smsplatform.numbers import normalise_strict, same_handset
 from tenants.models import Tenant
 
 from . import callbacks, statuses
-from .bulk import insert_status_events
+from .bulk import insert_status_events, update_grouped
 from .charges import capture_after_failure
 from .models import (
     CarrierMessageId,
@@ -258,18 +258,14 @@ def _apply_outcomes_here(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict
             continue  # unknown part, or a duplicate receipt: no effect
         row.status, row.stat, row.err, row.done_at = o.status, o.stat[:10], o.err[:10], o.done_at or now
         touched_parts.append(row)
-    _update_grouped(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
+    update_grouped(MessagePart, touched_parts, ["status", "stat", "err", "done_at"])
     events, moved, late = [], [], []
     for message_id in {p.message_id for p in touched_parts}:
         message, mine = messages.get(message_id), parts[message_id]
         expected = next(iter(mine.values())).parts
         if message is None or len(mine) < expected or any(p.status not in RECEIPT_FINAL for p in mine.values()):
             continue
-        outcomes_ = [p.status for p in mine.values()]
-        final = (
-            S.DELIVERED if all(o == S.DELIVERED for o in outcomes_) else next(o for o in WORST_FIRST if o in outcomes_)
-        )
-        failing = next((p for p in mine.values() if p.status != S.DELIVERED), None)
+        final, failing = message_outcome(list(mine.values()))
         stat = failing.stat if failing else S.DELIVERED
         done_at = max(p.done_at for p in mine.values() if p.done_at)
         if final == S.DELIVERED and message_id not in inexact and statuses.may_deliver_after_failure(message):
@@ -295,14 +291,94 @@ def _apply_outcomes_here(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict
             )
         moved.append(message)
         changed[message_id] = final
-    _update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
+    update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
     if late:
-        _update_grouped(Message, [m for m, _ in late], ["reason"])
+        update_grouped(Message, [m for m, _ in late], ["reason"])
         capture_after_failure(late)
     metrics.observe_receipts(touched_parts, changed, now)
     insert_status_events(events)
     callbacks.enqueue_status_callbacks(tenant=tenant, messages=moved)
     return changed
+
+
+def message_outcome(parts: list) -> tuple[str, object | None]:
+    """A message's status once every part has its receipt: delivered when all are, otherwise the
+    worst part's outcome; and the first part that was not delivered (None when all were)."""
+    outcomes = [p.status for p in parts]
+    if all(o == S.DELIVERED for o in outcomes):
+        return S.DELIVERED, None
+    return next(o for o in WORST_FIRST if o in outcomes), next(p for p in parts if p.status != S.DELIVERED)
+
+
+@dataclass
+class _PartReceipt:
+    """A part's outcome as settle_at_submit writes it (the shape message_outcome reads)."""
+
+    status: str
+    stat: str
+    err: str
+    done_at: datetime
+    submitted_at: datetime
+
+
+def settle_at_submit(
+    *, tenant: Tenant, channel_id: int, messages: list[Message], parts_rows: list[tuple], receipts: list, now: datetime
+) -> tuple[list[tuple], list[Message], list, set[str]]:
+    """Receipts a send job read on its bind before it recorded its results (the SMSC answers and
+    receipts a part within milliseconds), for `messages` just made `submitted` whose every part
+    is among `parts_rows` (this job's MessagePart rows, as _apply_for_tenant builds them) with a
+    receipt of its exact carrier id: their parts are written final and the message goes on to
+    its final status in the same transaction — no second lock, read and UPDATE of the rows just
+    written, as apply_job_receipts needs (issue 16). The receipts' rows are marked applied, the
+    status callbacks queued. Returns (parts_rows with those outcomes, the messages settled, their
+    status events, the carrier ids applied); the caller writes the messages."""
+    from .smpp.receipts import normalise_message_id
+
+    found: dict[str, list] = defaultdict(list)
+    for r in receipts:
+        if r.channel_id == channel_id and r.pk is not None:
+            for key in dict.fromkeys((r.carrier_message_id, normalise_message_id(r.carrier_message_id))):
+                found[key].append(r)
+    if not found:
+        return parts_rows, [], [], set()
+    rows_of: dict[int, list[int]] = defaultdict(list)
+    for index, row in enumerate(parts_rows):
+        rows_of[row[0]].append(index)
+    rows = list(parts_rows)
+    settled, events, used, applied, parts_done = [], [], {}, set(), []
+    for m in messages:
+        indexes = rows_of.get(m.pk, [])
+        if not indexes or len(indexes) != rows[indexes[0]][2] or any(rows[i][3] not in found for i in indexes):
+            continue  # a part without its receipt yet, or parts recorded earlier: the usual way
+        parts = []
+        for i in indexes:
+            r = found[rows[i][3]][0]
+            part = _PartReceipt(r.status, r.stat[:10], r.err[:10], r.done_at or now, now)
+            rows[i] = (*rows[i][:6], part.status, part.stat, part.err, part.done_at)
+            parts.append(part)
+            used.update((x.pk, x) for x in found[rows[i][3]])
+            applied.update(x.carrier_message_id for x in found[rows[i][3]])
+            applied.add(rows[i][3])
+        final, failing = message_outcome(parts)
+        events.append(
+            statuses.transition(
+                message=m,
+                to_status=final,
+                at=now,
+                save=False,
+                detail=f"receipt {failing.stat if failing else S.DELIVERED}",
+                done_at=max(p.done_at for p in parts),
+                error_code=(failing.err if failing else "")[:20],
+            )
+        )
+        settled.append(m)
+        parts_done += parts
+    if used:
+        PendingReceipt.objects.filter(pk__in=list(used), applied_at__isnull=True).update(applied_at=now)
+        metrics.count_receipts(list(used.values()), list(used))
+        metrics.observe_receipts(parts_done, {m.pk: m.status for m in settled}, now)
+        callbacks.enqueue_status_callbacks(tenant=tenant, messages=settled)
+    return rows, settled, events, applied
 
 
 def apply_job_receipts(
@@ -336,16 +412,6 @@ def apply_job_receipts(
     PendingReceipt.objects.filter(pk__in=done, applied_at__isnull=True).update(applied_at=timezone.now())
     metrics.count_receipts(receipts, done)
     return applied
-
-
-def _update_grouped(model, rows: list, fields: list[str]) -> None:
-    """Rows sharing the same new values get one UPDATE (receipts mostly do: same status, same
-    second); cheaper than one bulk_update CASE over every row."""
-    groups: dict[tuple, list[int]] = {}
-    for row in rows:
-        groups.setdefault(tuple(getattr(row, f) for f in fields), []).append(row.pk)
-    for values, ids in groups.items():
-        model.objects.filter(pk__in=ids).update(**dict(zip(fields, values, strict=True)))
 
 
 def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int = 2000) -> int:

@@ -28,9 +28,10 @@ from smsplatform.db import insert_rows, tenant_scope
 from tenants.models import Tenant
 
 from . import callbacks, charges, outbox, statuses
-from .bulk import insert_status_events
+from .bulk import insert_status_events, update_grouped
 from .channels import mark_channel_down, mark_channel_up
 from .charges import hold_key, settle_holds
+from .inbound import apply_job_receipts, settle_at_submit
 from .models import CarrierMessageId, Channel, Message, MessagePart, MessageStatus, RecentRecipient, TenantNumber
 from .routing import RoutingTable
 from .smpp.pool import BIND_REFUSED_DOWN_SECONDS, BindsBusy, ChannelSession, SessionRegistry
@@ -503,10 +504,25 @@ def _apply_for_tenant(
                     )
                 )
                 failed.append(m)
-        if submitted:  # the same values for every row: one UPDATE
-            Message.objects.filter(pk__in=[m.pk for m in submitted]).update(
+        settled, applied = [], set()
+        if submitted and receipts:
+            # receipts read during the job for messages it has just submitted: final at once
+            parts_rows, settled, settle_events, applied = settle_at_submit(
+                tenant=tenant,
+                channel_id=channel_id,
+                messages=submitted,
+                parts_rows=parts_rows,
+                receipts=receipts,
+                now=now,
+            )
+            events += settle_events
+            receipts = [r for r in receipts if r.carrier_message_id not in applied]
+        settled_ids = {m.pk for m in settled}
+        if len(submitted) > len(settled):  # the same values for every row: one UPDATE
+            Message.objects.filter(pk__in=[m.pk for m in submitted if m.pk not in settled_ids]).update(
                 status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
             )
+        update_grouped(Message, settled, ["status", "status_at", "submitted_at", "done_at", "error_code", "channel_id"])
         for parts_lost in {tuple(m.unknown_parts) for m in unknown}:
             Message.objects.filter(pk__in=[m.pk for m in unknown if tuple(m.unknown_parts) == parts_lost]).update(
                 status=S.UNKNOWN_SUBMISSION, status_at=now, channel_id=channel_id, unknown_parts=list(parts_lost)
@@ -565,11 +581,8 @@ def _apply_for_tenant(
                 transient=group[0].retry_transient,
                 pinned={m.pk for m in group if accepted_count.get(m.pk)},
             )
-        applied = set()
         if receipts and recorded:
-            from .inbound import apply_job_receipts
-
-            applied = apply_job_receipts(tenant=tenant, channel_id=channel_id, receipts=receipts, lookups=recorded)
+            applied |= apply_job_receipts(tenant=tenant, channel_id=channel_id, receipts=receipts, lookups=recorded)
         if applied:
             carrier_ids[:] = [cid for cid in carrier_ids if cid not in applied]
         carrier_ids.extend(cid for cid in recorded if cid not in applied)

@@ -53,3 +53,40 @@ def test_variant_or_other_bind_receipt_stays_parked_R_DLV_4(tenant_a, make_chann
 
     assert status_of(tenant_a, msg) == S.SUBMITTED
     assert PendingReceipt.objects.filter(applied_at__isnull=True).count() == 2
+
+
+def test_message_receipted_within_its_job_is_written_final_once_with_its_whole_history_R_DLV_4(
+    tenant_a, make_channel
+):
+    """Issue 16: every part of a message answered and receipted within one job: the message goes
+    submitted → its final status in the results transaction (no second read, lock and UPDATE of
+    the rows just written), with both status events, the parts final, the receipts applied, the
+    worst part's outcome and its error code; the carrier ids stay recorded for later duplicates."""
+    from django_tenants.utils import tenant_context
+
+    from delivery.models import CarrierMessageId, Message, MessagePart, StatusEvent
+
+    channel = make_channel()
+    msg = submitting(tenant_a, channel)
+    stored = store_receipts(
+        channel_id=channel.pk, pdus=[pdu("M1"), pdu("M2", stat="UNDELIV", status="undelivered")]
+    )
+    apply_submit_results(channel_id=channel.pk, results=results(tenant_a, msg, ["M1", "M2"]), receipts=stored)
+
+    with tenant_context(tenant_a):
+        message = Message.objects.get(pk=msg.pk)
+        moves = list(StatusEvent.objects.filter(message=msg).values_list("from_status", "to_status", "detail"))
+        parts = list(MessagePart.objects.filter(message=msg).order_by("part").values_list("status", "stat", "err"))
+    assert (message.status, message.error_code) == (S.UNDELIVERED, "001")
+    assert message.submitted_at is not None and message.done_at is not None
+    assert moves[-2:] == [(S.SUBMITTING, S.SUBMITTED, ""), (S.SUBMITTED, S.UNDELIVERED, "receipt UNDELIV")]
+    assert parts == [(S.DELIVERED, "DELIVRD", "000"), (S.UNDELIVERED, "UNDELIV", "001")]
+    assert PendingReceipt.objects.filter(applied_at__isnull=True).count() == 0
+    assert CarrierMessageId.objects.filter(message_id=msg.pk).count() == 2
+
+    # the same receipt again (redelivered by the SMSC) changes nothing
+    again = store_receipts(channel_id=channel.pk, pdus=[pdu("M2", stat="DELIVRD")])
+    from delivery.inbound import apply_pending_receipts
+
+    assert apply_pending_receipts(carrier_ids=[r.carrier_message_id for r in again]) == 1
+    assert status_of(tenant_a, msg) == S.UNDELIVERED

@@ -55,9 +55,7 @@ def test_variant_or_other_bind_receipt_stays_parked_R_DLV_4(tenant_a, make_chann
     assert PendingReceipt.objects.filter(applied_at__isnull=True).count() == 2
 
 
-def test_message_receipted_within_its_job_is_written_final_once_with_its_whole_history_R_DLV_4(
-    tenant_a, make_channel
-):
+def test_message_receipted_within_its_job_is_written_final_once_with_its_whole_history_R_DLV_4(tenant_a, make_channel):
     """Issue 16: every part of a message answered and receipted within one job: the message goes
     submitted → its final status in the results transaction (no second read, lock and UPDATE of
     the rows just written), with both status events, the parts final, the receipts applied, the
@@ -68,9 +66,7 @@ def test_message_receipted_within_its_job_is_written_final_once_with_its_whole_h
 
     channel = make_channel()
     msg = submitting(tenant_a, channel)
-    stored = store_receipts(
-        channel_id=channel.pk, pdus=[pdu("M1"), pdu("M2", stat="UNDELIV", status="undelivered")]
-    )
+    stored = store_receipts(channel_id=channel.pk, pdus=[pdu("M1"), pdu("M2", stat="UNDELIV", status="undelivered")])
     apply_submit_results(channel_id=channel.pk, results=results(tenant_a, msg, ["M1", "M2"]), receipts=stored)
 
     with tenant_context(tenant_a):
@@ -78,7 +74,8 @@ def test_message_receipted_within_its_job_is_written_final_once_with_its_whole_h
         moves = list(StatusEvent.objects.filter(message=msg).values_list("from_status", "to_status", "detail"))
         parts = list(MessagePart.objects.filter(message=msg).order_by("part").values_list("status", "stat", "err"))
     assert (message.status, message.error_code) == (S.UNDELIVERED, "001")
-    assert message.submitted_at is not None and message.done_at is not None
+    assert message.submitted_at is not None
+    assert message.done_at is not None
     assert moves[-2:] == [(S.SUBMITTING, S.SUBMITTED, ""), (S.SUBMITTED, S.UNDELIVERED, "receipt UNDELIV")]
     assert parts == [(S.DELIVERED, "DELIVRD", "000"), (S.UNDELIVERED, "UNDELIV", "001")]
     assert PendingReceipt.objects.filter(applied_at__isnull=True).count() == 0

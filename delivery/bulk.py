@@ -6,7 +6,7 @@ from smsplatform.db import insert_rows
 
 
 def insert_status_events(events: list) -> int:
-    """The StatusEvents `transition(save=False)` returned (None: no event), in one INSERT."""
+    """The moves `transition(save=False)` returned (statuses.Move; None: no event), in one INSERT."""
     from .models import StatusEvent
 
     rows = [(e.message_id, e.from_status, e.to_status, e.at, e.detail) for e in events if e is not None]

@@ -6,6 +6,7 @@ exception, a failure overturned by evidence (issue 20 "delivered wins"), through
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from django.utils import timezone
 
@@ -15,13 +16,25 @@ from .models import FINAL_STATES, TRANSITIONS, Message, MessageStatus, StatusEve
 S = MessageStatus
 
 
+class Move(NamedTuple):
+    """A status event not saved yet (`save=False`): the bulk paths write many in one INSERT
+    (bulk.insert_status_events). A tuple, not a StatusEvent: building a model instance per move
+    was 7 % of a send worker's CPU (issue 16)."""
+
+    message_id: int
+    from_status: str
+    to_status: str
+    at: datetime
+    detail: str
+
+
 def can_transition(from_status: str, to_status: str) -> bool:
     return to_status in TRANSITIONS.get(from_status, frozenset())
 
 
 def transition(
     *, message: Message, to_status: str, detail: str = "", at: datetime | None = None, save: bool = True, **fields
-) -> StatusEvent | None:
+) -> StatusEvent | Move | None:
     """The one function that moves a message's status. A final state never goes backwards:
     an impossible move raises InvalidStatusTransition; moving to the same final state again
     (a duplicate receipt) is a no-op returning None. Call inside the tenant schema, in a
@@ -47,7 +60,7 @@ def may_deliver_after_failure(message: Message) -> bool:
 
 def deliver_failed_message(
     *, message: Message, detail: str = "", at: datetime | None = None, save: bool = True, **fields
-) -> StatusEvent:
+) -> StatusEvent | Move:
     """failed → delivered, outside the table of moves: only for a failure that lacked evidence
     (LATE_EVIDENCE_REASONS), when the carrier's receipts prove every part delivered. The caller
     captures the released hold again (billing.services.capture_released_holds)."""
@@ -61,17 +74,14 @@ def deliver_failed_message(
     )
 
 
-def _move(*, message: Message, to_status: str, detail: str, at: datetime, save: bool, **fields) -> StatusEvent:
-    # message_id, not message=: the FK descriptor's checks cost more than the rest of a bulk
-    # transition (claims, results, receipts move hundreds of messages at once)
-    event = StatusEvent(
-        message_id=message.pk, from_status=message.status, to_status=to_status, at=at, detail=detail[:200]
-    )
+def _move(*, message: Message, to_status: str, detail: str, at: datetime, save: bool, **fields) -> StatusEvent | Move:
+    move = Move(message.pk, message.status, to_status, at, detail[:200])
     message.status = to_status
     message.status_at = at
     for name, value in fields.items():
         setattr(message, name, value)
-    if save:
-        message.save(update_fields=["status", "status_at", *fields])
-        event.save()
-    return event
+    if not save:
+        return move
+    message.save(update_fields=["status", "status_at", *fields])
+    # message_id, not message=: the FK descriptor's checks cost more than the rest of a move
+    return StatusEvent.objects.create(**move._asdict())

@@ -278,17 +278,7 @@ def _apply_outcomes_here(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict
         elif message.status == final or not statuses.can_transition(message.status, final):
             continue
         else:
-            events.append(
-                statuses.transition(
-                    message=message,
-                    to_status=final,
-                    at=now,
-                    save=False,
-                    detail=f"receipt {stat}",
-                    done_at=done_at,
-                    error_code=(failing.err if failing else "")[:20],
-                )
-            )
+            events.append(_receipt_move(message, final, failing, done_at, now))
         moved.append(message)
         changed[message_id] = final
     update_grouped(Message, moved, ["status", "status_at", "done_at", "error_code"])
@@ -308,6 +298,19 @@ def message_outcome(parts: list) -> tuple[str, object | None]:
     if all(o == S.DELIVERED for o in outcomes):
         return S.DELIVERED, None
     return next(o for o in WORST_FIRST if o in outcomes), next(p for p in parts if p.status != S.DELIVERED)
+
+
+def _receipt_move(message: Message, final: str, failing, done_at: datetime, now: datetime) -> statuses.Move | None:
+    """The status move that receipts make (message_outcome's `final` and `failing` part)."""
+    return statuses.transition(
+        message=message,
+        to_status=final,
+        at=now,
+        save=False,
+        detail=f"receipt {failing.stat if failing else S.DELIVERED}",
+        done_at=done_at,
+        error_code=(failing.err if failing else "")[:20],
+    )
 
 
 @dataclass
@@ -360,17 +363,7 @@ def settle_at_submit(
             applied.update(x.carrier_message_id for x in found[rows[i][3]])
             applied.add(rows[i][3])
         final, failing = message_outcome(parts)
-        events.append(
-            statuses.transition(
-                message=m,
-                to_status=final,
-                at=now,
-                save=False,
-                detail=f"receipt {failing.stat if failing else S.DELIVERED}",
-                done_at=max(p.done_at for p in parts),
-                error_code=(failing.err if failing else "")[:20],
-            )
-        )
+        events.append(_receipt_move(m, final, failing, max(p.done_at for p in parts), now))
         settled.append(m)
         parts_done += parts
     if used:

@@ -8,9 +8,6 @@ APPS   := smsplatform tenants compliance billing delivery
 
 .PHONY: run test lint bench stop clean
 
-# PYTEST_ARGS=... runs just what it names (e.g. `PYTEST_ARGS=tests/reliability make test`).
-PYTEST_ALL = $(VENV)/bin/pytest $(PYTEST_ARGS)
-
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
@@ -23,7 +20,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(SERVICES) && $(PY) manage.py makemigrations --check --dry-run $(APPS) && $(PYTEST_ALL)
+	$(SERVICES) && $(PY) manage.py makemigrations --check --dry-run $(APPS) && $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(SERVICES) && $(PY) manage.py bootstrap && $(PY) bench/run_all.py $(BENCH_ARGS)

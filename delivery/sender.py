@@ -223,22 +223,20 @@ def _send_messages(*, tenant: Tenant, channel_id: int, message_ids: list[int]) -
     channel = Channel.objects.filter(pk=channel_id).first()
     token = uuid.uuid4().hex
 
+    # send_messages runs all of this under the tenant's search_path (tenant_scope)
     def claim(ids: list[int]) -> list[Message]:
-        with tenant_scope(tenant):
-            return claim_messages(channel_id=channel_id, message_ids=ids, token=token, tenant=tenant)
+        return claim_messages(channel_id=channel_id, message_ids=ids, token=token, tenant=tenant)
 
     def give_back(messages: list[Message], reason: str) -> None:
         # Channel conditions (disabled, binds busy, bind refused): nothing was sent, so the claim
         # does not count as an attempt (issue 20: a refused bind used one of five per message).
-        with tenant_scope(tenant):
-            retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason, refund_attempt=True)
+        retry_elsewhere(tenant=tenant, messages=messages, token=token, reason=reason, refund_attempt=True)
 
     if channel is None or not channel.enabled:
         claimed = claim(message_ids)
         give_back(claimed, "channel disabled")
         return {"claimed": len(claimed), "failed_over": len(claimed)}
-    with tenant_scope(tenant):
-        source = source_address(channel=channel, tenant=tenant)
+    source = source_address(channel=channel, tenant=tenant)
     try:
         holder = SessionRegistry.acquire(channel)
     except BindsBusy as exc:
@@ -321,25 +319,24 @@ def _send_messages(*, tenant: Tenant, channel_id: int, message_ids: list[int]) -
         return {**outcome, "claimed": 0, "receipts": len(receipt_ids)}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids, receipts=receipts)
-    with tenant_scope(tenant):
-        leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
-        # No result at all after a broken session: never handed to the SMSC, safe to send again.
-        unsent = [m for m in leftover if broken is not None and str(m.pk) not in reported]
-        retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not_sent: {broken}")
-        # Handed over but no (complete) answer yet: we cannot know whether the SMSC took them.
-        unsent_ids = {m.pk for m in unsent}
-        pending = []
-        if len(leftover) > len(unsent):
-            with transaction.atomic():
-                pending = list(
-                    Message.objects.select_for_update().filter(
-                        pk__in=[m.pk for m in leftover if m.pk not in unsent_ids],
-                        status=S.SUBMITTING,
-                        claim_token=token,
-                    )
+    leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
+    # No result at all after a broken session: never handed to the SMSC, safe to send again.
+    unsent = [m for m in leftover if broken is not None and str(m.pk) not in reported]
+    retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not_sent: {broken}")
+    # Handed over but no (complete) answer yet: we cannot know whether the SMSC took them.
+    unsent_ids = {m.pk for m in unsent}
+    pending = []
+    if len(leftover) > len(unsent):
+        with transaction.atomic():
+            pending = list(
+                Message.objects.select_for_update().filter(
+                    pk__in=[m.pk for m in leftover if m.pk not in unsent_ids],
+                    status=S.SUBMITTING,
+                    claim_token=token,
                 )
-                for m in pending:
-                    statuses.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
+            )
+            for m in pending:
+                statuses.transition(message=m, to_status=S.UNKNOWN_SUBMISSION, detail="no submit response")
     outcome.update(claimed=len(claimed), unsent=len(unsent), unknown=len(pending), receipts=len(receipt_ids))
     return outcome
 

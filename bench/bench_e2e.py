@@ -151,6 +151,33 @@ def raw_rate(port: int, count: int) -> float:
     return n / elapsed
 
 
+def statements_reset() -> bool:
+    """Zero pg_stat_statements when the database has it (shared_preload_libraries +
+    CREATE EXTENSION: not in CI); returns whether it does."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        if cursor.fetchone() is None:
+            return False
+        cursor.execute("SELECT pg_stat_statements_reset()")
+    return True
+
+
+def statement_costs(messages: int, top: int = 12) -> list[tuple[str, str, str, str]]:
+    """The statements that took PostgreSQL longest since statements_reset(), per message: time in
+    the executor (lock waits included) and WAL records (a row or an index entry written each)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT calls, total_exec_time, wal_records, left(regexp_replace(query, '\\s+', ' ', 'g'), 70)"
+            " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " ORDER BY total_exec_time DESC LIMIT %s",
+            [top],
+        )
+        return [
+            (query.replace("|", "¦"), f"{1000 * ms / messages:.1f}", f"{wal / messages:.1f}", f"{calls}")
+            for calls, ms, wal, query in cursor.fetchall()
+        ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -167,7 +194,9 @@ def start_workers(processes: int, threads: int, log) -> subprocess.Popen:
         "-t",
         str(threads),
     ]
-    proc = subprocess.Popen(command, cwd=root, env=dict(os.environ), stdout=log, stderr=log, start_new_session=True)
+    # As deployed (deploy/compose.yaml): DEBUG off, so no debug cursor records every statement.
+    env = {**os.environ, "DEBUG": os.environ.get("BENCH_WORKER_DEBUG", "false")}
+    proc = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
     while Path(log.name).read_text().count("Worker process is ready") < processes:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -247,6 +276,7 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
             "Redis": lambda cmd: "redis-server" in cmd,
             "this process (status polling)": {os.getpid()},
         }
+        measure_statements = statements_reset()
         workers = start_workers(processes, threads, log)
         cpu_before = cpu_seconds(components)
         queued_at = time.perf_counter()
@@ -264,6 +294,7 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
             time.sleep(0.1)  # this count is a scan of the messages: not too often (it shares the cores)
         finished = time.perf_counter()
         cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(components).items()}
+        statements = statement_costs(max(done, 1)) if measure_statements else []
     finally:
         if workers is not None:
             os.killpg(workers.pid, signal.SIGTERM)
@@ -332,6 +363,10 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
         "threads, simulator on loopback (own process)",
         [(figure + tag, *rest) for figure, *rest in rows],
     )
+    if statements:  # only where pg_stat_statements is loaded (see statements_reset)
+        lines = ["| statement (this bench's status polling included) | µs / message | WAL records / message | calls |"]
+        lines += ["|---|---:|---:|---:|"] + [f"| {' | '.join(row)} |" for row in statements]
+        print("### PostgreSQL, by statement (pg_stat_statements)\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

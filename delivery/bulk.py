@@ -21,4 +21,4 @@ def update_grouped(model, rows: list, fields: list[str]) -> None:
     for row in rows:
         groups.setdefault(tuple(getattr(row, f) for f in fields), []).append(row.pk)
     for values, ids in groups.items():
-        model.objects.filter(pk__in=ids).update(**dict(zip(fields, values, strict=True)))
+        model.objects.filter(pk__any=ids).update(**dict(zip(fields, values, strict=True)))

@@ -367,7 +367,7 @@ def settle_at_submit(
         settled.append(m)
         parts_done += parts
     if used:
-        PendingReceipt.objects.filter(pk__in=list(used), applied_at__isnull=True).update(applied_at=now)
+        PendingReceipt.objects.filter(pk__any=list(used), applied_at__isnull=True).update(applied_at=now)
         metrics.count_receipts(list(used.values()), list(used))
         metrics.observe_receipts(parts_done, {m.pk: m.status for m in settled}, now)
         callbacks.enqueue_status_callbacks(tenant=tenant, messages=settled)
@@ -402,7 +402,7 @@ def apply_job_receipts(
     if not outcomes:
         return applied
     _apply_outcomes_here(tenant=tenant, outcomes=outcomes)
-    PendingReceipt.objects.filter(pk__in=done, applied_at__isnull=True).update(applied_at=timezone.now())
+    PendingReceipt.objects.filter(pk__any=done, applied_at__isnull=True).update(applied_at=timezone.now())
     metrics.count_receipts(receipts, done)
     return applied
 

@@ -116,7 +116,7 @@ def claim_messages(
     with transaction.atomic():
         messages = list(
             Message.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=message_ids, status=S.QUEUED, channel_id=channel_id)
+            .filter(pk__any=message_ids, status=S.QUEUED, channel_id=channel_id)
             .only(*CLAIM_FIELDS)  # what the sender needs: loading whole rows was a third of a claim
             .order_by("pk")
         )
@@ -135,7 +135,7 @@ def claim_messages(
             for m in messages
         ]
         # One UPDATE for the whole claim (the same values for every row).
-        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+        Message.objects.filter(pk__any=[m.pk for m in messages]).update(
             status=S.SUBMITTING,
             status_at=now,
             claim_token=token,
@@ -319,7 +319,7 @@ def _send_messages(*, tenant: Tenant, channel_id: int, message_ids: list[int]) -
         return {**outcome, "claimed": 0, "receipts": len(receipt_ids)}
     reported = {r.ref.split(":")[1] for r in results if r.ref.count(":") == 2}
     outcome = apply_submit_results(channel_id=channel_id, results=results, receipt_ids=receipt_ids, receipts=receipts)
-    leftover = list(Message.objects.filter(pk__in=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
+    leftover = list(Message.objects.filter(pk__any=[m.pk for m in claimed], status=S.SUBMITTING, claim_token=token))
     # No result at all after a broken session: never handed to the SMSC, safe to send again.
     unsent = [m for m in leftover if broken is not None and str(m.pk) not in reported]
     retry_elsewhere(tenant=tenant, messages=unsent, token=token, reason=f"not_sent: {broken}")
@@ -421,7 +421,7 @@ def _apply_for_tenant(
     with transaction.atomic():
         messages = list(
             Message.objects.select_for_update()
-            .filter(pk__in=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION])
+            .filter(pk__any=list(items), status__in=[S.SUBMITTING, S.UNKNOWN_SUBMISSION])
             .only(*RESULT_FIELDS)
         )
         earlier = accepted_parts([m.pk for m in messages if m.segments > 1])
@@ -516,7 +516,7 @@ def _apply_for_tenant(
             receipts = [r for r in receipts if r.carrier_message_id not in applied]
         settled_ids = {m.pk for m in settled}
         if len(submitted) > len(settled):  # the same values for every row: one UPDATE
-            Message.objects.filter(pk__in=[m.pk for m in submitted if m.pk not in settled_ids]).update(
+            Message.objects.filter(pk__any=[m.pk for m in submitted if m.pk not in settled_ids]).update(
                 status=S.SUBMITTED, status_at=now, submitted_at=now, channel_id=channel_id
             )
         update_grouped(Message, settled, ["status", "status_at", "submitted_at", "done_at", "error_code", "channel_id"])

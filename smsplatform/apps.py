@@ -8,9 +8,13 @@ class PlatformConfig(AppConfig):
     name = "smsplatform"
 
     def ready(self) -> None:
+        from django.db.models import Field
+
         from .broker import setup_broker
+        from .db import AnyOf
 
         setup_broker()
+        Field.register_lookup(AnyOf)
 
 
 class PlatformAdminConfig(AdminConfig):

@@ -124,6 +124,40 @@ def in_array(values: Iterable, db_type: str = "text") -> RawSQL:
 _ARRAY_TYPES = frozenset({"text", "bigint", "integer"})
 
 
+class AnyOf(models.Lookup):
+    """`field__any=[…]`: ``field = ANY(%s::<type>[])``, the values as ONE array parameter.
+
+    For the hot id lists of the send path (issue 16): an `__in` list of 250 ids is compiled by
+    Django value by value, and psycopg re-parses a statement of more than 50 parameters every
+    time (its statement cache stops there). Unlike in_array's `IN (SELECT unnest(…))`, a
+    semi-join the planner may answer with a scan of the whole table, `= ANY` keeps the index
+    scan of a plain IN list. Registered on every field (smsplatform.apps)."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        field = self.lhs.output_field
+        return f"{lhs} = ANY(%s::{field.cast_db_type(connection)}[])", [
+            *lhs_params,
+            array_literal(field, self.rhs, connection),
+        ]
+
+
+def array_literal(field: models.Field, values: Iterable, connection) -> str | list:
+    """`values` as PostgreSQL array text ('{1,2}', '{"a","b"}'): one string parameter is sent as
+    is, where psycopg dumps a list element by element in Python (250 ids: 0.8 ms a query against
+    0.4 ms). Values of other types go as a list of the field's database values."""
+    values = list(values)
+    if all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    if all(type(v) is str for v in values):
+        quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+        return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+    return [field.get_db_prep_value(v, connection, prepared=False) for v in values]
+
+
 @contextmanager
 def tenant_scope(tenant) -> Iterator[None]:
     """django-tenants' tenant_context, except that nothing happens when `tenant` is current

@@ -346,7 +346,7 @@ def _settle(
     if not idempotency_key:
         raise InvalidAmount("An idempotency key is required.", code="idempotency_key_required")
     table = Hold._meta.db_table
-    candidates = set(Hold.objects.filter(pk__in=hold_ids, state=HoldState.HELD).values_list("account_id", flat=True))
+    candidates = set(Hold.objects.filter(pk__any=hold_ids, state=HoldState.HELD).values_list("account_id", flat=True))
     if not candidates:
         return [], {}
     accounts = _lock_accounts(candidates)

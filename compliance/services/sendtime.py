@@ -45,8 +45,8 @@ def send_time_verdicts(*, tenant: Tenant, messages: list, now: datetime) -> dict
             ).values_list("template_id", "number")
         )
     numbers = {m.recipient for m in messages}
-    opted_out = set(OptOut.objects.filter(number__in=numbers).values_list("number", flat=True))
-    blocked = set(GlobalBlock.objects.filter(number__in=numbers).values_list("number", flat=True))
+    opted_out = set(OptOut.objects.filter(number__any=numbers).values_list("number", flat=True))
+    blocked = set(GlobalBlock.objects.filter(number__any=numbers).values_list("number", flat=True))
     countries = None
     for m in messages:
         if m.signature_id and m.signature_id not in approved_signatures:

@@ -73,6 +73,7 @@ STAT_NAMES = (
     *("parts_sent", "ok", "transient", "permanent", "throttled", "timeouts", "disconnects"),
     *("enquire_links_sent", "inbound", "receipts", "inbound_errors", "unmatched_responses"),
     *("throttle_waits", "tps_waits", "window_waits", "window_cuts", "throttle_resends", "order_waits"),
+    "writes",  # TCP writes (sendall calls): submits go several to a write
 )
 
 
@@ -324,10 +325,12 @@ class SmppSession:
         `reference` is the concatenation reference (UDH) of a long message: a resent part must
         carry the one its accepted siblings carried, so the caller keeps it (Message.concat_ref);
         without it the session picks one. Blocks only while the window is full, the TPS limit
-        says wait, or a throttling back-off runs. Raises SmppDisconnected (nothing sent, nothing
-        reported) when not connected; on a disconnect in the middle, parts written without an
-        answer are reported STATUS_DISCONNECTED (outcome unknown) and parts never written
-        STATUS_NOT_SENT, then it raises."""
+        says wait, or a throttling back-off runs. The submit_sm are written with the session's
+        next read or wait (several to a TCP write): call drain() or poll() after submitting.
+        Raises SmppDisconnected (nothing sent, nothing reported) when not connected; on a
+        disconnect in the middle, parts handed to the link without an answer (written, or
+        buffered for the next write) are reported STATUS_DISCONNECTED (outcome unknown) and
+        parts not handed over STATUS_NOT_SENT, then it raises."""
         if self._sock is None:
             raise SmppDisconnected("not connected")
         if self.bind == "receiver":
@@ -348,7 +351,9 @@ class SmppSession:
             fields = pdus[index - 1]
             try:
                 self._wait_to_send(ref, index)
-                seq = self._send("submit_sm", **fields)
+                # Written with the next read or wait (_read flushes first; _wait_for_slot reads
+                # every 8 sends): a few submits per TCP write instead of one each (issue 16).
+                seq = self._send("submit_sm", flush=False, **fields)
             except SmppDisconnected:
                 for part in todo[position:]:
                     self._report(_Pending(ref, part, parts, 0.0), None, STATUS_NOT_SENT)
@@ -505,6 +510,7 @@ class SmppSession:
         handled = 0
         self._sends_since_read = 0
         waiting = len(self._inbound)
+        self._flush()  # what submit() buffered goes out before we wait for its answers
         try:
             readable, _, _ = select.select([sock], [], [], max(0.0, timeout))
             while readable:
@@ -719,6 +725,7 @@ class SmppSession:
             return
         data = bytes(self._out)
         self._out.clear()
+        self.stats["writes"] += 1
         try:
             self._sock.sendall(data)
         except OSError as exc:

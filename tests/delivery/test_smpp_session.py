@@ -38,6 +38,20 @@ def test_round_trip_submit_response_receipt_matched_r_dlv_3_r_dlv_4(smsc_factory
     assert submitted.registered_delivery == 1
 
 
+def test_submits_share_tcp_writes_and_each_is_answered_once_r_dlv_3(smsc, session_factory, recorder):
+    """Issue 16: submit_sm go out several to a TCP write (with the session's next read or wait),
+    not one write each; every one still arrives once, in order, and is answered."""
+    session = session_factory(smsc, window=50)
+    for i in range(40):
+        session.submit(ref=f"c{i}", source="10690001", destination=f"+86138000020{i:02d}", text="coalesced")
+    session.drain(5)
+    assert [r.ref for r in recorder.results] == [f"c{i}" for i in range(40)]
+    assert all(r.ok for r in recorder.results)
+    assert [r.destination for r in smsc.submitted] == [f"86138000020{i:02d}" for i in range(40)]
+    assert session.stats["parts_sent"] == 40
+    assert session.stats["writes"] <= 40 // 4  # bind + batches of up to 8 submits (+ receipts' answers)
+
+
 def test_long_ucs2_message_sent_as_three_udh_parts_and_reassembled_r_dlv_3(smsc, session_factory, recorder):
     text = "中" * 66 + "😀" + "文" * 64 + "🎉" + "end"  # surrogate pairs at both part boundaries
     session = session_factory(smsc)

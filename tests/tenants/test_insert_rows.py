@@ -84,3 +84,28 @@ def test_in_array_matches_like_an_in_list(tenant_a):
         assert found == {"+8613500000001", "+8613500000003"}
     with pytest.raises(ValueError, match="unsupported"):
         in_array(["x"], db_type="text); DROP TABLE x")
+
+
+def test_any_lookup_matches_like_an_in_list_with_one_array_parameter(tenant_a):
+    """`field__any=[…]` (smsplatform.db.AnyOf, the send path's id lists, issue 16): the rows of
+    an IN list, in one array parameter whatever the number of values (psycopg re-parses a
+    statement of more than 50 parameters each time), for text, ids and an empty list; usable in
+    an UPDATE."""
+    with tenant_context(tenant_a):
+        insert_rows(InboundMessage, COLUMNS, replies(5, prefix="+86134"))
+        wanted = ["+8613400000001", "+8613400000003", "+8613499999999"]
+        found = set(InboundMessage.objects.filter(source__any=wanted).values_list("source", flat=True))
+        assert found == set(InboundMessage.objects.filter(source__in=wanted).values_list("source", flat=True))
+        assert found == {"+8613400000001", "+8613400000003"}
+        ids = list(InboundMessage.objects.filter(source__in=wanted).values_list("pk", flat=True))
+        many = ids + list(range(10**9, 10**9 + 300))  # a hot-path sized list, mostly no rows
+        with CaptureQueriesContext(connection) as ctx:
+            assert set(InboundMessage.objects.filter(pk__any=many).values_list("pk", flat=True)) == set(ids)
+        assert "= ANY(" in ctx.captured_queries[-1]["sql"]
+        assert InboundMessage.objects.filter(pk__any=[]).count() == 0
+        odd = ['a "quoted" \\ text', "{brace},comma", "NULL", "短信 ,"]  # array-literal syntax in values
+        insert_rows(InboundMessage, COLUMNS, [(v, "10690", "odd", timezone.now()) for v in odd])
+        assert sorted(InboundMessage.objects.filter(source__any=odd).values_list("source", flat=True)) == sorted(odd)
+        assert not InboundMessage.objects.filter(source__any=['a "quoted"', "NULL "]).exists()
+        assert InboundMessage.objects.filter(pk__any=set(ids)).update(keyword_action="stop") == 2
+        assert set(InboundMessage.objects.filter(keyword_action="stop").values_list("pk", flat=True)) >= set(ids)

@@ -365,7 +365,7 @@ def apply_submit_results(
     *, channel_id: int, results: list, receipt_ids: list[str] | None = None, receipts: list | None = None
 ) -> dict:
     """Record SubmitResults (any tenant, any claim): carrier ids + capture, failover, or failure.
-    `receipts` (stored PendingReceipt rows the caller read on this channel's bind meanwhile) that
+    `receipts` (inbound.StoredReceipt rows the caller read on this channel's bind meanwhile) that
     match a carrier id recorded here are applied in the same transaction, from memory
     (inbound.apply_job_receipts). After commit, the parked receipts of the other accepted ids —
     and the rest of `receipt_ids` — are applied in one batch."""

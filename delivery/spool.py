@@ -153,7 +153,7 @@ def handle_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list[st
 
 
 def store_inbound_batch(*, channel_id: int | None, pdus: list) -> tuple[list, list[int | None]]:
-    """handle_inbound_batch returning the stored receipts (PendingReceipt rows with their pk)
+    """handle_inbound_batch returning the stored receipts (inbound.StoredReceipt, their pk set)
     instead of their ids: a send job applies its own from memory (inbound.apply_job_receipts)."""
     from smpplib import consts
 

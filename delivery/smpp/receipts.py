@@ -118,7 +118,7 @@ def _parse_fields(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))
     for i, m in enumerate(matches):
-        key = re.sub(r"[ _]", "", m.group(1).lower())
+        key = m.group(1).lower().replace(" ", "").replace("_", "")  # "submit date" → "submitdate"
         if key == "text":
             fields.setdefault("text", text[m.end() :].strip())
             break

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -380,11 +382,18 @@ def settle_at_submit(
         settled.append(m)
         parts_done += parts
     if used:
-        PendingReceipt.objects.filter(pk__any=list(used), applied_at__isnull=True).update(applied_at=now)
+        mark_applied(list(used), now)
         metrics.count_receipts(list(used.values()), list(used))
         metrics.observe_receipts(parts_done, {m.pk: m.status for m in settled}, now)
         callbacks.enqueue_status_callbacks(tenant=tenant, messages=settled)
     return rows, settled, events, applied
+
+
+def mark_applied(receipt_ids: list[int], now: datetime) -> None:
+    """Stored receipts applied: applied_at set, an earlier one kept. By id alone: with
+    `applied_at IS NULL` in the WHERE the planner joined the open-receipts index, read whole
+    while a run leaves thousands open (13 ms a job's UPDATE, issue 16)."""
+    PendingReceipt.objects.filter(pk__any=receipt_ids).update(applied_at=Coalesce("applied_at", Value(now)))
 
 
 def apply_job_receipts(
@@ -415,7 +424,7 @@ def apply_job_receipts(
     if not outcomes:
         return applied
     _apply_outcomes_here(tenant=tenant, outcomes=outcomes)
-    PendingReceipt.objects.filter(pk__any=done, applied_at__isnull=True).update(applied_at=timezone.now())
+    mark_applied(done, timezone.now())
     metrics.count_receipts(receipts, done)
     return applied
 

@@ -560,14 +560,8 @@ def _apply_for_tenant(
             on_conflict="ON CONFLICT (channel_id, recipient) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
             "sent_at = EXCLUDED.sent_at",
         )
-        if captures:
-            capture_holds(
-                captures=captures, idempotency_key=hold_key(f"capture:{schema}:", [c.hold_id for c in captures])
-            )
-        if failed:
-            settle_holds(messages=failed, accepted=accepted_count, key_prefix="refused", reason="submit refused")
-            for m in failed:
-                callbacks.enqueue_status_callback(tenant=tenant, message=m)
+        for m in failed:
+            callbacks.enqueue_status_callback(tenant=tenant, message=m)
         for reason in {m.retry_reason for m in retry}:
             group = [m for m in retry if m.retry_reason == reason]
             retry_elsewhere(
@@ -583,6 +577,15 @@ def _apply_for_tenant(
         if applied:
             carrier_ids[:] = [cid for cid in carrier_ids if cid not in applied]
         carrier_ids.extend(cid for cid in recorded if cid not in applied)
+        # Money last: the tenant's account row stays locked from here to the commit, and every
+        # job of the tenant's channels waits for it (issue 16: taken mid-way, it was held while
+        # the receipts were applied; 39 ms average wait per job at 8 jobs in parallel).
+        if captures:
+            capture_holds(
+                captures=captures, idempotency_key=hold_key(f"capture:{schema}:", [c.hold_id for c in captures])
+            )
+        if failed:
+            settle_holds(messages=failed, accepted=accepted_count, key_prefix="refused", reason="submit refused")
     return {"submitted": len(submitted), "failed": len(failed), "retried": len(retry), "unknown": len(unknown)}
 
 

@@ -9,7 +9,8 @@ them), UCS-2 as data_coding 8 (UTF-16-BE). A long text's parts each start with a
 
 from __future__ import annotations
 
-from smpplib import consts
+from smpplib import command as smpp_command
+from smpplib import consts, smpp
 
 from smsplatform.sms_text import GSM7, UCS2, gsm7_decode, gsm7_encode, text_chunks
 
@@ -122,6 +123,32 @@ def submit_pdus(
         }
         for payload, udh in zip(payloads, udhs, strict=True)
     ]
+
+
+#: submit_sm's parameters before its optional TLVs (SMPP 3.4 5.2): all that submit_pdus sets
+SUBMIT_SM_MANDATORY = (
+    *("service_type", "source_addr_ton", "source_addr_npi", "source_addr", "dest_addr_ton"),
+    *("dest_addr_npi", "destination_addr", "esm_class", "protocol_id", "priority_flag"),
+    *("schedule_delivery_time", "validity_period", "registered_delivery", "replace_if_present_flag"),
+    *("data_coding", "sm_default_msg_id", "sm_length", "short_message"),
+)
+
+
+class _MandatorySubmitSM(smpp_command.SubmitSM):
+    """smpplib's submit_sm narrowed to its mandatory parameters: smpplib's __init__ and
+    generate() walk all 45 declared ones, 27 of them TLVs the platform never sets (39 → 17 µs a
+    PDU, ~5 % of a send worker, issue 16). Same encoder, same bytes."""
+
+    params = {name: smpp_command.SubmitSM.params[name] for name in SUBMIT_SM_MANDATORY}
+    params_order = SUBMIT_SM_MANDATORY
+
+
+def make_pdu(command: str, client, fields: dict):
+    """smpplib's PDU for `command` with `fields`; a submit_sm without optional TLVs is built by
+    _MandatorySubmitSM."""
+    if command == "submit_sm" and fields.keys() <= _MandatorySubmitSM.params.keys():
+        return _MandatorySubmitSM(command, client=client, **fields)
+    return smpp.make_pdu(command, client=client, **fields)
 
 
 class ConcatBuffer:

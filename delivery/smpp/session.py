@@ -41,13 +41,7 @@ from smpplib import consts, exceptions, smpp
 from smsplatform import metrics
 
 from .bind import close_client, open_bind
-from .codec import (
-    address_fields,
-    pdu_text,
-    read_deliver,
-    read_query_resp,
-    submit_pdus,
-)
+from .codec import address_fields, make_pdu, pdu_text, read_deliver, read_query_resp, submit_pdus
 from .pacing import TokenBucket, backoff_delays
 from .receipts import normalise_message_id
 from .results import (
@@ -712,7 +706,7 @@ class SmppSession:
         if self._sock is None:
             raise SmppDisconnected("not connected")
         sequence = fields.pop("sequence", None)
-        pdu = smpp.make_pdu(command, client=self._client, **fields)
+        pdu = make_pdu(command, self._client, fields)
         if sequence is not None:
             pdu.sequence = sequence  # smpplib ignores a sequence kwarg (its property shadows it)
         self._out += pdu.generate()

@@ -151,6 +151,31 @@ def make_pdu(command: str, client, fields: dict):
     return smpp.make_pdu(command, client=client, **fields)
 
 
+class _DeliverSM(smpp_command.DeliverSM):
+    """smpplib's deliver_sm, parsed without first setting each of its declared parameters to None
+    on the instance, twice (its __init__ and SubmitSM's): the class holds those Nones (set below),
+    so every read is the same (44 → 17 µs a receipt, ~5 % of a send worker, issue 16)."""
+
+    def __init__(self, command, **kwargs):
+        smpp_command.Command.__init__(self, command, **kwargs)
+
+
+for _name in smpp_command.DeliverSM.params:
+    if not hasattr(_DeliverSM, _name):
+        setattr(_DeliverSM, _name, None)
+
+_DELIVER_SM_ID = (0x00000005).to_bytes(4, "big")
+
+
+def parse_pdu(raw: bytes, client):
+    """smpplib's parse_pdu (unknown TLVs allowed); a deliver_sm is parsed by _DeliverSM."""
+    if raw[4:8] == _DELIVER_SM_ID:
+        pdu = _DeliverSM("deliver_sm", client=client, sequence=0, allow_unknown_opt_params=True)
+        pdu.parse(raw)
+        return pdu
+    return smpp.parse_pdu(raw, client=client, sequence=0, allow_unknown_opt_params=True)
+
+
 class ConcatBuffer:
     """Reassembles concatenated MO parts (InboundPdu.concat = (ref, total, seq)) in memory.
 

@@ -36,12 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from smpplib import client as smpp_client
-from smpplib import consts, exceptions, smpp
+from smpplib import consts, exceptions
 
 from smsplatform import metrics
 
 from .bind import close_client, open_bind
-from .codec import address_fields, make_pdu, pdu_text, read_deliver, read_query_resp, submit_pdus
+from .codec import address_fields, make_pdu, parse_pdu, pdu_text, read_deliver, read_query_resp, submit_pdus
 from .pacing import TokenBucket, backoff_delays
 from .receipts import normalise_message_id
 from .results import (
@@ -545,7 +545,7 @@ class SmppSession:
             del buf[:length]
             self._last_rx = time.monotonic()
             try:
-                pdu = smpp.parse_pdu(raw, client=self._client, sequence=0, allow_unknown_opt_params=True)
+                pdu = parse_pdu(raw, self._client)
             except Exception as exc:  # noqa: BLE001 - malformed PDU from the SMSC
                 logger.warning("SMPP: cannot parse PDU %r: %s", raw[:32], exc)
                 seq = int.from_bytes(raw[12:16], "big")
@@ -749,7 +749,7 @@ class SmppSession:
             raw = bytes(buf[:length])
             del buf[:length]
             try:
-                pdu = smpp.parse_pdu(raw, client=self._client, sequence=0, allow_unknown_opt_params=True)
+                pdu = parse_pdu(raw, self._client)
             except Exception:  # noqa: BLE001, S112 - broken leftovers of a dead link
                 continue
             if pdu is not None and pdu.command in ("submit_sm_resp", "generic_nack"):

@@ -108,7 +108,15 @@ def insert_sql(
         )
         for field in defaulted
     ]
-    document = json.dumps(rows, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    texts: dict = {}
+
+    def default(value):  # the rows of a call mostly share one instant: its ISO text once
+        text = texts.get(value)
+        if text is None:
+            text = texts[value] = _json_default(value)
+        return text
+
+    document = json.dumps(rows, default=default, ensure_ascii=False, separators=(",", ":"))
     return sql, [*constants, document]
 
 

@@ -1,5 +1,6 @@
 """SMPP PDU text: data_coding encoding and decoding, concatenation UDH (build and parse), a text
-cut into PDU payloads, MO reassembly, addresses (R-DLV-3, R-DLV-5). Pure: no network, no database.
+cut into PDU payloads, MO reassembly, addresses, and smpplib's PDU objects made and parsed
+(make_pdu / parse_pdu) (R-DLV-3, R-DLV-5). Pure: no network, no database.
 
 Where a text is cut, and into how many parts, is smsplatform.sms_text (the billing count,
 R-BIL-2); here the parts become payloads: GSM-7 as data_coding 0 (unpacked septets, the SMSC packs

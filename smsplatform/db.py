@@ -159,7 +159,10 @@ class AnyOf(models.Lookup):
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         field = self.lhs.output_field
-        return f"{lhs} = ANY(%s::{field.cast_db_type(connection)}[])", [
+        # the type without its modifier: a cast to varchar(n) or numeric(p, s) would cut or round
+        # the values looked for, and a longer one could then match a stored prefix
+        base = field.cast_db_type(connection).partition("(")[0]
+        return f"{lhs} = ANY(%s::{base}[])", [
             *lhs_params,
             array_literal(field, self.rhs, connection),
         ]

@@ -107,5 +107,10 @@ def test_any_lookup_matches_like_an_in_list_with_one_array_parameter(tenant_a):
         insert_rows(InboundMessage, COLUMNS, [(v, "10690", "odd", timezone.now()) for v in odd])
         assert sorted(InboundMessage.objects.filter(source__any=odd).values_list("source", flat=True)) == sorted(odd)
         assert not InboundMessage.objects.filter(source__any=['a "quoted"', "NULL "]).exists()
+        # a value longer than the column is not cut to it (varchar(32): its prefix is stored)
+        full = "+86134" + "7" * 26
+        insert_rows(InboundMessage, COLUMNS, [(full, "10690", "full width", timezone.now())])
+        assert InboundMessage.objects.filter(source__any=[full]).exists()
+        assert not InboundMessage.objects.filter(source__any=[full + "0"]).exists()
         assert InboundMessage.objects.filter(pk__any=set(ids)).update(keyword_action="stop") == 2
         assert set(InboundMessage.objects.filter(keyword_action="stop").values_list("pk", flat=True)) >= set(ids)

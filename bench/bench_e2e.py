@@ -8,8 +8,9 @@ message); the rates are then messages/s and parts/s (issue 16: the e2e ratio for
 
 The ratio of issue 16 is printed by this bench: raw smpplib (window 50, bench_smpp_raw.bench_raw)
 runs against this run's own simulator right before the workers start and right after they stop,
-and "e2e ÷ raw smpplib, same run" divides the delivered parts/s by the mean of the two (on a
-shared machine the load changes within a minute; a ratio to a separate bench run was noise).
+and "e2e ÷ raw smpplib, same run" divides the delivered parts/s by the mean of the two, each the
+median of 3 runs (on a shared machine the load changes within a minute; a ratio to a separate
+bench run was noise).
 No migrate_schemas unless `--migrate` (make bench runs bootstrap first).
 
 As deployed (deploy/compose.yaml): `dramatiq smsplatform.worker -p <processes> -t <threads>`
@@ -23,6 +24,7 @@ disabled again at the end) in the configured database.
 import multiprocessing
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -142,13 +144,14 @@ def run_simulator(port: int, ready, stop, report) -> None:
 RAW_SOURCE = "19999"
 
 
-def raw_rate(port: int, count: int) -> float:
-    """Raw smpplib (window 50, as bench_smpp_raw.py) against the e2e run's own simulator, msg/s."""
+def raw_rate(port: int, count: int, runs: int = 3) -> float:
+    """Raw smpplib (window 50, as bench_smpp_raw.py) against the e2e run's own simulator, msg/s:
+    the median of `runs` runs (a single ~1 s run fell to half its rate whenever the machine's
+    other work took a core for a moment, and a low reference inflates the ratio)."""
     from bench_smpp_raw import bench_raw
 
     n = min(count, 5000)
-    elapsed, _ = bench_raw(port, n, 50, source=RAW_SOURCE)
-    return n / elapsed
+    return statistics.median(n / bench_raw(port, n, 50, source=RAW_SOURCE)[0] for _ in range(runs))
 
 
 def statements_reset() -> bool:
@@ -334,7 +337,7 @@ def main(count: int, threads: int, processes: int, parts: int = 1) -> None:
     raw = (raw_before + raw_after) / 2
     rows += [
         (
-            "raw smpplib, same simulator, window 50 (before / after the workers)",
+            "raw smpplib, same simulator, window 50 (before / after the workers, median of 3 runs each)",
             f"{raw_before:.0f} / {raw_after:.0f}",
             "msg/s",
             "—",

@@ -126,8 +126,7 @@ def store_receipts(*, channel_id: int | None, pdus: list) -> list[StoredReceipt]
         if values is not None
     ]
     now = timezone.now()
-    columns = [c.removesuffix("_id") if c == "channel_id" else c for c in RECEIPT_COLUMNS]
-    ids = insert_rows(PendingReceipt, [*columns, "received_at"], [(*row, now) for row in rows], returning="id")
+    ids = insert_rows(PendingReceipt, [*RECEIPT_COLUMNS, "received_at"], [(*row, now) for row in rows], returning="id")
     return [StoredReceipt(pk, *row, now) for row, pk in zip(rows, ids, strict=True)]
 
 
@@ -354,7 +353,7 @@ def settle_at_submit(
 
     found: dict[str, list] = defaultdict(list)
     for r in receipts:
-        if r.channel_id == channel_id and r.pk is not None:
+        if r.channel_id == channel_id:
             for key in dict.fromkeys((r.carrier_message_id, normalise_message_id(r.carrier_message_id))):
                 found[key].append(r)
     if not found:
@@ -411,7 +410,7 @@ def apply_job_receipts(
 
     outcomes, done, applied = [], [], set()
     for r in receipts:
-        if r.channel_id != channel_id or r.pk is None:
+        if r.channel_id != channel_id:
             continue
         cid = r.carrier_message_id
         key = cid if cid in lookups else normalise_message_id(cid)

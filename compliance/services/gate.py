@@ -12,7 +12,6 @@ from django.db import connection, transaction
 from django_tenants.utils import tenant_context
 
 from smsplatform import config_cache, numbers
-from smsplatform.db import in_array
 from tenants.models import Tenant, TenantState
 
 from .. import checks as pure
@@ -159,7 +158,7 @@ def check_message(
             if commercial and options.consent_policy == ConsentPolicy.STRICT:
                 consented = set(
                     Consent.objects.filter(
-                        number__in=in_array(recipients), scope__in=scopes, withdrawn_at__isnull=True
+                        number__any=recipients, scope__in=scopes, withdrawn_at__isnull=True
                     ).values_list("number", flat=True)
                 )
         scanner = config_cache.get("rules", "scanner", get_scanner)  # R-CMP-3, rebuilt on a new rule set

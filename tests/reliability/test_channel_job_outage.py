@@ -135,4 +135,11 @@ def test_channel_job_sends_within_seconds_of_a_database_outage_longer_than_its_r
     # only this test's numbers: relay_outbox() also relays earlier live tests' leftovers, and this
     # is the only channel enabled
     ours = {n.lstrip("+") for n in numbers}
+    # out of `queued` = claimed: their submit_sm may still be on the wire (or on the simulator's
+    # side of it) for a moment
+    wait_for(
+        lambda: len([r for r in sim.submitted if r.destination in ours]) >= len(ours),
+        timeout=10,
+        what="the SMSC to have every submit_sm",
+    )
     assert sorted(r.destination for r in sim.submitted if r.destination in ours) == sorted(ours)

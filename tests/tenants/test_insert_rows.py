@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from delivery.models import InboundMessage
-from smsplatform.db import in_array, insert_rows
+from smsplatform.db import insert_rows
 from tenants.models import OperationRecord
 
 COLUMNS = ("source", "destination", "text", "received_at")
@@ -73,17 +73,6 @@ def test_one_statement_for_any_number_of_rows(tenant_a):
 
     assert len(statements(large)) == len(statements(small)) == 1
     assert insert_rows(InboundMessage, COLUMNS, []) == []
-
-
-def test_in_array_matches_like_an_in_list(tenant_a):
-    with tenant_context(tenant_a):
-        insert_rows(InboundMessage, COLUMNS, replies(5, prefix="+86135"))
-        wanted = ["+8613500000001", "+8613500000003", "+8613599999999"]
-        found = set(InboundMessage.objects.filter(source__in=in_array(wanted)).values_list("source", flat=True))
-        assert found == set(InboundMessage.objects.filter(source__in=wanted).values_list("source", flat=True))
-        assert found == {"+8613500000001", "+8613500000003"}
-    with pytest.raises(ValueError, match="unsupported"):
-        in_array(["x"], db_type="text); DROP TABLE x")
 
 
 def test_any_lookup_matches_like_an_in_list_with_one_array_parameter(tenant_a):

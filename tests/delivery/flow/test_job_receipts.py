@@ -87,3 +87,22 @@ def test_message_receipted_within_its_job_is_written_final_once_with_its_whole_h
 
     assert apply_pending_receipts(carrier_ids=[r.carrier_message_id for r in again]) == 1
     assert status_of(tenant_a, msg) == S.UNDELIVERED
+
+
+def test_a_receipt_marked_applied_again_keeps_its_first_time_R_DLV_4(make_channel):
+    """inbound.mark_applied goes by id alone (issue 16: no `applied_at IS NULL` filter for the
+    planner to misuse), so a second marking must leave the first applied_at as it was."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from delivery.inbound import mark_applied
+
+    channel = make_channel()
+    [first, second] = store_receipts(channel_id=channel.pk, pdus=[pdu("A1"), pdu("A2")])
+    then = timezone.now() - timedelta(minutes=5)
+    mark_applied([first.pk], then)
+    mark_applied([first.pk, second.pk], timezone.now())
+    applied = dict(PendingReceipt.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "applied_at"))
+    assert applied[first.pk] == then
+    assert applied[second.pk] > then

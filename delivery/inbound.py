@@ -25,7 +25,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from smsplatform import metrics
-from smsplatform.db import insert_rows, tenant_scope
+from smsplatform.db import insert_rows, load_only, tenant_scope
 from smsplatform.numbers import normalise_strict, same_handset
 from tenants.models import Tenant
 
@@ -259,7 +259,8 @@ def _apply_outcomes_here(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict
     changed: dict[int, str] = {}
     ids = {o.message_id for o in outcomes}
     messages = {
-        m.pk: m for m in Message.objects.select_for_update().filter(pk__in=ids).only(*OUTCOME_FIELDS).order_by("pk")
+        m.pk: m
+        for m in load_only(Message.objects.select_for_update().filter(pk__any=list(ids)).order_by("pk"), OUTCOME_FIELDS)
     }
     parts: dict[int, dict[int, MessagePart]] = {}
     for p in MessagePart.objects.select_for_update().filter(message_id__in=ids).order_by("pk"):
@@ -440,8 +441,9 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
             )
         else:  # the sweep: skip what others are applying right now
             pending = PendingReceipt.objects.select_for_update(skip_locked=True).filter(applied_at__isnull=True)
-        rows = list(
-            pending.only(
+        rows = load_only(
+            pending.order_by("received_at", "pk")[:limit],
+            (
                 "id",
                 "channel_id",
                 "carrier_message_id",
@@ -451,7 +453,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
                 "done_at",
                 "received_at",
                 "source_addr",
-            ).order_by("received_at", "pk")[:limit]
+            ),
         )
         if not rows:
             return 0
@@ -501,10 +503,11 @@ def receipt_owners(
     without its evidence, so it was sent twice."""
     variants = {r.pk: _variants(r.carrier_message_id) for r in rows}
     account_channels = [pk for pk, acct in accounts.items() if acct in {accounts.get(r.channel_id) for r in rows}]
-    found = list(
+    found = load_only(
         CarrierMessageId.objects.filter(
-            carrier_message_id__in={v for vs in variants.values() for v in vs}, channel_id__in=account_channels
-        ).only("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part", "created_at")
+            carrier_message_id__any={v for vs in variants.values() for v in vs}, channel_id__in=account_channels
+        ),
+        ("id", "channel_id", "carrier_message_id", "tenant_id", "message_id", "part", "created_at"),
     )
     tenants = Tenant.objects.in_bulk({row.tenant_id for row in found})  # one query, not a join per row
     lookups: dict[tuple, list[CarrierMessageId]] = defaultdict(list)

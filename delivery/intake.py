@@ -573,21 +573,6 @@ def _store_accepted(
     return request, status_code, body, accepted, rejected
 
 
-def update_by_value(model, objs: list, fields: list[str]) -> int:
-    """bulk_update for rows that mostly share their new values (a job's messages all become
-    `submitted` at the same instant): one `UPDATE … WHERE pk IN (…)` per distinct value tuple.
-    Django's bulk_update builds a CASE WHEN per row and field, whose compilation was the largest
-    cost of recording submit results and receipts in the end-to-end profile."""
-    names = [model._meta.get_field(f).attname for f in fields]
-    groups: dict[str, tuple[tuple, list]] = {}
-    for obj in objs:
-        values = tuple(getattr(obj, n) for n in names)
-        groups.setdefault(repr(values), (values, []))[1].append(obj.pk)  # repr: lists (JSON) are unhashable
-    for values, pks in groups.values():
-        model.objects.filter(pk__in=pks).update(**dict(zip(names, values, strict=True)))
-    return len(objs)
-
-
 def _next_ids(count: int, *, holds: int = 0) -> tuple[int, list[int], list[int], int]:
     """Fresh ids in one round trip: a send request and `count` messages (sequences of the current
     tenant schema), `holds` holds and an outbox entry (public)."""

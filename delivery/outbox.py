@@ -15,11 +15,11 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from smsplatform import jobs
+from smsplatform.db import load_only
 from tenants.models import Tenant
 
 from .callbacks import enqueue_status_callback
 from .charges import release_messages_holds
-from .intake import update_by_value
 from .models import Message, MessageStatus, OutboxEntry
 from .routing import RoutingTable
 from .statuses import transition
@@ -90,13 +90,13 @@ ROUTE_FIELDS = (
 
 
 def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTable, now: datetime) -> list[ChannelJob]:
-    from .bulk import insert_status_events
+    from .bulk import insert_status_events, update_grouped
 
-    messages = list(
+    messages = load_only(  # not whole rows: the largest cost of a relay (issue 7)
         Message.objects.select_for_update()
-        .filter(pk__in=message_ids, status__in=[S.ACCEPTED, S.SCHEDULED])
-        .only(*ROUTE_FIELDS)
-        .order_by("pk")  # not whole rows: the largest cost of a relay (issue 7)
+        .filter(pk__any=message_ids, status__in=[S.ACCEPTED, S.SCHEDULED])
+        .order_by("pk"),
+        ROUTE_FIELDS,
     )
     per_channel: dict[int, list[Message]] = defaultdict(list)
     failed: list[Message] = []
@@ -116,7 +116,7 @@ def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTa
             m.reason = "no_route"
             failed.append(m)
     changed = [m for group in per_channel.values() for m in group] + failed
-    update_by_value(Message, changed, ["status", "status_at", "channel_id", "reason"])
+    update_grouped(Message, changed, ["status", "status_at", "channel_id", "reason"])
     insert_status_events(events)
     if failed:
         release_messages_holds(messages=failed, key_prefix="noroute", reason="no route")

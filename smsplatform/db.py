@@ -16,6 +16,7 @@ from datetime import date, datetime
 from functools import lru_cache
 
 from django.db import connection, models
+from django.db.models.base import ModelState
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -166,6 +167,40 @@ def array_literal(field: models.Field, values: Iterable, connection) -> str | li
         quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
         return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
     return [field.get_db_prep_value(v, connection, prepared=False) for v in values]
+
+
+def load_only(queryset: models.QuerySet, fields: Sequence[str]) -> list:
+    """`list(queryset.only(*fields))`, the instances built without Django's per-row model
+    construction: Model.from_db looks every concrete field up in the loaded names and
+    Model.__init__ sets each one and sends its two signals, about half of loading a send job's
+    250 claimed messages (issue 16). The rows come as value tuples and fill the instances'
+    __dict__ directly. The instances are ordinary: the other fields load on access (deferred),
+    save(update_fields=…) and refresh_from_db work as usual. `fields` must include the primary
+    key. A model with its own from_db or init signal receivers is loaded the usual way."""
+    model = queryset.model
+    meta = model._meta
+    if (
+        model.from_db.__func__ is not models.Model.from_db.__func__
+        or models.signals.pre_init.has_listeners(model)
+        or models.signals.post_init.has_listeners(model)
+    ):
+        return list(queryset.only(*fields))
+    names = tuple(meta.get_field(name).attname for name in fields)
+    if meta.pk.attname not in names:
+        raise ValueError(f"load_only needs {meta.pk.attname!r} among the fields")
+    db = queryset.db
+    new = model.__new__
+    loaded = []
+    for row in queryset.values_list(*names):
+        instance = new(model)
+        state = ModelState()
+        state.adding = False
+        state.db = db
+        values = instance.__dict__
+        values["_state"] = state
+        values.update(zip(names, row, strict=True))
+        loaded.append(instance)
+    return loaded
 
 
 @contextmanager

@@ -103,3 +103,44 @@ def test_any_lookup_matches_like_an_in_list_with_one_array_parameter(tenant_a):
         assert not InboundMessage.objects.filter(source__any=[full + "0"]).exists()
         assert InboundMessage.objects.filter(pk__any=set(ids)).update(keyword_action="stop") == 2
         assert set(InboundMessage.objects.filter(keyword_action="stop").values_list("pk", flat=True)) >= set(ids)
+
+
+def test_load_only_gives_the_instances_only_would(tenant_a):
+    """smsplatform.db.load_only (the send path's claimed and result rows, issue 16): the same
+    instances as `.only()` — values, deferred fields, saving, loading a deferred field — built
+    without Django's per-row construction; a model with init signal receivers the usual way."""
+    from django.db.models.signals import post_init
+
+    from smsplatform.db import load_only
+
+    fields = ("id", "source", "received_at", "channel_id")
+    with tenant_context(tenant_a):
+        insert_rows(InboundMessage, COLUMNS, replies(4, prefix="+86133"))
+        query = InboundMessage.objects.filter(source__startswith="+86133").order_by("pk")
+        usual = list(query.only(*fields))
+        fast = load_only(query, fields)
+        assert [type(m) for m in fast] == [InboundMessage] * 4
+        assert [(m.pk, m.source, m.received_at, m.channel_id) for m in fast] == [
+            (m.pk, m.source, m.received_at, m.channel_id) for m in usual
+        ]
+        assert fast[0].get_deferred_fields() == usual[0].get_deferred_fields()
+        assert "text" in fast[0].get_deferred_fields() and not fast[0]._state.adding
+        assert fast[0].text == "reply 0 é"  # a deferred field loads on access
+        fast[1].keyword_action = "stop"
+        fast[1].save(update_fields=["keyword_action"])
+        assert InboundMessage.objects.get(pk=fast[1].pk).keyword_action == "stop"
+        assert InboundMessage.objects.get(pk=fast[1].pk).text == "reply 1 é"  # nothing else written
+        with pytest.raises(ValueError):
+            load_only(query, ("source",))  # without the primary key
+
+        seen = []
+
+        def receiver(sender, instance, **kwargs):
+            seen.append(instance)
+
+        post_init.connect(receiver, sender=InboundMessage)
+        try:
+            assert [m.pk for m in load_only(query, fields)] == [m.pk for m in usual]
+        finally:
+            post_init.disconnect(receiver, sender=InboundMessage)
+        assert len(seen) == 4  # its receiver saw every instance

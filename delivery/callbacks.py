@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def delivery_settings_for(*, tenant: Tenant) -> DeliverySettings:
-    settings_row, _ = DeliverySettings.objects.get_or_create(
-        tenant=tenant, defaults={"callback_secret": encrypt_secret(secrets.token_hex(32))}
+    settings_row, _ = DeliverySettings.objects.get_or_create(  # the secret is made only for a new row
+        tenant=tenant, defaults={"callback_secret": lambda: encrypt_secret(secrets.token_hex(32))}
     )
     return settings_row
 

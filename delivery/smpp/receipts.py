@@ -114,7 +114,31 @@ class Receipt:
 _KEY = re.compile(r"(?i)\b(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)\s*:")
 
 
+# Appendix B exactly as most SMSCs (and the simulator) write it: matched in one go; anything
+# else (other case, order, spacing or missing fields) goes through the general parser below.
+# A value with a colon could hold a key the general parser would split at: it takes that path.
+_STANDARD = re.compile(
+    r"id:(?P<id>[^\s:]*) sub:(?P<sub>[^\s:]*) dlvrd:(?P<dlvrd>[^\s:]*) "
+    r"submit date:(?P<submitdate>\d{10}(?:\d\d)?) done date:(?P<donedate>\d{10}(?:\d\d)?) "
+    r"stat:(?P<stat>[^\s:]*) err:(?P<err>[^\s:]*)(?: text:(?P<text>.*))?\s*\Z",
+    re.S,
+)
+
+
 def _parse_fields(text: str) -> dict[str, str]:
+    """{key: value} of a receipt text; keys lower case without spaces ("submitdate")."""
+    standard = _STANDARD.match(text)
+    if standard is not None:  # issue 16: the general parser was ~5 % of a send worker's CPU
+        fields = standard.groupdict()
+        if fields["text"] is None:
+            del fields["text"]
+        else:
+            fields["text"] = fields["text"].strip()
+        return fields
+    return _parse_any_fields(text)
+
+
+def _parse_any_fields(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))
     for i, m in enumerate(matches):
@@ -131,7 +155,7 @@ def parse_receipt_date(value: str | None) -> datetime | None:
     """YYMMDDhhmm or YYMMDDhhmmss (SMPP 3.4 appendix B), read as UTC. None when absent/invalid."""
     if not value:
         return None
-    digits = re.sub(r"\D", "", value)
+    digits = value if value.isascii() and value.isdigit() else re.sub(r"\D", "", value)
     if len(digits) not in (10, 12):
         return None
     n = [int(digits[i : i + 2]) for i in range(0, len(digits), 2)]

@@ -137,3 +137,29 @@ def test_message_id_variants_match_hex_and_decimal_forms_r_dlv_4(submit_resp_id,
 
 def test_message_id_variants_of_non_numeric_id_is_itself_r_dlv_4():
     assert message_id_variants("msg-00A") == {"msg-00a"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id:0A1B2C sub:001 dlvrd:001 submit date:2611301200 done date:2611301201 stat:DELIVRD err:000 text:hello",
+        "id:12 sub:001 dlvrd:000 submit date:261130120005 done date:261130120107 stat:UNDELIV err:034",
+        "id:12 sub:001 dlvrd:000 submit date:2611301200 done date:2611301201 stat:EXPIRED err:000 text:  a b:c  ",
+        "id:12 sub:001 dlvrd:000 submit date:2611301200 done date:2611301201 stat:REJECTD err:000 text:stat:DELIVRD",
+        "id:x-id:5 sub:001 dlvrd:001 submit date:2611301200 done date:2611301201 stat:DELIVRD err:000",  # key in a value
+        "id:7 sub:001 dlvrd:001 submit date:2611301200 done date:2611301201 stat:DELIVRD-err:9 err:000",
+        "id:7 sub:001 dlvrd:001 submit date:2611301200 done date:2611301201 stat:DELIVRD  err:000 text:x",
+        "ID:7 SUB:001 DLVRD:001 SUBMIT DATE:2611301200 DONE DATE:2611301201 STAT:DELIVRD ERR:000 TEXT:x",
+        "id:7 sub:001 dlvrd:001 submit date:26113012 done date:2611301201 stat:DELIVRD err:000",  # short date
+        "id: sub: dlvrd: submit date:2611301200 done date:2611301201 stat: err: text:",
+    ],
+)
+def test_standard_receipt_fast_path_reads_like_the_general_parser_r_dlv_4(text, monkeypatch):
+    """The one-regex path for appendix-B text as written (issue 16) gives the general parser's
+    fields and receipt for any text, standard or not (a text it does not match goes that way)."""
+    from delivery.smpp import receipts
+
+    assert receipts._parse_fields(text) == receipts._parse_any_fields(text)
+    fast = parse_receipt(short_message=text)
+    monkeypatch.setattr(receipts, "_parse_fields", receipts._parse_any_fields)
+    assert fast == parse_receipt(short_message=text)

@@ -71,6 +71,24 @@ def update_callback_settings(
 
 # --- callbacks ----------------------------------------------------------------------------------
 
+#: what a status callback reads of a message (status_event_body, _status_extra): a path that
+#: loads messages with .only()/load_only and may queue their callbacks loads these too, or each
+#: message costs a SELECT per missing field (issue 16: request_id and segments were missing)
+STATUS_CALLBACK_FIELDS = (
+    "id",
+    "request_id",
+    "client_ref",
+    "recipient",
+    "status",
+    "status_at",
+    "reason",
+    "error_code",
+    "submitted_at",
+    "done_at",
+    "callback_url",
+    "segments",
+)
+
 
 def status_event_body(message: Message) -> dict:
     return {

@@ -226,19 +226,7 @@ def apply_receipt(
 
 
 #: what applying receipts reads of a message (its status callback included): not the whole row
-OUTCOME_FIELDS = (
-    "id",
-    "status",
-    "status_at",
-    "client_ref",
-    "recipient",
-    "reason",
-    "error_code",
-    "submitted_at",
-    "done_at",
-    "callback_url",
-    "hold_id",
-)
+OUTCOME_FIELDS = (*callbacks.STATUS_CALLBACK_FIELDS, "hold_id")
 
 
 def apply_outcomes(*, tenant: Tenant, outcomes: list[PartOutcome]) -> dict[int, str]:

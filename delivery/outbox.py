@@ -18,7 +18,7 @@ from smsplatform import jobs
 from smsplatform.db import load_only
 from tenants.models import Tenant
 
-from .callbacks import enqueue_status_callback
+from .callbacks import STATUS_CALLBACK_FIELDS, enqueue_status_callback
 from .charges import release_messages_holds
 from .models import Message, MessageStatus, OutboxEntry
 from .routing import RoutingTable
@@ -68,25 +68,7 @@ def relay_outbox(
 
 
 #: what routing reads of a message (a no-route failure's release and callback included)
-ROUTE_FIELDS = (
-    "id",
-    "request_id",
-    "status",
-    "status_at",
-    "message_type",
-    "country",
-    "carrier",
-    "province",
-    "reason",
-    "channel_id",
-    "hold_id",
-    "client_ref",
-    "recipient",
-    "error_code",
-    "submitted_at",
-    "done_at",
-    "callback_url",
-)
+ROUTE_FIELDS = (*STATUS_CALLBACK_FIELDS, "message_type", "country", "carrier", "province", "channel_id", "hold_id")
 
 
 def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTable, now: datetime) -> list[ChannelJob]:

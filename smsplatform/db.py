@@ -120,6 +120,31 @@ def insert_sql(
     return sql, [*constants, document]
 
 
+@lru_cache(maxsize=128)
+def _update_statement(model: type[models.Model], fields: tuple[str, ...]) -> str:
+    meta = model._meta
+    qn = connection.ops.quote_name
+    targets = [meta.get_field(name) for name in fields]
+    sets = ", ".join(f"{qn(f.column)} = {_select_expression(f, i + 1)}" for i, f in enumerate(targets))
+    pk = meta.pk
+    return (
+        f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM jsonb_array_elements(%s::jsonb) AS r "
+        f"WHERE t.{qn(pk.column)} = (r->>0)::{pk.db_type(connection)}"
+    )
+
+
+def update_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """UPDATE many rows, each to its own values, in one statement: `rows` are tuples of the
+    primary key then the values of `fields` (attribute names), sent as one JSON document as in
+    insert_rows. For rows whose new values differ (receipts' done times to the second), where
+    one `UPDATE … WHERE pk = ANY(…)` per distinct value tuple was a statement per message."""
+    if not rows:
+        return
+    document = json.dumps(rows, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    with connection.cursor() as cursor:
+        cursor.execute(_update_statement(model, tuple(fields)), [document])
+
+
 def execute_together(statements: Sequence[tuple[str, list]]) -> None:
     """Run several INSERT/UPDATE statements (from insert_sql) as ONE statement, each a
     data-modifying CTE (issue 17: one round trip for the rows of an accepted send). They see

@@ -145,3 +145,25 @@ def test_load_only_gives_the_instances_only_would(tenant_a):
         finally:
             post_init.disconnect(receiver, sender=InboundMessage)
         assert len(seen) == 4  # its receiver saw every instance
+
+
+def test_update_rows_writes_each_row_its_own_values_in_one_statement(tenant_a):
+    """smsplatform.db.update_rows (receipts whose done times differ, issue 16): one UPDATE for
+    any number of rows, each to its own values (text, time, NULL, JSON), in the current tenant's
+    schema; a value too long for its column is refused, nothing written."""
+    from smsplatform.db import update_rows
+
+    with tenant_context(tenant_a):
+        ids = insert_rows(InboundMessage, COLUMNS, replies(3, prefix="+86132"), returning="id")
+        other = insert_rows(InboundMessage, COLUMNS, replies(1, prefix="+86131"), returning="id")
+        at = [timezone.now() - timezone.timedelta(seconds=s) for s in (1, 2, 3)]
+        rows = [(pk, f"action {i}", at[i], None if i == 1 else 7) for i, pk in enumerate(ids)]
+        with CaptureQueriesContext(connection) as ctx:
+            update_rows(InboundMessage, ["keyword_action", "received_at", "channel_id"], rows)
+        assert len(ctx.captured_queries) == 1
+        got = InboundMessage.objects.filter(pk__in=ids).order_by("pk")
+        assert [(m.keyword_action, m.received_at, m.channel_id) for m in got] == [r[1:] for r in rows]
+        assert InboundMessage.objects.get(pk=other[0]).keyword_action == ""  # only the rows given
+        with pytest.raises(DataError), transaction.atomic():
+            update_rows(InboundMessage, ["keyword_action"], [(ids[0], "new"), (ids[1], "x" * 21)])
+        assert InboundMessage.objects.get(pk=ids[0]).keyword_action == "action 0"

@@ -106,3 +106,39 @@ def test_a_receipt_marked_applied_again_keeps_its_first_time_R_DLV_4(make_channe
     applied = dict(PendingReceipt.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "applied_at"))
     assert applied[first.pk] == then
     assert applied[second.pk] > then
+
+
+def test_status_callbacks_of_receipted_messages_cost_no_query_per_message_R_DLV_4(tenant_a, make_channel):
+    """A tenant with a callback URL: the status callbacks of a job's messages (made final by
+    receipts, in the job or after it) are built from the rows the job loaded. The callback
+    reads request_id and segments, which those loads had left out (one more SELECT per message),
+    and messages whose receipts differ in their done time were written one UPDATE each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_tenants.utils import tenant_context
+
+    from delivery.callbacks import update_callback_settings
+    from delivery.inbound import PartOutcome, apply_outcomes
+    from delivery.models import CallbackDelivery
+    from tenants.services import Actor
+
+    update_callback_settings(tenant=tenant_a, callback_url="https://example.com/hook", actor=Actor.system("tests"))
+    channel = make_channel()
+
+    def job_queries(n: int, prefix: str) -> tuple[int, int]:
+        messages = [submitting(tenant_a, channel) for _ in range(n)]
+        ids = [f"{prefix}{i}" for i in range(n)]
+        stored = store_receipts(channel_id=channel.pk, pdus=[pdu(cid) for cid in ids[: n // 2]])
+        items = [r for m, cid in zip(messages, ids, strict=True) for r in results(tenant_a, m, [cid])]
+        with CaptureQueriesContext(connection) as in_job:
+            apply_submit_results(channel_id=channel.pk, results=items, receipts=stored)
+        later = [PartOutcome(m.pk, 1, "delivered", "DELIVRD", "000", None) for m in messages[n // 2 :]]
+        with CaptureQueriesContext(connection) as after:
+            apply_outcomes(tenant=tenant_a, outcomes=later)
+        with tenant_context(tenant_a):
+            assert {status_of(tenant_a, m) for m in messages} == {S.DELIVERED}
+        return len(in_job), len(after)
+
+    before = CallbackDelivery.objects.count()
+    assert job_queries(2, "Q") == job_queries(8, "R")
+    assert CallbackDelivery.objects.count() - before == 10  # one status callback per message

@@ -190,7 +190,9 @@ class Hold(models.Model):
     released when it fails before that. `amount` is the cash part (cash_segments * unit_price);
     `package_segments` came from packages (HoldPackageUse says which)."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    # no index of its own: the (account, …) indexes below serve it (issue 16: a hold is written
+    # twice per message, each index takes an entry each time)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds", db_index=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="billing_holds")
     entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="holds")
     reference = models.CharField(max_length=200)

@@ -65,21 +65,17 @@ CLAIM_FIELDS = (
 #: a message in its destination's quiet hours is looked at again after this long
 QUIET_HOURS_RECHECK_MS = 5 * 60 * 1000
 #: what recording a submit result reads (the failure path's callbacks included)
-RESULT_FIELDS = tuple(
-    dict.fromkeys(
-        (
-            *callbacks.STATUS_CALLBACK_FIELDS,
-            "claim_token",
-            "submit_attempts",
-            "hold_id",
-            "message_type",
-            "country",
-            "carrier",
-            "province",
-            "tried_channels",
-            "channel_id",
-        )
-    )
+RESULT_FIELDS = (
+    *callbacks.STATUS_CALLBACK_FIELDS,
+    "claim_token",
+    "submit_attempts",
+    "hold_id",
+    "message_type",
+    "country",
+    "carrier",
+    "province",
+    "tried_channels",
+    "channel_id",
 )
 
 

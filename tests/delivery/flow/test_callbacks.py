@@ -124,3 +124,30 @@ def test_callbacks_to_private_addresses_are_refused_in_production(tenant_a, endp
     assert item.state == CallbackState.FAILED
     assert "non-public" in item.last_error
     assert endpoint.received == []
+
+
+@pytest.mark.parametrize("callback_format", ["standard", "alibaba"])
+def test_status_callback_reads_only_status_callback_fields(tenant_a, callback_format, django_assert_num_queries):
+    """Issue 16: the send path loads messages with load_only(…, STATUS_CALLBACK_FIELDS + its own)
+    and queues their status callbacks: a field the callback reads that the tuple lacks would be
+    one SELECT per message. Built from a row loaded with exactly those fields: no query."""
+    from django_tenants.utils import tenant_context
+
+    from delivery.callbacks import STATUS_CALLBACK_FIELDS, _status_extra, callback_body, status_event_body
+    from delivery.models import Message
+    from smsplatform.db import load_only
+
+    from .conftest import add_message
+
+    msg = add_message(tenant_a, status="delivered", client_ref="cb-fields", done_at=timezone.now())
+    with tenant_context(tenant_a):
+        (loaded,) = load_only(Message.objects.filter(pk=msg.pk), STATUS_CALLBACK_FIELDS)
+        with django_assert_num_queries(0):
+            body = callback_body(
+                callback_format=callback_format,
+                event="message.status",
+                payload=status_event_body(loaded),
+                extra=_status_extra(loaded),
+            )
+    assert body is not None
+    assert "cb-fields" in body or callback_format == "alibaba"

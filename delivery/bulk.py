@@ -25,7 +25,7 @@ def update_grouped(model, rows: list, fields: list[str]) -> None:
     for row in rows:
         values = tuple(getattr(row, f) for f in fields)
         groups.setdefault(repr(values), (values, []))[1].append(row.pk)  # repr: lists (JSON) are unhashable
-    if len(groups) > 2:
+    if len(groups) > 1:
         update_rows(model, fields, [(pk, *values) for values, ids in groups.values() for pk in ids])
         return
     for values, ids in groups.values():

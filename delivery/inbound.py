@@ -469,7 +469,7 @@ def apply_pending_receipts(*, carrier_ids: list[str] | None = None, limit: int =
         for tenant, outcomes in per_tenant.values():
             apply_outcomes(tenant=tenant, outcomes=outcomes)
         if done:
-            PendingReceipt.objects.filter(pk__in=done).update(applied_at=timezone.now())
+            mark_applied(done, timezone.now())
             metrics.count_receipts(rows, done)
             applied = len(done)
     return applied

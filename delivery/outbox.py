@@ -18,7 +18,7 @@ from smsplatform import jobs
 from smsplatform.db import load_only
 from tenants.models import Tenant
 
-from .callbacks import STATUS_CALLBACK_FIELDS, enqueue_status_callback
+from .callbacks import STATUS_CALLBACK_FIELDS, enqueue_status_callbacks
 from .charges import release_messages_holds
 from .models import Message, MessageStatus, OutboxEntry
 from .routing import RoutingTable
@@ -102,8 +102,7 @@ def _route_and_queue(*, tenant: Tenant, message_ids: list[int], table: RoutingTa
     insert_status_events(events)
     if failed:
         release_messages_holds(messages=failed, key_prefix="noroute", reason="no route")
-        for m in failed:
-            enqueue_status_callback(tenant=tenant, message=m)
+        enqueue_status_callbacks(tenant=tenant, messages=failed)
     if waiting:
         OutboxEntry.objects.create(
             tenant=tenant,

@@ -553,8 +553,7 @@ def _apply_for_tenant(
             on_conflict="ON CONFLICT (channel_id, recipient) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
             "sent_at = EXCLUDED.sent_at",
         )
-        for m in failed:
-            callbacks.enqueue_status_callback(tenant=tenant, message=m)
+        callbacks.enqueue_status_callbacks(tenant=tenant, messages=failed)
         for reason in {m.retry_reason for m in retry}:
             group = [m for m in retry if m.retry_reason == reason]
             retry_elsewhere(
@@ -704,8 +703,7 @@ def retry_elsewhere(
                 key_prefix="giveup",
                 reason=reason[:200],
             )
-            for m in give_up:
-                callbacks.enqueue_status_callback(tenant=tenant, message=m)
+            callbacks.enqueue_status_callbacks(tenant=tenant, messages=give_up)
         planned = [
             (outbox.ChannelJob(channel_id=c, tenant_id=tenant.pk, message_ids=ids), d) for (c, d), ids in jobs.items()
         ]

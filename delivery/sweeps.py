@@ -230,8 +230,7 @@ def reconcile_unknown_submissions(*, now: datetime | None = None) -> dict:
                         key_prefix="unconfirmed",
                         reason="unconfirmed submission",
                     )
-                    for m in to_fail:
-                        callbacks.enqueue_status_callback(tenant=tenant, message=m)
+                    callbacks.enqueue_status_callbacks(tenant=tenant, messages=to_fail)
                 failed_count += len(to_fail)
                 requeued += len(to_resend)
                 if settled_resend:  # their evidence parts are recorded above: the resend skips them
@@ -262,12 +261,13 @@ def expire_receipts(*, now: datetime | None = None) -> int:
     count = 0
     for tenant in delivery_tenants(days=settings.DELIVERY_RECEIPT_TIMEOUT_HOURS // 24 + 3):
         with tenant_context(tenant), transaction.atomic():
-            for m in Message.objects.select_for_update(skip_locked=True).filter(
-                status=S.SUBMITTED, submitted_at__lt=cutoff
-            ):
+            expired = list(
+                Message.objects.select_for_update(skip_locked=True).filter(status=S.SUBMITTED, submitted_at__lt=cutoff)
+            )
+            for m in expired:
                 statuses.transition(message=m, to_status=S.UNKNOWN, at=now, detail="no receipt in time")
-                callbacks.enqueue_status_callback(tenant=tenant, message=m)
-                count += 1
+            callbacks.enqueue_status_callbacks(tenant=tenant, messages=expired)
+            count += len(expired)
     return count
 
 

@@ -142,3 +142,42 @@ def test_status_callbacks_of_receipted_messages_cost_no_query_per_message_R_DLV_
     before = CallbackDelivery.objects.count()
     assert job_queries(2, "Q") == job_queries(8, "R")
     assert CallbackDelivery.objects.count() - before == 10  # one status callback per message
+
+
+def test_status_callbacks_of_refused_messages_cost_no_query_per_message_R_DLV_4(tenant_a, make_channel):
+    """The same for messages a carrier refused for good: their status callbacks are queued
+    together (two queries), not one settings read and one INSERT per message."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from delivery.callbacks import update_callback_settings
+    from delivery.models import CallbackDelivery
+    from delivery.smpp.results import SubmitResult
+    from tenants.services import Actor
+
+    update_callback_settings(tenant=tenant_a, callback_url="https://example.com/hook", actor=Actor.system("tests"))
+    channel = make_channel()
+
+    def job_queries(n: int) -> int:
+        messages = [submitting(tenant_a, channel) for _ in range(n)]
+        refused = [
+            SubmitResult(
+                ref=f"{tenant_a.schema_name}:{m.pk}:tok1",
+                part=1,
+                parts=1,
+                message_id="",
+                command_status=0x45,
+                transient=False,
+            )
+            for m in messages
+        ]
+        with CaptureQueriesContext(connection) as ctx:
+            outcome = apply_submit_results(channel_id=channel.pk, results=refused)
+        assert outcome["failed"] == n
+        assert {status_of(tenant_a, m) for m in messages} == {S.FAILED}
+        return len(ctx)
+
+    job_queries(1)  # the per-thread routing table is loaded once (sender._untried_channel)
+    before = CallbackDelivery.objects.count()
+    assert job_queries(2) == job_queries(6)
+    assert CallbackDelivery.objects.count() - before == 8

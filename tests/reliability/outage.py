@@ -19,7 +19,10 @@ from django.db import connection, connections
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    """A TCP listener on 127.0.0.1 in front of `target_host:target_port`, or of a Unix socket
+    when `target_host` is a path (the embedded stack's servers listen on sockets only)."""
+
+    def __init__(self, target_host: str, target_port: int = 0) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self._listener: socket.socket | None = None
@@ -86,7 +89,7 @@ class TcpProxy:
             if self.hanging:
                 continue  # held open, never answered
             try:
-                server = socket.create_connection(self.target, timeout=5)
+                server = self._connect()
                 server.settimeout(None)
             except OSError:
                 client.close()
@@ -95,6 +98,19 @@ class TcpProxy:
                 self._conns.add(server)
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _connect(self) -> socket.socket:
+        host, port = self.target
+        if not host.startswith("/"):
+            return socket.create_connection(self.target, timeout=5)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.settimeout(5)
+        try:
+            server.connect(host)
+        except OSError:
+            server.close()
+            raise
+        return server
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -108,6 +124,16 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+def database_proxy() -> TcpProxy:
+    """A TcpProxy in front of the test database (TCP, or the socket of the embedded PostgreSQL
+    `make test` starts on a machine without one)."""
+    settings_dict = connection.settings_dict
+    host, port = settings_dict["HOST"] or "127.0.0.1", int(settings_dict["PORT"] or 5432)
+    if host.startswith("/"):  # a socket directory
+        host = f"{host}/.s.PGSQL.{port}"
+    return TcpProxy(host, port)
+
+
 @contextlib.contextmanager
 def through_proxy():
     """This process's database connections go through a TcpProxy (yielded) for the block.
@@ -116,7 +142,7 @@ def through_proxy():
     and probe threads of this process follow too."""
     settings_dict = connection.settings_dict
     saved = settings_dict["HOST"], settings_dict["PORT"]
-    proxy = TcpProxy(saved[0] or "127.0.0.1", int(saved[1] or 5432))
+    proxy = database_proxy()
     connections.close_all()
     settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", proxy.port
     try:

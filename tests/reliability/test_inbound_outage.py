@@ -26,7 +26,7 @@ from delivery.smpp.results import InboundPdu
 
 from ..delivery.flow.conftest import make_sendable
 from ..delivery.flow.live import ROOT, SYSTEM, live_tenant, only_channel, statuses, test_database_url, wait_for
-from .outage import TcpProxy, through_proxy
+from .outage import database_proxy, through_proxy
 
 S = MessageStatus
 
@@ -155,9 +155,8 @@ def test_listener_process_survives_a_database_outage_and_stores_each_reply_once(
     ext = str(tenant.pk % 100000).zfill(5)
     assign_tenant_number(tenant=tenant, extension=ext, actor=SYSTEM)
     connection.set_schema_to_public()
-    db = connection.settings_dict
-    proxy = TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
-    url = test_database_url().replace(f"@{db['HOST']}:{db['PORT']}/", f"@127.0.0.1:{proxy.port}/")
+    proxy = database_proxy()
+    url = test_database_url(via=proxy.url_host)
     env = {**os.environ, "DATABASE_URL": url, "DELIVERY_SPOOL_DIR": str(spool_path)}
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "run_listener", "--channel", str(channel.pk)],

@@ -105,14 +105,15 @@ def statuses(tenant, ids=None) -> dict[int, str]:
     return result
 
 
-def test_database_url() -> str:
+def test_database_url(*, via: str | None = None) -> str:  # noqa: PT028 - a helper (__test__ = False)
     """DATABASE_URL of the test database, for child processes. The host may be a socket
-    directory (the embedded PostgreSQL of `make bench`): quoted, and no port when none is set."""
+    directory (the embedded PostgreSQL of `make bench`): quoted, and no port when none is set.
+    `via`: another "host:port" to reach it through (a test's proxy)."""
     db = connection.settings_dict
     user = quote(db["USER"] or "", safe="")
     password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
     port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{user}{password}@{quote(db['HOST'] or '', safe='')}{port}/{db['NAME']}"
+    return f"postgres://{user}{password}@{via or quote(db['HOST'] or '', safe='') + port}/{db['NAME']}"
 
 
 test_database_url.__test__ = False  # a helper, not a test (pytest collects test_* names)
